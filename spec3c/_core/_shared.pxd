@@ -1,0 +1,54 @@
+# cython: language_level=3
+"""Types and inline helpers shared by every spec3c kernel.
+
+``cimport`` this from each ``spec3c/_core/*.pyx`` (the build puts
+``spec3c/_core`` on the include path)::
+
+    from _shared cimport floating_t, dq_t, is_nan, resolve_threads
+
+Nothing here touches Python objects: every helper is ``noexcept nogil``.
+"""
+
+from libc.math cimport isfinite, isnan
+from libc.stdint cimport uint32_t
+
+# Science arrays are float32 (JWST products) or float64 (references, tests).
+ctypedef fused floating_t:
+    float
+    double
+
+# JWST DQ arrays are uint32 bit masks (stdatamodels ``dqflags``).
+ctypedef uint32_t dq_t
+
+# OpenMP is optional at build time (macOS clang has none): detect it with the
+# ``_OPENMP`` macro instead of ``cimport openmp`` so the module still links.
+cdef extern from *:
+    """
+    #ifdef _OPENMP
+    #include <omp.h>
+    #define SPEC3C_OPENMP 1
+    static int spec3c_omp_max_threads(void) { return omp_get_max_threads(); }
+    #else
+    #define SPEC3C_OPENMP 0
+    static int spec3c_omp_max_threads(void) { return 1; }
+    #endif
+    """
+    const int SPEC3C_OPENMP
+    int spec3c_omp_max_threads() noexcept nogil
+
+
+cdef inline bint is_nan(floating_t x) noexcept nogil:
+    """True if ``x`` is NaN."""
+    return isnan(x)
+
+
+cdef inline bint is_finite(floating_t x) noexcept nogil:
+    """True if ``x`` is neither NaN nor infinite."""
+    return isfinite(x)
+
+
+cdef inline int resolve_threads(int workers) noexcept nogil:
+    """Thread count for ``prange(num_threads=...)``: 0 means the OpenMP default."""
+    if workers > 0:
+        return workers
+    return spec3c_omp_max_threads()

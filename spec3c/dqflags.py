@@ -1,0 +1,16 @@
+"""JWST data-quality bit values used by stage 3 (stdatamodels ``dqflags``)."""
+
+GOOD = 0
+DO_NOT_USE = 1
+SATURATED = 2
+JUMP_DET = 4
+DROPOUT = 8
+OUTLIER = 16
+PERSISTENCE = 32
+NON_SCIENCE = 512
+DEAD = 1024
+HOT = 2048
+FLUX_ESTIMATED = 1 << 28
+MSA_FAILED_OPEN = 1 << 29
+OTHER_BAD_PIXEL = 1 << 30
+REFERENCE_PIXEL = 1 << 31
