@@ -3,7 +3,7 @@
 
 ``cimport`` from a ``spec3c/_core/*.pyx``::
 
-    from _geometry cimport fortran_round, quad_square_overlap, quad_area
+    from ._geometry cimport fortran_round, quad_square_overlap, quad_area
 
 Everything is ``noexcept nogil`` and works in float64.  Polygon overlap is
 Sutherland-Hodgman clipping of the subject polygon against the axis-aligned
@@ -13,11 +13,6 @@ area is returned).
 """
 
 from libc.math cimport fabs
-
-# Largest vertex count the clip buffers must hold: a 4-gon clipped by four
-# half-planes stays below 4 * 2**4 vertices even for self-intersecting input.
-DEF CLIP_MAX = 64
-
 
 cdef inline Py_ssize_t fortran_round(double x) noexcept nogil:
     """Round half away from zero (drizzle's ``fortran_round``).
@@ -35,36 +30,28 @@ cdef inline double quad_area(const double* x, const double* y) noexcept nogil:
 
 
 cdef inline int _clip_half(const double* xs, const double* ys, int n,
-                           double* xo, double* yo, int axis, double bound,
-                           bint keep_below) noexcept nogil:
-    """Clip polygon ``(xs, ys)[:n]`` to one half-plane; return the new vertex count.
+                           double* xo, double* yo, double bound, double sign) noexcept nogil:
+    """Clip polygon ``(xs, ys)[:n]`` to the half-plane ``sign * xs <= sign * bound``.
 
-    The half-plane is ``coord <= bound`` (``keep_below``) or ``coord >= bound``
-    where ``coord`` is x (``axis == 0``) or y (``axis == 1``).
+    Returns the new vertex count.  Callers swap the x/y pointers to clip in y.
     """
     cdef int k, m = 0
-    cdef double pc, cc, px, py, cx, cy, t
+    cdef double px, py, cx, cy, t
     cdef bint pin, cin
     if n == 0:
         return 0
     px = xs[n - 1]
     py = ys[n - 1]
-    pc = px if axis == 0 else py
-    pin = (pc <= bound) if keep_below else (pc >= bound)
+    pin = sign * px <= sign * bound
     for k in range(n):
         cx = xs[k]
         cy = ys[k]
-        cc = cx if axis == 0 else cy
-        cin = (cc <= bound) if keep_below else (cc >= bound)
+        cin = sign * cx <= sign * bound
         if cin != pin:
-            # the edge crosses the boundary: cc != pc is guaranteed here
-            t = (bound - pc) / (cc - pc)
-            if axis == 0:
-                xo[m] = bound
-                yo[m] = py + t * (cy - py)
-            else:
-                xo[m] = px + t * (cx - px)
-                yo[m] = bound
+            # the edge crosses the boundary, so cx != px
+            t = (bound - px) / (cx - px)
+            xo[m] = bound
+            yo[m] = py + t * (cy - py)
             m += 1
         if cin:
             xo[m] = cx
@@ -72,7 +59,6 @@ cdef inline int _clip_half(const double* xs, const double* ys, int n,
             m += 1
         px = cx
         py = cy
-        pc = cc
         pin = cin
     return m
 
@@ -85,19 +71,20 @@ cdef inline double quad_square_overlap(const double* qx, const double* qy,
     shifted to the square's frame first, so large pixel indices lose no
     precision.
     """
-    cdef double ax[CLIP_MAX]
-    cdef double ay[CLIP_MAX]
-    cdef double bx[CLIP_MAX]
-    cdef double by[CLIP_MAX]
+    # one half-plane clip at most doubles the vertex count: 4 -> 64 worst case
+    cdef double ax[64]
+    cdef double ay[64]
+    cdef double bx[64]
+    cdef double by[64]
     cdef double area = 0.0
     cdef int k, n = 4
     for k in range(4):
         ax[k] = qx[k] - cx
         ay[k] = qy[k] - cy
-    n = _clip_half(ax, ay, n, bx, by, 0, 0.5, True)
-    n = _clip_half(bx, by, n, ax, ay, 0, -0.5, False)
-    n = _clip_half(ax, ay, n, bx, by, 1, 0.5, True)
-    n = _clip_half(bx, by, n, ax, ay, 1, -0.5, False)
+    n = _clip_half(ax, ay, n, bx, by, 0.5, 1.0)
+    n = _clip_half(bx, by, n, ax, ay, -0.5, -1.0)
+    n = _clip_half(ay, ax, n, by, bx, 0.5, 1.0)
+    n = _clip_half(by, bx, n, ay, ax, -0.5, -1.0)
     if n < 3:
         return 0.0
     for k in range(n - 1):

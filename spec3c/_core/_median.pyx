@@ -9,7 +9,7 @@ coerces; nothing here re-validates.  Arrays arrive as native, C-contiguous
 from cython.parallel cimport prange
 from libc.stdlib cimport free, malloc
 
-from _shared cimport floating_t, is_finite, resolve_threads
+from ._shared cimport floating_t, is_finite, resolve_threads
 
 cdef extern from "<math.h>":
     const double NAN

@@ -9,7 +9,7 @@ One pass per pixel: test every array, then poison every array.
 from cython.parallel cimport prange
 from libc.stdlib cimport free, malloc
 
-from _shared cimport dq_t, is_nan, resolve_threads
+from ._shared cimport dq_t, is_nan, resolve_threads
 
 cdef extern from "<math.h>":
     const double NAN

@@ -1,7 +1,7 @@
 # cython: language_level=3
 """Report whether the kernels were built with OpenMP."""
 
-from _shared cimport SPEC3C_OPENMP, spec3c_omp_max_threads
+from ._shared cimport SPEC3C_OPENMP, spec3c_omp_max_threads
 
 
 def openmp_enabled():

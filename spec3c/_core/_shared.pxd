@@ -1,10 +1,10 @@
 # cython: language_level=3
 """Types and inline helpers shared by every spec3c kernel.
 
-``cimport`` this from each ``spec3c/_core/*.pyx`` (the build puts
-``spec3c/_core`` on the include path)::
+``cimport`` this from each ``spec3c/_core/*.pyx`` with a relative cimport
+(the modules are members of the ``spec3c._core`` package)::
 
-    from _shared cimport floating_t, dq_t, is_nan, resolve_threads
+    from ._shared cimport floating_t, dq_t, is_nan, resolve_threads
 
 Nothing here touches Python objects: every helper is ``noexcept nogil``.
 """

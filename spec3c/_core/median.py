@@ -8,6 +8,8 @@ validates and coerces, then hands native contiguous arrays to
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from . import _median
@@ -65,24 +67,25 @@ def stack_median(
     if stack.ndim < 2:
         raise ValueError(f"stack must have shape (n, ...) with ndim >= 2, got {stack.shape}")
     workers = check_workers(workers)
-    flat = as_native_contiguous(stack, dtype).reshape(stack.shape[0], -1)
+    flat_shape = (stack.shape[0], math.prod(stack.shape[1:]))
+    flat = as_native_contiguous(stack, dtype).reshape(flat_shape)
     result = _check_out(out, stack.shape[1:], dtype)
     if weights is None:
         _median.median_unweighted(flat, result.reshape(-1), workers)
     else:
-        _median.median_weighted(flat, _coerce_weights(weights, stack.shape, dtype),
-                                result.reshape(-1), workers)
+        flat_weights = _coerce_weights(weights, stack.shape, dtype).reshape(flat_shape)
+        _median.median_weighted(flat, flat_weights, result.reshape(-1), workers)
     return result
 
 
 def _coerce_weights(weights: np.ndarray, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
-    """Return ``weights`` as a native contiguous (n, npix) array of ``dtype``."""
+    """Return ``weights`` as a native contiguous array of ``dtype`` and ``shape``."""
     weights = np.asarray(weights)
     if weights.shape != shape:
         raise ValueError(f"weights must have the shape of stack {shape}, got {weights.shape}")
     if weights.dtype.kind not in "fiub":
         raise TypeError(f"weights must be a real-number array, got dtype {weights.dtype}")
-    return as_native_contiguous(weights, dtype).reshape(shape[0], -1)
+    return as_native_contiguous(weights, dtype)
 
 
 def _check_out(out: np.ndarray | None, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
