@@ -52,6 +52,8 @@ def _config(threads: int = 2) -> tiledb.Config:
             # small batches keep cutout reads fast after consolidation
             "vfs.min_batch_size": str(256 * 1024),
             "sm.consolidation.mode": "fragments",
+            # the default 10 GiB budget makes even tiny consolidations take seconds
+            "sm.mem.total_budget": str(256 * 2**20),
         }
     )
 

@@ -1,0 +1,213 @@
+"""Typed step parameters: defaults as the reference (jwst 3.x code defaults).
+
+Precedence: defaults < parameter file (``--config``, TOML or JSON) < command
+line (``--steps.STEP.PARAM=VALUE``) < ``--skip STEP``.  Every step has
+``skip``; parameters are frozen dataclasses whose field metadata carries the
+help text.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import tomllib
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any, get_args, get_type_hints
+
+from .errors import InputError, Spec3cError
+
+
+def _p(default: Any, help: str) -> Any:  # noqa: A002 - mirrors argparse's word
+    return field(default=default, metadata={"help": help})
+
+
+@dataclass(frozen=True)
+class StepParams:
+    skip: bool = _p(False, "Do not run this step.")
+
+
+@dataclass(frozen=True)
+class AssignMtwcsParams(StepParams):
+    pass
+
+
+@dataclass(frozen=True)
+class MasterBackgroundParams(StepParams):
+    median_kernel: int = _p(1, "Running-median width applied to the master background (odd).")
+    user_background: str | None = _p(None, "1-D spectrum file to use as the background.")
+    save_background: bool = _p(False, "Write the _masterbg1d/_masterbg2d products.")
+    force_subtract: bool = _p(False, "Subtract even if stage 2 already subtracted a background.")
+
+
+@dataclass(frozen=True)
+class ExpToSourceParams(StepParams):
+    pass
+
+
+@dataclass(frozen=True)
+class OutlierDetectionParams(StepParams):
+    weight_type: str = _p("ivm", "Drizzle weighting of the median inputs: ivm or exptime.")
+    pixfrac: float = _p(1.0, "Drizzle pixel shrink factor.")
+    kernel: str = _p("square", "Drizzle kernel: square or point.")
+    fillval: str = _p("NAN", "Value of output pixels with no input.")
+    maskpt: float = _p(0.7, "Mask resampled pixels with weight below maskpt x mean weight.")
+    snr: str = _p("5.0 4.0", "Two S/N thresholds (detection, dilation neighbours).")
+    scale: str = _p("1.2 0.7", "Two derivative scale factors matching snr.")
+    backg: float = _p(0.0, "Background level subtracted before flagging.")
+    resample_data: bool = _p(True, "Resample before taking the median (False: median on the input grid).")
+    good_bits: str = _p("~DO_NOT_USE", "DQ bits that count as good.")
+    save_intermediate_results: bool = _p(False, "Keep the per-group resampled, median and blot images.")
+
+    def thresholds(self) -> tuple[float, float, float, float]:
+        """(snr1, snr2, scale1, scale2) parsed from the string parameters."""
+        snr = [float(v) for v in self.snr.split()]
+        scale = [float(v) for v in self.scale.split()]
+        if len(snr) != 2 or len(scale) != 2:
+            raise Spec3cError(f"outlier_detection: snr and scale need two values each, got {self.snr!r}, {self.scale!r}")
+        return snr[0], snr[1], scale[0], scale[1]
+
+
+@dataclass(frozen=True)
+class PixelReplaceParams(StepParams):
+    skip: bool = _p(True, "Do not run this step (skipped by default, as in the reference).")
+    algorithm: str = _p("mingrad", "mingrad or fit_profile.")
+    n_adjacent_cols: int = _p(3, "fit_profile: valid profiles used on each side.")
+
+
+@dataclass(frozen=True)
+class ResampleSpecParams(StepParams):
+    pixfrac: float = _p(1.0, "Drizzle pixel shrink factor.")
+    kernel: str = _p("square", "Drizzle kernel: square or point.")
+    fillval: str = _p("NAN", "Value of output pixels with no input.")
+    weight_type: str = _p("ivm", "Input weighting: ivm, exptime or none.")
+    output_shape: str | None = _p(None, "Output shape 'nx ny' (default: from the inputs).")
+    pixel_scale_ratio: float = _p(1.0, "Output/input spatial pixel-scale ratio.")
+    pixel_scale: float | None = _p(None, "Output spatial pixel scale in arcsec (overrides the ratio).")
+
+
+@dataclass(frozen=True)
+class Extract1dParams(StepParams):
+    override_extract1d: str | None = _p(None, "jwst-format EXTRACT1D JSON aperture file.")
+    apply_apcorr: bool = _p(True, "Apply the aperture correction (needs override_apcorr).")
+    override_apcorr: str | None = _p(None, "jwst-format APCORR file.")
+    subtract_background: bool | None = _p(None, "Subtract the side-band background (None: as the aperture file says).")
+    use_source_posn: bool | None = _p(None, "Centre the aperture on the source position (None: mode default).")
+    position_offset: float = _p(0.0, "Extra aperture offset in pixels.")
+    bkg_fit: str | None = _p(None, "Background fit: poly, mean or median (None: aperture file / poly).")
+    bkg_order: int | None = _p(None, "Polynomial order of the background fit.")
+    smoothing_length: int | None = _p(None, "Boxcar width applied to the background along dispersion.")
+    extraction_type: str = _p("box", "box (optimal is only defined for MIRI LRS with a PSF file).")
+
+
+@dataclass(frozen=True)
+class Combine1dParams(StepParams):
+    exptime_key: str = _p("exposure_time", "Weight: exposure_time, integration_time or unit_weight.")
+    sigma_clip: float | None = _p(None, "Reject points beyond this many MADs of the median.")
+
+
+STEP_PARAMS: dict[str, type[StepParams]] = {
+    "assign_mtwcs": AssignMtwcsParams,
+    "master_background": MasterBackgroundParams,
+    "exp_to_source": ExpToSourceParams,
+    "outlier_detection": OutlierDetectionParams,
+    "pixel_replace": PixelReplaceParams,
+    "resample_spec": ResampleSpecParams,
+    "extract_1d": Extract1dParams,
+    "combine_1d": Combine1dParams,
+}
+
+
+@dataclass(frozen=True)
+class PipelineConfig:
+    """Resolved parameters of every step."""
+
+    steps: Mapping[str, StepParams]
+
+    def __getitem__(self, step: str) -> Any:
+        return self.steps[step]
+
+    def to_dict(self) -> dict[str, dict[str, Any]]:
+        return {name: dataclasses.asdict(p) for name, p in self.steps.items()}
+
+
+def _base_type(typ: Any) -> tuple[type, bool]:
+    """(underlying type, None allowed) of an annotation such as ``float | None``."""
+    args = [a for a in get_args(typ) if a is not type(None)]
+    return (args[0] if args else typ), bool(get_args(typ)) and type(None) in get_args(typ)
+
+
+def _coerce(step: str, name: str, typ: Any, value: Any) -> Any:
+    """Convert a CLI/file value to the parameter's declared type."""
+    base, nullable = _base_type(typ)
+    if value is None or (isinstance(value, str) and value.lower() in ("none", "null")):
+        if nullable:
+            return None
+        raise Spec3cError(f"--steps.{step}.{name}: may not be None")
+    if base is bool and not isinstance(value, bool):
+        low = str(value).lower()
+        if low not in _BOOLEANS:
+            raise Spec3cError(f"--steps.{step}.{name}={value!r}: expected true or false")
+        return _BOOLEANS[low]
+    try:
+        return base(value)
+    except (TypeError, ValueError) as exc:
+        raise Spec3cError(f"--steps.{step}.{name}={value!r}: expected {base.__name__}") from exc
+
+
+_BOOLEANS = {"true": True, "false": False, "1": True, "0": False, "yes": True, "no": False}
+
+
+def _apply(params: StepParams, step: str, updates: Mapping[str, Any]) -> StepParams:
+    hints = get_type_hints(type(params))
+    known = {f.name for f in fields(params)}
+    clean = {}
+    for name, value in updates.items():
+        if name not in known:
+            raise Spec3cError(f"step {step!r} has no parameter {name!r}; known: {', '.join(sorted(known))}")
+        clean[name] = _coerce(step, name, hints[name], value)
+    return dataclasses.replace(params, **clean)
+
+
+def read_param_file(path: str | Path) -> dict[str, dict[str, Any]]:
+    """``{step: {param: value}}`` from a TOML or JSON file (``[steps.STEP]`` or ``[STEP]`` tables)."""
+    path = Path(path)
+    try:
+        text = path.read_bytes()
+        data = json.loads(text) if path.suffix == ".json" else tomllib.loads(text.decode())
+    except (OSError, ValueError) as exc:
+        raise InputError(path, f"unreadable parameter file: {exc}") from exc
+    data = data.get("steps", data)
+    if not isinstance(data, dict) or not all(isinstance(v, dict) for v in data.values()):
+        raise InputError(path, "expected tables of step parameters, e.g. [steps.resample_spec]")
+    return data
+
+
+def parse_cli_overrides(items: Iterable[str]) -> dict[str, dict[str, str]]:
+    """``["steps.resample_spec.pixfrac=0.5"]`` → ``{"resample_spec": {"pixfrac": "0.5"}}``."""
+    out: dict[str, dict[str, str]] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        parts = key.removeprefix("--").split(".")
+        if not sep or len(parts) != 3 or parts[0] != "steps":
+            raise Spec3cError(f"{item!r}: expected --steps.STEP.PARAM=VALUE")
+        out.setdefault(parts[1], {})[parts[2]] = value
+    return out
+
+
+def resolve_config(
+    param_file: str | Path | None = None,
+    overrides: Mapping[str, Mapping[str, Any]] | None = None,
+    skip: Iterable[str] = (),
+) -> PipelineConfig:
+    """Defaults < parameter file < overrides < skip list."""
+    steps = {name: cls() for name, cls in STEP_PARAMS.items()}
+    layers = [read_param_file(param_file) if param_file else {}, dict(overrides or {})]
+    layers.append({name: {"skip": True} for name in skip})
+    for layer in layers:
+        for step, updates in layer.items():
+            if step not in steps:
+                raise Spec3cError(f"unknown step {step!r}; steps: {', '.join(steps)}")
+            steps[step] = _apply(steps[step], step, updates)
+    return PipelineConfig(steps)
