@@ -1,0 +1,194 @@
+"""Synthetic stage-2 NIRSpec slit exposures with known truth.
+
+>>> from spec3c.simulate import simulate, load_truth
+>>> res = simulate("nirspec-mos", "out", seed=1, n_sources=10)   # doctest: +SKIP
+>>> truth = load_truth(res.truth_path)                            # doctest: +SKIP
+
+Each call writes one ``_cal.fits`` MultiSlitModel per exposure, a spec3
+association JSON and ``<asn stem>_truth.asdf``.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import sys
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .nirspec import Layout, build_fs, build_mos, instrument_config
+from .render import RenderedSlit, render_slit
+from .truth import Truth, TruthSource, load_truth, write_truth
+from .writer import asn_name, exposure_names, write_asn, write_exposure
+
+__all__ = [
+    "MODES",
+    "BUILDERS",
+    "SimulationResult",
+    "Truth",
+    "TruthSource",
+    "load_truth",
+    "simulate",
+]
+
+Builder = Callable[[np.random.Generator, "int | None", int], Layout]
+
+#: mode name -> layout builder ``(rng, n_sources, n_columns) -> Layout``
+BUILDERS: dict[str, Builder] = {"nirspec-fs": build_fs, "nirspec-mos": build_mos}
+MODES: tuple[str, ...] = tuple(BUILDERS)
+
+
+@dataclass(frozen=True)
+class SimulationResult:
+    """Paths written by :func:`simulate`."""
+
+    asn_path: Path
+    cal_paths: list[Path]
+    truth_path: Path
+    mode: str
+
+
+def _truth(
+    layout: Layout, rendered: list[RenderedSlit], names: list[str], seed: int, nod_subtracted: bool
+) -> Truth:
+    lo, hi = layout.cfg["wavelength_range_um"]
+    pad = 0.2 * (hi - lo)
+    grid = np.linspace(lo - pad, hi + pad, 10 * layout.cfg["_nx"] + 1)
+    sources: dict[str, TruthSource] = {}
+    exposures: dict[str, dict[str, dict]] = {nm: {} for nm in names}
+    for rs in rendered:
+        src = rs.layout.source
+        sources[src.key] = TruthSource(
+            src.source_id,
+            src.source_name,
+            src.source_type,
+            src.kind,
+            src.ra,
+            src.dec,
+            grid.copy(),
+            src.spectrum(grid),
+            rs.snr_median,
+        )
+        for nm, ex in zip(names, rs.exposures, strict=True):
+            exposures[nm][rs.layout.name] = {
+                "source_key": src.key,
+                "source_ypos": float(ex.source_ypos),
+                "cosmic_rays": ex.cosmic_rays,
+            }
+    sky = {nm: layout.sky_mjy_sr for nm in names}
+    return Truth(layout.mode, seed, nod_subtracted, sources, exposures, sky)
+
+
+_PARALLEL_MIN_SLIT_EXPOSURES = 120
+_SHARED: dict[str, Any] = {}
+
+
+def _write_one(k: int) -> int:
+    """Worker: write exposure ``k`` from the state inherited through fork."""
+    sh = _SHARED
+    write_exposure(sh["paths"][k], sh["layout"], sh["rendered"], k, len(sh["paths"]), sh["nod"])
+    return k
+
+
+def _write_all(
+    layout: Layout,
+    rendered: list[RenderedSlit],
+    paths: list[Path],
+    nod: bool,
+    tick: Callable[[], None],
+) -> None:
+    """Write every exposure; large jobs use forked worker processes (POSIX only)."""
+    workers = min(os.cpu_count() or 1, len(paths))
+    big = len(rendered) * len(paths) >= _PARALLEL_MIN_SLIT_EXPOSURES
+    if workers < 2 or not big or sys.platform == "win32":
+        for k, path in enumerate(paths):
+            write_exposure(path, layout, rendered, k, len(paths), nod)
+            tick()
+        return
+    _SHARED.update(layout=layout, rendered=rendered, paths=paths, nod=nod)
+    try:
+        ctx = multiprocessing.get_context("fork")
+        with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
+            for _ in pool.map(_write_one, range(len(paths))):
+                tick()
+    finally:
+        _SHARED.clear()
+
+
+def simulate(
+    mode: str,
+    output_dir: str | Path,
+    *,
+    seed: int = 0,
+    n_exposures: int = 3,
+    n_sources: int | None = None,
+    n_columns: int | None = None,
+    nod_subtracted: bool = True,
+    progress: Callable[[int, int], None] | None = None,
+) -> SimulationResult:
+    """Simulate a calibrated (stage-2) observation and its spec3 association.
+
+    Parameters
+    ----------
+    mode : str
+        One of :data:`MODES`.
+    output_dir : str or Path
+        Folder for the cal files, the ASN and the truth file (created).
+    seed : int
+        Random seed; equal seeds give identical files.
+    n_exposures : int
+        Number of exposures (>= 1); nod positions are cycled.
+    n_sources : int, optional
+        Number of slits/sources (mode default when None).
+    n_columns : int, optional
+        Cutout length along the dispersion (mode default when None).
+    nod_subtracted : bool
+        Subtract the mean of the other nod positions (needs two nod positions,
+        so it is ignored when ``n_exposures == 1``).
+    progress : callable, optional
+        Called as ``progress(done, total)`` after each slit and each file.
+
+    Returns
+    -------
+    SimulationResult
+    """
+    if mode not in BUILDERS:
+        raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+    if n_exposures < 1:
+        raise ValueError(f"n_exposures must be >= 1, got {n_exposures}")
+    nx = instrument_config()["modes"][mode]["default_columns"] if n_columns is None else n_columns
+    if nx < 50:
+        raise ValueError(f"n_columns must be >= 50, got {nx}")
+    out = Path(output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    nod_subtracted = bool(nod_subtracted) and n_exposures > 1
+    seq = np.random.SeedSequence(seed)
+    layout = BUILDERS[mode](np.random.default_rng(seq.spawn(1)[0]), n_sources, nx)
+    total = len(layout.slits) + n_exposures
+    rendered = []
+    for i, (slit, child) in enumerate(zip(layout.slits, seq.spawn(len(layout.slits)), strict=True)):
+        rendered.append(
+            render_slit(layout, slit, n_exposures, nod_subtracted, np.random.default_rng(child))
+        )
+        if progress is not None:
+            progress(i + 1, total)
+    names = exposure_names(layout, n_exposures)
+    cal_paths = [out / f"{nm}.fits" for nm in names]
+    done = [len(layout.slits)]
+
+    def tick() -> None:
+        done[0] += 1
+        if progress is not None:
+            progress(done[0], total)
+
+    _write_all(layout, rendered, cal_paths, nod_subtracted, tick)
+    asn_path = out / asn_name(layout)
+    write_asn(asn_path, layout, [p.name for p in cal_paths])
+    truth_path = out / f"{asn_path.stem}_truth.asdf"
+    write_truth(truth_path, _truth(layout, rendered, names, seed, nod_subtracted))
+    return SimulationResult(asn_path, cal_paths, truth_path, mode)
