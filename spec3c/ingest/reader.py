@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import InputError
+from ..fitsio import indexed_hdus
 from ..store.base import OPTIONAL_PLANES, Cutout, ExposureRecord
 from .coords import slit_coordinates, wcs_to_asdf
 
@@ -134,7 +135,8 @@ def read_exposure(path: Path, role: str, sha256: str | None = None) -> ExposureD
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # stdatamodels validation chatter; we check below
         try:
-            model = datamodels.open(path)
+            with indexed_hdus():
+                model = datamodels.open(path)
         except Exception as exc:  # stdatamodels raises many types for bad files
             raise InputError(path, f"cannot be read as a JWST datamodel: {exc}") from exc
     with model:

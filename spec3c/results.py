@@ -1,0 +1,129 @@
+"""What ``process`` writes into the store and ``export`` reads back.
+
+Every result lives under (source key, result key) in the store:
+
+=====================  ==============================================================
+key                    content
+=====================  ==============================================================
+``status``             meta: resolved parameters and per-step status of the source
+``crf/<exp>/<slit>``   arrays ``dq`` (input DQ | outlier flags); meta ``n_flagged``
+``s2d``                :class:`Resampled2D`
+``x1d``                :class:`Spectrum1D` (one spectrum per source for slit modes)
+=====================  ==============================================================
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from .store import Store
+
+STATUS = "status"
+S2D = "s2d"
+X1D = "x1d"
+
+#: step status values, as the reference's S_<STEP> keywords
+COMPLETE, SKIPPED, FAILED = "COMPLETE", "SKIPPED", "FAILED"
+
+
+def crf_key(exposure: str, slit: str) -> str:
+    return f"crf/{exposure}/{slit}"
+
+
+@dataclass
+class Resampled2D:
+    """A source's rectified 2-D spectrum (the ``_s2d`` product).
+
+    Arrays are ``(ny, nx)`` with dispersion along x: ``sci, err, wht,
+    var_poisson, var_rnoise, var_flat`` float32, ``wavelength`` float64 (µm),
+    ``con`` int32 ``(n_planes, ny, nx)`` context bits (bit k = input k).
+    ``wcs_asdf`` is the output gwcs (detector → slit_frame → world) as ASDF
+    bytes.  ``meta`` holds the slit attributes copied from the inputs
+    (``name, source_id, source_name, source_type, source_xpos, source_ypos``…),
+    ``bunit_data``/``bunit_err``, ``pixel_scale_ratio``,
+    ``pixelarea_steradians``/``pixelarea_arcsecsq``, ``exposure_time``,
+    ``measurement_time``, ``inputs`` (exposure names), ``spatial_scale``
+    (arcsec/pixel), ``slit_y`` (1-D slit-frame y per output row) and ``s_region``.
+    """
+
+    sci: np.ndarray
+    err: np.ndarray
+    wht: np.ndarray
+    con: np.ndarray
+    var_poisson: np.ndarray
+    var_rnoise: np.ndarray
+    var_flat: np.ndarray
+    wavelength: np.ndarray
+    wcs_asdf: bytes
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    _ARRAYS = ("sci", "err", "wht", "con", "var_poisson", "var_rnoise", "var_flat", "wavelength")
+
+    def save(self, store: Store, source: str) -> None:
+        arrays = {name: getattr(self, name) for name in self._ARRAYS}
+        arrays["wcs_asdf"] = np.frombuffer(self.wcs_asdf, dtype=np.uint8)
+        store.put_result(source, S2D, arrays, self.meta)
+
+    @classmethod
+    def load(cls, store: Store, source: str) -> Resampled2D:
+        arrays, meta = store.get_result(source, S2D)
+        return cls(**{n: arrays[n] for n in cls._ARRAYS}, wcs_asdf=arrays["wcs_asdf"].tobytes(), meta=meta)
+
+
+#: x1d columns (stdatamodels spectable) in table order, with their dtypes
+X1D_COLUMNS: dict[str, str] = {
+    "WAVELENGTH": "f8",
+    "FLUX": "f8",
+    "FLUX_ERROR": "f8",
+    "FLUX_VAR_POISSON": "f8",
+    "FLUX_VAR_RNOISE": "f8",
+    "FLUX_VAR_FLAT": "f8",
+    "SURF_BRIGHT": "f8",
+    "SB_ERROR": "f8",
+    "SB_VAR_POISSON": "f8",
+    "SB_VAR_RNOISE": "f8",
+    "SB_VAR_FLAT": "f8",
+    "DQ": "u4",
+    "BACKGROUND": "f8",
+    "BKGD_ERROR": "f8",
+    "BKGD_VAR_POISSON": "f8",
+    "BKGD_VAR_RNOISE": "f8",
+    "BKGD_VAR_FLAT": "f8",
+    "NPIXELS": "f8",
+}
+
+
+@dataclass
+class Spectrum1D:
+    """One extracted spectrum (a row set of an ``EXTRACT1D`` table).
+
+    ``columns`` maps the :data:`X1D_COLUMNS` names to 1-D arrays of one
+    length.  ``meta`` carries the spectrum header: ``name`` (slit),
+    ``source_id, source_name, source_type, source_xpos, source_ypos,
+    source_ra, source_dec, slit_ra, slit_dec, extraction_xstart/xstop/
+    ystart/ystop`` (1-indexed), ``extraction_x/y``, ``spectral_order``,
+    ``dispersion_direction``, ``flux_unit``/``sb_unit`` etc.
+    """
+
+    columns: dict[str, np.ndarray]
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def save(self, store: Store, source: str, key: str = X1D) -> None:
+        store.put_result(source, key, self.columns, self.meta)
+
+    @classmethod
+    def load(cls, store: Store, source: str, key: str = X1D) -> Spectrum1D:
+        columns, meta = store.get_result(source, key)
+        return cls({k: columns[k] for k in X1D_COLUMNS if k in columns}, meta)
+
+    def table(self) -> np.ndarray:
+        """The columns as a structured array (stdatamodels spec_table layout)."""
+        n = len(self.columns["WAVELENGTH"])
+        out = np.zeros(n, dtype=[(k, v) for k, v in X1D_COLUMNS.items()])
+        for name in X1D_COLUMNS:
+            if name in self.columns:
+                out[name] = self.columns[name]
+        return out
