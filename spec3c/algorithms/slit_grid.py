@@ -9,6 +9,7 @@ gwcs is evaluated, for the fiducial and the slit-frame lookup table.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -16,6 +17,7 @@ import numpy as np
 from astropy import units as u
 from astropy.modeling import models as am
 from astropy.stats import sigma_clip
+from astropy.utils.exceptions import AstropyUserWarning
 
 from .. import dqflags
 
@@ -119,7 +121,9 @@ def weighted_slit_centre(ref: GridInput) -> tuple[float, float]:
         data = data - np.nanmin(data) if np.isfinite(data).any() else data
     good = np.isfinite(s) & np.isfinite(lam) & np.isfinite(data)
     data[~good] = np.nan
-    weights = np.ma.filled(sigma_clip(data, masked=True, sigma=100.0), 0.0)
+    with warnings.catch_warnings():  # NaNs are expected here (as in the reference)
+        warnings.simplefilter("ignore", AstropyUserWarning)
+        weights = np.ma.filled(sigma_clip(data, masked=True, sigma=100.0), 0.0)
     if np.any(weights != 0.0) and good.any():
         s_mean = float(np.average(s[good], weights=weights[good]))
     else:

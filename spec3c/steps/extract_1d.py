@@ -1,0 +1,162 @@
+"""extract_1d, box extraction of a slit ``_s2d`` (ALGORITHMS.md §12.1–12.3, 12.7)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from .. import dqflags
+from .._core import box_extract
+from ..algorithms.aperture import Aperture, aperture_center, box_profile, read_extract1d, resolve_aperture
+from ..config import Extract1dParams
+from ..errors import Spec3cError
+from ..results import COMPLETE, SKIPPED, Resampled2D, Spectrum1D
+from .common import StepOutcome
+
+#: header attributes copied from the s2d to the spectrum
+SPEC_ATTRIBUTES = ("name", "slitlet_id", "source_id", "source_name", "source_alias", "source_type",
+                   "stellarity", "source_xpos", "source_ypos", "source_ra", "source_dec", "shutter_state")
+
+
+def slit_name_for_aperture(exp_type: str, s2d_name: str | None) -> str:
+    """The aperture ``id`` the reference looks up for a resampled slit."""
+    if exp_type in ("NRS_FIXEDSLIT", "NRS_BRIGHTOBJ") and s2d_name:
+        return s2d_name
+    return exp_type
+
+
+def source_row(s2d: Resampled2D) -> tuple[int, float, float | None]:
+    """(middle column, middle wavelength, row of the planned source position or None).
+
+    NIRSpec: the slit-frame y of the source (SRCYPOS) mapped through the
+    s2d's slit-frame lookup table, as ``location_from_wcs`` does.
+    """
+    ny, nx = s2d.sci.shape
+    middle = int(np.round((nx - 1) / 2.0))
+    lam = s2d.wavelength[:, middle]
+    middle_wl = float(np.nanmean(lam)) if np.isfinite(lam).any() else float("nan")
+    ypos = s2d.meta.get("source_ypos")
+    table = np.asarray(s2d.meta.get("slit_y", []), dtype=float)
+    if ypos is None or table.size < 2 or not np.all(np.isfinite(table)):
+        return middle, middle_wl, None
+    order = np.argsort(table)
+    rows = np.arange(table.size, dtype=float)[order]
+    sorted_table = table[order]
+    # the reference's lookup extrapolates linearly beyond the table
+    location = float(np.interp(ypos, sorted_table, rows)) if sorted_table[0] <= ypos <= sorted_table[-1] else \
+        float(rows[0] + (ypos - sorted_table[0]) * (rows[-1] - rows[0]) / (sorted_table[-1] - sorted_table[0]))
+    if not (-0.5 <= location <= ny - 0.5):
+        return middle, middle_wl, None
+    return middle, middle_wl, location
+
+
+def place_aperture(ap: Aperture, s2d: Resampled2D) -> tuple[Aperture, np.ndarray | None]:
+    """Shift the aperture to the source position if asked; returns it and the trace."""
+    trace = None
+    if ap.use_source_posn:
+        middle, _, location = source_row(s2d)
+        if location is not None:
+            nominal, _, _ = box_profile(s2d.sci.shape, ap, s2d.wavelength)
+            nominal_row, _ = aperture_center(nominal, middle_pix=middle)
+            ap = ap.shifted(location - nominal_row)
+            trace = np.full(s2d.sci.shape[1], location)
+    if ap.position_offset:
+        ap = ap.shifted(ap.position_offset)
+        trace = None if trace is None else trace + ap.position_offset
+    return ap, trace
+
+
+def _units(s2d: Resampled2D, photom_done: bool) -> tuple[str, str, str, str, bool]:
+    """(flux unit, flux var unit, SB unit, SB var unit, input is MJy point source)."""
+    if not photom_done:
+        return "DN/s", "DN^2 / s^2", "DN/s", "DN^2 / s^2", False
+    point_mjy = str(s2d.meta.get("source_type", "")).upper() == "POINT" and \
+        str(s2d.meta.get("bunit_data", "")).replace(" ", "") == "MJy"
+    return "Jy", "Jy^2", "MJy/sr", "MJy^2 / sr^2", point_mjy
+
+
+def to_columns(res: Any, wavelength: np.ndarray, pixar_sr: float, photom_done: bool,
+               point_mjy: bool) -> dict[str, np.ndarray]:
+    """Convert per-column sums into the EXTRACT1D columns (§12.3 units)."""
+    n = np.where(res.npixels > 0.0, res.npixels, 1.0)
+    fvar = {k: getattr(res, f"var_{k}").copy() for k in ("poisson", "rnoise", "flat")}
+    bvar = {k: getattr(res, f"bkg_var_{k}") / n**2 for k in ("poisson", "rnoise", "flat")}
+    sb = res.flux / n
+    sbvar = {k: v / n**2 for k, v in fvar.items()}
+    background = res.background / n
+    flux = res.flux.copy()
+    if photom_done and point_mjy:
+        flux *= 1e6
+        fvar = {k: v * 1e12 for k, v in fvar.items()}
+        sb = np.zeros_like(sb)
+        sbvar = {k: np.zeros_like(v) for k, v in sbvar.items()}
+        background = background / pixar_sr
+        bvar = {k: v / pixar_sr**2 for k, v in bvar.items()}
+    elif photom_done:
+        flux *= pixar_sr * 1e6
+        fvar = {k: v * pixar_sr**2 * 1e12 for k, v in fvar.items()}
+    cols = {
+        "WAVELENGTH": wavelength, "FLUX": flux, "FLUX_ERROR": np.sqrt(sum(fvar.values())),
+        "FLUX_VAR_POISSON": fvar["poisson"], "FLUX_VAR_RNOISE": fvar["rnoise"], "FLUX_VAR_FLAT": fvar["flat"],
+        "SURF_BRIGHT": sb, "SB_ERROR": np.sqrt(sum(sbvar.values())),
+        "SB_VAR_POISSON": sbvar["poisson"], "SB_VAR_RNOISE": sbvar["rnoise"], "SB_VAR_FLAT": sbvar["flat"],
+        "DQ": np.where(np.isnan(flux), dqflags.DO_NOT_USE, 0).astype(np.uint32),
+        "BACKGROUND": background, "BKGD_ERROR": np.sqrt(sum(bvar.values())),
+        "BKGD_VAR_POISSON": bvar["poisson"], "BKGD_VAR_RNOISE": bvar["rnoise"], "BKGD_VAR_FLAT": bvar["flat"],
+        "NPIXELS": res.npixels,
+    }
+    valid = np.isfinite(wavelength)
+    return {k: np.asarray(v)[valid] for k, v in cols.items()}
+
+
+def extract(s2d: Resampled2D, ap: Aperture, exp_type: str, photom_done: bool) -> Spectrum1D:
+    """Box-extract one resampled spectrum with a resolved aperture."""
+    if ap.smoothing_length:
+        raise Spec3cError("extract_1d: background smoothing (smoothing_length > 0) is not implemented yet")
+    ap, trace = place_aperture(ap, s2d)
+    shape = s2d.sci.shape
+    profile, lower, upper = box_profile(shape, ap, s2d.wavelength, trace)
+    profile[~np.isfinite(s2d.wavelength)] = 0.0
+    bkg = None
+    if ap.subtract_background and ap.bkg_coeff is not None:
+        bkg, _, _ = box_profile(shape, ap, s2d.wavelength, background=True)
+    res = box_extract(s2d.sci, s2d.var_poisson, s2d.var_rnoise, s2d.var_flat, profile, bkg_profile=bkg,
+                      bkg_fit=ap.bkg_fit if bkg is not None else None, bkg_order=ap.bkg_order)
+    masked = np.ma.masked_array(s2d.wavelength, mask=np.isnan(s2d.wavelength) | (profile <= 0))
+    weights = np.ma.masked_array(profile, mask=masked.mask)
+    wavelength = np.ma.average(masked, weights=weights, axis=0).filled(np.nan)
+    flux_unit, fvar_unit, sb_unit, sbvar_unit, point_mjy = _units(s2d, photom_done)
+    pixar = float(s2d.meta.get("pixelarea_steradians") or 1.0)
+    columns = to_columns(res, wavelength, pixar, photom_done, point_mjy)
+    cols_hit = np.flatnonzero(profile.sum(axis=0) > 0)
+    centre_row, centre_col = aperture_center(profile)
+    meta = {a: s2d.meta[a] for a in SPEC_ATTRIBUTES if s2d.meta.get(a) is not None}
+    meta.update(
+        extraction_xstart=int(cols_hit[0]) + 1 if cols_hit.size else None,
+        extraction_xstop=int(cols_hit[-1]) + 1 if cols_hit.size else None,
+        extraction_ystart=float(lower) + 1, extraction_ystop=float(upper) + 1,
+        extraction_row=centre_row, extraction_col=centre_col,
+        spectral_order=1, dispersion_direction=1, exp_type=exp_type,
+        flux_unit=flux_unit, flux_var_unit=fvar_unit, sb_unit=sb_unit, sb_var_unit=sbvar_unit,
+        aperture=ap.__dict__, source_location=None if trace is None else float(trace[0]),
+    )
+    return Spectrum1D(columns, meta)
+
+
+def run(s2d: Resampled2D, exp_type: str, photom_done: bool, params: Extract1dParams) -> tuple[StepOutcome, Spectrum1D | None]:
+    if params.extraction_type not in ("box", None, "none"):
+        return StepOutcome(SKIPPED, f"extraction_type {params.extraction_type!r} needs a PSF reference; "
+                                    "only box extraction is available for NIRSpec"), None
+    ref = read_extract1d(params.override_extract1d) if params.override_extract1d else None
+    overrides = {k: getattr(params, k) for k in ("subtract_background", "use_source_posn", "position_offset",
+                                                 "bkg_fit", "bkg_order", "smoothing_length")}
+    if ref is not None and str(s2d.meta.get("source_type", "")).upper() != "POINT" and overrides["use_source_posn"] is None:
+        overrides["use_source_posn"] = False  # the reference only re-centres point sources
+    name = slit_name_for_aperture(exp_type, s2d.meta.get("name"))
+    ap = resolve_aperture(ref, s2d.sci.shape, name, exp_type, overrides)
+    if ap is None:
+        return StepOutcome(SKIPPED, f"no aperture for {name!r} in {params.override_extract1d}"), None
+    spectrum = extract(s2d, ap, exp_type, photom_done)
+    return StepOutcome(COMPLETE, f"{len(spectrum.columns['WAVELENGTH'])} columns"), spectrum
+
