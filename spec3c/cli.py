@@ -157,5 +157,150 @@ def show(store_path: Path, source: str) -> None:
     click.echo(source_summary(store_path, source))
 
 
+def _step_overrides(ctx: click.Context) -> list[str]:
+    """``--steps.STEP.PARAM=VALUE`` (or ``--steps.STEP.PARAM VALUE``) items left by click."""
+    items, args = [], list(ctx.args)
+    while args:
+        arg = args.pop(0)
+        if not arg.startswith("--steps."):
+            raise click.UsageError(f"unexpected argument {arg!r}; step parameters look like --steps.STEP.PARAM=VALUE")
+        if "=" not in arg:
+            if not args:
+                raise click.UsageError(f"{arg} needs a value")
+            arg = f"{arg}={args.pop(0)}"
+        items.append(arg)
+    return items
+
+
+def _resolved_config(ctx: click.Context, config_file: Path | None, skip: tuple[str, ...]):  # type: ignore[no-untyped-def]
+    from .config import parse_cli_overrides, resolve_config
+
+    return resolve_config(config_file, parse_cli_overrides(_step_overrides(ctx)), skip)
+
+
+_PROCESS_CONTEXT = {"ignore_unknown_options": True, "allow_extra_args": True}
+
+
+def _process_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    options = [
+        click.option("--sources", default=None, help="Comma-separated source keys (default: all)."),
+        click.option("--workers", type=int, default=None, help="Parallel source workers (default: CPU count)."),
+        click.option("--config", "config_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+                     help="Step parameter file (TOML or JSON, [steps.STEP] tables)."),
+        click.option("--skip", multiple=True, help="Skip a step (repeatable), e.g. --skip outlier_detection."),
+        click.option("--force", is_flag=True, help="Recompute sources that are already complete."),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+def _run_process(ctx: click.Context, store_path: Path, sources: str | None, workers: int | None,
+                 config_file: Path | None, skip: tuple[str, ...], force: bool) -> None:  # noqa: PLR0913
+    from .process import process_store
+
+    config = _resolved_config(ctx, config_file, skip)
+    chosen = [s.strip() for s in sources.split(",") if s.strip()] if sources else None
+    bar = _Bar("process", "source")
+    try:
+        report = process_store(store_path, sources=chosen, config=config, workers=workers, force=force,
+                               progress=bar)
+    finally:
+        bar.close()
+    failed = report.failed
+    click.echo(f"processed {len(report.processed)} sources ({len(failed)} failed), "
+               f"{len(report.already_done)} already complete, in {report.seconds:.1f} s")
+    for r in failed:
+        click.echo(f"  FAILED {r.source}: {r.error}", err=True)
+    if failed:
+        ctx.exit(1)
+
+
+@main.command(context_settings=_PROCESS_CONTEXT)
+@click.argument("store_path", metavar="STORE", type=click.Path(exists=True, path_type=Path))
+@_process_options
+@click.pass_context
+@_fail_cleanly
+def process(ctx: click.Context, store_path: Path, sources: str | None, workers: int | None,
+            config_file: Path | None, skip: tuple[str, ...], force: bool) -> None:  # noqa: PLR0913
+    """Run the stage-3 steps on every source of STORE (or --sources).
+
+    \b
+    Slit plan (NIRSpec FS/MOS): exp_to_source, outlier_detection,
+    pixel_replace (skipped by default), resample_spec, extract_1d.
+    Parameters and defaults are the reference's; override any of them with
+    --steps.STEP.PARAM=VALUE, e.g.
+      --steps.extract_1d.override_extract1d=apertures.json
+      --steps.resample_spec.pixfrac=0.8  --steps.outlier_detection.snr="3.0 2.0"
+    Sources run in parallel processes; an interrupted run is completed by
+    running again (--force recomputes).  Status and parameters are stored
+    per source.
+    """
+    _run_process(ctx, store_path, sources, workers, config_file, skip, force)
+
+
+def _export(store_path: Path, output_dir: Path, suffix: str, sources: str | None) -> list[Path]:
+    from .products import ProductNaming, export_store
+    from .results import load_association
+    from .store import open_store
+
+    with open_store(store_path) as store:
+        try:
+            asn = load_association(store)
+        except KeyError as exc:
+            raise click.ClickException(f"{store_path}: no association recorded; re-run `spec3c ingest`") from exc
+    naming = ProductNaming(asn["product_name"], asn["asn_id"], asn.get("exp_type"), asn.get("table_name"))
+    suffixes = [s.strip() for s in suffix.split(",") if s.strip()]
+    chosen = [s.strip() for s in sources.split(",") if s.strip()] if sources else None
+    output_dir.mkdir(parents=True, exist_ok=True)
+    bar = _Bar("export", "source")
+    try:
+        return export_store(store_path, output_dir, naming, suffixes, chosen, progress=bar)
+    finally:
+        bar.close()
+
+
+@main.command()
+@click.argument("store_path", metavar="STORE", type=click.Path(exists=True, path_type=Path))
+@click.option("--output-dir", "-o", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Folder for the FITS products.")
+@click.option("--suffix", default="cal,crf,s2d,x1d", show_default=True,
+              help="Products to write (those that exist for each source).")
+@click.option("--sources", default=None, help="Comma-separated source keys (default: all).")
+@_fail_cleanly
+def export(store_path: Path, output_dir: Path, suffix: str, sources: str | None) -> None:
+    """Write the standard FITS products of STORE, named as the reference names them."""
+    written = _export(store_path, output_dir, suffix, sources)
+    click.echo(f"wrote {len(written)} products to {output_dir}")
+
+
+@main.command(context_settings=_PROCESS_CONTEXT)
+@click.argument("asn", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--output-dir", "-o", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Folder for the products; the store is kept there as spec3c.store.")
+@click.option("--backend", type=click.Choice(["tiledb", "hdf5"]), default=None, help="Store backend (default tiledb).")
+@_process_options
+@click.pass_context
+@_fail_cleanly
+def run(ctx: click.Context, asn: Path, output_dir: Path, backend: str | None, sources: str | None,
+        workers: int | None, config_file: Path | None, skip: tuple[str, ...], force: bool) -> None:  # noqa: PLR0913
+    """Ingest ASN, process every source and export the products into OUTPUT_DIR."""
+    from .ingest import ingest as run_ingest
+
+    store_path = output_dir / "spec3c.store"
+    output_dir.mkdir(parents=True, exist_ok=True)
+    bar = _Bar("ingest", "exposure")
+    try:
+        report = run_ingest(asn, store_path, backend=backend, progress=bar)
+    finally:
+        bar.close()
+    click.echo(f"ingest: {len(report.ingested)} new, {len(report.unchanged)} unchanged exposures")
+    _run_process(ctx, store_path, sources, workers, config_file, skip, force)
+    written = _export(store_path, output_dir, "cal,crf,s2d,x1d", sources)
+    click.echo(f"wrote {len(written)} products to {output_dir}:")
+    for path in written:
+        click.echo(f"  {path.name}")
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()

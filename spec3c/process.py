@@ -9,6 +9,7 @@ status and the next run redoes exactly the unfinished sources.
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 import time
 from collections.abc import Callable, Sequence
@@ -190,7 +191,8 @@ def process_store(  # noqa: PLR0913 - each is a CLI option
             if progress:
                 progress(source, i, len(todo))
     else:
-        with ProcessPoolExecutor(max_workers=workers) as pool:
+        # spawn, not fork: TileDB contexts (and OpenMP pools) do not survive fork
+        with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn")) as pool:
             futures = {pool.submit(_worker, args[0], s, args[1], threads): s for s in todo}
             for i, fut in enumerate(as_completed(futures), 1):
                 report.processed.append(fut.result())

@@ -127,3 +127,21 @@ class Spectrum1D:
             if name in self.columns:
                 out[name] = self.columns[name]
         return out
+
+
+#: where ingest records the association (not a source: store.sources() lists cutout sources only)
+ASSOCIATION_SOURCE, ASSOCIATION_KEY = "_association", "asn"
+
+
+def save_association(store: Store, asn: Any) -> None:
+    """Record what product names are made from (``spec3c.asn.Association``)."""
+    store.put_result(ASSOCIATION_SOURCE, ASSOCIATION_KEY, {}, {
+        "product_name": asn.product_name, "asn_id": asn.asn_id, "asn_type": asn.asn_type,
+        "program": asn.program, "target": asn.target, "table_name": asn.path.name,
+        "exp_type": asn.exp_type,
+    })
+
+
+def load_association(store: Store) -> dict[str, Any]:
+    """The association recorded at ingest (KeyError if the store predates it)."""
+    return store.get_result(ASSOCIATION_SOURCE, ASSOCIATION_KEY)[1]

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from ..asn import Association, read_association
 from ..errors import InputError
+from ..results import save_association
 from ..store import Store, create_store, open_store
 from ..store.layout import MANIFEST
 from .reader import exposure_name, read_exposure, sha256_of
@@ -107,6 +108,8 @@ def ingest(  # noqa: PLR0913 - each flag is a user option
     store = create_store(store_path, existing.backend if existing else backend or "tiledb")
     try:
         todo = [p for p in plans if p.action != "unchanged"]
+        if todo:
+            save_association(store, asn)
         report.unchanged = [p.name for p in plans if p.action == "unchanged"]
         for done, plan in enumerate(todo, start=1):
             data = read_exposure(plan.path, plan.role, plan.sha256)

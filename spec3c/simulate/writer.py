@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import asdf
 import numpy as np
-from stdatamodels import fits_support
 from stdatamodels.jwst import datamodels as dm
 
+from ..products.fits_io import fast_save as _fast_save
 from .nirspec import Layout
 from .render import RenderedSlit
 
@@ -206,49 +203,6 @@ def _slit_tree(rs: RenderedSlit, k: int, layout: Layout) -> dict[str, Any]:
             barshadow_corrected=True,
         )
     return s
-
-
-@contextlib.contextmanager
-def _fast_save() -> Iterator[None]:
-    """Make ``MultiSlitModel.save`` linear in the number of slits.
-
-    stdatamodels finds every HDU by a linear scan of the HDUList that re-parses
-    headers (quadratic in the number of slits: minutes for a few hundred), so
-    HDUs are indexed by ``(EXTNAME, EXTVER)`` while the file is written. The
-    ASDF library's second validation of the tree on write (stdatamodels has
-    already validated it against the datamodel schema) is switched off.
-    """
-    orig_get, orig_make = fits_support.get_hdu, fits_support._make_hdu
-    indexes: dict[int, dict[tuple[str, int], Any]] = {}
-
-    def index_of(hdulist: Any) -> dict[tuple[str, int], Any]:
-        if id(hdulist) not in indexes:
-            indexes[id(hdulist)] = {(h.name.upper(), h.ver): h for h in hdulist}
-        return indexes[id(hdulist)]
-
-    def get_hdu(hdulist, hdu_name, index=None, _cache=None):  # type: ignore[no-untyped-def]
-        if not isinstance(hdu_name, str):
-            return orig_get(hdulist, hdu_name, index=index, _cache=_cache)
-        pair = (hdu_name.upper(), 1 if index is None else index + 1)
-        hdu = index_of(hdulist).get(pair)
-        if hdu is None:
-            raise AttributeError(f"Property missing because FITS file has no {pair!r} HDU")
-        return hdu
-
-    def make_hdu(hdulist, hdu_name, index=None, hdu_type=None, value=None):  # type: ignore[no-untyped-def]
-        idx = index_of(hdulist)
-        hdu = orig_make(hdulist, hdu_name, index=index, hdu_type=hdu_type, value=value)
-        if isinstance(hdu_name, str):
-            idx[(hdu_name.upper(), 1 if index is None else index + 1)] = hdu
-        return hdu
-
-    fits_support.get_hdu, fits_support._make_hdu = get_hdu, make_hdu
-    try:
-        with asdf.config_context() as cfg:
-            cfg.validate_on_write = False
-            yield
-    finally:
-        fits_support.get_hdu, fits_support._make_hdu = orig_get, orig_make
 
 
 def write_exposure(

@@ -15,7 +15,8 @@ from .common import RESAMPLE_BAD_BITS, SourceInputs, StepOutcome, data_scale, in
 
 VARIANCES = ("var_rnoise", "var_poisson", "var_flat")
 
-#: slit attributes the reference copies from the last input (update_slit_metadata)
+#: slit attributes of the s2d; the reference's output model inherits them from its first
+#: input (its update_slit_metadata from the last input never takes effect, see benchmarks/ORACLE_NOTES.md)
 SLIT_ATTRIBUTES = ("name", "xstart", "xsize", "ystart", "ysize", "slitlet_id", "source_id", "source_name",
                    "source_alias", "stellarity", "source_type", "source_xpos", "source_ypos",
                    "dispersion_direction", "shutter_state", "source_ra", "source_dec")
@@ -68,10 +69,9 @@ def _fillval(params: ResampleSpecParams) -> float:
 
 
 def output_meta(inputs: SourceInputs, grid: SlitGrid, params: ResampleSpecParams) -> dict[str, Any]:
-    """Slit attributes (from the last input, as the reference), units, area, exposure totals."""
-    last = inputs.cutouts[-1].meta
-    meta: dict[str, Any] = {a: last[a] for a in SLIT_ATTRIBUTES if last.get(a) is not None}
+    """Slit attributes (from the first input, as the reference), units, area, exposure totals."""
     first = inputs.cutouts[0].meta
+    meta: dict[str, Any] = {a: first[a] for a in SLIT_ATTRIBUTES if first.get(a) is not None}
     nominal = first.get("meta.photometry.pixelarea_steradians") or inputs.exposure_meta(0).get(
         "meta.photometry.pixelarea_steradians")
     arcsec2 = first.get("meta.photometry.pixelarea_arcsecsq") or inputs.exposure_meta(0).get(

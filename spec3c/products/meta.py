@@ -1,0 +1,245 @@
+"""Metadata of exported products, rebuilt from the store's flat records.
+
+The store keeps metadata flat (``"meta.exposure.type" -> "NRS_MSASPEC"``);
+datamodels want nested trees.  This module converts between the two, merges
+an exposure's metadata with a slit's the way the reference's
+``exp_to_source`` does (ALGORITHMS §4), and reads step statuses and
+parameters out of a source's ``status`` result.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from ..results import COMPLETE, FAILED, SKIPPED
+from ..store.base import Cutout, ExposureRecord
+
+__all__ = [
+    "CAL_STEP_KEYS",
+    "SLIT_ATTRIBUTES",
+    "cal_steps_for",
+    "exposure_slit_meta",
+    "flat_to_tree",
+    "merge_tree",
+    "primary_meta",
+    "schema_fits_hdus",
+    "slit_attributes",
+    "step_params",
+    "step_statuses",
+    "top_level_meta",
+]
+
+#: slit attributes of the stdatamodels ``slitmeta`` schema
+SLIT_ATTRIBUTES = (
+    "name", "xstart", "xsize", "ystart", "ysize", "slitlet_id", "shutter_id", "source_id",
+    "source_name", "source_alias", "stellarity", "source_type", "is_extended", "ta_xpos",
+    "ta_ypos", "source_xpos", "source_ypos", "shutter_state", "quadrant", "xcen", "ycen",
+    "source_ra", "source_dec", "slit_ymin", "slit_ymax", "slit_xscale", "slit_yscale",
+    "wavelength_corrected", "pathloss_correction_type", "barshadow_corrected",
+)  # fmt: skip
+
+#: spec3 step name -> ``meta.cal_step`` attribute (S_<STEP> keyword)
+CAL_STEP_KEYS = {
+    "assign_mtwcs": "assign_mtwcs",
+    "master_background": "master_background",
+    "outlier_detection": "outlier_detection",
+    "adaptive_trace_model": "adaptive_trace_model",
+    "pixel_replace": "pixel_replace",
+    "resample_spec": "resample",
+    "resample": "resample",
+    "cube_build": "cube_build",
+    "extract_1d": "extract_1d",
+    "spectral_leak": "spectral_leak",
+    "combine_1d": "combine_1d",
+}
+
+#: steps whose status each product carries (a product records what ran before it)
+_PRODUCT_STEPS = {
+    "cal": ("assign_mtwcs", "master_background"),
+    "crf": ("assign_mtwcs", "master_background", "outlier_detection"),
+    "s2d": (
+        "assign_mtwcs", "master_background", "outlier_detection", "adaptive_trace_model",
+        "pixel_replace", "resample_spec", "resample",
+    ),
+    "x1d": (
+        "assign_mtwcs", "master_background", "outlier_detection", "adaptive_trace_model",
+        "pixel_replace", "resample_spec", "resample", "extract_1d",
+    ),
+}  # fmt: skip
+
+_STATUSES = (COMPLETE, SKIPPED, FAILED)
+
+#: metadata nodes that stdatamodels writes to a SCI header; kept per exposure /
+#: slit, dropped from the top level of multi-extension and table products
+_SCI_HDU_NODES = ("wcsinfo", "photometry", "bunit_data", "bunit_err")
+
+
+def flat_to_tree(flat: Mapping[str, Any], prefix: str = "meta.") -> dict[str, Any]:
+    """``{"meta.a.b": v}`` -> ``{"a": {"b": v}}`` for the keys under ``prefix``.
+
+    ``None`` values are dropped (stdatamodels treats None as absent).
+    """
+    tree: dict[str, Any] = {}
+    for key, value in flat.items():
+        if not key.startswith(prefix) or value is None:
+            continue
+        parts = key[len(prefix) :].split(".")
+        node = tree
+        for part in parts[:-1]:
+            child = node.setdefault(part, {})
+            if not isinstance(child, dict):  # a scalar and a node of one name: keep the node
+                child = node[part] = {}
+            node = child
+        if not isinstance(node.get(parts[-1]), dict):
+            node[parts[-1]] = value
+    return tree
+
+
+def merge_tree(base: dict[str, Any], other: Mapping[str, Any]) -> dict[str, Any]:
+    """Merge ``other`` into ``base`` in place (``other`` wins), recursing into dicts."""
+    for key, value in other.items():
+        if isinstance(value, Mapping) and isinstance(base.get(key), dict):
+            merge_tree(base[key], value)
+        elif isinstance(value, Mapping):
+            base[key] = merge_tree({}, value)
+        else:
+            base[key] = value
+    return base
+
+
+def slit_attributes(meta: Mapping[str, Any], names: Iterable[str] | None = None) -> dict[str, Any]:
+    """Slit attributes (``name``, ``source_id`` ...) present and not None in ``meta``."""
+    keys = SLIT_ATTRIBUTES if names is None else tuple(names)
+    return {k: meta[k] for k in keys if meta.get(k) is not None}
+
+
+def exposure_slit_meta(record: ExposureRecord, cutout: Cutout) -> dict[str, Any]:
+    """Metadata tree of one exposure of a source, as ``exp_to_source`` builds it.
+
+    The exposure's metadata is merged over the slit's own, then the slit's
+    ``bunit_data``/``bunit_err``, ``model_type`` and ``wcsinfo`` are restored
+    and a slit-level EXP_TYPE (fixed slits in an MSA exposure) wins.
+    """
+    slit = flat_to_tree(cutout.meta)
+    meta = merge_tree(merge_tree({}, slit), flat_to_tree(record.meta))
+    for key in ("bunit_data", "bunit_err", "model_type", "wcsinfo"):
+        if key in slit:
+            meta[key] = slit[key]
+        else:
+            meta.pop(key, None)
+    slit_exp_type = slit.get("exposure", {}).get("type")
+    if slit_exp_type:
+        meta.setdefault("exposure", {})["type"] = slit_exp_type
+    meta["model_type"] = "SlitModel"
+    return meta
+
+
+def top_level_meta(
+    record: ExposureRecord, cutout: Cutout | None = None, *, keep_sci: bool = False
+) -> dict[str, Any]:
+    """Primary metadata of a source product, from its first exposure.
+
+    ``keep_sci`` keeps the nodes stdatamodels writes to the SCI header
+    (wanted for single-slit products such as ``s2d``).
+    """
+    meta = exposure_slit_meta(record, cutout) if cutout is not None else flat_to_tree(record.meta)
+    for key in ("model_type", "filename", "date"):
+        meta.pop(key, None)
+    if not keep_sci:
+        for key in _SCI_HDU_NODES:
+            meta.pop(key, None)
+        meta.get("target", {}).pop("source_type", None)
+    return meta
+
+
+def step_statuses(status: Mapping[str, Any]) -> dict[str, str]:
+    """Step name -> COMPLETE/SKIPPED/FAILED from a ``status`` result's meta.
+
+    Accepts ``{"steps": {"outlier_detection": "COMPLETE"}}``, flat
+    ``{"steps.outlier_detection": "COMPLETE"}`` or top-level
+    ``{"outlier_detection": "COMPLETE"}``; a step may also map to a dict
+    with a ``status`` key.
+    """
+    found: dict[str, str] = {}
+    nested = status.get("steps")
+    items: list[tuple[str, Any]] = list(nested.items()) if isinstance(nested, Mapping) else []
+    items += [(k.removeprefix("steps."), v) for k, v in status.items() if k != "steps"]
+    for name, value in items:
+        if isinstance(value, Mapping):
+            value = value.get("status")
+        if isinstance(value, str) and value.upper() in _STATUSES:
+            found[name] = value.upper()
+    return found
+
+
+def step_params(status: Mapping[str, Any], step: str) -> dict[str, Any]:
+    """Resolved parameters of ``step`` from a ``status`` result's meta.
+
+    Accepts ``{"params": {step: {...}}}``, ``{step: {"params": {...}}}``
+    or flat ``{"params.<step>.<name>": value}``.
+    """
+    params = status.get("params")
+    if isinstance(params, Mapping) and isinstance(params.get(step), Mapping):
+        return dict(params[step])
+    node = status.get(step)
+    if isinstance(node, Mapping) and isinstance(node.get("params"), Mapping):
+        return dict(node["params"])
+    prefix = f"params.{step}."
+    return {k[len(prefix) :]: v for k, v in status.items() if k.startswith(prefix)}
+
+
+def cal_steps_for(product: str, status: Mapping[str, Any]) -> dict[str, str]:
+    """``meta.cal_step`` entries a product gets from the source's step statuses."""
+    statuses = step_statuses(status)
+    out: dict[str, str] = {}
+    for step in _PRODUCT_STEPS[product]:
+        if step in statuses:
+            out[CAL_STEP_KEYS[step]] = statuses[step]
+    return out
+
+
+def schema_fits_hdus(schema: Mapping[str, Any]) -> dict[str, str]:
+    """``"a.b"`` -> FITS HDU name of every ``meta`` keyword a (resolved) model schema maps."""
+    found: dict[str, str] = {}
+
+    def walk(node: Any, path: tuple[str, ...]) -> None:
+        if not isinstance(node, Mapping):
+            return
+        if "fits_keyword" in node and path[:1] == ("meta",):
+            found[".".join(path[1:])] = str(node.get("fits_hdu", "PRIMARY"))
+        for combiner in ("allOf", "anyOf", "oneOf"):
+            for sub in node.get(combiner, []):
+                walk(sub, path)
+        for key, sub in node.get("properties", {}).items():
+            walk(sub, (*path, key))
+
+    walk(schema, ())
+    return found
+
+
+def primary_meta(
+    meta: Mapping[str, Any], schema: Mapping[str, Any], *, keep_unmapped: bool
+) -> dict[str, Any]:
+    """The part of a metadata tree that belongs in the primary header of a model.
+
+    Leaves the schema maps to another HDU (e.g. SCI) are dropped, so that a
+    table product gets no empty SCI extension; leaves the schema does not map
+    to FITS (ASDF-only) are kept when ``keep_unmapped`` (the reference's
+    ``update(..., only="PRIMARY")`` drops them).
+    """
+    hdus = schema_fits_hdus(schema)
+
+    def keep(node: Mapping[str, Any], prefix: str) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for key, value in node.items():
+            path = f"{prefix}{key}"
+            if isinstance(value, Mapping) and not hasattr(value, "forward_transform"):
+                sub = keep(value, path + ".")
+                if sub:
+                    out[key] = sub
+            elif hdus.get(path) == "PRIMARY" or (path not in hdus and keep_unmapped):
+                out[key] = value
+        return out
+
+    return keep(meta, "")

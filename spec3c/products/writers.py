@@ -1,0 +1,485 @@
+"""Writers of the per-source stage-3 products: ``cal``, ``crf``, ``s2d``, ``x1d``.
+
+Each writer reads one source's cutouts and results from the store, builds the
+stdatamodels model the reference pipeline saves for that suffix, validates it
+and writes it atomically (:func:`~spec3c.products.fits_io.atomic_save`).
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from astropy.io import fits
+from stdatamodels.jwst import datamodels as dm
+
+from .. import dqflags
+from .._core import match_nans_and_flags
+from ..ingest.coords import wcs_from_asdf
+from ..naming import product_filename
+from ..results import STATUS, Resampled2D, Spectrum1D, crf_key
+from ..store import Store
+from ..store.base import OPTIONAL_PLANES, Cutout, ExposureRecord
+from .fits_io import atomic_save
+from .meta import (
+    cal_steps_for,
+    exposure_slit_meta,
+    merge_tree,
+    primary_meta,
+    step_params,
+    top_level_meta,
+)
+from .naming import ProductNaming, source_product_base
+from .wcs import WCS_TABLE, WCS_TABLE_COLUMN, s2d_fits_wcs, spectral_gwcs, wcs_table
+
+__all__ = ["product_path", "write_s2d", "write_source_cal", "write_source_crf", "write_x1d"]
+
+PathLike = str | os.PathLike[str]
+
+#: store plane -> slit datamodel attribute (all float32 but dq)
+_EXPOSURE_PLANES = {
+    "sci": "data",
+    "err": "err",
+    "dq": "dq",
+    "var_poisson": "var_poisson",
+    "var_rnoise": "var_rnoise",
+    "var_flat": "var_flat",
+    "wavelength": "wavelength",
+    **{p: p for p in OPTIONAL_PLANES},
+}
+
+#: slit attributes the reference copies from the (last) input into the s2d
+_S2D_SLIT_ATTRIBUTES = (
+    "name", "xstart", "xsize", "ystart", "ysize", "slitlet_id", "source_id", "source_name",
+    "source_alias", "stellarity", "source_type", "source_xpos", "source_ypos", "shutter_state",
+)  # fmt: skip
+
+#: specmeta (EXTRACT1D header) attributes of an x1d spectrum
+_SPEC_ATTRIBUTES = (
+    "name", "slitlet_id", "source_id", "source_name", "source_alias", "stellarity",
+    "source_type", "ta_xpos", "ta_ypos", "source_xpos", "source_ypos", "source_ra",
+    "source_dec", "extraction_x", "extraction_y", "extraction_xstart", "extraction_xstop",
+    "extraction_ystart", "extraction_ystop", "shutter_state", "slit_ra", "slit_dec", "quadrant",
+    "slit_xscale", "slit_yscale", "spectral_order", "dispersion_direction", "detector",
+    "wavelength_corrected", "pathloss_correction_type", "barshadow_corrected", "s_region",
+    "position_angle",
+)  # fmt: skip
+#: attributes the reference copies from the input slit when the spectrum lacks them
+_SPEC_FROM_SLIT = (
+    "slitlet_id", "source_id", "source_xpos", "source_ypos", "source_ra", "source_dec",
+    "shutter_state", "source_name", "source_alias", "source_type", "stellarity", "quadrant",
+    "slit_xscale", "slit_yscale", "wavelength_corrected", "pathloss_correction_type",
+    "barshadow_corrected",
+)  # fmt: skip
+_SPEC_INT = ("slitlet_id", "source_id", "quadrant", "spectral_order", "dispersion_direction")
+_SPEC_FLOAT = (
+    "stellarity", "ta_xpos", "ta_ypos", "source_xpos", "source_ypos", "source_ra", "source_dec",
+    "extraction_x", "extraction_y", "extraction_xstart", "extraction_xstop", "extraction_ystart",
+    "extraction_ystop", "slit_ra", "slit_dec", "slit_xscale", "slit_yscale", "position_angle",
+)  # fmt: skip
+
+_CALIBRATED_UNITS = {"flux": "Jy", "flux_var": "Jy^2", "sb": "MJy/sr", "sb_var": "MJy^2 / sr^2"}
+_COUNT_UNITS = {"flux": "DN/s", "flux_var": "DN^2 / s^2", "sb": "DN/s", "sb_var": "DN^2 / s^2"}
+_COLUMN_UNIT_KIND = {
+    "WAVELENGTH": None, "FLUX": "flux", "FLUX_ERROR": "flux", "FLUX_VAR_POISSON": "flux_var",
+    "FLUX_VAR_RNOISE": "flux_var", "FLUX_VAR_FLAT": "flux_var", "SURF_BRIGHT": "sb",
+    "SB_ERROR": "sb", "SB_VAR_POISSON": "sb_var", "SB_VAR_RNOISE": "sb_var",
+    "SB_VAR_FLAT": "sb_var", "DQ": None, "BACKGROUND": "sb", "BKGD_ERROR": "sb",
+    "BKGD_VAR_POISSON": "sb_var", "BKGD_VAR_RNOISE": "sb_var", "BKGD_VAR_FLAT": "sb_var",
+    "NPIXELS": None,
+}  # fmt: skip
+
+
+# -- shared pieces -------------------------------------------------------------
+
+
+def product_path(
+    store: Store, source: str, naming: ProductNaming, out_dir: PathLike, suffix: str
+) -> Path:
+    """Where the ``suffix`` product of ``source`` goes (no file is touched)."""
+    naming = _resolved(store, naming)
+    base = source_product_base(naming, source, store.list_cutouts(source))
+    return Path(out_dir) / product_filename(base, suffix)
+
+
+def _resolved(store: Store, naming: ProductNaming) -> ProductNaming:
+    """``naming`` with ``exp_type`` taken from the store's science exposures if unset."""
+    if naming.exp_type:
+        return naming
+    for rec in store.list_exposures():
+        if rec.role == "science" and rec.exp_type:
+            return ProductNaming(
+                naming.template, naming.asn_id, rec.exp_type, naming.asn_table_name, naming.asn_pool
+            )
+    raise ValueError("ProductNaming.exp_type is not set and the store has no science exposure")
+
+
+def _records(store: Store) -> dict[str, ExposureRecord]:
+    return {rec.name: rec for rec in store.list_exposures()}
+
+
+def _cutouts(store: Store, source: str) -> list[Cutout]:
+    cutouts = store.read_cutouts(source)
+    if not cutouts:
+        raise KeyError(f"no source {source!r} in store {store.path}")
+    return cutouts
+
+
+def _status(store: Store, source: str) -> dict[str, Any]:
+    try:
+        return store.get_result(source, STATUS)[1]
+    except KeyError:
+        return {}
+
+
+def _asn_meta(naming: ProductNaming) -> dict[str, Any]:
+    asn: dict[str, Any] = {}
+    if naming.asn_table_name:
+        asn["table_name"] = naming.asn_table_name
+    if naming.asn_pool:
+        asn["pool_name"] = naming.asn_pool
+    return {"asn": asn} if asn else {}
+
+
+def _slit_scalars(cutout: Cutout) -> dict[str, Any]:
+    """Every scalar slit attribute of the input slit (not the store's own bookkeeping)."""
+    return {
+        k: v
+        for k, v in cutout.meta.items()
+        if not k.startswith("meta.") and k != "slit_index" and v is not None
+    }
+
+
+def _f32(a: np.ndarray) -> np.ndarray:
+    return np.ascontiguousarray(a, dtype=np.float32)
+
+
+# -- cal / crf -----------------------------------------------------------------
+
+
+def _exposure_node(
+    cutout: Cutout,
+    record: ExposureRecord,
+    extra_meta: Mapping[str, Any],
+    dq: np.ndarray | None = None,
+) -> dict[str, Any]:
+    node: dict[str, Any] = _slit_scalars(cutout)
+    for plane, attr in _EXPOSURE_PLANES.items():
+        if plane in cutout.planes:
+            arr = cutout.planes[plane]
+            node[attr] = np.array(arr, dtype=np.uint32) if plane == "dq" else _f32(arr).copy()
+    if dq is not None:
+        node["dq"] = np.array(dq, dtype=np.uint32)
+    meta = merge_tree(exposure_slit_meta(record, cutout), extra_meta)
+    if cutout.wcs_asdf:
+        meta["wcs"] = wcs_from_asdf(cutout.wcs_asdf)
+    node["meta"] = meta
+    return node
+
+
+def _nan_flagged(node: dict[str, Any]) -> None:
+    """match_nans_and_flags on one exposure node (SCI/ERR/VAR_* NaN where DO_NOT_USE)."""
+    arrays = [node.get(k) for k in ("err", "var_poisson", "var_rnoise", "var_flat")]
+    match_nans_and_flags(node["data"], node["dq"], *arrays, do_not_use=dqflags.DO_NOT_USE)
+
+
+def _write_multiexposure(
+    store: Store, source: str, naming: ProductNaming, out_dir: PathLike, suffix: str, product: str
+) -> Path:
+    naming = _resolved(store, naming)
+    cutouts = _cutouts(store, source)
+    records = _records(store)
+    status = _status(store, source)
+    steps = cal_steps_for(product, status)
+    extra = {**_asn_meta(naming), **({"cal_step": steps} if steps else {})}
+    exposures = []
+    for c in cutouts:
+        dq = None
+        if product == "crf":
+            try:
+                dq = store.get_result(source, crf_key(c.exposure, c.slit))[0]["dq"]
+            except KeyError:
+                dq = None
+        node = _exposure_node(c, records[c.exposure], extra, dq)
+        if product == "crf":
+            _nan_flagged(node)
+        exposures.append(node)
+    first = cutouts[0]
+    top = merge_tree(top_level_meta(records[first.exposure]), extra)
+    slit_exp_type = exposures[0]["meta"].get("exposure", {}).get("type")
+    if slit_exp_type:
+        top.setdefault("exposure", {})["type"] = slit_exp_type
+    path = Path(out_dir) / product_filename(source_product_base(naming, source, cutouts), suffix)
+    with dm.MultiExposureModel({"exposures": exposures}, validate_on_assignment=False) as model:
+        model.instance["meta"] = merge_tree(
+            dict(model.instance.get("meta", {})),
+            primary_meta(top, model.schema, keep_unmapped=True),
+        )
+        return atomic_save(model, path, fast=True)
+
+
+def write_source_cal(
+    store: Store, source: str, naming: ProductNaming, out_dir: PathLike, suffix: str = "cal"
+) -> Path:
+    """Write a source's exposures as the reference's source-based ``_cal`` product.
+
+    A :class:`~stdatamodels.jwst.datamodels.MultiExposureModel` with one
+    entry per cutout (in exposure order): SCI/ERR/DQ/VAR_*/WAVELENGTH (+
+    pathloss/flat/photom planes when stored), the slit attributes, and the
+    exposure's metadata merged over the slit's (``exp_to_source``) with the
+    slit gwcs as ``meta.wcs``.  Top-level metadata comes from the first
+    exposure; ``meta.filename`` is the product name.
+
+    Returns
+    -------
+    Path
+        The written file, ``<out_dir>/<product>_<suffix>.fits``.
+    """
+    return _write_multiexposure(store, source, naming, out_dir, suffix, "cal")
+
+
+def write_source_crf(
+    store: Store, source: str, naming: ProductNaming, out_dir: PathLike, suffix: str = "crf"
+) -> Path:
+    """Write the outlier-flagged exposures of a source (``_crf``).
+
+    As :func:`write_source_cal`, but DQ is the stored ``crf/<exposure>/<slit>``
+    result where present and SCI, ERR and VAR_* are NaN wherever DQ has
+    DO_NOT_USE (the reference's ``match_nans_and_flags``); ``meta.cal_step``
+    carries the outlier_detection status.
+    """
+    return _write_multiexposure(store, source, naming, out_dir, suffix, "crf")
+
+
+# -- s2d -----------------------------------------------------------------------
+
+
+def _exposure_times(records: Sequence[ExposureRecord]) -> tuple[dict[str, Any], int]:
+    """Exposure-time keywords of a combined product (unique exposure groups summed), number of groups."""
+    groups: dict[str, Mapping[str, Any]] = {}
+    for rec in records:
+        groups.setdefault(str(rec.meta.get("meta.group_id", rec.name)), rec.meta)
+    out: dict[str, Any] = {}
+    for key in ("exposure_time", "measurement_time", "duration"):
+        values = [m.get(f"meta.exposure.{key}") for m in groups.values()]
+        if values and all(v is not None for v in values):
+            out[key] = float(sum(values))
+    if "exposure_time" in out:
+        out["effective_exposure_time"] = out["exposure_time"]
+    starts = [r.meta.get("meta.exposure.start_time") for r in records]
+    ends = [r.meta.get("meta.exposure.end_time") for r in records]
+    if starts and ends and all(v is not None for v in starts + ends):
+        start, end = float(min(starts)), float(max(ends))
+        out.update(
+            start_time=start,
+            end_time=end,
+            mid_time=(start + end) / 2,
+            elapsed_exposure_time=(end - start) * 86400.0,
+        )
+    return out, len(groups)
+
+
+def _resample_meta(status: Mapping[str, Any], s2d: Resampled2D, pointings: int) -> dict[str, Any]:
+    params = step_params(status, "resample_spec") or step_params(status, "resample")
+    out: dict[str, Any] = {"pointings": pointings}
+    psr = s2d.meta.get("pixel_scale_ratio", params.get("pixel_scale_ratio"))
+    if psr is not None:
+        out["pixel_scale_ratio"] = float(psr)
+    for key in ("pixfrac", "kernel", "fillval", "weight_type"):
+        value = s2d.meta.get(key, params.get(key))
+        if value is not None:
+            out[key] = float(value) if key == "pixfrac" else str(value)
+    if out.get("weight_type") not in (None, "exptime", "ivm"):
+        del out["weight_type"]  # the schema's enum: None (mask only) is not recorded
+    return out
+
+
+def write_s2d(
+    store: Store, source: str, naming: ProductNaming, out_dir: PathLike, suffix: str = "s2d"
+) -> Path:
+    """Write a source's rectified 2-D spectrum (``_s2d``) as a ``SlitModel``.
+
+    SCI/ERR/WHT/CON/VAR_*/WAVELENGTH from the stored :class:`Resampled2D`,
+    ``meta.wcs`` the output gwcs (detector -> slit_frame -> world), slit
+    attributes copied from the last input (as ``ResampleSpecStep``),
+    BUNIT, PIXAR_SR/PIXAR_A2, summed exposure times, ``meta.resample``,
+    S_REGION and step statuses.  For FITS-only readers the SCI header also
+    gets a ``WAVE-TAB`` spectral axis (``PS1_0 = 'WCS-TABLE'``, ``PS1_1 =
+    'wavelength'``, table in a ``WCS-TABLE`` extension) and a linear
+    ``SPATIAL`` axis in arcsec; the reference (jwst 3.0) writes neither.
+    """
+    naming = _resolved(store, naming)
+    cutouts = _cutouts(store, source)
+    records = _records(store)
+    status = _status(store, source)
+    s2d = Resampled2D.load(store, source)
+    ny, nx = s2d.sci.shape
+    inputs = [records[c.exposure] for c in cutouts]
+
+    meta = top_level_meta(records[cutouts[0].exposure], cutouts[0], keep_sci=True)
+    merge_tree(meta, _asn_meta(naming))
+    times, pointings = _exposure_times(inputs)
+    merge_tree(meta, {"exposure": times, "resample": _resample_meta(status, s2d, pointings)})
+    steps = cal_steps_for("s2d", status)
+    if steps:
+        merge_tree(meta, {"cal_step": steps})
+    for key in ("bunit_data", "bunit_err"):
+        if s2d.meta.get(key):
+            meta[key] = s2d.meta[key]
+    photometry = {
+        k: float(s2d.meta[k])
+        for k in ("pixelarea_steradians", "pixelarea_arcsecsq")
+        if s2d.meta.get(k) is not None
+    }
+    if photometry:
+        meta["photometry"] = photometry
+    else:
+        meta.pop("photometry", None)
+    wcsinfo = dict(meta.get("wcsinfo", {}))
+    wcsinfo.pop("s_region", None)
+    wcsinfo.update(s2d_fits_wcs((ny, nx), s2d.meta))
+    if s2d.meta.get("s_region"):
+        wcsinfo["s_region"] = str(s2d.meta["s_region"])
+    meta["wcsinfo"] = wcsinfo
+    meta["wcs"] = wcs_from_asdf(s2d.wcs_asdf)
+
+    attrs = {k: v for k, v in _slit_scalars(cutouts[-1]).items() if k in _S2D_SLIT_ATTRIBUTES}
+    attrs.update({k: s2d.meta[k] for k in _S2D_SLIT_ATTRIBUTES if s2d.meta.get(k) is not None})
+    tree: dict[str, Any] = {
+        "meta": meta,
+        **attrs,
+        "data": _f32(s2d.sci),
+        "err": _f32(s2d.err),
+        "wht": _f32(s2d.wht),
+        "con": np.ascontiguousarray(s2d.con, dtype=np.int32),
+        "var_poisson": _f32(s2d.var_poisson),
+        "var_rnoise": _f32(s2d.var_rnoise),
+        "var_flat": _f32(s2d.var_flat),
+        "wavelength": _f32(s2d.wavelength),
+        "extra_fits": {
+            "SCI": {
+                "header": [
+                    ["PS1_0", WCS_TABLE, "spectral axis lookup table extension"],
+                    ["PS1_1", WCS_TABLE_COLUMN, "spectral axis lookup table column"],
+                ]
+            },
+            WCS_TABLE: {"data": wcs_table(_central_wavelengths(s2d))},
+        },
+    }
+    path = Path(out_dir) / product_filename(source_product_base(naming, source, cutouts), suffix)
+    with dm.SlitModel(tree, validate_on_assignment=False) as model:
+        return atomic_save(model, path)
+
+
+def _central_wavelengths(s2d: Resampled2D) -> np.ndarray:
+    """Wavelengths (µm) along the dispersion axis at the central row (NaN -> column median)."""
+    lam = np.asarray(s2d.wavelength, dtype=np.float64)
+    central = lam[lam.shape[0] // 2].copy()
+    bad = ~np.isfinite(central)
+    if bad.any():
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns stay NaN
+            central[bad] = np.nanmedian(lam[:, bad], axis=0)
+    return central
+
+
+# -- x1d -----------------------------------------------------------------------
+
+
+def _spec_table(spectrum: Spectrum1D, units: Mapping[str, str]) -> fits.FITS_rec:
+    """The EXTRACT1D table as a FITS_rec with TUNITn set (stdatamodels does the uint32 DQ casting)."""
+    with dm.SpecModel(spec_table=spectrum.table()) as spec:
+        table = spec.spec_table
+    for name in table.dtype.names:
+        kind = _COLUMN_UNIT_KIND.get(name)
+        unit = "um" if name == "WAVELENGTH" else (units[kind] if kind else None)
+        if unit is not None:
+            table.columns[name].unit = unit
+    return table
+
+
+def _spec_attributes(
+    spectrum: Spectrum1D, cutouts: Sequence[Cutout], record: ExposureRecord
+) -> dict[str, Any]:
+    slit = _slit_scalars(cutouts[-1])
+    attrs: dict[str, Any] = {k: slit[k] for k in _SPEC_FROM_SLIT if slit.get(k) is not None}
+    if slit.get("name") is not None:
+        attrs["name"] = slit["name"]
+    attrs.update(
+        {k: spectrum.meta[k] for k in _SPEC_ATTRIBUTES if spectrum.meta.get(k) is not None}
+    )
+    if "detector" not in attrs and record.meta.get("meta.instrument.detector"):
+        attrs["detector"] = record.meta["meta.instrument.detector"]
+    attrs.setdefault(
+        "dispersion_direction", int(record.meta.get("meta.wcsinfo.dispersion_direction", 1))
+    )
+    for key in _SPEC_INT:
+        if key in attrs:
+            attrs[key] = int(attrs[key])
+    for key in _SPEC_FLOAT:
+        if key in attrs:
+            attrs[key] = float(attrs[key])
+    for key in (
+        "name",
+        "source_name",
+        "source_alias",
+        "source_type",
+        "shutter_state",
+        "detector",
+        "s_region",
+    ):
+        if key in attrs:
+            attrs[key] = str(attrs[key])
+    return attrs
+
+
+def write_x1d(
+    store: Store, source: str, naming: ProductNaming, out_dir: PathLike, suffix: str = "x1d"
+) -> Path:
+    """Write a source's extracted spectrum (``_x1d``) as a ``MultiSpecModel``.
+
+    One ``EXTRACT1D`` table (stdatamodels ``spectable`` column order; units
+    um, Jy, Jy^2, MJy/sr, MJy^2 / sr^2 — DN/s when the spectrum's
+    ``flux_unit`` says so), the spectrum header (SLTNAME, SOURCEID, SRCTYPE,
+    SRCXPOS/YPOS, SRCRA/SRCDEC, EXTR*, SLIT_RA/DEC, SPORDER, DISPAXIS ...) and a
+    per-spectrum spectral gwcs in the ASDF tree, as the reference's
+    ``extract_1d``.  Primary metadata from the first exposure (no SCI-header
+    keywords, so the file has no empty SCI extension).
+    """
+    naming = _resolved(store, naming)
+    cutouts = _cutouts(store, source)
+    records = _records(store)
+    status = _status(store, source)
+    spectrum = Spectrum1D.load(store, source)
+    record = records[cutouts[0].exposure]
+
+    units = (
+        _COUNT_UNITS
+        if str(spectrum.meta.get("flux_unit", "")).upper().startswith("DN")
+        else _CALIBRATED_UNITS
+    )
+    attrs = _spec_attributes(spectrum, cutouts, record)
+    ra = attrs.get("slit_ra", attrs.get("source_ra", float("nan")))
+    dec = attrs.get("slit_dec", attrs.get("source_dec", float("nan")))
+    spec_node = {
+        "spec_table": _spec_table(spectrum, units),
+        "meta": {"wcs": spectral_gwcs(ra, dec, spectrum.columns["WAVELENGTH"])},
+        **attrs,
+    }
+    meta = top_level_meta(record, cutouts[0])
+    merge_tree(meta, _asn_meta(naming))
+    steps = cal_steps_for("x1d", status)
+    if steps:
+        merge_tree(meta, {"cal_step": steps})
+    path = Path(out_dir) / product_filename(source_product_base(naming, source, cutouts), suffix)
+    with dm.MultiSpecModel({"spec": [spec_node]}, validate_on_assignment=False) as model:
+        # as the reference (update(..., only="PRIMARY")): primary keywords only
+        model.instance["meta"] = merge_tree(
+            dict(model.instance.get("meta", {})),
+            primary_meta(meta, model.schema, keep_unmapped=False),
+        )
+        return atomic_save(model, path)

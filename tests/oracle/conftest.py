@@ -1,0 +1,39 @@
+"""Fixtures for the reference-pipeline (jwst) harness in ``benchmarks/oracle.py``."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+ORACLE_PATH = Path(__file__).resolve().parents[2] / "benchmarks" / "oracle.py"
+
+
+def _load_oracle() -> ModuleType:
+    """Import ``benchmarks/oracle.py`` (benchmarks is not a package)."""
+    name = "spec3c_benchmarks_oracle"
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(name, ORACLE_PATH)
+        assert spec is not None and spec.loader is not None
+        mod = importlib.util.module_from_spec(spec)
+        sys.modules[name] = mod  # dataclasses look the module up while classes are built
+        spec.loader.exec_module(mod)
+    return sys.modules[name]
+
+
+@pytest.fixture(scope="session")
+def oracle() -> ModuleType:
+    """The harness module."""
+    return _load_oracle()
+
+
+@pytest.fixture(scope="session")
+def jwst_py(oracle: ModuleType) -> Path:
+    """Python of the jwst venv; skips the test when there is none."""
+    py = oracle.jwst_python()
+    if py is None:
+        pytest.skip("no jwst venv (set SPEC3C_JWST_PYTHON or create /work/.venv-jwst)")
+    return py
