@@ -1,5 +1,5 @@
 # spec3c developer entry points.  Everything creates/reuses .venv first.
-#   make demo   simulate a NIRSpec fixed-slit dataset, ingest it, summarise the store
+#   make demo   simulate a NIRSpec fixed-slit dataset and run spec3c on it (ingest, process, export)
 #   make test   run the test suite against the compiled build
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV   := .venv
@@ -20,8 +20,9 @@ $(STAMP): $(BIN)/python pyproject.toml setup.py $(wildcard spec3c/_core/*.pyx sp
 demo: $(STAMP)
 	rm -rf $(DEMO)
 	$(BIN)/spec3c simulate nirspec-fs --output-dir $(DEMO)/input --seed 1
-	$(BIN)/spec3c ingest $(DEMO)/input/*_asn.json --store $(DEMO)/store
-	$(BIN)/spec3c ls $(DEMO)/store --sources
+	$(BIN)/spec3c run $(DEMO)/input/*_asn.json --output-dir $(DEMO)/output \
+		--steps.extract_1d.override_extract1d=examples/extract1d_nirspec_fs.json
+	$(BIN)/spec3c ls $(DEMO)/output/spec3c.store --sources
 
 test: $(STAMP)
 	OMP_NUM_THREADS=2 $(BIN)/python -m pytest -q
@@ -31,6 +32,7 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_ingest.py
+	$(BIN)/python benchmarks/bench_slit.py
 
 clean:
 	rm -rf build $(DEMO) spec3c/_core/*.so spec3c/_core/*.c

@@ -131,6 +131,7 @@ def test_changed_file_refused_unless_replace(mos, tmp_path):
 KILL_SCRIPT = textwrap.dedent(
     """
     import os, signal, sys
+    from pathlib import Path
     from spec3c.ingest import ingest
     from spec3c.store import tiledb_store
     commits = []
@@ -152,7 +153,7 @@ KILL_SCRIPT = textwrap.dedent(
         replace = os.replace
 
         def die_before_second_rename(src, dst):
-            if str(dst).endswith(".h5"):
+            if Path(dst).parent.name == "exposures":
                 commits.append(1)
                 if len(commits) == 2:
                     kill()  # the temporary exposure file is complete, the rename never happens

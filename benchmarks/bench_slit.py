@@ -1,0 +1,173 @@
+"""NIRSpec MOS end to end: spec3c (ingest, process, export) vs jwst calwebb_spec3.
+
+    python benchmarks/bench_slit.py [--sizes 50,200] [--workdir bench_out/slit] [--no-reference]
+
+For each size: simulate MOS (N sources x 3 exposures), write one EXTRACT1D
+aperture file used by both pipelines (NRS_MSASPEC, width 5, centred on the
+source), run spec3c's three stages and the reference in fresh processes, and
+print one table: wall time and peak memory (sum of RSS over the process tree,
+sampled every 50 ms) of each, their ratio, and the agreement of products —
+per-source median |dflux|/flux of x1d for sources with S/N > 10 (from the
+simulator truth), and the s2d relative difference over pixels with weight > 0.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import psutil
+
+HERE = Path(__file__).resolve().parent
+APERTURE = {"id": "NRS_MSASPEC", "region_type": "target", "disp_axis": 1, "extract_width": 5,
+            "use_source_posn": True}
+
+
+def _oracle():  # type: ignore[no-untyped-def]
+    spec = importlib.util.spec_from_file_location("spec3c_oracle", HERE / "oracle.py")
+    module = importlib.util.module_from_spec(spec)
+    assert spec.loader is not None
+    sys.modules["spec3c_oracle"] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+@dataclass
+class Measured:
+    seconds: float
+    peak_mb: float
+
+
+def measure(cmd: list[str], cwd: Path | None = None) -> Measured:
+    """Run ``cmd``; wall time and peak total RSS of it and all its children."""
+    start = time.perf_counter()
+    proc = subprocess.Popen(cmd, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    parent = psutil.Process(proc.pid)
+    peak = 0
+    while proc.poll() is None:
+        try:
+            procs = [parent, *parent.children(recursive=True)]
+            peak = max(peak, sum(p.memory_info().rss for p in procs if p.is_running()))
+        except psutil.Error:
+            pass
+        time.sleep(0.05)
+    out = proc.stdout.read() if proc.stdout else ""
+    if proc.returncode != 0:
+        sys.exit(f"failed ({proc.returncode}): {' '.join(cmd)}\n{out[-3000:]}")
+    return Measured(time.perf_counter() - start, peak / 2**20)
+
+
+def run_spec3c(asn: Path, aperture: Path, work: Path) -> dict[str, Measured]:
+    exe = str(Path(sys.executable).with_name("spec3c"))
+    store, out = work / "spec3c.store", work / "spec3c_out"
+    for p in (store, out):
+        shutil.rmtree(p, ignore_errors=True)
+    return {
+        "ingest": measure([exe, "ingest", str(asn), "--store", str(store)]),
+        "process": measure([exe, "process", str(store), "--workers", "2",
+                            f"--steps.extract_1d.override_extract1d={aperture}"]),
+        "export": measure([exe, "export", str(store), "--output-dir", str(out)]),
+    }
+
+
+def x1d_agreement(ours: Path, ref: Path, truth) -> tuple[float, int]:  # type: ignore[no-untyped-def]
+    """Median over S/N>10 sources of the per-source median |dflux|/flux, and the source count."""
+    from stdatamodels.jwst import datamodels
+
+    per_source = []
+    for ref_file in sorted(ref.glob("*_x1d.fits")):
+        mine = ours / ref_file.name
+        if not mine.exists():
+            continue
+        with datamodels.open(ref_file) as r, datamodels.open(mine) as m:
+            rs, ms = r.spec[0], m.spec[0]
+            key = rs.source_name if rs.source_name else str(rs.source_id)
+            src = truth.sources.get(key)
+            if src is None or src.kind != "science" or src.snr_median <= 10:
+                continue
+            col = "FLUX" if src.source_type == "POINT" else "SURF_BRIGHT"
+            rw, rf = rs.spec_table["WAVELENGTH"], rs.spec_table[col]
+            mf = np.interp(rw, ms.spec_table["WAVELENGTH"], ms.spec_table[col], left=np.nan, right=np.nan)
+            ok = np.isfinite(rf) & np.isfinite(mf) & (rf != 0)
+            if ok.any():
+                per_source.append(float(np.median(np.abs(mf[ok] - rf[ok]) / np.abs(rf[ok]))))
+    return (float(np.median(per_source)) if per_source else float("nan")), len(per_source)
+
+
+def s2d_agreement(ours: Path, ref: Path) -> tuple[float, float, int]:
+    """(median, 95th percentile) of |dsci|/|sci_ref| over pixels with weight > 0, same-shape s2d pairs."""
+    from stdatamodels.jwst import datamodels
+
+    rel, pairs = [], 0
+    for ref_file in sorted(ref.glob("*_s2d.fits")):
+        mine = ours / ref_file.name
+        if not mine.exists():
+            continue
+        with datamodels.open(ref_file) as r, datamodels.open(mine) as m:
+            if r.data.shape != m.data.shape:
+                continue
+            ok = (r.wht > 0) & (m.wht > 0) & np.isfinite(r.data) & np.isfinite(m.data) & (r.data != 0)
+            rel.append(np.abs(m.data[ok] - r.data[ok]) / np.abs(r.data[ok]))
+            pairs += 1
+    if not rel:
+        return float("nan"), float("nan"), 0
+    allrel = np.concatenate(rel)
+    return float(np.median(allrel)), float(np.percentile(allrel, 95)), pairs
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sizes", default="50,200")
+    parser.add_argument("--n-exposures", type=int, default=3)
+    parser.add_argument("--workdir", type=Path, default=Path("bench_out/slit"))
+    parser.add_argument("--no-reference", action="store_true", help="Time spec3c only.")
+    args = parser.parse_args()
+    oracle = _oracle()
+    from spec3c.simulate import load_truth, simulate
+
+    rows = []
+    for n in (int(s) for s in args.sizes.split(",")):
+        work = (args.workdir / f"mos{n}").resolve()
+        sim = simulate("nirspec-mos", work / "input", seed=n, n_sources=n, n_exposures=args.n_exposures)
+        aperture = oracle.write_extract1d_json(work / "extract1d.json", [APERTURE])
+        ours = run_spec3c(sim.asn_path, aperture, work)
+        ref = None
+        if not args.no_reference and oracle.jwst_python() is not None:
+            shutil.rmtree(work / "reference", ignore_errors=True)
+            ref = oracle.run_reference(sim.asn_path, work / "reference", extract1d=aperture)
+        truth = load_truth(sim.truth_path)
+        agree = (x1d_agreement(work / "spec3c_out", work / "reference", truth) + s2d_agreement(
+            work / "spec3c_out", work / "reference")) if ref else None
+        rows.append((n, ours, ref, agree))
+    _print(rows, args.n_exposures)
+
+
+def _print(rows, n_exposures: int) -> None:  # type: ignore[no-untyped-def]
+    print(f"\nNIRSpec MOS, {n_exposures} exposures per source, 2 cores "
+          "(peak = total RSS of the process tree)\n")
+    head = (f"{'sources':>7} {'ingest s':>9} {'process s':>10} {'export s':>9} {'p+e s':>7} {'spec3c MiB':>11} "
+            f"{'jwst s':>8} {'jwst MiB':>9} {'speed-up p+e':>13} {'speed-up all':>13} "
+            f"{'x1d med|df|/f':>14} {'n':>4} {'s2d med':>9} {'s2d p95':>9} {'n':>4}")
+    print(head)
+    for n, ours, ref, agree in rows:
+        pe = ours["process"].seconds + ours["export"].seconds
+        total = pe + ours["ingest"].seconds
+        peak = max(m.peak_mb for m in ours.values())
+        line = (f"{n:7d} {ours['ingest'].seconds:9.1f} {ours['process'].seconds:10.1f} "
+                f"{ours['export'].seconds:9.1f} {pe:7.1f} {peak:11.0f}")
+        if ref is not None:
+            x1d, nx, s2d_med, s2d_95, ns = agree
+            line += (f" {ref.wall_seconds:8.1f} {ref.peak_rss_mb:9.0f} {ref.wall_seconds / pe:13.1f} "
+                     f"{ref.wall_seconds / total:13.1f} {x1d:14.4f} {nx:4d} {s2d_med:9.2e} {s2d_95:9.2e} {ns:4d}")
+        print(line)
+
+
+if __name__ == "__main__":
+    main()
