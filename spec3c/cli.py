@@ -239,7 +239,8 @@ def process(ctx: click.Context, store_path: Path, sources: str | None, workers: 
     _run_process(ctx, store_path, sources, workers, config_file, skip, force)
 
 
-def _export(store_path: Path, output_dir: Path, suffix: str, sources: str | None) -> list[Path]:
+def _export(store_path: Path, output_dir: Path, suffix: str, sources: str | None,
+            workers: int | None = None) -> list[Path]:
     from .products import ProductNaming, export_store
     from .results import load_association
     from .store import open_store
@@ -255,7 +256,7 @@ def _export(store_path: Path, output_dir: Path, suffix: str, sources: str | None
     output_dir.mkdir(parents=True, exist_ok=True)
     bar = _Bar("export", "source")
     try:
-        return export_store(store_path, output_dir, naming, suffixes, chosen, progress=bar)
+        return export_store(store_path, output_dir, naming, suffixes, chosen, progress=bar, workers=workers)
     finally:
         bar.close()
 
@@ -267,10 +268,11 @@ def _export(store_path: Path, output_dir: Path, suffix: str, sources: str | None
 @click.option("--suffix", default="cal,crf,s2d,x1d", show_default=True,
               help="Products to write (those that exist for each source).")
 @click.option("--sources", default=None, help="Comma-separated source keys (default: all).")
+@click.option("--workers", type=int, default=None, help="Parallel export processes (default: CPU count).")
 @_fail_cleanly
-def export(store_path: Path, output_dir: Path, suffix: str, sources: str | None) -> None:
+def export(store_path: Path, output_dir: Path, suffix: str, sources: str | None, workers: int | None) -> None:
     """Write the standard FITS products of STORE, named as the reference names them."""
-    written = _export(store_path, output_dir, suffix, sources)
+    written = _export(store_path, output_dir, suffix, sources, workers)
     click.echo(f"wrote {len(written)} products to {output_dir}")
 
 
@@ -282,8 +284,8 @@ def export(store_path: Path, output_dir: Path, suffix: str, sources: str | None)
 @_process_options
 @click.pass_context
 @_fail_cleanly
-def run(ctx: click.Context, asn: Path, output_dir: Path, backend: str | None, sources: str | None,
-        workers: int | None, config_file: Path | None, skip: tuple[str, ...], force: bool) -> None:  # noqa: PLR0913
+def run(ctx: click.Context, asn: Path, output_dir: Path, backend: str | None, sources: str | None,  # noqa: PLR0913
+        workers: int | None, config_file: Path | None, skip: tuple[str, ...], force: bool) -> None:
     """Ingest ASN, process every source and export the products into OUTPUT_DIR."""
     from .ingest import ingest as run_ingest
 
@@ -296,7 +298,7 @@ def run(ctx: click.Context, asn: Path, output_dir: Path, backend: str | None, so
         bar.close()
     click.echo(f"ingest: {len(report.ingested)} new, {len(report.unchanged)} unchanged exposures")
     _run_process(ctx, store_path, sources, workers, config_file, skip, force)
-    written = _export(store_path, output_dir, "cal,crf,s2d,x1d", sources)
+    written = _export(store_path, output_dir, "cal,crf,s2d,x1d", sources, workers)
     click.echo(f"wrote {len(written)} products to {output_dir}:")
     for path in written:
         click.echo(f"  {path.name}")

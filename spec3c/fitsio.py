@@ -13,6 +13,7 @@ import contextlib
 import threading
 from collections.abc import Iterator
 from typing import Any
+from unittest import mock
 
 from astropy.io import fits
 from stdatamodels import fits_support
@@ -68,3 +69,25 @@ def indexed_hdus() -> Iterator[None]:
         finally:
             fits_support.get_hdu, fits_support._make_hdu = orig_get, orig_make
             fits.HDUList.index_of = orig_index_of
+
+
+def _no_validation(*args: object, **kwargs: object) -> None:
+    return None
+
+
+@contextlib.contextmanager
+def asdf_write_unvalidated() -> Iterator[None]:
+    """Skip asdf's schema validation of trees being written (80 % of writing a gwcs).
+
+    Only for trees already validated (inputs read from valid files, products
+    validated against their datamodel schema).  asdf has no public switch for
+    this; without its private hook the block simply validates.
+    """
+    import asdf.yamlutil
+
+    hook = getattr(asdf.yamlutil, "schema", None)
+    if hook is None or not hasattr(hook, "validate"):
+        yield
+        return
+    with _LOCK, mock.patch.object(hook, "validate", _no_validation):
+        yield

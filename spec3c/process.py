@@ -9,11 +9,9 @@ status and the next run redoes exactly the unfinished sources.
 
 from __future__ import annotations
 
-import multiprocessing
 import os
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,14 +19,13 @@ from typing import Any
 from . import __version__
 from .config import PipelineConfig, resolve_config
 from .errors import Spec3cError
+from .parallel import ProgressFn, map_sources, worker_count
 from .results import COMPLETE, FAILED, SKIPPED, STATUS, crf_key
 from .store import Store, open_store
 
 #: the calwebb_spec3 slit plan implemented so far, in order
 SLIT_PLAN = ("exp_to_source", "outlier_detection", "pixel_replace", "resample_spec", "extract_1d")
 SLIT_EXP_TYPES = ("NRS_FIXEDSLIT", "NRS_MSASPEC")
-
-ProgressFn = Callable[[str, int, int], None]
 
 
 @dataclass
@@ -129,8 +126,10 @@ def _limit_threads(threads: int) -> None:
     threadpool_limits(limits=1, user_api="blas")
 
 
-def _worker(store_path: str, source: str, config_dict: dict[str, dict[str, Any]], threads: int) -> SourceReport:
-    _limit_threads(threads)
+def _worker(source: str, store_path: str, config_dict: dict[str, dict[str, Any]], threads: int) -> SourceReport:
+    """Process one source in a pool worker (``threads``: OpenMP threads of this worker, 0 = leave)."""
+    if threads:
+        _limit_threads(threads)
     config = resolve_config(overrides=config_dict)
     with open_store(store_path, mode="a") as store:
         try:
@@ -182,22 +181,11 @@ def process_store(  # noqa: PLR0913 - each is a CLI option
             for source in todo:
                 store.delete_results(source)
     report = ProcessReport(already_done=done)
-    workers = max(1, min(workers or os.cpu_count() or 1, len(todo) or 1))
-    threads = max(1, (os.cpu_count() or 1) // workers)
-    args = (str(store_path), config.to_dict(), threads)
-    if workers == 1:
-        for i, source in enumerate(todo, 1):
-            report.processed.append(_worker(args[0], source, args[1], threads))
-            if progress:
-                progress(source, i, len(todo))
-    else:
-        # spawn, not fork: TileDB contexts (and OpenMP pools) do not survive fork
-        with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn")) as pool:
-            futures = {pool.submit(_worker, args[0], s, args[1], threads): s for s in todo}
-            for i, fut in enumerate(as_completed(futures), 1):
-                report.processed.append(fut.result())
-                if progress:
-                    progress(futures[fut], i, len(todo))
+    n_workers = worker_count(workers, len(todo))
+    threads = 0 if n_workers == 1 else max(1, (os.cpu_count() or 1) // n_workers)
+    reports = map_sources(_worker, todo, (str(store_path), config.to_dict(), threads),
+                          workers=workers, progress=progress)
+    report.processed = [reports[s] for s in todo]
     if todo:
         with open_store(store_path, mode="a") as store:
             store.consolidate()

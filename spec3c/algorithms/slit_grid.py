@@ -237,7 +237,7 @@ def _fiducial(ref: GridInput, wcs) -> tuple[float, float]:  # type: ignore[no-un
 
 
 def _slit_wave_unit(wcs) -> u.Unit:  # type: ignore[no-untyped-def]
-    frame = wcs.get_frame("slit_frame") if hasattr(wcs, "get_frame") else getattr(wcs, "slit_frame")
+    frame = wcs.get_frame("slit_frame") if hasattr(wcs, "get_frame") else wcs.slit_frame
     return u.Unit(frame.unit[2])
 
 

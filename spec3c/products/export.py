@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
+from typing import Any
 
+from ..parallel import ProgressFn, map_sources
 from ..results import S2D, STATUS, X1D
 from ..store import Store, open_store
 from .meta import step_statuses
@@ -17,7 +19,6 @@ __all__ = ["DEFAULT_SUFFIXES", "export_source", "export_store", "products_availa
 DEFAULT_SUFFIXES = ("cal", "crf", "s2d", "x1d")
 _WRITERS = {"cal": write_source_cal, "crf": write_source_crf, "s2d": write_s2d, "x1d": write_x1d}
 
-ProgressFn = Callable[[str, int, int], None]
 
 
 def products_available(store: Store, source: str) -> list[str]:
@@ -35,6 +36,39 @@ def products_available(store: Store, source: str) -> list[str]:
     return out
 
 
+class _CachedStore:
+    """Read-through cache over a store for one export: every writer of a
+    source asks for the same exposures, cutouts and results."""
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+        self._cache: dict[tuple[Any, ...], Any] = {}
+
+    def _cached(self, name: str, *args: Any) -> Any:
+        key = (name, *args)
+        if key not in self._cache:
+            self._cache[key] = getattr(self._store, name)(*args)
+        return self._cache[key]
+
+    def list_exposures(self) -> Any:
+        return self._cached("list_exposures")
+
+    def list_cutouts(self, source: str | None = None) -> Any:
+        return self._cached("list_cutouts", source)
+
+    def read_cutouts(self, source: str, planes: Any = None) -> Any:
+        return self._cached("read_cutouts", source, planes)
+
+    def list_results(self, source: str | None = None) -> Any:
+        return self._cached("list_results", source)
+
+    def get_result(self, source: str, key: str) -> Any:
+        return self._cached("get_result", source, key)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._store, name)
+
+
 def export_source(
     store: Store,
     source: str,
@@ -47,31 +81,38 @@ def export_source(
     unknown = [s for s in wanted if s not in _WRITERS]
     if unknown:
         raise ValueError(f"unknown product suffix(es) {unknown}; choose from {list(_WRITERS)}")
-    available = products_available(store, source)
-    return [_WRITERS[s](store, source, naming, out_dir) for s in wanted if s in available]
+    cached = store if isinstance(store, _CachedStore) else _CachedStore(store)
+    available = products_available(cached, source)  # type: ignore[arg-type]
+    return [_WRITERS[s](cached, source, naming, out_dir) for s in wanted if s in available]
 
 
-def export_store(
+def _export_one(source: str, store_path: str, naming: ProductNaming, out_dir: str,
+                suffixes: tuple[str, ...]) -> list[Path]:
+    with open_store(store_path) as store:
+        return export_source(store, source, naming, out_dir, suffixes)
+
+
+def export_store(  # noqa: PLR0913 - each is a CLI option
     store_path: str | os.PathLike[str],
     out_dir: str | os.PathLike[str],
     naming: ProductNaming,
     suffixes: Iterable[str] = DEFAULT_SUFFIXES,
     sources: Sequence[str] | None = None,
     progress: ProgressFn | None = None,
+    workers: int | None = None,
 ) -> list[Path]:
     """Export every source (or ``sources``) of the store at ``store_path``.
 
-    ``progress(source, done, total)`` is called after each source.
+    Sources are written by ``workers`` processes (default: CPU count; 1 =
+    in this process).  ``progress(source, done, total)`` is called after
+    each source.
     """
-    wanted = tuple(suffixes)
-    written: list[Path] = []
     with open_store(store_path) as store:
-        keys = list(store.sources()) if sources is None else [str(s) for s in sources]
-        missing = set(keys) - set(store.sources())
-        if missing:
-            raise KeyError(f"sources not in store {store_path}: {sorted(missing)}")
-        for done, source in enumerate(keys, start=1):
-            written += export_source(store, source, naming, out_dir, wanted)
-            if progress:
-                progress(source, done, len(keys))
-    return written
+        known = store.sources()
+    keys = list(known) if sources is None else [str(s) for s in sources]
+    missing = set(keys) - set(known)
+    if missing:
+        raise KeyError(f"sources not in store {store_path}: {sorted(missing)}")
+    args = (str(store_path), naming, str(out_dir), tuple(suffixes))
+    results = map_sources(_export_one, keys, args, workers=workers, progress=progress)
+    return [path for source in keys for path in results[source]]

@@ -6,60 +6,14 @@ import contextlib
 import os
 import tempfile
 import warnings
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import asdf
-from stdatamodels import fits_support
 from stdatamodels.validate import ValidationWarning
 
-__all__ = ["atomic_save", "fast_save", "validate_strict"]
+from ..fitsio import asdf_write_unvalidated, indexed_hdus
 
-
-@contextlib.contextmanager
-def fast_save() -> Iterator[None]:
-    """Make ``DataModel.save`` linear in the number of extensions.
-
-    stdatamodels finds every HDU by a linear scan of the HDUList that re-parses
-    headers (quadratic in the number of slits or exposures: minutes for a few
-    hundred), so HDUs are indexed by ``(EXTNAME, EXTVER)`` while the file is
-    written.  The ASDF library's second validation of the tree on write
-    (stdatamodels has already validated it against the datamodel schema) is
-    switched off.  Not thread-safe: it patches module attributes for the
-    duration of the block.
-    """
-    orig_get, orig_make = fits_support.get_hdu, fits_support._make_hdu
-    indexes: dict[int, dict[tuple[str, int], Any]] = {}
-
-    def index_of(hdulist: Any) -> dict[tuple[str, int], Any]:
-        if id(hdulist) not in indexes:
-            indexes[id(hdulist)] = {(h.name.upper(), h.ver): h for h in hdulist}
-        return indexes[id(hdulist)]
-
-    def get_hdu(hdulist, hdu_name, index=None, _cache=None):  # type: ignore[no-untyped-def]
-        if not isinstance(hdu_name, str):
-            return orig_get(hdulist, hdu_name, index=index, _cache=_cache)
-        pair = (hdu_name.upper(), 1 if index is None else index + 1)
-        hdu = index_of(hdulist).get(pair)
-        if hdu is None:
-            raise AttributeError(f"Property missing because FITS file has no {pair!r} HDU")
-        return hdu
-
-    def make_hdu(hdulist, hdu_name, index=None, hdu_type=None, value=None):  # type: ignore[no-untyped-def]
-        idx = index_of(hdulist)
-        hdu = orig_make(hdulist, hdu_name, index=index, hdu_type=hdu_type, value=value)
-        if isinstance(hdu_name, str):
-            idx[(hdu_name.upper(), 1 if index is None else index + 1)] = hdu
-        return hdu
-
-    fits_support.get_hdu, fits_support._make_hdu = get_hdu, make_hdu
-    try:
-        with asdf.config_context() as cfg:
-            cfg.validate_on_write = False
-            yield
-    finally:
-        fits_support.get_hdu, fits_support._make_hdu = orig_get, orig_make
+__all__ = ["atomic_save", "validate_strict"]
 
 
 def validate_strict(model: Any) -> None:
@@ -89,7 +43,7 @@ def atomic_save(model: Any, path: str | os.PathLike[str], *, fast: bool = False)
     path : path-like
         Destination; must end in ``.fits``.
     fast : bool
-        Use :func:`fast_save` (for models with many extensions).
+        Index HDU lookups (:func:`spec3c.fitsio.indexed_hdus`; for models with many extensions).
 
     Returns
     -------
@@ -107,7 +61,8 @@ def atomic_save(model: Any, path: str | os.PathLike[str], *, fast: bool = False)
     try:
         with os.fdopen(fd, "wb") as f:
             # a file object (not a path) keeps meta.filename = the final name
-            with fast_save() if fast else contextlib.nullcontext():
+            # validated just above against the datamodel schema: asdf need not re-validate
+            with indexed_hdus() if fast else contextlib.nullcontext(), asdf_write_unvalidated():
                 model.to_fits(f)
             f.flush()
             os.fsync(f.fileno())

@@ -154,39 +154,15 @@ def top_level_meta(
 
 
 def step_statuses(status: Mapping[str, Any]) -> dict[str, str]:
-    """Step name -> COMPLETE/SKIPPED/FAILED from a ``status`` result's meta.
-
-    Accepts ``{"steps": {"outlier_detection": "COMPLETE"}}``, flat
-    ``{"steps.outlier_detection": "COMPLETE"}`` or top-level
-    ``{"outlier_detection": "COMPLETE"}``; a step may also map to a dict
-    with a ``status`` key.
-    """
-    found: dict[str, str] = {}
-    nested = status.get("steps")
-    items: list[tuple[str, Any]] = list(nested.items()) if isinstance(nested, Mapping) else []
-    items += [(k.removeprefix("steps."), v) for k, v in status.items() if k != "steps"]
-    for name, value in items:
-        if isinstance(value, Mapping):
-            value = value.get("status")
-        if isinstance(value, str) and value.upper() in _STATUSES:
-            found[name] = value.upper()
-    return found
+    """Step name -> COMPLETE/SKIPPED/FAILED from the ``status`` result ``process`` writes
+    (``{"steps": {step: {"status": ..., "message": ..., "seconds": ...}}, "params": {...}}``)."""
+    return {name: str(entry["status"]).upper() for name, entry in status.get("steps", {}).items()
+            if isinstance(entry, Mapping) and str(entry.get("status", "")).upper() in _STATUSES}
 
 
 def step_params(status: Mapping[str, Any], step: str) -> dict[str, Any]:
-    """Resolved parameters of ``step`` from a ``status`` result's meta.
-
-    Accepts ``{"params": {step: {...}}}``, ``{step: {"params": {...}}}``
-    or flat ``{"params.<step>.<name>": value}``.
-    """
-    params = status.get("params")
-    if isinstance(params, Mapping) and isinstance(params.get(step), Mapping):
-        return dict(params[step])
-    node = status.get(step)
-    if isinstance(node, Mapping) and isinstance(node.get("params"), Mapping):
-        return dict(node["params"])
-    prefix = f"params.{step}."
-    return {k[len(prefix) :]: v for k, v in status.items() if k.startswith(prefix)}
+    """Resolved parameters of ``step`` from the ``status`` result."""
+    return dict(status.get("params", {}).get(step, {}))
 
 
 def cal_steps_for(product: str, status: Mapping[str, Any]) -> dict[str, str]:

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 from stdatamodels.jwst import datamodels as dm
 
-from ..products.fits_io import fast_save as _fast_save
+from ..fitsio import indexed_hdus
 from .nirspec import Layout
 from .render import RenderedSlit
 
@@ -213,7 +213,7 @@ def write_exposure(
     with dm.MultiSlitModel(tree, validate_on_assignment=False) as model:
         _exposure_meta(model, layout, k, n, path.name.removesuffix(".fits"))
         _cal_steps(model, nod_subtracted)
-        with _fast_save():
+        with indexed_hdus():
             model.save(path)  # validates against the schema
 
 

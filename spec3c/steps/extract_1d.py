@@ -8,7 +8,14 @@ import numpy as np
 
 from .. import dqflags
 from .._core import box_extract
-from ..algorithms.aperture import Aperture, aperture_center, box_profile, read_extract1d, resolve_aperture
+from ..algorithms.apcorr import aperture_correction, apply_correction, read_apcorr
+from ..algorithms.aperture import (
+    Aperture,
+    aperture_center,
+    box_profile,
+    read_extract1d,
+    resolve_aperture,
+)
 from ..config import Extract1dParams
 from ..errors import Spec3cError
 from ..results import COMPLETE, SKIPPED, Resampled2D, Spectrum1D
@@ -144,6 +151,17 @@ def extract(s2d: Resampled2D, ap: Aperture, exp_type: str, photom_done: bool) ->
     return Spectrum1D(columns, meta)
 
 
+def aperture_correct(spectrum: Spectrum1D, s2d: Resampled2D, exp_type: str, path: str) -> None:
+    """Multiply a point source's fluxes by the APCORR table's c(wavelength, NPIXELS); in place."""
+    table = read_apcorr(path, exp_type, filter=s2d.meta.get("filter"), grating=s2d.meta.get("grating"),
+                        slit=s2d.meta.get("name"))
+    cols = spectrum.columns
+    correction = aperture_correction(table, cols["WAVELENGTH"], cols["NPIXELS"],
+                                     pixel_scale=s2d.meta.get("spatial_scale"))
+    apply_correction(cols, correction)
+    spectrum.meta["apcorr"] = str(path)
+
+
 def run(s2d: Resampled2D, exp_type: str, photom_done: bool, params: Extract1dParams) -> tuple[StepOutcome, Spectrum1D | None]:
     if params.extraction_type not in ("box", None, "none"):
         return StepOutcome(SKIPPED, f"extraction_type {params.extraction_type!r} needs a PSF reference; "
@@ -158,5 +176,9 @@ def run(s2d: Resampled2D, exp_type: str, photom_done: bool, params: Extract1dPar
     if ap is None:
         return StepOutcome(SKIPPED, f"no aperture for {name!r} in {params.override_extract1d}"), None
     spectrum = extract(s2d, ap, exp_type, photom_done)
+    spectrum.meta["aperture_file"] = params.override_extract1d
+    point = str(s2d.meta.get("source_type", "")).upper() == "POINT"
+    if params.apply_apcorr and params.override_apcorr and point:
+        aperture_correct(spectrum, s2d, exp_type, params.override_apcorr)
     return StepOutcome(COMPLETE, f"{len(spectrum.columns['WAVELENGTH'])} columns"), spectrum
 

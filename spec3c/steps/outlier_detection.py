@@ -13,7 +13,14 @@ import numpy as np
 from astropy.stats import sigma_clip
 
 from .. import dqflags
-from .._core import Drizzle, blot_image, flag_direct, flag_resampled_crs, match_nans_and_flags, stack_median
+from .._core import (
+    Drizzle,
+    blot_image,
+    flag_direct,
+    flag_resampled_crs,
+    match_nans_and_flags,
+    stack_median,
+)
 from ..algorithms.slit_grid import GridOptions, SlitGrid
 from ..config import OutlierDetectionParams
 from ..results import COMPLETE, SKIPPED

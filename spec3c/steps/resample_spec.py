@@ -95,6 +95,8 @@ def output_meta(inputs: SourceInputs, grid: SlitGrid, params: ResampleSpecParams
         slit_y=grid.slit_y.tolist(),
         fiducial=list(grid.fiducial),
         dispersion_direction=1,
+        filter=inputs.exposure_meta(0).get("meta.instrument.filter"),
+        grating=inputs.exposure_meta(0).get("meta.instrument.grating"),
     )
     return meta
 

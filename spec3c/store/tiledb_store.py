@@ -19,8 +19,8 @@ fragment wins).
 from __future__ import annotations
 
 import gc
-import warnings
 import time
+import warnings
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -163,9 +163,7 @@ class TileDBStore(Store):
         with self._open(name) as arr:
             query = arr.query(attrs=attrs, cond=cond) if cond else arr.query(attrs=attrs)
             ndim = arr.schema.ndim
-            result = query.multi_index[tuple(slice(None) for _ in range(ndim))]
-        gc.collect()  # tiledb-py results are only freed by the cycle collector
-        return result
+            return query.multi_index[tuple(slice(None) for _ in range(ndim))]
 
     # -- exposures --------------------------------------------------------
     def list_exposures(self) -> list[ExposureRecord]:
@@ -268,7 +266,7 @@ class TileDBStore(Store):
             arrays = {p: np.array(rows[p][i]).reshape(shape) for p in wanted if p in stored}
             out.append(Cutout(source, exp, slit, meta, arrays, bytes(rows["wcs"][i])))
         del rows
-        gc.collect()
+        gc.collect()  # tiledb-py frees large query buffers only in the cycle collector
         return sorted(out, key=lambda c: (c.exposure, c.slit))
 
     # -- images -----------------------------------------------------------
@@ -282,7 +280,10 @@ class TileDBStore(Store):
         for name, meta, blob in zip(_text(rows["plane"]), rows["meta"], rows["data"], strict=True):
             if name == plane:
                 m = loads_meta(meta)
-                return np.frombuffer(bytes(blob), dtype=m["dtype"]).reshape(m["shape"]).copy()
+                image = np.frombuffer(bytes(blob), dtype=m["dtype"]).reshape(m["shape"]).copy()
+                del rows
+                gc.collect()
+                return image
         raise KeyError(f"exposure {exposure!r} has no image plane {plane!r}")
 
     def list_images(self, exposure: str) -> list[str]:

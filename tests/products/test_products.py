@@ -111,10 +111,10 @@ def _fabricate(store, source: str, source_type: str | None = None) -> None:
     Spectrum1D(cols, smeta).save(store, source)
     status = {
         "steps": {
-            "master_background": "SKIPPED",
-            "outlier_detection": "COMPLETE",
-            "resample_spec": "COMPLETE",
-            "extract_1d": "COMPLETE",
+            "master_background": {"status": "SKIPPED", "message": "", "seconds": 0.0},
+            "outlier_detection": {"status": "COMPLETE", "message": "", "seconds": 0.1},
+            "resample_spec": {"status": "COMPLETE", "message": "", "seconds": 0.1},
+            "extract_1d": {"status": "COMPLETE", "message": "", "seconds": 0.1},
         },
         "params": {
             "resample_spec": {
@@ -496,15 +496,10 @@ def test_flat_to_tree_and_status_forms():
         "a": {"b": 1},
         "d": "x",
     }
-    assert step_statuses(
-        {
-            "steps": {"outlier_detection": "COMPLETE"},
-            "resample_spec": {"status": "skipped"},
-            "steps.extract_1d": "FAILED",
-            "other": 3,
-        }
-    ) == {"outlier_detection": "COMPLETE", "resample_spec": "SKIPPED", "extract_1d": "FAILED"}
-    assert step_params({"params.resample_spec.pixfrac": 0.5}, "resample_spec") == {"pixfrac": 0.5}
-    assert step_params({"resample_spec": {"params": {"pixfrac": 0.5}}}, "resample_spec") == {
-        "pixfrac": 0.5
-    }
+    status = {"steps": {"outlier_detection": {"status": "COMPLETE"}, "resample_spec": {"status": "skipped"},
+                        "extract_1d": {"status": "FAILED"}, "other": 3},
+              "params": {"resample_spec": {"pixfrac": 0.5}}}
+    assert step_statuses(status) == {"outlier_detection": "COMPLETE", "resample_spec": "SKIPPED",
+                                     "extract_1d": "FAILED"}
+    assert step_params(status, "resample_spec") == {"pixfrac": 0.5}
+    assert step_params(status, "extract_1d") == {}
