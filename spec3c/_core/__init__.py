@@ -6,7 +6,7 @@ re-exported here, a private compiled ``def`` and ``noexcept nogil`` loops.
 
 from ._openmp import max_threads, openmp_enabled
 from .blot import blot_image
-from .boxextract import BoxExtraction, box_extract, box_profile
+from .boxextract import BoxExtraction, box_extract
 from .drizzle import Drizzle, VarianceCombiner, drizzle_image, drizzle_variance
 from .median import stack_median
 from .nanflags import match_nans_and_flags
@@ -18,7 +18,6 @@ __all__ = [
     "VarianceCombiner",
     "blot_image",
     "box_extract",
-    "box_profile",
     "drizzle_image",
     "drizzle_variance",
     "flag_direct",

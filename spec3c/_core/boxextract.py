@@ -1,7 +1,7 @@
 """Box extraction of a 2-D spectrum (ALGORITHMS.md §12.2-12.3).
 
-Public tier over :mod:`spec3c._core._boxextract` plus the numpy aperture
-profile builder :func:`box_profile`.
+Public tier over :mod:`spec3c._core._boxextract`; the aperture profiles it
+takes are built by :mod:`spec3c.algorithms.aperture`.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import numpy as np
 from . import _boxextract
 from ._validate import check_workers
 
-__all__ = ["BoxExtraction", "box_extract", "box_profile"]
+__all__ = ["BoxExtraction", "box_extract"]
 
 _MODES = {None: 0, "poly": 1, "median": 2}
 MAX_BKG_ORDER = 15
@@ -71,7 +71,7 @@ def box_extract(  # noqa: PLR0913 -- the jwst extract1d inputs, keyword-only opt
         Data and variances, dispersion along x (transpose vertical spectra
         first).  Any float dtype / byte order; computed in float64.
     profile : ndarray (ny, nx), float
-        Source aperture weights in [0, 1] (see :func:`box_profile`).  Pixels
+        Source aperture weights in [0, 1] (see :func:`spec3c.algorithms.aperture.box_profile`).  Pixels
         whose ``sci - background`` is not finite get weight 0.
     bkg_profile : ndarray (ny, nx), optional
         Nonzero where background pixels are; None = no background.
@@ -116,48 +116,3 @@ def box_extract(  # noqa: PLR0913 -- the jwst extract1d inputs, keyword-only opt
     if s.size:
         _boxextract.box_extract(s, vp, vr, vf, prof, bkg, mode, order, out, workers)
     return BoxExtraction(*(row.copy() for row in out))
-
-
-def box_profile(
-    shape: tuple[int, int],
-    lower: np.ndarray | float,
-    upper: np.ndarray | float,
-    *,
-    allow_partial: bool = True,
-    out: np.ndarray | None = None,
-) -> np.ndarray:
-    """Aperture weights between inclusive limits (jwst ``_set_weight_from_limits``).
-
-    Parameters
-    ----------
-    shape : (ny, nx)
-        Profile shape, dispersion along x.
-    lower, upper : float or ndarray (nx,)
-        Per-column inclusive limits in pixel-centre coordinates.
-    allow_partial : bool
-        Fractional weights at the edges: ``idx - lower + 1`` where
-        ``lower - idx`` is in (0, 1), then ``upper - idx + 1`` where
-        ``idx - upper`` is in (0, 1) (the second wins if both apply).
-    out : ndarray (ny, nx) float64, optional
-        Profile to update in place (later apertures overwrite earlier ones);
-        default a new zero array.
-
-    Returns
-    -------
-    ndarray (ny, nx) float64
-        1 where ``lower <= idx <= upper``, fractional at the edges, else
-        unchanged (0).
-    """
-    ny, nx = (operator.index(v) for v in shape)
-    prof = np.zeros((ny, nx), dtype=np.float64) if out is None else out
-    if prof.shape != (ny, nx):
-        raise ValueError(f"out must have shape {(ny, nx)}, got {prof.shape}")
-    lo = np.broadcast_to(np.asarray(lower, dtype=np.float64), (nx,))[np.newaxis, :]
-    hi = np.broadcast_to(np.asarray(upper, dtype=np.float64), (nx,))[np.newaxis, :]
-    idx = np.arange(ny, dtype=np.float64)[:, np.newaxis]
-    prof[(idx >= lo) & (idx <= hi)] = 1.0
-    if allow_partial:
-        for part in (lo - idx, idx - hi):
-            test = (part > 0) & (part < 1)
-            prof[test] = (1.0 - part)[test]
-    return prof

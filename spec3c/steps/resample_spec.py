@@ -10,7 +10,7 @@ from .._core import Drizzle, VarianceCombiner, drizzle_variance, match_nans_and_
 from ..algorithms.slit_grid import GridOptions, SlitGrid
 from ..config import ResampleSpecParams
 from ..ingest.coords import wcs_to_asdf
-from ..results import COMPLETE, Resampled2D
+from ..results import COMPLETE, FAILED, Resampled2D
 from .common import RESAMPLE_BAD_BITS, SourceInputs, StepOutcome, data_scale, input_weight
 
 VARIANCES = ("var_rnoise", "var_poisson", "var_flat")
@@ -106,7 +106,7 @@ def run(inputs: SourceInputs, params: ResampleSpecParams) -> tuple[StepOutcome, 
     if params.output_shape:
         nx, ny = (int(v) for v in str(params.output_shape).replace(",", " ").split())
         if (ny, nx) != grid.shape:
-            return StepOutcome("FAILED", f"output_shape {nx} {ny} differs from the grid {grid.shape[::-1]}; "
+            return StepOutcome(FAILED, f"output_shape {nx} {ny} differs from the grid {grid.shape[::-1]}; "
                                          "custom output shapes are not supported yet"), None
     planes = drizzle_source(inputs, grid, params)
     _, _, wavelength = grid.world()

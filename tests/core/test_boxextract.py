@@ -8,7 +8,8 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import pytest
 
-from spec3c._core.boxextract import box_extract, box_profile
+from spec3c._core.boxextract import box_extract
+from spec3c.algorithms.aperture import set_weights
 
 DTYPES = [">f4", "<f4", ">f8", "<f8"]
 
@@ -143,6 +144,17 @@ def test_background_recovers_linear_sky(rng):
     got = box_extract(src + sky, ones, ones, ones, prof, bkg_profile=bkg, bkg_order=1)
     np.testing.assert_allclose(got.flux, 30.0, rtol=1e-12)
     np.testing.assert_allclose(got.background, sky[14:17].sum(axis=0), rtol=1e-12)
+
+
+def box_profile(shape, lower, upper, allow_partial=True):
+    """Profile between inclusive per-column limits (spec3c.algorithms.aperture.set_weights)."""
+    prof = np.zeros(shape)
+    idx = np.arange(shape[0], dtype=float)[:, None]
+    lo = np.broadcast_to(np.asarray(lower, dtype=float), (shape[1],))[None, :]
+    hi = np.broadcast_to(np.asarray(upper, dtype=float), (shape[1],))[None, :]
+    set_weights(prof, np.broadcast_to(idx, shape), np.broadcast_to(lo, shape), np.broadcast_to(hi, shape),
+                allow_partial)
+    return prof
 
 
 def test_box_profile_fractional_edges():
