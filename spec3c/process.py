@@ -23,8 +23,6 @@ from .parallel import ProgressFn, map_sources, worker_count
 from .results import COMPLETE, FAILED, SKIPPED, STATUS, crf_key
 from .store import Store, open_store
 
-#: the calwebb_spec3 slit plan implemented so far, in order
-SLIT_PLAN = ("exp_to_source", "outlier_detection", "pixel_replace", "resample_spec", "extract_1d")
 SLIT_EXP_TYPES = ("NRS_FIXEDSLIT", "NRS_MSASPEC")
 
 
@@ -57,60 +55,79 @@ def _science_inputs(store: Store, source: str):  # type: ignore[no-untyped-def]
     return SourceInputs(source, cutouts, exposures)
 
 
-def _timed(report: SourceReport, step: str, func: Callable[[], Any]) -> Any:
-    start = time.perf_counter()
-    result = func()
-    outcome = result[0] if isinstance(result, tuple) else result
-    report.steps[step] = {"status": outcome.status, "message": outcome.message,
-                          "seconds": round(time.perf_counter() - start, 4), **outcome.details}
-    return result
+@dataclass
+class _SourceRun:
+    """What the steps of one source share while it is processed."""
+
+    store: Store
+    source: str
+    inputs: Any  # steps.common.SourceInputs
+    config: PipelineConfig
+    s2d: Any = None  # results.Resampled2D once resampled
+
+
+def _outlier_detection(run: _SourceRun) -> Any:
+    from .steps import outlier_detection
+
+    outcome = outlier_detection.run(run.inputs, run.config["outlier_detection"])
+    if outcome.status == COMPLETE:
+        for c in run.inputs.cutouts:
+            n = outcome.details["n_flagged"].get(f"{c.exposure}/{c.slit}", 0)
+            run.store.put_result(run.source, crf_key(c.exposure, c.slit), {"dq": c.planes["dq"]}, {"n_flagged": n})
+    return outcome
+
+
+def _pixel_replace(run: _SourceRun) -> Any:
+    from .steps import pixel_replace
+
+    return pixel_replace.run(run.inputs, run.config["pixel_replace"])
+
+
+def _resample_spec(run: _SourceRun) -> Any:
+    from .steps import resample_spec
+
+    outcome, run.s2d = resample_spec.run(run.inputs, run.config["resample_spec"])
+    if run.s2d is not None:
+        run.s2d.save(run.store, run.source)
+    return outcome
+
+
+def _extract_1d(run: _SourceRun) -> Any:
+    from .steps import extract_1d
+    from .steps.common import StepOutcome
+
+    if run.s2d is None:
+        return StepOutcome(SKIPPED, "no resampled spectrum")
+    exp_type = run.inputs.exposures[run.inputs.cutouts[0].exposure].exp_type
+    photom = run.inputs.exposure_meta(0).get("meta.cal_step.photom") == COMPLETE
+    outcome, spectrum = extract_1d.run(run.s2d, exp_type, photom, run.config["extract_1d"])
+    if spectrum is not None:
+        spectrum.save(run.store, run.source)
+    return outcome
+
+
+#: the calwebb_spec3 slit plan after exp_to_source, in the reference's order
+STEP_RUNNERS: tuple[tuple[str, Callable[[_SourceRun], Any]], ...] = (
+    ("outlier_detection", _outlier_detection),
+    ("pixel_replace", _pixel_replace),
+    ("resample_spec", _resample_spec),
+    ("extract_1d", _extract_1d),
+)
 
 
 def run_source(store: Store, source: str, config: PipelineConfig) -> SourceReport:
     """Run the slit plan on one source and write its results (status last)."""
-    from .steps import extract_1d, outlier_detection, resample_spec
     from .steps.common import StepOutcome
 
     start = time.perf_counter()
     report = SourceReport(source)
-    inputs = _science_inputs(store, source)
-    exp_type = inputs.exposures[inputs.cutouts[0].exposure].exp_type
-    report.steps["exp_to_source"] = {"status": COMPLETE, "message": f"{len(inputs)} cutouts", "seconds": 0.0}
-    steps = config.steps
-
-    def skipped(step: str) -> StepOutcome:
-        return StepOutcome(SKIPPED, "skipped by parameter")
-
-    if steps["outlier_detection"].skip:
-        _timed(report, "outlier_detection", lambda: skipped("outlier_detection"))
-    else:
-        _timed(report, "outlier_detection", lambda: outlier_detection.run(inputs, steps["outlier_detection"]))
-    if report.steps["outlier_detection"]["status"] == COMPLETE:
-        for c in inputs.cutouts:
-            store.put_result(source, crf_key(c.exposure, c.slit), {"dq": c.planes["dq"]},
-                             {"n_flagged": report.steps["outlier_detection"]["n_flagged"].get(f"{c.exposure}/{c.slit}", 0)})
-    if steps["pixel_replace"].skip:
-        _timed(report, "pixel_replace", lambda: skipped("pixel_replace"))
-    else:
-        from .steps import pixel_replace
-
-        _timed(report, "pixel_replace", lambda: pixel_replace.run(inputs, steps["pixel_replace"]))
-    s2d = None
-    if steps["resample_spec"].skip:
-        _timed(report, "resample_spec", lambda: skipped("resample_spec"))
-    else:
-        _, s2d = _timed(report, "resample_spec", lambda: resample_spec.run(inputs, steps["resample_spec"]))
-        if s2d is not None:
-            s2d.save(store, source)
-    if s2d is None or steps["extract_1d"].skip:
-        _timed(report, "extract_1d", lambda: StepOutcome(SKIPPED, "skipped by parameter" if s2d is not None
-                                                          else "no resampled spectrum"))
-    else:
-        photom = inputs.exposure_meta(0).get("meta.cal_step.photom") == COMPLETE
-        _, spectrum = _timed(report, "extract_1d",
-                             lambda: extract_1d.run(s2d, exp_type, photom, steps["extract_1d"]))
-        if spectrum is not None:
-            spectrum.save(store, source)
+    run = _SourceRun(store, source, _science_inputs(store, source), config)
+    report.steps["exp_to_source"] = {"status": COMPLETE, "message": f"{len(run.inputs)} cutouts", "seconds": 0.0}
+    for name, runner in STEP_RUNNERS:
+        t0 = time.perf_counter()
+        outcome = StepOutcome(SKIPPED, "skipped by parameter") if config[name].skip else runner(run)
+        report.steps[name] = {"status": outcome.status, "message": outcome.message,
+                              "seconds": round(time.perf_counter() - t0, 4), **outcome.details}
     report.seconds = time.perf_counter() - start
     store.put_result(source, STATUS, {}, {"steps": report.steps, "params": config.to_dict(),
                                          "spec3c_version": __version__, "seconds": report.seconds})
