@@ -73,9 +73,11 @@ def main() -> None:
 @click.option("--n-columns", type=int, default=None, help="Cutout length along dispersion (mode default if omitted).")
 @click.option("--nod-subtracted/--no-nod-subtracted", default=True, show_default=True,
               help="Subtract the other nods as stage 2 does (removes the sky).")
+@click.option("--moving-target", is_flag=True,
+              help="A moving target (TARGTYPE MOVING, MT_RA/MT_DEC per exposure); the sky position drifts.")
 @_fail_cleanly
-def simulate(mode: str, output_dir: Path, seed: int, n_exposures: int, n_sources: int | None,
-             n_columns: int | None, nod_subtracted: bool) -> None:  # noqa: PLR0913
+def simulate(mode: str, output_dir: Path, seed: int, n_exposures: int, n_sources: int | None,  # noqa: PLR0913
+             n_columns: int | None, nod_subtracted: bool, moving_target: bool) -> None:
     """Write a simulated stage-2 dataset for MODE (nirspec-fs, nirspec-mos).
 
     Produces _cal.fits exposures (stdatamodels MultiSlitModel with a gwcs per
@@ -87,10 +89,10 @@ def simulate(mode: str, output_dir: Path, seed: int, n_exposures: int, n_sources
 
     if mode not in MODES:
         raise click.BadParameter(f"unknown mode {mode!r}; choose from {', '.join(MODES)}", param_hint="MODE")
-    bar = _Bar("simulate", "exposure")
+    bar = _Bar("simulate", "slit")
     try:
         res = run(mode, output_dir, seed=seed, n_exposures=n_exposures, n_sources=n_sources,
-                  n_columns=n_columns, nod_subtracted=nod_subtracted,
+                  n_columns=n_columns, nod_subtracted=nod_subtracted, moving_target=moving_target,
                   progress=lambda done, total: bar(mode, done, total))
     finally:
         bar.close()

@@ -66,6 +66,18 @@ class _SourceRun:
     s2d: Any = None  # results.Resampled2D once resampled
 
 
+def _assign_mtwcs(run: _SourceRun) -> Any:
+    """Moving targets: shift every input to the mean MT_RA/MT_DEC of the association (§5)."""
+    from .steps import assign_mtwcs
+    from .steps.common import StepOutcome
+
+    exposures = run.inputs.exposures
+    if not assign_mtwcs.is_applicable([exposures[n].meta for n in sorted(exposures)]):
+        return StepOutcome(SKIPPED, "not a moving target (TARGTYPE is not MOVING)")
+    positions = assign_mtwcs.association_positions(run.store.list_cutouts(), exposures)
+    return assign_mtwcs.run(run.inputs, positions)
+
+
 def _outlier_detection(run: _SourceRun) -> Any:
     from .steps import outlier_detection
 
@@ -108,6 +120,7 @@ def _extract_1d(run: _SourceRun) -> Any:
 
 #: the calwebb_spec3 slit plan after exp_to_source, in the reference's order
 STEP_RUNNERS: tuple[tuple[str, Callable[[_SourceRun], Any]], ...] = (
+    ("assign_mtwcs", _assign_mtwcs),
     ("outlier_detection", _outlier_detection),
     ("pixel_replace", _pixel_replace),
     ("resample_spec", _resample_spec),

@@ -268,3 +268,63 @@ def test_snr_range(mos: SimulationResult) -> None:
     assert min(snr) < 60
     grid = next(iter(truth.sources.values())).wavelength
     assert grid.dtype == np.float64 and np.all(np.diff(grid) > 0)
+
+
+@pytest.fixture(scope="module", params=["nirspec-fs", "nirspec-mos"])
+def moving(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> SimulationResult:
+    return simulate(
+        request.param, tmp_path_factory.mktemp("moving"), seed=6, n_sources=3, n_columns=120,
+        moving_target=True,
+    )
+
+
+def test_moving_target_files_and_ephemeris(moving: SimulationResult) -> None:
+    truth = load_truth(moving.truth_path)
+    assert truth.moving_target and set(truth.ephemeris) == {p.stem for p in moving.cal_paths}
+    for path in moving.cal_paths:
+        mt_ra, mt_dec = truth.ephemeris[path.stem]
+        with dm.open(path) as model:
+            model.validate()
+            assert model.meta.target.type == "MOVING"
+            assert model.meta.wcsinfo.mt_ra == mt_ra and model.meta.wcsinfo.mt_dec == mt_dec
+            assert (model.meta.wcsinfo.ra_ref, model.meta.wcsinfo.dec_ref) == (mt_ra, mt_dec)
+            for s in model.slits:
+                assert s.meta.wcsinfo.mt_ra == mt_ra and s.meta.wcsinfo.mt_dec == mt_dec
+                # tracked: the source sits at its planned slit position, at its moved sky position
+                exp = truth.exposures[path.stem][s.name]
+                assert exp["source_ypos"] == pytest.approx(s.source_ypos)
+                assert (s.source_ra, s.source_dec) == (exp["source_ra"], exp["source_dec"])
+                lam = float(np.nanmedian(s.wavelength)) * 1e-6
+                ra, dec, _ = s.meta.wcs.get_transform("slit_frame", "world")(
+                    s.source_xpos, s.source_ypos, lam
+                )
+                assert abs(float(ra) - exp["source_ra"]) * 3600 < 1e-3
+                assert abs(float(dec) - exp["source_dec"]) * 3600 < 1e-3
+
+
+def test_moving_target_moves_by_the_configured_step(moving: SimulationResult) -> None:
+    truth = load_truth(moving.truth_path)
+    names = [p.stem for p in moving.cal_paths]
+    ra = np.array([truth.ephemeris[n][0] for n in names])
+    dec = np.array([truth.ephemeris[n][1] for n in names])
+    step = np.hypot(np.diff(ra) * np.cos(np.radians(dec[:-1])), np.diff(dec)) * 3600
+    np.testing.assert_allclose(step, 0.6, rtol=1e-3)
+    for slits in (truth.exposures[n] for n in names[1:]):
+        for slit, exp in slits.items():
+            src = truth.sources[exp["source_key"]]
+            moved = np.hypot((exp["source_ra"] - src.ra) * np.cos(np.radians(src.dec)),
+                             exp["source_dec"] - src.dec) * 3600
+            assert moved > 0.5, slit
+
+
+def test_fixed_target_has_no_ephemeris(fs: SimulationResult) -> None:
+    truth = load_truth(fs.truth_path)
+    assert not truth.moving_target and truth.ephemeris == {}
+    with dm.open(fs.cal_paths[1]) as model:
+        assert model.meta.target.type == "FIXED"
+        assert "mt_ra" not in model.meta.wcsinfo.instance
+        assert "mt_ra" not in model.slits[0].meta.wcsinfo.instance
+        for s in model.slits:
+            exp = truth.exposures[fs.cal_paths[1].stem][s.name]
+            src = truth.sources[exp["source_key"]]
+            assert (exp["source_ra"], exp["source_dec"]) == (src.ra, src.dec) == (s.source_ra, s.source_dec)

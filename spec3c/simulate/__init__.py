@@ -21,7 +21,15 @@ from typing import Any
 
 import numpy as np
 
-from .nirspec import Layout, build_fs, build_mos, instrument_config
+from .nirspec import (
+    Layout,
+    build_fs,
+    build_mos,
+    ephemeris,
+    instrument_config,
+    source_position,
+    with_motion,
+)
 from .render import RenderedSlit, render_slit
 from .truth import Truth, TruthSource, load_truth, write_truth
 from .writer import asn_name, exposure_names, write_asn, write_exposure
@@ -74,14 +82,18 @@ def _truth(
             src.spectrum(grid),
             rs.snr_median,
         )
-        for nm, ex in zip(names, rs.exposures, strict=True):
+        for k, (nm, ex) in enumerate(zip(names, rs.exposures, strict=True)):
+            ra, dec = source_position(layout, src, k)
             exposures[nm][rs.layout.name] = {
                 "source_key": src.key,
                 "source_ypos": float(ex.source_ypos),
+                "source_ra": float(ra),
+                "source_dec": float(dec),
                 "cosmic_rays": ex.cosmic_rays,
             }
     sky = {nm: layout.sky_mjy_sr for nm in names}
-    return Truth(layout.mode, seed, nod_subtracted, sources, exposures, sky)
+    ephem = {nm: ephemeris(layout, k) for k, nm in enumerate(names)} if layout.moving_target else {}
+    return Truth(layout.mode, seed, nod_subtracted, sources, exposures, sky, ephem)
 
 
 _PARALLEL_MIN_SLIT_EXPOSURES = 120
@@ -120,7 +132,7 @@ def _write_all(
         _SHARED.clear()
 
 
-def simulate(
+def simulate(  # noqa: PLR0913 - each is a user option (spec3c simulate flags)
     mode: str,
     output_dir: str | Path,
     *,
@@ -129,6 +141,7 @@ def simulate(
     n_sources: int | None = None,
     n_columns: int | None = None,
     nod_subtracted: bool = True,
+    moving_target: bool = False,
     progress: Callable[[int, int], None] | None = None,
 ) -> SimulationResult:
     """Simulate a calibrated (stage-2) observation and its spec3 association.
@@ -150,6 +163,13 @@ def simulate(
     nod_subtracted : bool
         Subtract the mean of the other nod positions (needs two nod positions,
         so it is ignored when ``n_exposures == 1``).
+    moving_target : bool
+        Observe a tracked moving target (TARGTYPE ``MOVING``): the whole scene
+        moves along the slits by ``moving_target.motion_arcsec_per_exposure``
+        (``nirspec_sim.json``) between exposures while the pointing follows
+        it, so every source stays at its planned slit position but its sky
+        coordinates differ per exposure.  ``meta.wcsinfo.mt_ra/mt_dec`` (file
+        and every slit) hold the target ephemeris, also in ``Truth.ephemeris``.
     progress : callable, optional
         Called as ``progress(done, total)`` after each slit and each file.
 
@@ -169,6 +189,9 @@ def simulate(
     nod_subtracted = bool(nod_subtracted) and n_exposures > 1
     seq = np.random.SeedSequence(seed)
     layout = BUILDERS[mode](np.random.default_rng(seq.spawn(1)[0]), n_sources, nx)
+    if moving_target:
+        rate = instrument_config()["moving_target"]["motion_arcsec_per_exposure"]
+        layout = with_motion(layout, float(rate))
     total = len(layout.slits) + n_exposures
     rendered = []
     for i, (slit, child) in enumerate(zip(layout.slits, seq.spawn(len(layout.slits)), strict=True)):

@@ -25,6 +25,9 @@ __all__ = [
     "build_fs",
     "build_mos",
     "exposure_geometry",
+    "ephemeris",
+    "source_position",
+    "with_motion",
 ]
 
 ARCSEC = 1.0 / 3600.0
@@ -71,6 +74,38 @@ class Layout:
     pointing: tuple[float, float, float]  # ra, dec, pa (deg) of the field centre
     sky_mjy_sr: float
     pixel_area_sr: float
+    #: a tracked moving target: the scene moves by ``motion_deg`` (dRA, dDec) per exposure
+    moving_target: bool = False
+    motion_deg: tuple[float, float] = (0.0, 0.0)
+
+
+def with_motion(layout: Layout, arcsec_per_exposure: float) -> Layout:
+    """``layout`` as a moving target: the scene moves along the slits (+y_slit) each exposure.
+
+    The motion is a constant (dRA, dDec) step in degrees, computed at the
+    pointing centre from ``arcsec_per_exposure`` along the slit position angle.
+    """
+    _, dec0, pa = layout.pointing
+    pa_rad = np.deg2rad(pa)
+    dra = arcsec_per_exposure * ARCSEC * np.sin(pa_rad) / np.cos(np.deg2rad(dec0))
+    ddec = arcsec_per_exposure * ARCSEC * np.cos(pa_rad)
+    return dataclasses.replace(layout, moving_target=True, motion_deg=(float(dra), float(ddec)))
+
+
+def _moved(layout: Layout, ra: float, dec: float, k: int) -> tuple[float, float]:
+    if layout.motion_deg == (0.0, 0.0):
+        return ra, dec
+    return (ra + k * layout.motion_deg[0]) % 360.0, dec + k * layout.motion_deg[1]
+
+
+def ephemeris(layout: Layout, k: int) -> tuple[float, float]:
+    """Target (pointing-centre) position in exposure ``k``: MT_RA, MT_DEC (deg)."""
+    return _moved(layout, layout.pointing[0], layout.pointing[1], k)
+
+
+def source_position(layout: Layout, source: Source, k: int) -> tuple[float, float]:
+    """Sky position (deg) of ``source`` in exposure ``k`` (the whole scene moves with the target)."""
+    return _moved(layout, source.ra, source.dec, k)
 
 
 def _offset_radec(ra: float, dec: float, east_as: float, north_as: float) -> tuple[float, float]:
@@ -80,11 +115,14 @@ def _offset_radec(ra: float, dec: float, east_as: float, north_as: float) -> tup
     return float(r) % 360.0, float(d)
 
 
-def exposure_geometry(slit: SlitLayout, pa_deg: float, k: int) -> tuple[SlitGeometry, float]:
+def exposure_geometry(
+    slit: SlitLayout, pa_deg: float, k: int, radec: tuple[float, float] | None = None
+) -> tuple[SlitGeometry, float]:
     """Geometry of ``slit`` in exposure ``k`` and the source's slit-y position.
 
-    The source sky position is fixed; the slit moves on the sky so that the
-    source lands at ``y_slit = nod_offsets[k % n] + source.dy``.
+    The slit moves on the sky so that the source, at ``radec`` (default its
+    fixed position; :func:`source_position` for a moving target), lands at
+    ``y_slit = nod_offsets[k % n] + source.dy``.
     """
     src = slit.source
     ypos = slit.nod_offsets[k % len(slit.nod_offsets)] + src.dy
@@ -92,7 +130,8 @@ def exposure_geometry(slit: SlitLayout, pa_deg: float, k: int) -> tuple[SlitGeom
     pa = np.deg2rad(pa_deg)
     east = -(src.xpos * sx * np.cos(pa) + ypos * sy * np.sin(pa))
     north = -(-src.xpos * sx * np.sin(pa) + ypos * sy * np.cos(pa))
-    centre = _offset_radec(src.ra, src.dec, east, north)
+    ra, dec = (src.ra, src.dec) if radec is None else radec
+    centre = _offset_radec(ra, dec, east, north)
     return dataclasses.replace(slit.geom, centre_radec=centre, pa_deg=pa_deg), ypos
 
 

@@ -9,7 +9,7 @@ from gwcs import WCS
 
 from spec3c import dqflags
 
-from .nirspec import Layout, SlitLayout, exposure_geometry, instrument_config
+from .nirspec import Layout, SlitLayout, exposure_geometry, instrument_config, source_position
 from .noise import bad_pixels, cosmic_rays, variances
 from .scene import extended_profile, point_profile, rate_per_mjy
 from .wcs import build_slit_wcs, raw_dispersion, trace_rows
@@ -148,7 +148,10 @@ def render_slit(
     """
     cfg, det = layout.cfg, instrument_config()["detector"]
     pa = layout.pointing[2]
-    geoms = [exposure_geometry(slit, pa, k) for k in range(n_exposures)]
+    geoms = [
+        exposure_geometry(slit, pa, k, source_position(layout, slit.source, k))
+        for k in range(n_exposures)
+    ]
     wcs0 = build_slit_wcs(geoms[0][0])
     d2s = wcs0.get_transform("detector", "slit_frame")
     wcss = [wcs0] + [build_slit_wcs(gm, d2s) for gm, _ in geoms[1:]]

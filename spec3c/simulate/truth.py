@@ -38,9 +38,14 @@ class Truth:
     """Contents of a ``*_truth.asdf`` file.
 
     ``exposures[exposure_name][slit_name]`` holds ``source_key``,
-    ``source_ypos`` and ``cosmic_rays`` ((n, 2) int64 ``(y, x)`` cutout pixels);
-    ``sky[exposure_name]`` is the sky surface brightness (MJy/sr) present in
-    the raw exposure (removed by nod subtraction when ``nod_subtracted``).
+    ``source_ypos``, ``source_ra``/``source_dec`` (deg, the source's sky
+    position in that exposure) and ``cosmic_rays`` ((n, 2) int64 ``(y, x)``
+    cutout pixels); ``sky[exposure_name]`` is the sky surface brightness
+    (MJy/sr) present in the raw exposure (removed by nod subtraction when
+    ``nod_subtracted``).  For a moving target (``simulate(moving_target=True)``)
+    ``ephemeris[exposure_name]`` is the target's (RA, Dec) in degrees, the
+    MT_RA/MT_DEC written to the file, and ``TruthSource.ra/dec`` are the
+    positions in the first exposure; otherwise ``ephemeris`` is empty.
     """
 
     mode: str
@@ -49,6 +54,11 @@ class Truth:
     sources: dict[str, TruthSource]
     exposures: dict[str, dict[str, dict[str, Any]]]
     sky: dict[str, float] = field(default_factory=dict)
+    ephemeris: dict[str, tuple[float, float]] = field(default_factory=dict)
+
+    @property
+    def moving_target(self) -> bool:
+        return bool(self.ephemeris)
 
     def flux_at(self, source_key: str, wavelength: np.ndarray | float) -> np.ndarray:
         """True spectrum of ``source_key`` linearly interpolated at ``wavelength`` (micron).
@@ -87,6 +97,7 @@ def write_truth(path: Path, truth: Truth) -> None:
         },
         "exposures": truth.exposures,
         "sky": {k: float(v) for k, v in truth.sky.items()},
+        "ephemeris": {k: [float(v[0]), float(v[1])] for k, v in truth.ephemeris.items()},
     }
     asdf.AsdfFile(tree).write_to(path, all_array_compression="zlib")
 
@@ -125,6 +136,7 @@ def load_truth(path: str | Path) -> Truth:
                 str(sn): {
                     "source_key": str(d["source_key"]),
                     "source_ypos": float(d["source_ypos"]),
+                    **{c: float(d[c]) for c in ("source_ra", "source_dec") if c in d},
                     "cosmic_rays": np.array(d["cosmic_rays"], dtype=np.int64).reshape(-1, 2),
                 }
                 for sn, d in slits.items()
@@ -132,6 +144,7 @@ def load_truth(path: str | Path) -> Truth:
             for e, slits in tree["exposures"].items()
         }
         sky = {str(k): float(v) for k, v in tree.get("sky", {}).items()}
+        ephem = {str(k): (float(v[0]), float(v[1])) for k, v in tree.get("ephemeris", {}).items()}
         return Truth(
             str(tree["mode"]),
             int(tree["seed"]),
@@ -139,4 +152,5 @@ def load_truth(path: str | Path) -> Truth:
             sources,
             exposures,
             sky,
+            ephem,
         )

@@ -10,7 +10,7 @@ import numpy as np
 from stdatamodels.jwst import datamodels as dm
 
 from ..fitsio import indexed_hdus
-from .nirspec import Layout
+from .nirspec import Layout, ephemeris, source_position
 from .render import RenderedSlit
 
 __all__ = ["exposure_names", "asn_name", "product_name", "write_exposure", "write_asn"]
@@ -57,9 +57,12 @@ def product_name(layout: Layout) -> str:
     return f"{base}_{{source_id}}_nirspec_{opt}"
 
 
-def _wcsinfo(layout: Layout) -> dict[str, Any]:
-    ra0, dec0, pa = layout.pointing
+def _wcsinfo(layout: Layout, k: int) -> dict[str, Any]:
+    """Exposure ``k``'s wcsinfo; the pointing follows the ephemeris of a moving target."""
+    ra0, dec0 = ephemeris(layout, k)
+    pa = layout.pointing[2]
     lo, hi = layout.cfg["wavelength_range_um"]
+    extra = {"mt_ra": ra0, "mt_dec": dec0} if layout.moving_target else {}
     return {
         "v2_ref": 378.563,
         "v3_ref": -428.402,
@@ -72,6 +75,7 @@ def _wcsinfo(layout: Layout) -> dict[str, Any]:
         "spectral_order": 1,
         "waverange_start": lo * 1e-6,
         "waverange_end": hi * 1e-6,
+        **extra,
     }
 
 
@@ -83,6 +87,7 @@ def _photometry(layout: Layout) -> dict[str, float]:
 def _exposure_meta(model: dm.MultiSlitModel, layout: Layout, k: int, n: int, name: str) -> None:
     c = layout.cfg
     ra0, dec0, pa = layout.pointing
+    ra_k, dec_k = ephemeris(layout, k)
     meta = model.meta
     meta.filename = name + ".fits"
     meta.telescope = "JWST"
@@ -114,12 +119,13 @@ def _exposure_meta(model: dm.MultiSlitModel, layout: Layout, k: int, n: int, nam
     o.exposure_number = f"{k + 1:05d}"
     o.date, o.time = "2024-01-01", "06:00:00.000"
     meta.target.ra, meta.target.dec = ra0, dec0
-    meta.target.type, meta.target.catalog_name = "FIXED", c["target_name"]
+    meta.target.type = "MOVING" if layout.moving_target else "FIXED"
+    meta.target.catalog_name = c["target_name"]
     meta.target.proposer_name = c["target_name"]
     # not in the MultiSlitModel schema: kept in the ASDF tree (and per slit, see _slit_model)
     meta.group_id = name.rsplit("_", 2)[0]
-    meta.pointing = {"ra_v1": ra0, "dec_v1": dec0, "pa_v3": (pa + 138.5) % 360}
-    meta.wcsinfo = _wcsinfo(layout)
+    meta.pointing = {"ra_v1": ra_k, "dec_v1": dec_k, "pa_v3": (pa + 138.5) % 360}
+    meta.wcsinfo = _wcsinfo(layout, k)
     meta.photometry = _photometry(layout)
     d = meta.dither
     d.position_number, d.total_points = k % len(layout.slits[0].nod_offsets) + 1, n
@@ -144,6 +150,7 @@ def _slit_tree(rs: RenderedSlit, k: int, layout: Layout) -> dict[str, Any]:
     err = np.sqrt(ex.var_poisson + ex.var_rnoise + ex.var_flat).astype(np.float32)
     ny, nx = ex.sci.shape
     unit = "MJy" if src.source_type == "POINT" else "MJy/sr"
+    src_ra, src_dec = source_position(layout, src, k)
     s: dict[str, Any] = {
         "data": ex.sci,
         "dq": ex.dq,
@@ -163,8 +170,8 @@ def _slit_tree(rs: RenderedSlit, k: int, layout: Layout) -> dict[str, Any]:
         "stellarity": src.stellarity,
         "source_xpos": src.xpos,
         "source_ypos": ex.source_ypos,
-        "source_ra": src.ra,
-        "source_dec": src.dec,
+        "source_ra": src_ra,
+        "source_dec": src_dec,
         "xstart": lay.xstart,
         "ystart": lay.ystart,
         "xsize": nx,
@@ -180,7 +187,7 @@ def _slit_tree(rs: RenderedSlit, k: int, layout: Layout) -> dict[str, Any]:
             "wcs": ex.wcs,
             "bunit_data": unit,
             "bunit_err": unit,
-            "wcsinfo": _wcsinfo(layout),
+            "wcsinfo": _wcsinfo(layout, k),
             "photometry": _photometry(layout),
         },
     }
