@@ -67,9 +67,13 @@ class SlitGrid:
         lam = self.wavelengths
         if len(lam) == 1:
             return np.array([-0.5, 0.0, 0.5]), np.repeat(lam, 3)
-        pix = np.concatenate([[-0.5], np.arange(len(lam), dtype=float), [len(lam) - 0.5]])
+        n = len(lam)
+        pix = np.concatenate([[-0.5], np.arange(n, dtype=float), [n - 0.5]])
         left = lam[0] - 0.5 * (lam[1] - lam[0])
-        right = lam[-2] + (lam[-1] - lam[-2]) * (len(lam) - 0.5 - (len(lam) - 2))
+        # The reference extrapolates the last half pixel from lam[n-2] by (n - 0.5)
+        # steps (not 1.5): its table jumps far beyond lam[n-1] there.  Kept, so
+        # the last column matches the reference's s2d and x1d.
+        right = lam[-2] + (lam[-1] - lam[-2]) * (n - 0.5)
         return pix, np.concatenate([[left], lam, [right]])
 
     def pixmap(self, ra: np.ndarray, dec: np.ndarray, wavelength: np.ndarray) -> np.ndarray:
