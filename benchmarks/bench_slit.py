@@ -122,12 +122,38 @@ def s2d_agreement(ours: Path, ref: Path) -> tuple[float, float, int]:
     return float(np.median(allrel)), float(np.percentile(allrel, 95)), pairs
 
 
+@dataclass
+class _Sim:
+    asn_path: Path
+    truth_path: Path
+
+
+@dataclass
+class _LoggedRun:
+    wall_seconds: float
+    peak_rss_mb: float
+
+
+def _existing_simulation(folder: Path) -> _Sim:
+    return _Sim(next(folder.glob("*_asn.json")), next(folder.glob("*_truth.asdf")))
+
+
+def _logged_reference(folder: Path) -> _LoggedRun:
+    """Wall time of an earlier reference run, from the ORACLE_TIMING line of its log."""
+    line = next(x for x in (folder / "oracle.log").read_text().splitlines() if x.startswith("ORACLE_TIMING"))
+    parts = dict(item.split("=") for item in line.split()[1:])
+    return _LoggedRun(float(parts["import"]) + float(parts["run"]), float("nan"))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", default="50,200")
     parser.add_argument("--n-exposures", type=int, default=3)
     parser.add_argument("--workdir", type=Path, default=Path("bench_out/slit"))
     parser.add_argument("--no-reference", action="store_true", help="Time spec3c only.")
+    parser.add_argument("--reuse-reference", action="store_true",
+                        help="Keep the simulated inputs and reference products of an earlier run in --workdir "
+                             "(reference wall time from its log; peak memory is not re-measured).")
     args = parser.parse_args()
     oracle = _oracle()
     from spec3c.simulate import load_truth, simulate
@@ -135,11 +161,16 @@ def main() -> None:
     rows = []
     for n in (int(s) for s in args.sizes.split(",")):
         work = (args.workdir / f"mos{n}").resolve()
-        sim = simulate("nirspec-mos", work / "input", seed=n, n_sources=n, n_exposures=args.n_exposures)
+        if args.reuse_reference:
+            sim = _existing_simulation(work / "input")
+        else:
+            sim = simulate("nirspec-mos", work / "input", seed=n, n_sources=n, n_exposures=args.n_exposures)
         aperture = oracle.write_extract1d_json(work / "extract1d.json", [APERTURE])
         ours = run_spec3c(sim.asn_path, aperture, work)
         ref = None
-        if not args.no_reference and oracle.jwst_python() is not None:
+        if args.reuse_reference:
+            ref = _logged_reference(work / "reference")
+        elif not args.no_reference and oracle.jwst_python() is not None:
             shutil.rmtree(work / "reference", ignore_errors=True)
             ref = oracle.run_reference(sim.asn_path, work / "reference", extract1d=aperture)
         truth = load_truth(sim.truth_path)

@@ -213,8 +213,8 @@ def _constant_apcorr(path, value, filter_, grating):
 
 def test_aperture_correction_scales_point_sources(mos, tmp_path):
     """extract_1d with an APCORR file: FLUX and its variances scale by c and c^2."""
-    from spec3c.steps import extract_1d
     from spec3c.config import Extract1dParams
+    from spec3c.steps import extract_1d
 
     store, truth = mos
     key = _science(store, truth, "POINT")[0]
