@@ -401,14 +401,18 @@ def _scan_fits(path: Path, expname: str) -> str:
 
 
 def _hdu_extents(hdul: fits.HDUList) -> list[tuple[int, str, int]]:
-    """``(index, " (EXTNAME)", end byte of padded data)`` for every HDU."""
+    """``(index, " (EXTNAME)", end byte of padded data)`` for every HDU.
+
+    Iterates the HDUs once: ``HDUList.fileinfo(i)`` re-walks the list for each
+    index (63 s instead of 2 s for a 1800-HDU MultiSlit file).
+    """
     extents = []
-    for index in range(len(hdul)):  # len() reads every header
-        info = hdul.fileinfo(index) or {}
+    for index, hdu in enumerate(hdul):
+        info = hdu.fileinfo() or {}
         start, span = info.get("datLoc"), info.get("datSpan")
         if start is None or span is None:
             continue
-        extname = hdul[index].header.get("EXTNAME")
+        extname = hdu.header.get("EXTNAME")
         label = f" ({extname})" if extname else ""
         extents.append((index, label, int(start) + int(span)))
     return extents
