@@ -208,7 +208,7 @@ def _print(rows, n_exposures: int) -> None:  # type: ignore[no-untyped-def]
         if ref is not None:
             x1d, nx, s2d_med, s2d_95, ns = agree
             line += (f" {ref.wall_seconds:8.1f} {ref.peak_rss_mb:9.0f} {ref.wall_seconds / pe:13.1f} "
-                     f"{ref.wall_seconds / total:13.1f} {x1d:14.4f} {nx:4d} {s2d_med:9.2e} {s2d_95:9.2e} {ns:4d}")
+                     f"{ref.wall_seconds / total:13.1f} {x1d:14.1e} {nx:4d} {s2d_med:9.2e} {s2d_95:9.2e} {ns:4d}")
         print(line)
         if ref is not None and getattr(ref, "partial", None) is not None:
             print(f"{'':7} ^ the reference was stopped after {ref.partial} of {n} sources: its wall time "
