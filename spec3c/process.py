@@ -78,6 +78,17 @@ def _assign_mtwcs(run: _SourceRun) -> Any:
     return assign_mtwcs.run(run.inputs, positions)
 
 
+def _master_background(run: _SourceRun) -> Any:
+    """Subtract the association's master background (built once by :func:`process_store`)."""
+    from .steps import master_background
+
+    master = master_background.load_association_master(run.store)
+    outcome = master_background.run(run.inputs, master)
+    if outcome.status == COMPLETE and master is not None:
+        master.save(run.store, run.source, master_background.SOURCE_KEY)
+    return outcome
+
+
 def _outlier_detection(run: _SourceRun) -> Any:
     from .steps import outlier_detection
 
@@ -121,6 +132,7 @@ def _extract_1d(run: _SourceRun) -> Any:
 #: the calwebb_spec3 slit plan after exp_to_source, in the reference's order
 STEP_RUNNERS: tuple[tuple[str, Callable[[_SourceRun], Any]], ...] = (
     ("assign_mtwcs", _assign_mtwcs),
+    ("master_background", _master_background),
     ("outlier_detection", _outlier_detection),
     ("pixel_replace", _pixel_replace),
     ("resample_spec", _resample_spec),
@@ -184,6 +196,18 @@ def pending_sources(store: Store, sources: Sequence[str] | None, force: bool) ->
     return [s for s in chosen if s not in done], [s for s in chosen if s in done]
 
 
+def _prepare_master_background(store: Store, config: PipelineConfig) -> None:
+    """Build the association's master background once, before the per-source workers use it."""
+    from .steps import master_background
+
+    params = config["master_background"]
+    master = None if params.skip else master_background.build_master(store, params)
+    if master is None:
+        master_background.delete_association_master(store)
+    else:
+        master_background.save_association_master(store, master)
+
+
 def check_mode(store: Store) -> None:
     types = {r.exp_type for r in store.list_exposures() if r.role == "science"}
     unsupported = types - set(SLIT_EXP_TYPES)
@@ -210,6 +234,8 @@ def process_store(  # noqa: PLR0913 - each is a CLI option
         if force:
             for source in todo:
                 store.delete_results(source)
+        if todo:
+            _prepare_master_background(store, config)
     report = ProcessReport(already_done=done)
     n_workers = worker_count(workers, len(todo))
     threads = 0 if n_workers == 1 else max(1, (os.cpu_count() or 1) // n_workers)

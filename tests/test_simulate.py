@@ -250,7 +250,8 @@ def test_point_flux_matches_truth(fs_sky: SimulationResult) -> None:
             full = good.sum(axis=0) == good.sum(axis=0).max()
             lam = np.full(s.data.shape[1], np.nan)
             lam[full] = np.nanmedian(s.wavelength[:, full], axis=0)
-            col = np.nansum(s.data - sky * area, axis=0)  # MJy
+            # a uniform sky calibrated as a point source carries the path-loss ratio
+            col = np.nansum(s.data - sky * area * s.pathloss_uniform / s.pathloss_point, axis=0)  # MJy
             crs = truth.exposures[path.stem][s.name]["cosmic_rays"]
             full[np.unique(crs[:, 1])] = False
             full &= np.isfinite(lam)

@@ -23,6 +23,7 @@ from ..ingest.coords import wcs_from_asdf
 from ..naming import product_filename
 from ..results import STATUS, Resampled2D, Spectrum1D, crf_key
 from ..store import Store
+from ..steps.replay import replay_input_steps
 from ..store.base import OPTIONAL_PLANES, Cutout, ExposureRecord
 from .fits_io import atomic_save
 from .meta import (
@@ -191,9 +192,9 @@ def _write_multiexposure(
     store: Store, source: str, naming: ProductNaming, out_dir: PathLike, suffix: str, product: str
 ) -> Path:
     naming = _resolved(store, naming)
-    cutouts = _cutouts(store, source)
-    records = _records(store)
     status = _status(store, source)
+    cutouts = replay_input_steps(store, source, _cutouts(store, source), status)
+    records = _records(store)
     steps = cal_steps_for(product, status)
     extra = {**_asn_meta(naming), **({"cal_step": steps} if steps else {})}
     exposures = []
@@ -313,9 +314,9 @@ def write_s2d(
     ``SPATIAL`` axis in arcsec; the reference (jwst 3.0) writes neither.
     """
     naming = _resolved(store, naming)
-    cutouts = _cutouts(store, source)
-    records = _records(store)
     status = _status(store, source)
+    cutouts = replay_input_steps(store, source, _cutouts(store, source), status)
+    records = _records(store)
     s2d = Resampled2D.load(store, source)
     ny, nx = s2d.sci.shape
     inputs = [records[c.exposure] for c in cutouts]
@@ -451,9 +452,9 @@ def write_x1d(
     keywords, so the file has no empty SCI extension).
     """
     naming = _resolved(store, naming)
-    cutouts = _cutouts(store, source)
-    records = _records(store)
     status = _status(store, source)
+    cutouts = replay_input_steps(store, source, _cutouts(store, source), status)
+    records = _records(store)
     spectrum = Spectrum1D.load(store, source)
     record = records[cutouts[0].exposure]
 

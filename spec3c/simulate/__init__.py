@@ -32,7 +32,8 @@ from .nirspec import (
 )
 from .render import RenderedSlit, render_slit
 from .truth import Truth, TruthSource, load_truth, write_truth
-from .writer import asn_name, exposure_names, write_asn, write_exposure
+from .background import background_names, write_background_members
+from .writer import asn_name, exposure_meta_tree, exposure_names, write_asn, write_exposure
 
 __all__ = [
     "MODES",
@@ -142,6 +143,7 @@ def simulate(  # noqa: PLR0913 - each is a user option (spec3c simulate flags)
     n_columns: int | None = None,
     nod_subtracted: bool = True,
     moving_target: bool = False,
+    with_background: int = 0,
     progress: Callable[[int, int], None] | None = None,
 ) -> SimulationResult:
     """Simulate a calibrated (stage-2) observation and its spec3 association.
@@ -170,6 +172,12 @@ def simulate(  # noqa: PLR0913 - each is a user option (spec3c simulate flags)
         it, so every source stays at its planned slit position but its sky
         coordinates differ per exposure.  ``meta.wcsinfo.mt_ra/mt_dec`` (file
         and every slit) hold the target ephemeris, also in ``Truth.ephemeris``.
+    with_background : int
+        Add this many dedicated background exposures (blank sky through the
+        same slits) as ``background`` members of the ASN, written as the
+        spec2 ``_x1d`` files a spec3 ASN lists.  The science exposures then
+        keep their sky (``nod_subtracted`` is forced False) so that
+        master_background has something to remove.
     progress : callable, optional
         Called as ``progress(done, total)`` after each slit and each file.
 
@@ -184,9 +192,11 @@ def simulate(  # noqa: PLR0913 - each is a user option (spec3c simulate flags)
     nx = instrument_config()["modes"][mode]["default_columns"] if n_columns is None else n_columns
     if nx < 50:
         raise ValueError(f"n_columns must be >= 50, got {nx}")
+    if with_background < 0:
+        raise ValueError(f"with_background must be >= 0, got {with_background}")
     out = Path(output_dir)
     out.mkdir(parents=True, exist_ok=True)
-    nod_subtracted = bool(nod_subtracted) and n_exposures > 1
+    nod_subtracted = bool(nod_subtracted) and n_exposures > 1 and not with_background
     seq = np.random.SeedSequence(seed)
     layout = BUILDERS[mode](np.random.default_rng(seq.spawn(1)[0]), n_sources, nx)
     if moving_target:
@@ -210,8 +220,15 @@ def simulate(  # noqa: PLR0913 - each is a user option (spec3c simulate flags)
             progress(done[0], total)
 
     _write_all(layout, rendered, cal_paths, nod_subtracted, tick)
+    bkg_names = background_names(names, with_background)
+    bkg_paths = write_background_members(
+        layout, exposure_meta_tree(layout, 0, n_exposures, names[0], False), bkg_names, out,
+        np.random.default_rng(seq.spawn(1)[0]),
+    ) if with_background else []
     asn_path = out / asn_name(layout)
-    write_asn(asn_path, layout, [p.name for p in cal_paths])
+    write_asn(asn_path, layout, [p.name for p in cal_paths], [p.name for p in bkg_paths])
     truth_path = out / f"{asn_path.stem}_truth.asdf"
-    write_truth(truth_path, _truth(layout, rendered, names, seed, nod_subtracted))
+    truth = _truth(layout, rendered, names, seed, nod_subtracted)
+    truth.sky.update({nm: layout.sky_mjy_sr for nm in bkg_names})
+    write_truth(truth_path, truth)
     return SimulationResult(asn_path, cal_paths, truth_path, mode)

@@ -81,12 +81,27 @@ def _grid(layout: Layout, slit: SlitLayout, wcs: WCS) -> _Grid:
     return _Grid(y[:, :1], lam, yslit, inside, 1.0 / k, centre)
 
 
-def _model(layout: Layout, slit: SlitLayout, g: _Grid, ypos: float) -> np.ndarray:
+def sky_image(layout: Layout, slit: SlitLayout, g: _Grid, pathloss: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
+    """The calibrated uniform sky, 0 outside the slit.
+
+    EXTENDED slits hold the sky surface brightness (MJy/sr).  POINT slits are
+    calibrated as a point source (MJy per pixel, point-source path loss), so a
+    uniform sky reads ``sky · pixel area · pathloss_uniform / pathloss_point``
+    (the factor the reference's master_background applies to its 2-D
+    background for fixed-slit point sources; flat and photom ratios are 1 here).
+    """
+    if slit.source.source_type != "POINT":
+        return np.where(g.inside, layout.sky_mjy_sr, 0.0)
+    pp, pu = pathloss
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(g.inside, layout.sky_mjy_sr * layout.pixel_area_sr * pu / pp, 0.0)
+
+
+def _model(slit: SlitLayout, g: _Grid, ypos: float, sky: np.ndarray) -> np.ndarray:
     """Noiseless calibrated image (source + sky), 0 outside the slit."""
     src = slit.source
     point = src.source_type == "POINT"
-    sky = layout.sky_mjy_sr * (layout.pixel_area_sr if point else 1.0)
-    img = np.where(g.inside, sky, 0.0)
+    img = sky.copy()
     if src.kind != "science":
         return img
     flux = src.spectrum(np.where(g.inside, g.lam, src.spectrum.lam0))
@@ -159,7 +174,9 @@ def render_slit(
     point = slit.source.source_type == "POINT"
     conv = g.conv_point if point else g.conv_point / layout.pixel_area_sr
     t = float(cfg["exposure_time_s"])
-    models = [_model(layout, slit, g, ypos) for _, ypos in geoms]
+    pp, pu = _pathloss(g, slit, tuple(cfg["wavelength_range_um"]))
+    sky = sky_image(layout, slit, g, (pp, pu))
+    models = [_model(slit, g, ypos, sky) for _, ypos in geoms]
     var3 = [variances(mdl, conv, t, det["read_noise_e"], det["flat_fraction"]) for mdl in models]
     noisy = [
         mdl + rng.standard_normal(mdl.shape) * np.sqrt(sum(v))
@@ -193,16 +210,7 @@ def render_slit(
                 crs,
             )
         )
-    pp, pu = _pathloss(g, slit, tuple(cfg["wavelength_range_um"]))
-    snr = (
-        _snr(
-            models[0] - (layout.sky_mjy_sr * (layout.pixel_area_sr if point else 1.0)),
-            sum(var3[0]),
-            g.inside,
-        )
-        if slit.source.kind == "science"
-        else 0.0
-    )
+    snr = _snr(models[0] - sky, sum(var3[0]), g.inside) if slit.source.kind == "science" else 0.0
     lam32 = g.lam.astype(np.float32)
     nan = ~np.isfinite(lam32)
     return RenderedSlit(

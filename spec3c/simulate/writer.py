@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +14,7 @@ from ..fitsio import indexed_hdus
 from .nirspec import Layout, ephemeris, source_position
 from .render import RenderedSlit
 
-__all__ = ["exposure_names", "asn_name", "product_name", "write_exposure", "write_asn"]
+__all__ = ["exposure_meta_tree", "exposure_names", "asn_name", "product_name", "write_exposure", "write_asn"]
 
 _MJD0 = 60310.25  # 2024-01-01 06:00 UTC
 _STEPS_DONE = (
@@ -212,6 +213,14 @@ def _slit_tree(rs: RenderedSlit, k: int, layout: Layout) -> dict[str, Any]:
     return s
 
 
+def exposure_meta_tree(layout: Layout, k: int, n: int, name: str, nod_subtracted: bool) -> dict[str, Any]:
+    """The nested ``meta`` tree :func:`write_exposure` gives exposure ``k`` (for derived files)."""
+    with dm.MultiSlitModel() as model:
+        _exposure_meta(model, layout, k, n, name)
+        _cal_steps(model, nod_subtracted)
+        return dict(model.meta.instance)
+
+
 def write_exposure(
     path: Path, layout: Layout, slits: list[RenderedSlit], k: int, n: int, nod_subtracted: bool
 ) -> None:
@@ -224,7 +233,7 @@ def write_exposure(
             model.save(path)  # validates against the schema
 
 
-def write_asn(path: Path, layout: Layout, cal_names: list[str]) -> None:
+def write_asn(path: Path, layout: Layout, cal_names: list[str], background_names: Sequence[str] = ()) -> None:
     """Write the spec3 level-3 association (members in the same folder)."""
     c = layout.cfg
     acid = f"o{c['observation']}"
@@ -250,6 +259,11 @@ def write_asn(path: Path, layout: Layout, cal_names: list[str]) -> None:
                         "asn_candidate": f"[('{acid}', 'observation')]",
                     }
                     for nm in cal_names
+                ]
+                + [
+                    {"expname": nm, "exptype": "background", "exposerr": "null",
+                     "asn_candidate": f"[('{acid}', 'observation')]"}
+                    for nm in background_names
                 ],
             }
         ],

@@ -288,6 +288,11 @@ class Store(ABC):
     def list_results(self, source: str | None = None) -> list[tuple[str, str]]:
         """(source, key) pairs of stored results, sorted."""
 
+    def delete_result(self, source: str, key: str) -> None:
+        """Remove one result if it exists."""
+        if (source, key) in self.list_results(source):
+            self._delete_result(source, key)
+
     def delete_results(self, source: str) -> None:
         """Remove every result of a source (``process --force``)."""
         for src, key in self.list_results(source):

@@ -1,0 +1,37 @@
+"""Re-apply a source's association-level input steps when its inputs are exported.
+
+``process`` changes a source's cutouts in memory before outlier detection:
+assign_mtwcs shifts the sky coordinates and adds the ``moving_target`` frame,
+master_background subtracts the 2-D background.  The store keeps the cutouts
+as ingested, so the exporter replays exactly those two steps (with the
+values ``process`` recorded) to write the reference's source-based ``_cal``
+and ``_crf`` products.  Both steps are cheap and deterministic.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from ..results import COMPLETE
+from ..store import Cutout, Store
+from . import assign_mtwcs, master_background
+from .common import SourceInputs
+
+__all__ = ["replay_input_steps"]
+
+
+def replay_input_steps(store: Store, source: str, cutouts: list[Cutout], status: dict[str, Any]) -> list[Cutout]:
+    """Copies of ``cutouts`` as the source's later steps saw them (the originals are not touched)."""
+    steps = status.get("steps", {})
+    done = {name for name, step in steps.items() if step.get("status") == COMPLETE}
+    if not done & {"assign_mtwcs", "master_background"}:
+        return cutouts
+    science = {r.name: r for r in store.list_exposures() if r.role == "science"}
+    copies = [dataclasses.replace(c, planes=dict(c.planes), meta=dict(c.meta)) for c in cutouts]
+    inputs = SourceInputs(source, copies, science)
+    if "assign_mtwcs" in done:
+        assign_mtwcs.run(inputs, assign_mtwcs.association_positions(store.list_cutouts(), science))
+    if "master_background" in done:
+        master_background.run(inputs, master_background.load_for_source(store, source))
+    return inputs.cutouts
