@@ -115,4 +115,10 @@ def export_store(  # noqa: PLR0913 - each is a CLI option
         raise KeyError(f"sources not in store {store_path}: {sorted(missing)}")
     args = (str(store_path), naming, str(out_dir), tuple(suffixes))
     results = map_sources(_export_one, keys, args, workers=workers, progress=progress)
-    return [path for source in keys for path in results[source]]
+    paths = [path for source in keys for path in results[source]]
+    if sources is None:  # association-level products go with a whole-store export
+        from .masterbg import write_master_background_products
+
+        with open_store(store_path) as store:
+            paths += write_master_background_products(store, naming, out_dir)
+    return paths

@@ -22,8 +22,8 @@ from .._core import match_nans_and_flags
 from ..ingest.coords import wcs_from_asdf
 from ..naming import product_filename
 from ..results import STATUS, Resampled2D, Spectrum1D, crf_key
-from ..store import Store
 from ..steps.replay import replay_input_steps
+from ..store import Store
 from ..store.base import OPTIONAL_PLANES, Cutout, ExposureRecord
 from .fits_io import atomic_save
 from .meta import (

@@ -24,7 +24,12 @@ from typing import Any
 
 import numpy as np
 
-from ..algorithms.master_background import BackgroundSpectrum, expand, fs_point_scale, master_spectrum
+from ..algorithms.master_background import (
+    BackgroundSpectrum,
+    expand,
+    fs_point_scale,
+    master_spectrum,
+)
 from ..config import MasterBackgroundParams
 from ..errors import InputError
 from ..results import ASSOCIATION_SOURCE, COMPLETE, SKIPPED
@@ -49,19 +54,21 @@ class MasterBackground:
     message: str
     columns: dict[str, np.ndarray] = field(default_factory=dict)  # COMBINE1D-like, upper case
     origin: str = ""  # "background members" | user file name
+    save_background: bool = False  # write the _masterbg1d/_masterbg2d products on export
 
     @property
     def subtract(self) -> bool:
         return self.status == COMPLETE
 
     def save(self, store: Store, source: str, key: str) -> None:
-        store.put_result(source, key, self.columns,
-                         {"status": self.status, "message": self.message, "origin": self.origin})
+        store.put_result(source, key, self.columns, {"status": self.status, "message": self.message,
+                                                     "origin": self.origin, "save_background": self.save_background})
 
     @classmethod
     def load(cls, store: Store, source: str, key: str) -> MasterBackground:
         arrays, meta = store.get_result(source, key)
-        return cls(meta["status"], meta["message"], dict(arrays), meta.get("origin", ""))
+        return cls(meta["status"], meta["message"], dict(arrays), meta.get("origin", ""),
+                   bool(meta.get("save_background", False)))
 
 
 def subtraction_wanted(records: Sequence[ExposureRecord], force: bool) -> tuple[bool, str]:
@@ -122,13 +129,14 @@ def build_master(store: Store, params: MasterBackgroundParams) -> MasterBackgrou
     if params.user_background:
         columns = read_user_background(params.user_background)
         return MasterBackground(COMPLETE, f"user background {Path(params.user_background).name}", columns,
-                                Path(params.user_background).name)
+                                Path(params.user_background).name, params.save_background)
     spectra = [s for r in backgrounds for s in _background_spectra(store, r)]
     master = master_spectrum(spectra, params.median_kernel)
     columns = {name: np.asarray(master.column(name)) for name in ("WAVELENGTH", "FLUX", "ERROR", "SURF_BRIGHT",
                                                                   "SB_ERROR", "DQ", "WEIGHT", "N_INPUT")}
     return MasterBackground(COMPLETE, f"master background from {len(spectra)} spectra of "
-                                      f"{len(backgrounds)} background members", columns, "background members")
+                                      f"{len(backgrounds)} background members", columns, "background members",
+                            params.save_background)
 
 
 def save_association_master(store: Store, master: MasterBackground) -> None:

@@ -1,0 +1,87 @@
+"""The master_background products (``save_background``): association-level, not per source.
+
+* ``<first background member>_<asn_id>_masterbg1d.fits``: the master spectrum
+  as a ``MultiCombinedSpecModel`` (only when it was combined from background
+  members; a user background is not re-saved, as the reference);
+* ``<science exposure>_<asn_id>_masterbg2d.fits`` per science exposure: a
+  ``MultiSlitModel`` copy of the exposure whose SCI is the 2-D background
+  that was subtracted and whose DQ has the out-of-range pixels flagged.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from stdatamodels.jwst import datamodels as dm
+
+from ..algorithms.combine1d import CombinedSpectrum
+from ..naming import exposure_product_filename
+from ..steps.common import SourceInputs
+from ..steps.master_background import MasterBackground, background_2d, load_association_master
+from ..store import Cutout, ExposureRecord, Store
+from .c1d import write_c1d
+from .fits_io import atomic_save
+from .meta import merge_tree, primary_meta, top_level_meta
+from .naming import ProductNaming
+from .writers import _exposure_node
+
+__all__ = ["write_master_background_products"]
+
+
+def write_master_background_products(store: Store, naming: ProductNaming,
+                                     out_dir: str | os.PathLike[str]) -> list[Path]:
+    """Write the masterbg products if the run asked for them (``save_background``)."""
+    master = load_association_master(store)
+    if master is None or not master.subtract or not master.save_background:
+        return []
+    records = store.list_exposures()
+    paths = []
+    backgrounds = [r for r in records if r.role == "background"]
+    if master.origin == "background members" and backgrounds:
+        paths.append(_write_1d(master, backgrounds[0], naming, Path(out_dir)))
+    cutouts = _cutouts_by_exposure(store)
+    for record in (r for r in records if r.role == "science"):
+        paths.append(_write_2d(master, record, cutouts.get(record.name, []), naming, Path(out_dir)))
+    return paths
+
+
+def _write_1d(master: MasterBackground, first: ExposureRecord, naming: ProductNaming, out: Path) -> Path:
+    c = master.columns
+    spectrum = CombinedSpectrum(c["WAVELENGTH"], c["FLUX"], c["ERROR"], c["SURF_BRIGHT"], c["SB_ERROR"],
+                                c["DQ"], c["WEIGHT"], c["N_INPUT"])
+    meta = first.meta
+    path = out / exposure_product_filename(Path(first.filename).name, naming.asn_id, "masterbg1d")
+    return write_c1d({1: spectrum}, {
+        "instrument": meta.get("meta.instrument.name", ""), "exp_type": first.exp_type,
+        "source_type": "EXTENDED", "dispersion_direction": meta.get("meta.wcsinfo.dispersion_direction"),
+    }, path)
+
+
+def _cutouts_by_exposure(store: Store) -> dict[str, list[Cutout]]:
+    out: dict[str, list[Cutout]] = {}
+    for source in store.sources():
+        for cutout in store.read_cutouts(source):
+            out.setdefault(cutout.exposure, []).append(cutout)
+    for cutouts in out.values():
+        cutouts.sort(key=lambda c: int(c.meta.get("slit_index", 0)))
+    return out
+
+
+def _write_2d(master: MasterBackground, record: ExposureRecord, cutouts: list[Cutout],
+              naming: ProductNaming, out: Path) -> Path:
+    nodes: list[dict[str, Any]] = []
+    for cutout in cutouts:
+        inputs = SourceInputs(cutout.source, [cutout], {record.name: record})
+        bkg, dq = background_2d(inputs, 0, master)
+        node = _exposure_node(cutout, record, {})
+        node["data"], node["dq"] = bkg, np.asarray(cutout.planes["dq"] | dq, dtype=np.uint32)
+        nodes.append(node)
+    path = out / exposure_product_filename(Path(record.filename).name, naming.asn_id, "masterbg2d")
+    with dm.MultiSlitModel({"slits": nodes}, validate_on_assignment=False) as model:
+        top = top_level_meta(record)
+        model.instance["meta"] = merge_tree(dict(model.instance.get("meta", {})),
+                                            primary_meta(top, model.schema, keep_unmapped=True))
+        return atomic_save(model, path, fast=True)
