@@ -23,7 +23,10 @@ from .parallel import ProgressFn, map_sources, worker_count
 from .results import COMPLETE, FAILED, SKIPPED, STATUS, crf_key
 from .store import Store, open_store
 
-SLIT_EXP_TYPES = ("NRS_FIXEDSLIT", "NRS_MSASPEC")
+SLIT_EXP_TYPES = ("NRS_FIXEDSLIT", "NRS_MSASPEC", "MIR_LRS-FIXEDSLIT")
+#: never resampled: extract_1d per exposure, then combine_1d (ALGORITHMS.md §0)
+SLITLESS_EXP_TYPES = ("MIR_LRS-SLITLESS",)
+SUPPORTED_EXP_TYPES = SLIT_EXP_TYPES + SLITLESS_EXP_TYPES
 
 
 @dataclass
@@ -64,6 +67,7 @@ class _SourceRun:
     inputs: Any  # steps.common.SourceInputs
     config: PipelineConfig
     s2d: Any = None  # results.Resampled2D once resampled
+    spectra: list[Any] = field(default_factory=list)  # per-exposure Spectrum1D (slitless)
 
 
 def _assign_mtwcs(run: _SourceRun) -> Any:
@@ -129,6 +133,54 @@ def _extract_1d(run: _SourceRun) -> Any:
     return outcome
 
 
+def _extract_exposures(run: _SourceRun) -> Any:
+    """Slitless: extract every (outlier-flagged) exposure without resampling."""
+    from .results import x1d_exposure_key
+    from .steps import extract_1d
+    from .steps.common import StepOutcome
+
+    photom = run.inputs.exposure_meta(0).get("meta.cal_step.photom") == COMPLETE
+    messages = []
+    for k, cutout in enumerate(run.inputs.cutouts):
+        image = extract_1d.image_spectrum(
+            cutout.planes["sci"], {v: cutout.planes[v] for v in ("var_poisson", "var_rnoise", "var_flat")},
+            cutout.planes["wavelength"], _image_meta(run.inputs, k), cutout.wcs_asdf)
+        outcome, spectrum = extract_1d.run(image, run.inputs.exp_type(k), photom, run.config["extract_1d"])
+        if spectrum is None:
+            return outcome
+        spectrum.meta["exposure"] = cutout.exposure
+        spectrum.save(run.store, run.source, x1d_exposure_key(cutout.exposure))
+        run.spectra.append(spectrum)
+        messages.append(outcome.message)
+    return StepOutcome(COMPLETE, f"{len(run.spectra)} exposures: " + ", ".join(messages))
+
+
+def _image_meta(inputs: Any, k: int) -> dict[str, Any]:
+    """What extraction reads from an unresampled image's metadata."""
+    cutout, meta = inputs.cutouts[k], inputs.exposure_meta(k)
+    return {"name": cutout.slit, "source_id": cutout.meta.get("source_id"),
+            "source_type": cutout.meta.get("source_type"), "bunit_data": inputs.bunit(k),
+            "pixelarea_steradians": meta.get("meta.photometry.pixelarea_steradians"),
+            "dispersion_direction": cutout.meta.get("dispersion_direction", 2),
+            "source_location": None, "filter": meta.get("meta.instrument.filter")}
+
+
+def _combine_1d(run: _SourceRun) -> Any:
+    from .results import CombinedResult
+    from .steps import combine_1d
+    from .steps.common import StepOutcome
+
+    if not run.spectra:
+        return StepOutcome(SKIPPED, "no extracted spectra")
+    kind, _ = combine_1d.weight_kind(run.config["combine_1d"].exptime_key)
+    meta_key = f"meta.exposure.{kind}"
+    times = [float(run.inputs.exposures[s.meta["exposure"]].meta.get(meta_key) or 1.0) for s in run.spectra]
+    outcome, combined = combine_1d.run(run.spectra, times, run.config["combine_1d"])
+    if combined is not None:
+        CombinedResult(combined, outcome.details.get("spec_meta", {})).save(run.store, run.source)
+    return outcome
+
+
 #: the calwebb_spec3 slit plan after exp_to_source, in the reference's order
 STEP_RUNNERS: tuple[tuple[str, Callable[[_SourceRun], Any]], ...] = (
     ("assign_mtwcs", _assign_mtwcs),
@@ -139,6 +191,20 @@ STEP_RUNNERS: tuple[tuple[str, Callable[[_SourceRun], Any]], ...] = (
     ("extract_1d", _extract_1d),
 )
 
+#: the slitless (MIRI LRS slitless) plan: no resampling, per-exposure extraction, combine_1d
+SLITLESS_STEP_RUNNERS: tuple[tuple[str, Callable[[_SourceRun], Any]], ...] = (
+    ("assign_mtwcs", _assign_mtwcs),
+    ("master_background", _master_background),
+    ("outlier_detection", _outlier_detection),
+    ("pixel_replace", _pixel_replace),
+    ("extract_1d", _extract_exposures),
+    ("combine_1d", _combine_1d),
+)
+
+
+def step_plan(exp_type: str) -> tuple[tuple[str, Callable[[_SourceRun], Any]], ...]:
+    return SLITLESS_STEP_RUNNERS if exp_type in SLITLESS_EXP_TYPES else STEP_RUNNERS
+
 
 def run_source(store: Store, source: str, config: PipelineConfig) -> SourceReport:
     """Run the slit plan on one source and write its results (status last)."""
@@ -148,7 +214,7 @@ def run_source(store: Store, source: str, config: PipelineConfig) -> SourceRepor
     report = SourceReport(source)
     run = _SourceRun(store, source, _science_inputs(store, source), config)
     report.steps["exp_to_source"] = {"status": COMPLETE, "message": f"{len(run.inputs)} cutouts", "seconds": 0.0}
-    for name, runner in STEP_RUNNERS:
+    for name, runner in step_plan(run.inputs.exp_type()):
         t0 = time.perf_counter()
         outcome = StepOutcome(SKIPPED, "skipped by parameter") if config[name].skip else runner(run)
         report.steps[name] = {"status": outcome.status, "message": outcome.message,
@@ -210,10 +276,12 @@ def _prepare_master_background(store: Store, config: PipelineConfig) -> None:
 
 def check_mode(store: Store) -> None:
     types = {r.exp_type for r in store.list_exposures() if r.role == "science"}
-    unsupported = types - set(SLIT_EXP_TYPES)
+    unsupported = types - set(SUPPORTED_EXP_TYPES)
     if unsupported:
         raise Spec3cError(f"{store.path}: EXP_TYPE {', '.join(sorted(unsupported))} is not supported by "
-                          f"`spec3c process` yet (slit modes: {', '.join(SLIT_EXP_TYPES)})")
+                          f"`spec3c process` yet (supported: {', '.join(SUPPORTED_EXP_TYPES)})")
+    if len(types) > 1:
+        raise Spec3cError(f"{store.path}: the association mixes EXP_TYPEs {', '.join(sorted(types))}")
 
 
 def process_store(  # noqa: PLR0913 - each is a CLI option

@@ -9,6 +9,9 @@ key                    content
 ``crf/<exp>/<slit>``   arrays ``dq`` (input DQ | outlier flags); meta ``n_flagged``
 ``s2d``                :class:`Resampled2D`
 ``x1d``                :class:`Spectrum1D` (one spectrum per source for slit modes)
+``x1d/<exp>``          :class:`Spectrum1D` of one exposure (slitless: no resampling)
+``c1d``                :class:`CombinedResult` (combine_1d of the ``x1d/<exp>`` spectra)
+``master_background``  the master spectrum the source's background came from
 =====================  ==============================================================
 """
 
@@ -29,8 +32,15 @@ X1D = "x1d"
 COMPLETE, SKIPPED, FAILED = "COMPLETE", "SKIPPED", "FAILED"
 
 
+C1D = "c1d"
+
+
 def crf_key(exposure: str, slit: str) -> str:
     return f"crf/{exposure}/{slit}"
+
+
+def x1d_exposure_key(exposure: str) -> str:
+    return f"{X1D}/{exposure}"
 
 
 @dataclass
@@ -127,6 +137,36 @@ class Spectrum1D:
             if name in self.columns:
                 out[name] = self.columns[name]
         return out
+
+
+@dataclass
+class CombinedResult:
+    """combine_1d output of a source: per spectral order a CombinedSpectrum, plus
+    the spectrum attributes of each order's first input (``spec_meta``)."""
+
+    orders: dict[int, Any]  # order -> algorithms.combine1d.CombinedSpectrum
+    spec_meta: dict[int, dict[str, Any]] = field(default_factory=dict)
+
+    def save(self, store: Store, source: str) -> None:
+        arrays = {f"{order}.{name}": spec.column(name) for order, spec in self.orders.items()
+                  for name in _combined_columns()}
+        store.put_result(source, C1D, arrays, {"orders": list(self.orders),
+                                               "spec_meta": {str(k): v for k, v in self.spec_meta.items()}})
+
+    @classmethod
+    def load(cls, store: Store, source: str) -> CombinedResult:
+        from .algorithms.combine1d import CombinedSpectrum
+
+        arrays, meta = store.get_result(source, C1D)
+        orders = {int(o): CombinedSpectrum(*(arrays[f"{o}.{name}"] for name in _combined_columns()))
+                  for o in meta["orders"]}
+        return cls(orders, {int(k): v for k, v in meta.get("spec_meta", {}).items()})
+
+
+def _combined_columns() -> tuple[str, ...]:
+    from .algorithms.combine1d import COLUMNS
+
+    return tuple(COLUMNS)
 
 
 #: where ingest records the association (not a source: store.sources() lists cutout sources only)

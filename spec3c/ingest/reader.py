@@ -118,6 +118,29 @@ def read_slits(model, name: str, path: Path) -> list[Cutout]:  # type: ignore[no
     return cutouts
 
 
+#: one source per association (the reference does no exp_to_source for these image modes)
+IMAGE_SOURCE_KEY = "1"
+
+
+def read_image_model(model, name: str, path: Path) -> list[Cutout]:  # type: ignore[no-untyped-def]
+    """The whole 2-D image of an ImageModel (MIRI LRS) as one cutout of the association's source."""
+    if model.meta.wcs is None:
+        raise InputError(path, "ImageModel has no WCS (meta.wcs); run assign_wcs in stage 2")
+    if np.ndim(model.data) != 2:
+        raise InputError(path, f"expected a 2-D SCI array, got shape {np.shape(model.data)}")
+    planes = {plane: np.asarray(getattr(model, attr)) for attr, plane in _SLIT_PLANES.items()}
+    shape = planes["sci"].shape
+    planes.update(slit_coordinates(model.meta.wcs, shape))
+    exp_type = str(model.meta.exposure.type)
+    meta: dict[str, Any] = {
+        "name": exp_type, "source_id": int(IMAGE_SOURCE_KEY), "slit_index": 0,
+        "source_type": model.meta.target.source_type or "POINT",
+        "xstart": 1, "ystart": 1, "xsize": shape[1], "ysize": shape[0],
+        "dispersion_direction": model.meta.wcsinfo.dispersion_direction,
+    }
+    return [Cutout(IMAGE_SOURCE_KEY, name, exp_type, meta, planes, wcs_to_asdf(model.meta.wcs))]
+
+
 def read_spectra_tables(model) -> dict[str, np.ndarray]:  # type: ignore[no-untyped-def]
     """Columns of every spectrum of an x1d model, keyed ``spec<i>.<column>``."""
     images = {}
@@ -145,9 +168,13 @@ def read_exposure(path: Path, role: str, sha256: str | None = None) -> ExposureD
         cutouts: list[Cutout] = []
         images: dict[str, np.ndarray] = {}
         if role == "science":
-            if not hasattr(model, "slits"):
-                raise InputError(path, f"science member is a {model_type}; this mode needs MultiSlitModel cal files")
-            cutouts = read_slits(model, name, path)
+            if hasattr(model, "slits"):
+                cutouts = read_slits(model, name, path)
+            elif model_type == "ImageModel":
+                cutouts = read_image_model(model, name, path)
+            else:
+                raise InputError(path, f"science member is a {model_type}; spec3c reads MultiSlitModel "
+                                       "(NIRSpec FS/MOS) and ImageModel (MIRI LRS) cal files")
         elif hasattr(model, "spec"):
             images = read_spectra_tables(model)
         record = ExposureRecord(

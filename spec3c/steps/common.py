@@ -8,10 +8,14 @@ from typing import Any
 import numpy as np
 
 from .. import dqflags
+from ..algorithms.lrs_grid import LrsGrid, build_lrs_grid
 from ..algorithms.slit_grid import GridInput, GridOptions, SlitGrid, build_slit_grid
 from ..ingest.coords import wcs_from_asdf
 from ..results import COMPLETE
 from ..store import Cutout, ExposureRecord
+
+#: MIRI LRS: dispersion along detector y, interpolated output grid
+LRS_EXP_TYPES = ("MIR_LRS-FIXEDSLIT", "MIR_LRS-SLITLESS")
 
 #: resample_spec's hard-coded good bits: everything but DO_NOT_USE and NON_SCIENCE
 RESAMPLE_BAD_BITS = dqflags.DO_NOT_USE | dqflags.NON_SCIENCE
@@ -58,10 +62,17 @@ class SourceInputs:
             for c in self.cutouts
         ]
 
-    def build_grid(self, options: GridOptions) -> SlitGrid:
+    def exp_type(self, k: int = 0) -> str:
+        return self.exposures[self.cutouts[k].exposure].exp_type
+
+    def build_grid(self, options: GridOptions) -> SlitGrid | LrsGrid:
+        """The output grid: NIRSpec slit builder, or the interpolated builder for MIRI LRS."""
+        exp_type = self.exp_type()
+        if exp_type in LRS_EXP_TYPES:
+            return build_lrs_grid(self.grid_inputs(), options, self.wcs, exp_type=exp_type)
         return build_slit_grid(self.grid_inputs(), self.wcs, options)
 
-    def pixmap(self, grid: SlitGrid, k: int) -> np.ndarray:
+    def pixmap(self, grid: SlitGrid | LrsGrid, k: int) -> np.ndarray:
         p = self.cutouts[k].planes
         return grid.pixmap(p["ra"], p["dec"], p["wavelength"])
 

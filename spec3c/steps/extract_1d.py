@@ -43,6 +43,8 @@ def source_row(s2d: Resampled2D) -> tuple[int, float, float | None]:
     middle = int(np.round((nx - 1) / 2.0))
     lam = s2d.wavelength[:, middle]
     middle_wl = float(np.nanmean(lam)) if np.isfinite(lam).any() else float("nan")
+    if "source_location" in s2d.meta:  # MIRI LRS: found by resample_spec from the dithered pointing
+        return middle, middle_wl, s2d.meta["source_location"]
     ypos = s2d.meta.get("source_ypos")
     table = np.asarray(s2d.meta.get("slit_y", []), dtype=float)
     if ypos is None or table.size < 2 or not np.all(np.isfinite(table)):
@@ -162,11 +164,42 @@ def aperture_correct(spectrum: Spectrum1D, s2d: Resampled2D, exp_type: str, path
     spectrum.meta["apcorr"] = str(path)
 
 
+_SWAPPED_KEYS = {"xstart": "ystart", "xstop": "ystop", "ystart": "xstart", "ystop": "xstop"}
+
+
+def transposed(s2d: Resampled2D) -> Resampled2D:
+    """A dispersion-along-y spectrum seen with dispersion along x (as the reference transposes)."""
+    arrays = {name: np.ascontiguousarray(getattr(s2d, name).T)
+              for name in ("sci", "err", "wht", "var_poisson", "var_rnoise", "var_flat", "wavelength")}
+    return Resampled2D(**arrays, con=s2d.con, wcs_asdf=s2d.wcs_asdf, meta=s2d.meta)
+
+
+def transposed_reference(ref: dict[str, Any] | None) -> dict[str, Any] | None:
+    """EXTRACT1D apertures with x and y limits swapped (for a transposed spectrum)."""
+    if ref is None:
+        return None
+    apertures = [{_SWAPPED_KEYS.get(k, k): v for k, v in ap.items()} for ap in ref["apertures"]]
+    return {**ref, "apertures": apertures}
+
+
+def image_spectrum(sci: np.ndarray, var: dict[str, np.ndarray], wavelength: np.ndarray, meta: dict[str, Any],
+                   wcs_asdf: bytes) -> Resampled2D:
+    """An unresampled 2-D spectrum (MIRI LRS slitless cal) in the form extraction takes."""
+    shape = sci.shape
+    return Resampled2D(sci=sci, err=np.sqrt(sum(var.values())), wht=np.ones(shape, np.float32),
+                       con=np.zeros((1, *shape), np.int32), var_poisson=var["var_poisson"],
+                       var_rnoise=var["var_rnoise"], var_flat=var["var_flat"], wavelength=wavelength,
+                       wcs_asdf=wcs_asdf, meta=meta)
+
+
 def run(s2d: Resampled2D, exp_type: str, photom_done: bool, params: Extract1dParams) -> tuple[StepOutcome, Spectrum1D | None]:
     if params.extraction_type not in ("box", None, "none"):
         return StepOutcome(SKIPPED, f"extraction_type {params.extraction_type!r} needs a PSF reference; "
                                     "only box extraction is available for NIRSpec"), None
     ref = read_extract1d(params.override_extract1d) if params.override_extract1d else None
+    along_y = s2d.meta.get("dispersion_direction") == 2
+    if along_y:
+        s2d, ref = transposed(s2d), transposed_reference(ref)
     overrides = {k: getattr(params, k) for k in ("subtract_background", "use_source_posn", "position_offset",
                                                  "bkg_fit", "bkg_order", "smoothing_length")}
     if ref is not None and str(s2d.meta.get("source_type", "")).upper() != "POINT" and overrides["use_source_posn"] is None:
@@ -177,6 +210,8 @@ def run(s2d: Resampled2D, exp_type: str, photom_done: bool, params: Extract1dPar
         return StepOutcome(SKIPPED, f"no aperture for {name!r} in {params.override_extract1d}"), None
     spectrum = extract(s2d, ap, exp_type, photom_done)
     spectrum.meta["aperture_file"] = params.override_extract1d
+    if along_y:
+        spectrum.meta["dispersion_direction"] = 2
     point = str(s2d.meta.get("source_type", "")).upper() == "POINT"
     if params.apply_apcorr and params.override_apcorr and point:
         aperture_correct(spectrum, s2d, exp_type, params.override_apcorr)

@@ -92,13 +92,28 @@ def output_meta(inputs: SourceInputs, grid: SlitGrid, params: ResampleSpecParams
         inputs=[c.exposure for c in inputs.cutouts],
         input_slits=[c.slit for c in inputs.cutouts],
         spatial_scale=grid.spatial_scale,
-        slit_y=grid.slit_y.tolist(),
+        slit_y=np.nan_to_num(grid.slit_y).tolist(),
         fiducial=list(grid.fiducial),
-        dispersion_direction=1,
+        dispersion_direction=grid.dispersion_axis,
         filter=inputs.exposure_meta(0).get("meta.instrument.filter"),
         grating=inputs.exposure_meta(0).get("meta.instrument.grating"),
     )
+    if grid.dispersion_axis == 2:
+        meta["source_location"] = lrs_source_column(inputs, grid)
     return meta
+
+
+def lrs_source_column(inputs: SourceInputs, grid: Any) -> float | None:
+    """MIRI LRS FS: output column of the dithered pointing (MEAS DITHRA/DITHDEC) at the middle
+    wavelength, as the reference's ``location_from_wcs``; None if unknown or off the grid."""
+    meta = inputs.exposure_meta(0)
+    ra, dec = meta.get("meta.dither.dithered_ra"), meta.get("meta.dither.dithered_dec")
+    if inputs.exp_type() != "MIR_LRS-FIXEDSLIT" or ra is None or dec is None:
+        return None
+    ny, nx = grid.shape
+    middle_wl = float(grid.row_to_wavelength(np.array([(ny - 1) / 2.0]))[0])
+    column = float(grid.pixmap(np.array([ra]), np.array([dec]), np.array([middle_wl]))[0, 0])
+    return column if -0.5 <= column <= nx - 0.5 else None
 
 
 def run(inputs: SourceInputs, params: ResampleSpecParams) -> tuple[StepOutcome, Resampled2D | None]:
