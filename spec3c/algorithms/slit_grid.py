@@ -50,6 +50,7 @@ class SlitGrid:
     slit_y: np.ndarray  # (ny,) slit-frame y of each row (reference input)
     pixel_scale_ratio: float
     spatial_scale: float  # output arcsec per row
+    dispersion_axis = 1  # class constant (not a field): dispersion along x, as LrsGrid's 2 is along y
 
     @property
     def shape(self) -> tuple[int, int]:
