@@ -8,16 +8,27 @@ from pathlib import Path
 from typing import Any
 
 from ..parallel import ProgressFn, map_sources
-from ..results import S2D, STATUS, X1D
+from ..results import C1D, S2D, STATUS, X1D
 from ..store import Store, open_store
 from .meta import step_statuses
-from .naming import ProductNaming
-from .writers import write_s2d, write_source_cal, write_source_crf, write_x1d
+from .naming import WHOLE_ASSOCIATION_EXP_TYPES, ProductNaming
+from .writers import (
+    write_exposure_crfs,
+    write_exposure_x1ds,
+    write_s2d,
+    write_source_c1d,
+    write_source_cal,
+    write_source_crf,
+    write_x1d,
+)
 
 __all__ = ["DEFAULT_SUFFIXES", "export_source", "export_store", "products_available"]
 
-DEFAULT_SUFFIXES = ("cal", "crf", "s2d", "x1d")
-_WRITERS = {"cal": write_source_cal, "crf": write_source_crf, "s2d": write_s2d, "x1d": write_x1d}
+DEFAULT_SUFFIXES = ("cal", "crf", "s2d", "x1d", "c1d")
+_WRITERS = {"cal": write_source_cal, "crf": write_source_crf, "s2d": write_s2d, "x1d": write_x1d,
+            "c1d": write_source_c1d}
+#: ImageModel modes (MIRI LRS): no source-based cal; crf per exposure; x1d per exposure when unresampled
+_IMAGE_MODE_WRITERS = {**_WRITERS, "crf": write_exposure_crfs}
 
 
 
@@ -32,8 +43,24 @@ def products_available(store: Store, source: str) -> list[str]:
         has_outlier = "outlier_detection" in step_statuses(store.get_result(source, STATUS)[1])
     if has_outlier or any(k.startswith("crf/") for k in keys):
         out.append("crf")
-    out += [s for s in (S2D, X1D) if s in keys]
+    out += [s for s in (S2D, X1D, C1D) if s in keys]
+    if X1D not in out and any(k.startswith(f"{X1D}/") for k in keys):
+        out.append("x1d")  # slitless: per-exposure spectra
+    if _image_mode(store):
+        out.remove("cal")
     return out
+
+
+def _image_mode(store: Store) -> bool:
+    return any(r.exp_type in WHOLE_ASSOCIATION_EXP_TYPES for r in store.list_exposures() if r.role == "science")
+
+
+def _writer(store: Store, source: str, suffix: str) -> Any:
+    if not _image_mode(store):
+        return _WRITERS[suffix]
+    if suffix == "x1d" and X1D not in {key for _, key in store.list_results(source)}:
+        return write_exposure_x1ds
+    return _IMAGE_MODE_WRITERS[suffix]
 
 
 class _CachedStore:
@@ -83,7 +110,11 @@ def export_source(
         raise ValueError(f"unknown product suffix(es) {unknown}; choose from {list(_WRITERS)}")
     cached = store if isinstance(store, _CachedStore) else _CachedStore(store)
     available = products_available(cached, source)  # type: ignore[arg-type]
-    return [_WRITERS[s](cached, source, naming, out_dir) for s in wanted if s in available]
+    paths: list[Path] = []
+    for suffix in (s for s in wanted if s in available):
+        written = _writer(cached, source, suffix)(cached, source, naming, out_dir)  # type: ignore[arg-type]
+        paths += written if isinstance(written, list) else [written]
+    return paths
 
 
 def _export_one(source: str, store_path: str, naming: ProductNaming, out_dir: str,

@@ -60,6 +60,10 @@ def _token_for(source_key: str, cutouts: Sequence[Cutout | CutoutInfo], exp_type
         return "s" + source_key.rjust(9, "0")
 
 
+#: modes the reference processes as one source (ImageModel inputs, no exp_to_source)
+WHOLE_ASSOCIATION_EXP_TYPES = ("MIR_LRS-FIXEDSLIT", "MIR_LRS-SLITLESS")
+
+
 def source_product_base(
     naming: ProductNaming, source_key: str, cutouts: Sequence[Cutout | CutoutInfo]
 ) -> str:
@@ -86,6 +90,8 @@ def source_product_base(
         reference's ``format_product``).
     """
     exp_type = naming.exp_type or ""
+    if exp_type in WHOLE_ASSOCIATION_EXP_TYPES:  # no exp_to_source: the ASN product name as is
+        return naming.template
     token = _token_for(source_key, cutouts, exp_type)
     slit = None
     if exp_type == FS_EXP_TYPE:

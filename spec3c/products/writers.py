@@ -20,8 +20,8 @@ from stdatamodels.jwst import datamodels as dm
 from .. import dqflags
 from .._core import match_nans_and_flags
 from ..ingest.coords import wcs_from_asdf
-from ..naming import product_filename
-from ..results import STATUS, Resampled2D, Spectrum1D, crf_key
+from ..naming import exposure_product_filename, product_filename
+from ..results import STATUS, CombinedResult, Resampled2D, Spectrum1D, crf_key, x1d_exposure_key
 from ..steps.replay import replay_input_steps
 from ..store import Store
 from ..store.base import OPTIONAL_PLANES, Cutout, ExposureRecord
@@ -29,6 +29,7 @@ from .fits_io import atomic_save
 from .meta import (
     cal_steps_for,
     exposure_slit_meta,
+    flat_to_tree,
     merge_tree,
     primary_meta,
     step_params,
@@ -342,7 +343,8 @@ def write_s2d(
         meta.pop("photometry", None)
     wcsinfo = dict(meta.get("wcsinfo", {}))
     wcsinfo.pop("s_region", None)
-    wcsinfo.update(s2d_fits_wcs((ny, nx), s2d.meta))
+    axis = 2 if s2d.meta.get("dispersion_direction") == 2 else 1  # MIRI LRS: wavelength along y
+    wcsinfo.update(s2d.meta.get("fits_wcsinfo") or s2d_fits_wcs((ny, nx), s2d.meta))
     if s2d.meta.get("s_region"):
         wcsinfo["s_region"] = str(s2d.meta["s_region"])
     meta["wcsinfo"] = wcsinfo
@@ -364,11 +366,11 @@ def write_s2d(
         "extra_fits": {
             "SCI": {
                 "header": [
-                    ["PS1_0", WCS_TABLE, "spectral axis lookup table extension"],
-                    ["PS1_1", WCS_TABLE_COLUMN, "spectral axis lookup table column"],
+                    [f"PS{axis}_0", WCS_TABLE, "spectral axis lookup table extension"],
+                    [f"PS{axis}_1", WCS_TABLE_COLUMN, "spectral axis lookup table column"],
                 ]
             },
-            WCS_TABLE: {"data": wcs_table(_central_wavelengths(s2d))},
+            WCS_TABLE: {"data": wcs_table(_central_wavelengths(s2d.wavelength.T if axis == 2 else s2d.wavelength))},
         },
     }
     path = Path(out_dir) / product_filename(source_product_base(naming, source, cutouts), suffix)
@@ -376,9 +378,9 @@ def write_s2d(
         return atomic_save(model, path)
 
 
-def _central_wavelengths(s2d: Resampled2D) -> np.ndarray:
-    """Wavelengths (µm) along the dispersion axis at the central row (NaN -> column median)."""
-    lam = np.asarray(s2d.wavelength, dtype=np.float64)
+def _central_wavelengths(wavelength: np.ndarray) -> np.ndarray:
+    """Wavelengths (µm) along the dispersion axis (x) at the central row (NaN -> column median)."""
+    lam = np.asarray(wavelength, dtype=np.float64)
     central = lam[lam.shape[0] // 2].copy()
     bad = ~np.isfinite(central)
     if bad.any():
@@ -454,8 +456,29 @@ def write_x1d(
     naming = _resolved(store, naming)
     status = _status(store, source)
     cutouts = replay_input_steps(store, source, _cutouts(store, source), status)
+    path = Path(out_dir) / product_filename(source_product_base(naming, source, cutouts), suffix)
+    return _write_spectrum(store, naming, status, Spectrum1D.load(store, source), cutouts, path)
+
+
+def write_exposure_x1ds(
+    store: Store, source: str, naming: ProductNaming, out_dir: PathLike, suffix: str = "x1d"
+) -> list[Path]:
+    """Slitless (never resampled): one ``<product>_<i>_x1d.fits`` per exposure, as the reference."""
+    naming = _resolved(store, naming)
+    status = _status(store, source)
+    cutouts = replay_input_steps(store, source, _cutouts(store, source), status)
+    base = source_product_base(naming, source, cutouts)
+    paths = []
+    for i, cutout in enumerate(cutouts):
+        spectrum = Spectrum1D.load(store, source, x1d_exposure_key(cutout.exposure))
+        path = Path(out_dir) / product_filename(f"{base}_{i}", suffix)
+        paths.append(_write_spectrum(store, naming, status, spectrum, [cutout], path))
+    return paths
+
+
+def _write_spectrum(store: Store, naming: ProductNaming, status: Mapping[str, Any], spectrum: Spectrum1D,
+                    cutouts: Sequence[Cutout], path: Path) -> Path:
     records = _records(store)
-    spectrum = Spectrum1D.load(store, source)
     record = records[cutouts[0].exposure]
 
     units = (
@@ -476,7 +499,6 @@ def write_x1d(
     steps = cal_steps_for("x1d", status)
     if steps:
         merge_tree(meta, {"cal_step": steps})
-    path = Path(out_dir) / product_filename(source_product_base(naming, source, cutouts), suffix)
     with dm.MultiSpecModel({"spec": [spec_node]}, validate_on_assignment=False) as model:
         # as the reference (update(..., only="PRIMARY")): primary keywords only
         model.instance["meta"] = merge_tree(
@@ -484,3 +506,57 @@ def write_x1d(
             primary_meta(meta, model.schema, keep_unmapped=False),
         )
         return atomic_save(model, path)
+
+
+# -- whole-association image modes (MIRI LRS): exposure crf, c1d ------------------------
+
+
+def write_exposure_crfs(
+    store: Store, source: str, naming: ProductNaming, out_dir: PathLike, suffix: str = "crf"
+) -> list[Path]:
+    """ImageModel inputs: one ``<exposure>_<asn_id>_crf.fits`` ImageModel per exposure (the
+    reference's outlier_detection output), DQ with the outlier flags, NaN where DO_NOT_USE."""
+    naming = _resolved(store, naming)
+    status = _status(store, source)
+    cutouts = replay_input_steps(store, source, _cutouts(store, source), status)
+    records = _records(store)
+    extra = {**_asn_meta(naming), **({"cal_step": s} if (s := cal_steps_for("crf", status)) else {})}
+    paths = []
+    for cutout in cutouts:
+        record = records[cutout.exposure]
+        try:
+            dq = store.get_result(source, crf_key(cutout.exposure, cutout.slit))[0]["dq"]
+        except KeyError:
+            dq = cutout.planes["dq"]
+        node = {attr: _f32(cutout.planes[plane]).copy() for plane, attr in _EXPOSURE_PLANES.items()
+                if plane in cutout.planes and plane not in ("dq", "wavelength")}
+        node["dq"] = np.array(dq, dtype=np.uint32)
+        _nan_flagged(node)
+        meta = merge_tree(flat_to_tree(record.meta), extra)
+        meta["wcs"] = wcs_from_asdf(cutout.wcs_asdf)
+        path = Path(out_dir) / exposure_product_filename(Path(record.filename).name, naming.asn_id, suffix)
+        with dm.ImageModel(node, validate_on_assignment=False) as model:
+            model.instance["meta"] = merge_tree(dict(model.instance.get("meta", {})),
+                                                primary_meta(meta, model.schema, keep_unmapped=True))
+            model.meta.filename = path.name
+            paths.append(atomic_save(model, path, fast=True))
+    return paths
+
+
+def write_source_c1d(
+    store: Store, source: str, naming: ProductNaming, out_dir: PathLike, suffix: str = "c1d"
+) -> Path:
+    """The combined spectrum (``_c1d``) of a source's per-exposure spectra."""
+    from .c1d import write_c1d
+
+    naming = _resolved(store, naming)
+    cutouts = _cutouts(store, source)
+    record = _records(store)[cutouts[0].exposure]
+    combined = CombinedResult.load(store, source)
+    tree = merge_tree(top_level_meta(record), _asn_meta(naming))
+    for key in ("wcs", "wcsinfo", "photometry", "bunit_data", "bunit_err"):
+        tree.pop(key, None)
+    meta = {"instrument": record.meta.get("meta.instrument.name", ""), "exp_type": record.exp_type,
+            "tree": tree, "spec": combined.spec_meta}
+    path = Path(out_dir) / product_filename(source_product_base(naming, source, cutouts), suffix)
+    return write_c1d(combined.orders, meta, path)

@@ -100,6 +100,7 @@ def output_meta(inputs: SourceInputs, grid: SlitGrid, params: ResampleSpecParams
     )
     if grid.dispersion_axis == 2:
         meta["source_location"] = lrs_source_column(inputs, grid)
+        meta["fits_wcsinfo"] = grid.fits_wcsinfo(meta["source_location"])
     return meta
 
 
