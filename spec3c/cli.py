@@ -70,19 +70,30 @@ def main() -> None:
 @click.option("--seed", default=0, show_default=True, help="Random seed (same seed, same files).")
 @click.option("--n-exposures", default=3, show_default=True, help="Number of exposures (nod positions cycle).")
 @click.option("--n-sources", type=int, default=None, help="Number of sources / slitlets (mode default if omitted).")
-@click.option("--n-columns", type=int, default=None, help="Cutout length along dispersion (mode default if omitted).")
+@click.option("--n-columns", type=int, default=None,
+              help="Cutout length along dispersion (mode default if omitted); MIRI LRS: spectral detector rows.")
 @click.option("--nod-subtracted/--no-nod-subtracted", default=True, show_default=True,
-              help="Subtract the other nods as stage 2 does (removes the sky).")
+              help="Subtract the other nods as stage 2 does (removes the sky; not for miri-lrs-slitless).")
 @click.option("--moving-target", is_flag=True,
               help="A moving target (TARGTYPE MOVING, MT_RA/MT_DEC per exposure); the sky position drifts.")
+@click.option("--with-background", type=click.IntRange(min=0), default=0, show_default=True, metavar="N",
+              help="Add N dedicated background exposures (blank sky) as ASN background members "
+                   "(spec2 _x1d files); the science exposures then keep their sky.")
 @_fail_cleanly
 def simulate(mode: str, output_dir: Path, seed: int, n_exposures: int, n_sources: int | None,  # noqa: PLR0913
-             n_columns: int | None, nod_subtracted: bool, moving_target: bool) -> None:
-    """Write a simulated stage-2 dataset for MODE (nirspec-fs, nirspec-mos).
+             n_columns: int | None, nod_subtracted: bool, moving_target: bool, with_background: int) -> None:
+    """Write a simulated stage-2 dataset for MODE.
 
-    Produces _cal.fits exposures (stdatamodels MultiSlitModel with a gwcs per
-    slit), a spec3 association and a truth file (true spectra, injected
-    cosmic rays).
+    \b
+    Modes:
+      nirspec-fs         NIRSpec fixed slits (MultiSlitModel, 3-point nod)
+      nirspec-mos        NIRSpec MOS slitlets (MultiSlitModel, 3-shutter nod)
+      miri-lrs-fs        MIRI LRS fixed slit (ImageModel, 2-point along-slit nod)
+      miri-lrs-slitless  MIRI LRS slitless, non-TSO (ImageModel, SLITLESSPRISM)
+
+    Produces _cal.fits exposures (with a gwcs per slit or image), a spec3
+    association and a truth file (true spectra, sky levels, injected cosmic
+    rays).
     """
     from .simulate import MODES
     from .simulate import simulate as run
@@ -93,7 +104,7 @@ def simulate(mode: str, output_dir: Path, seed: int, n_exposures: int, n_sources
     try:
         res = run(mode, output_dir, seed=seed, n_exposures=n_exposures, n_sources=n_sources,
                   n_columns=n_columns, nod_subtracted=nod_subtracted, moving_target=moving_target,
-                  progress=lambda done, total: bar(mode, done, total))
+                  with_background=with_background, progress=lambda done, total: bar(mode, done, total))
     finally:
         bar.close()
     click.echo(f"association: {res.asn_path}")
@@ -267,7 +278,7 @@ def _export(store_path: Path, output_dir: Path, suffix: str, sources: str | None
 @click.argument("store_path", metavar="STORE", type=click.Path(exists=True, path_type=Path))
 @click.option("--output-dir", "-o", required=True, type=click.Path(file_okay=False, path_type=Path),
               help="Folder for the FITS products.")
-@click.option("--suffix", default="cal,crf,s2d,x1d", show_default=True,
+@click.option("--suffix", default="cal,crf,s2d,x1d,c1d", show_default=True,
               help="Products to write (those that exist for each source).")
 @click.option("--sources", default=None, help="Comma-separated source keys (default: all).")
 @click.option("--workers", type=int, default=None, help="Parallel export processes (default: CPU count).")
@@ -300,7 +311,9 @@ def run(ctx: click.Context, asn: Path, output_dir: Path, backend: str | None, so
         bar.close()
     click.echo(f"ingest: {len(report.ingested)} new, {len(report.unchanged)} unchanged exposures")
     _run_process(ctx, store_path, sources, workers, config_file, skip, force)
-    written = _export(store_path, output_dir, "cal,crf,s2d,x1d", sources, workers)
+    from .products.export import DEFAULT_SUFFIXES
+
+    written = _export(store_path, output_dir, ",".join(DEFAULT_SUFFIXES), sources, workers)
     click.echo(f"wrote {len(written)} products to {output_dir}:")
     for path in written:
         click.echo(f"  {path.name}")

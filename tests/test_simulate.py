@@ -46,7 +46,7 @@ def result(request: pytest.FixtureRequest) -> SimulationResult:
 
 
 def test_modes() -> None:
-    assert MODES == ("nirspec-fs", "nirspec-mos")
+    assert MODES == ("nirspec-fs", "nirspec-mos", "miri-lrs-fs", "miri-lrs-slitless")
     with pytest.raises(ValueError, match="mode"):
         simulate("nope", "/nonexistent")
 

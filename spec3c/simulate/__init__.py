@@ -1,11 +1,12 @@
-"""Synthetic stage-2 NIRSpec slit exposures with known truth.
+"""Synthetic stage-2 NIRSpec slit and MIRI LRS exposures with known truth.
 
 >>> from spec3c.simulate import simulate, load_truth
 >>> res = simulate("nirspec-mos", "out", seed=1, n_sources=10)   # doctest: +SKIP
 >>> truth = load_truth(res.truth_path)                            # doctest: +SKIP
 
-Each call writes one ``_cal.fits`` MultiSlitModel per exposure, a spec3
-association JSON and ``<asn stem>_truth.asdf``.
+Each call writes one ``_cal.fits`` per exposure (a MultiSlitModel for NIRSpec,
+an ImageModel for MIRI LRS, see :mod:`.miri`), a spec3 association JSON and
+``<asn stem>_truth.asdf``.
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ from typing import Any
 
 import numpy as np
 
+from .background import background_names, write_background_members
+from .miri import MIRI_MODES, simulate_miri
 from .nirspec import (
     Layout,
     build_fs,
@@ -32,7 +35,6 @@ from .nirspec import (
 )
 from .render import RenderedSlit, render_slit
 from .truth import Truth, TruthSource, load_truth, write_truth
-from .background import background_names, write_background_members
 from .writer import asn_name, exposure_meta_tree, exposure_names, write_asn, write_exposure
 
 __all__ = [
@@ -49,7 +51,7 @@ Builder = Callable[[np.random.Generator, "int | None", int], Layout]
 
 #: mode name -> layout builder ``(rng, n_sources, n_columns) -> Layout``
 BUILDERS: dict[str, Builder] = {"nirspec-fs": build_fs, "nirspec-mos": build_mos}
-MODES: tuple[str, ...] = tuple(BUILDERS)
+MODES: tuple[str, ...] = tuple(BUILDERS) + MIRI_MODES
 
 
 @dataclass(frozen=True)
@@ -161,7 +163,8 @@ def simulate(  # noqa: PLR0913 - each is a user option (spec3c simulate flags)
     n_sources : int, optional
         Number of slits/sources (mode default when None).
     n_columns : int, optional
-        Cutout length along the dispersion (mode default when None).
+        Cutout length along the dispersion (mode default when None); for
+        MIRI LRS the number of spectral detector rows.
     nod_subtracted : bool
         Subtract the mean of the other nod positions (needs two nod positions,
         so it is ignored when ``n_exposures == 1``).
@@ -185,6 +188,12 @@ def simulate(  # noqa: PLR0913 - each is a user option (spec3c simulate flags)
     -------
     SimulationResult
     """
+    if mode in MIRI_MODES:  # ImageModel exposures: spec3c.simulate.miri
+        return simulate_miri(
+            mode, output_dir, seed=seed, n_exposures=n_exposures, n_sources=n_sources,
+            n_columns=n_columns, nod_subtracted=nod_subtracted, moving_target=moving_target,
+            with_background=with_background, progress=progress,
+        )
     if mode not in BUILDERS:
         raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
     if n_exposures < 1:
