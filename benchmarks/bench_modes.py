@@ -1,0 +1,204 @@
+"""Issue-4 modes end to end: spec3c (ingest, process, export) vs jwst calwebb_spec3.
+
+    python benchmarks/bench_modes.py [--cases fs-background,mos-moving,lrs-fs,lrs-fs-background,lrs-slitless]
+                                     [--workdir bench_out/modes] [--no-reference]
+
+Cases (simulated with spec3c's simulator, same inputs and EXTRACT1D aperture
+file for both pipelines):
+
+* ``fs-background``: NIRSpec FS, 3 exposures with the sky left in + 2
+  background exposures (master_background);
+* ``mos-moving``: NIRSpec MOS, 12 slitlets x 3 nods, a moving target (assign_mtwcs);
+* ``lrs-fs``: MIRI LRS fixed slit, 2-point nod (interpolated resample grid);
+* ``lrs-fs-background``: MIRI LRS FS, sky left in + 2 background exposures;
+* ``lrs-slitless``: MIRI LRS slitless, 3 exposures: extract_1d per exposure and
+  combine_1d (the reference is run with ``resample_spec.skip=true``: jwst 3.0.0
+  otherwise resamples non-TSO LRS slitless, unlike its documented flow).
+
+Printed per case: wall time and peak memory (sum of RSS over the process
+tree) of both, the ratio, and the agreement of the x1d (and c1d) products:
+median over spectra of the median |dflux|/flux where the reference's
+FLUX/FLUX_ERROR > 10, plus each pipeline's median flux / simulated truth.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_slit import Measured, _oracle, measure  # noqa: E402
+
+CASES = ("fs-background", "mos-moving", "lrs-fs", "lrs-fs-background", "lrs-slitless")
+
+
+@dataclass
+class Case:
+    name: str
+    mode: str
+    sim: dict
+    apertures: list[dict]
+    exp_type: str
+    instrument: str
+    ref_steps: dict
+
+
+def _cases() -> dict[str, Case]:
+    lrs_fs = [{"id": "MIR_LRS-FIXEDSLIT", "disp_axis": 2, "extract_width": 9, "use_source_posn": True}]
+    nrs_fs = [{"id": "ANY", "disp_axis": 1, "extract_width": 9, "use_source_posn": True}]
+    return {c.name: c for c in (
+        Case("fs-background", "nirspec-fs", {"n_exposures": 3, "with_background": 2}, nrs_fs,
+             "NRS_FIXEDSLIT", "NIRSPEC", {}),
+        Case("mos-moving", "nirspec-mos", {"n_exposures": 3, "n_sources": 12, "moving_target": True,
+                                           "n_columns": 800},
+             [{"id": "NRS_MSASPEC", "disp_axis": 1, "extract_width": 5, "use_source_posn": True}],
+             "NRS_MSASPEC", "NIRSPEC", {}),
+        Case("lrs-fs", "miri-lrs-fs", {"n_exposures": 2}, lrs_fs, "MIR_LRS-FIXEDSLIT", "MIRI", {}),
+        Case("lrs-fs-background", "miri-lrs-fs", {"n_exposures": 2, "with_background": 2}, lrs_fs,
+             "MIR_LRS-FIXEDSLIT", "MIRI", {}),
+        Case("lrs-slitless", "miri-lrs-slitless", {"n_exposures": 3}, [], "MIR_LRS-SLITLESS", "MIRI",
+             {"resample_spec": {"skip": True}}),
+    )}
+
+
+def _slitless_aperture(truth) -> list[dict]:  # type: ignore[no-untyped-def]
+    """No source-position support for LRS slitless in extract_1d: place the box on the source (truth)."""
+    exposure = next(iter(truth.exposures.values()))
+    ypos = next(iter(exposure.values()))["source_ypos"]
+    c = 37.5 + ypos / 0.11
+    return [{"id": "MIR_LRS-SLITLESS", "disp_axis": 2, "xstart": c - 4, "xstop": c + 4,
+             "bkg_coeff": [[c - 25.5], [c - 10.5], [c + 10.5], [c + 25.5]], "bkg_order": 0}]
+
+
+def run_spec3c(asn: Path, aperture: Path, work: Path) -> dict[str, Measured]:
+    exe = str(Path(sys.executable).with_name("spec3c"))
+    store, out = work / "spec3c.store", work / "spec3c_out"
+    for p in (store, out):
+        shutil.rmtree(p, ignore_errors=True)
+    return {
+        "ingest": measure([exe, "ingest", str(asn), "--store", str(store)]),
+        "process": measure([exe, "process", str(store), "--workers", "2",
+                            f"--steps.extract_1d.override_extract1d={aperture}"]),
+        "export": measure([exe, "export", str(store), "--output-dir", str(out)]),
+    }
+
+
+def _spectra(path: Path) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    from stdatamodels.jwst import datamodels
+
+    with datamodels.open(path) as model:
+        out = []
+        for spec in model.spec:
+            t = spec.spec_table
+            err = t["FLUX_ERROR"] if "FLUX_ERROR" in t.dtype.names else t["ERROR"]
+            out.append((np.array(t["WAVELENGTH"]), np.array(t["FLUX"]), np.array(err)))
+        return out
+
+
+def agreement(ours: Path, ref: Path, suffix: str) -> tuple[float, int]:
+    """Median over spectra of median |dflux|/flux (reference S/N > 10), and the number of spectra."""
+    per = []
+    for ref_file in sorted(ref.glob(f"*_{suffix}.fits")):
+        mine = ours / ref_file.name
+        if not mine.exists():
+            continue
+        for (rw, rf, re_), (mw, mf, _) in zip(_spectra(ref_file), _spectra(mine), strict=False):
+            order = np.argsort(mw)
+            m = np.interp(rw, mw[order], mf[order], left=np.nan, right=np.nan)
+            ok = np.isfinite(rf) & np.isfinite(m) & (rf != 0) & (np.abs(rf) > 10 * np.abs(re_))
+            if ok.any():
+                per.append(float(np.median(np.abs(m[ok] - rf[ok]) / np.abs(rf[ok]))))
+    return (float(np.median(per)) if per else float("nan")), len(per)
+
+
+def truth_ratio(folder: Path, suffix: str, truth) -> float:  # type: ignore[no-untyped-def]
+    """Median FLUX / truth over the point sources' spectra (S/N > 10) of the ``suffix`` products."""
+    ratios = []
+    points = {k: s for k, s in truth.sources.items() if s.kind == "science" and s.source_type == "POINT"}
+    for path in sorted(folder.glob(f"*_{suffix}.fits")):
+        from stdatamodels.jwst import datamodels
+
+        with datamodels.open(path) as model:
+            for spec in model.spec:
+                key = str(spec.source_name or spec.source_id) if len(points) > 1 else next(iter(points), None)
+                if key not in points:
+                    continue
+                w, f, e = _spectra_row(spec)
+                t = truth.flux_at(key, w)
+                ok = np.isfinite(f) & np.isfinite(t) & (t > 0) & (f > 10 * e)
+                if ok.any():
+                    ratios.append(float(np.median(f[ok] / t[ok])))
+    return float(np.median(ratios)) if ratios else float("nan")
+
+
+def _spectra_row(spec):  # type: ignore[no-untyped-def]
+    t = spec.spec_table
+    err = t["FLUX_ERROR"] if "FLUX_ERROR" in t.dtype.names else t["ERROR"]
+    return np.array(t["WAVELENGTH"]), np.array(t["FLUX"]), np.array(err)
+
+
+def run_case(case: Case, work: Path, reference: bool, oracle) -> dict:  # type: ignore[no-untyped-def]
+    from spec3c.simulate import load_truth, simulate
+
+    shutil.rmtree(work, ignore_errors=True)
+    sim = simulate(case.mode, work / "input", seed=4, **case.sim)
+    truth = load_truth(sim.truth_path)
+    aps = case.apertures or _slitless_aperture(truth)
+    ap = oracle.write_extract1d_json(work / "extract1d.json", aps, instrument=case.instrument, exp_type=case.exp_type)
+    row = {"case": case.name, "inputs": len(json.loads(sim.asn_path.read_text())["products"][0]["members"])}
+    ours = run_spec3c(sim.asn_path, ap, work)
+    row["spec3c_s"] = sum(m.seconds for m in ours.values())
+    row["spec3c_mb"] = max(m.peak_mb for m in ours.values())
+    out = work / "spec3c_out"
+    suffix = "c1d" if case.name == "lrs-slitless" else "x1d"
+    row["spec3c_truth"] = truth_ratio(out, suffix, truth)
+    if reference:
+        ref = oracle.run_reference(sim.asn_path, work / "reference", extract1d=ap, steps=case.ref_steps)
+        if not ref.ok:
+            sys.exit(f"reference failed, see {ref.log_path}")
+        row["jwst_s"], row["jwst_mb"] = ref.wall_seconds, ref.peak_rss_mb
+        row["x1d_rel"], row["x1d_n"] = agreement(out, work / "reference", "x1d")
+        if case.name == "lrs-slitless":
+            row["c1d_rel"], _ = agreement(out, work / "reference", "c1d")
+        row["jwst_truth"] = truth_ratio(work / "reference", suffix, truth)
+    return row
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--cases", default=",".join(CASES))
+    ap.add_argument("--workdir", type=Path, default=Path("bench_out/modes"))
+    ap.add_argument("--no-reference", action="store_true", help="time spec3c only")
+    args = ap.parse_args()
+    oracle = _oracle()
+    cases = _cases()
+    rows = []
+    for name in args.cases.split(","):
+        print(f"[{datetime.now():%H:%M:%S}] {name} ...", flush=True)
+        rows.append(run_case(cases[name], args.workdir / name, not args.no_reference, oracle))
+    _print(rows)
+
+
+def _print(rows: list[dict]) -> None:
+    head = ("case", "inputs", "spec3c s", "spec3c MiB", "jwst s", "jwst MiB", "speed-up", "mem ratio",
+            "x1d |df|/f (n)", "c1d |df|/f", "flux/truth spec3c", "flux/truth jwst")
+    print("  ".join(head))
+    for r in rows:
+        jwst_s, jwst_mb = r.get("jwst_s", float("nan")), r.get("jwst_mb", float("nan"))
+        print("  ".join([
+            r["case"], str(r["inputs"]), f"{r['spec3c_s']:.1f}", f"{r['spec3c_mb']:.0f}", f"{jwst_s:.1f}",
+            f"{jwst_mb:.0f}", f"{jwst_s / r['spec3c_s']:.1f}x", f"{r['spec3c_mb'] / jwst_mb:.2f}",
+            f"{r.get('x1d_rel', float('nan')):.1e} ({r.get('x1d_n', 0)})", f"{r.get('c1d_rel', float('nan')):.1e}",
+            f"{r['spec3c_truth']:.4f}", f"{r.get('jwst_truth', float('nan')):.4f}",
+        ]))
+
+
+if __name__ == "__main__":
+    main()
