@@ -33,6 +33,7 @@ lint: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_ingest.py
 	$(BIN)/python benchmarks/bench_slit.py
+	$(BIN)/python benchmarks/bench_modes.py
 
 clean:
 	rm -rf build $(DEMO) spec3c/_core/*.so spec3c/_core/*.c
