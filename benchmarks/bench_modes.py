@@ -34,7 +34,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_slit import Measured, _oracle, measure  # noqa: E402
+from bench_slit import _oracle, run_spec3c  # noqa: E402
 
 CASES = ("fs-background", "mos-moving", "lrs-fs", "lrs-fs-background", "lrs-slitless")
 
@@ -75,19 +75,6 @@ def _slitless_aperture(truth) -> list[dict]:  # type: ignore[no-untyped-def]
     c = 37.5 + ypos / 0.11
     return [{"id": "MIR_LRS-SLITLESS", "disp_axis": 2, "xstart": c - 4, "xstop": c + 4,
              "bkg_coeff": [[c - 25.5], [c - 10.5], [c + 10.5], [c + 25.5]], "bkg_order": 0}]
-
-
-def run_spec3c(asn: Path, aperture: Path, work: Path) -> dict[str, Measured]:
-    exe = str(Path(sys.executable).with_name("spec3c"))
-    store, out = work / "spec3c.store", work / "spec3c_out"
-    for p in (store, out):
-        shutil.rmtree(p, ignore_errors=True)
-    return {
-        "ingest": measure([exe, "ingest", str(asn), "--store", str(store)]),
-        "process": measure([exe, "process", str(store), "--workers", "2",
-                            f"--steps.extract_1d.override_extract1d={aperture}"]),
-        "export": measure([exe, "export", str(store), "--output-dir", str(out)]),
-    }
 
 
 def _spectra(path: Path) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:

@@ -135,6 +135,7 @@ def _extract_1d(run: _SourceRun) -> Any:
 
 def _extract_exposures(run: _SourceRun) -> Any:
     """Slitless: extract every (outlier-flagged) exposure without resampling."""
+    from ._core import match_nans_and_flags
     from .results import x1d_exposure_key
     from .steps import extract_1d
     from .steps.common import StepOutcome
@@ -142,6 +143,8 @@ def _extract_exposures(run: _SourceRun) -> Any:
     photom = run.inputs.exposure_meta(0).get("meta.cal_step.photom") == COMPLETE
     messages = []
     for k, cutout in enumerate(run.inputs.cutouts):
+        p = cutout.planes  # flagged pixels (outliers included) become NaN, as the reference's extract_1d
+        match_nans_and_flags(p["sci"], p["dq"], p["err"], p["var_poisson"], p["var_rnoise"], p["var_flat"])
         image = extract_1d.image_spectrum(
             cutout.planes["sci"], {v: cutout.planes[v] for v in ("var_poisson", "var_rnoise", "var_flat")},
             cutout.planes["wavelength"], _image_meta(run.inputs, k), cutout.wcs_asdf)

@@ -19,7 +19,7 @@ from spec3c import dqflags
 
 from .miri_layout import LrsLayout, exposure_geometry, miri_config
 from .miri_wcs import LrsGeometry, build_lrs_wcs, row_wavelength, trace_offset
-from .noise import bad_pixels, cosmic_rays, variances
+from .noise import bad_pixels, cosmic_rays, snr_median, variances
 from .scene import rate_per_mjy
 
 __all__ = ["LrsExposure", "LrsGrid", "lrs_grid", "psf_sigma", "render_lrs", "source_model"]
@@ -112,14 +112,6 @@ def _static_dq(rng: np.random.Generator, grid: LrsGrid) -> np.ndarray:
     return dq
 
 
-def snr_median(model: np.ndarray, var: np.ndarray, inside: np.ndarray) -> float:
-    """Median over rows of the optimal-extraction S/N ``sqrt(sum s^2 / var)``."""
-    with np.errstate(invalid="ignore", divide="ignore"):
-        row = np.sqrt(np.nansum(np.where(inside, model**2 / var, 0.0), axis=1))
-    rows = inside.any(axis=1)
-    return float(np.median(row[rows])) if rows.any() else 0.0
-
-
 def render_lrs(
     layout: LrsLayout,
     n_exposures: int,
@@ -174,5 +166,5 @@ def render_lrs(
         n_cr = miri_config()["detector"]["cosmic_rays_per_exposure"] if with_cosmic_rays else 0.0
         crs = cosmic_rays(rng, planes[0], err, ~bad, n_cr)
         out.append(LrsExposure(wcss[k], gm, alpha, planes[0], dq.copy(), *planes[1:], crs))
-    snr = snr_median(srcs[0], sum(raw[0][1]), grid.inside) if with_source else 0.0
+    snr = snr_median(srcs[0], sum(raw[0][1]), grid.inside, axis=1) if with_source else 0.0
     return out, snr

@@ -12,6 +12,7 @@ from stdatamodels.jwst import datamodels as dm
 
 from .miri_layout import LrsLayout, miri_config, source_position
 from .miri_render import LrsExposure
+from .writer import asn_document
 from .x1d import write_spec2_x1d
 
 __all__ = [
@@ -271,27 +272,5 @@ def write_background_x1d(
 
 def write_asn(path: Path, layout: LrsLayout, cal_names: list[str], bkg_names: list[str]) -> None:
     """Write the spec3 association: science cal files, then background x1d files."""
-    c = layout.cfg
-    acid = f"o{c['observation']}"
-    cand = f"[('{acid}', 'observation')]"
-    members = [
-        {"expname": nm, "exptype": "science", "exposerr": "null", "asn_candidate": cand}
-        for nm in cal_names
-    ] + [
-        {"expname": nm, "exptype": "background", "exposerr": "null", "asn_candidate": cand}
-        for nm in bkg_names
-    ]
-    asn = {
-        "asn_type": "spec3",
-        "asn_rule": c["asn_rule"],
-        "asn_id": acid,
-        "asn_pool": f"jw{c['program']}_00001_pool",
-        "program": c["program"],
-        "target": c["target"],
-        "version_id": None,
-        "code_version": "spec3c-simulate",
-        "degraded_status": "No known degraded exposures in association.",
-        "constraints": "simulated",
-        "products": [{"name": product_name(layout), "members": members}],
-    }
+    asn = asn_document(layout.cfg["asn_rule"], layout.cfg, product_name(layout), cal_names, bkg_names)
     path.write_text(json.dumps(asn, indent=4) + "\n")

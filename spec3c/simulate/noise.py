@@ -101,3 +101,14 @@ def cosmic_rays(
             sci[yy, xx] = np.float32(val + amp * frac * float(err[yy, xx]) + max(0.0, -val))
             hits.append((yy, xx))
     return np.array(hits, dtype=np.int64).reshape(-1, 2)
+
+
+def snr_median(signal: np.ndarray, var: np.ndarray, inside: np.ndarray, axis: int = 0) -> float:
+    """Median over dispersion elements of the optimal-extraction S/N ``sqrt(sum s^2/var)``.
+
+    ``axis`` is the cross-dispersion axis summed over (0 for NIRSpec rows, 1 for MIRI LRS columns).
+    """
+    with np.errstate(invalid="ignore", divide="ignore"):
+        per_element = np.sqrt(np.nansum(np.where(inside, signal**2 / var, 0.0), axis=axis))
+    used = inside.any(axis=axis)
+    return float(np.median(per_element[used])) if used.any() else 0.0

@@ -10,7 +10,7 @@ from gwcs import WCS
 from spec3c import dqflags
 
 from .nirspec import Layout, SlitLayout, exposure_geometry, instrument_config, source_position
-from .noise import bad_pixels, cosmic_rays, variances
+from .noise import bad_pixels, cosmic_rays, snr_median, variances
 from .scene import extended_profile, point_profile, rate_per_mjy
 from .wcs import build_slit_wcs, raw_dispersion, trace_rows
 
@@ -116,14 +116,6 @@ def _model(slit: SlitLayout, g: _Grid, ypos: float, sky: np.ndarray) -> np.ndarr
     return img
 
 
-def _snr(signal: np.ndarray, var: np.ndarray, inside: np.ndarray) -> float:
-    """Median over columns of the optimal-extraction S/N, sqrt(sum s^2/var)."""
-    with np.errstate(invalid="ignore", divide="ignore"):
-        col = np.sqrt(np.nansum(np.where(inside, signal**2 / var, 0.0), axis=0))
-    cols = inside.any(axis=0)
-    return float(np.median(col[cols])) if cols.any() else 0.0
-
-
 def _pathloss(
     g: _Grid, slit: SlitLayout, band: tuple[float, float]
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -210,7 +202,7 @@ def render_slit(
                 crs,
             )
         )
-    snr = _snr(models[0] - sky, sum(var3[0]), g.inside) if slit.source.kind == "science" else 0.0
+    snr = snr_median(models[0] - sky, sum(var3[0]), g.inside) if slit.source.kind == "science" else 0.0
     lam32 = g.lam.astype(np.float32)
     nan = ~np.isfinite(lam32)
     return RenderedSlit(

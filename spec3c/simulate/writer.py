@@ -233,39 +233,30 @@ def write_exposure(
             model.save(path)  # validates against the schema
 
 
-def write_asn(path: Path, layout: Layout, cal_names: list[str], background_names: Sequence[str] = ()) -> None:
-    """Write the spec3 level-3 association (members in the same folder)."""
-    c = layout.cfg
-    acid = f"o{c['observation']}"
-    asn: dict[str, Any] = {
+def asn_document(rule: str, cfg: dict[str, Any], product: str, science: Sequence[str],
+                 background: Sequence[str] = ()) -> dict[str, Any]:
+    """A spec3 level-3 association: science members, then background members (same folder)."""
+    acid = f"o{cfg['observation']}"
+    candidate = f"[('{acid}', 'observation')]"
+    members = [{"expname": nm, "exptype": role, "exposerr": "null", "asn_candidate": candidate}
+               for role, names in (("science", science), ("background", background)) for nm in names]
+    return {
         "asn_type": "spec3",
-        "asn_rule": "Asn_Lv3NRSMSA" if layout.mode == "nirspec-mos" else "Asn_Lv3NRSFSS",
+        "asn_rule": rule,
         "asn_id": acid,
-        "asn_pool": f"jw{c['program']}_00001_pool",
-        "program": c["program"],
-        "target": c["target"],
+        "asn_pool": f"jw{cfg['program']}_00001_pool",
+        "program": cfg["program"],
+        "target": cfg["target"],
         "version_id": None,
         "code_version": "spec3c-simulate",
         "degraded_status": "No known degraded exposures in association.",
         "constraints": "simulated",
-        "products": [
-            {
-                "name": product_name(layout),
-                "members": [
-                    {
-                        "expname": nm,
-                        "exptype": "science",
-                        "exposerr": "null",
-                        "asn_candidate": f"[('{acid}', 'observation')]",
-                    }
-                    for nm in cal_names
-                ]
-                + [
-                    {"expname": nm, "exptype": "background", "exposerr": "null",
-                     "asn_candidate": f"[('{acid}', 'observation')]"}
-                    for nm in background_names
-                ],
-            }
-        ],
+        "products": [{"name": product, "members": members}],
     }
+
+
+def write_asn(path: Path, layout: Layout, cal_names: list[str], background_names: Sequence[str] = ()) -> None:
+    """Write the spec3 level-3 association (members in the same folder)."""
+    rule = "Asn_Lv3NRSMSA" if layout.mode == "nirspec-mos" else "Asn_Lv3NRSFSS"
+    asn = asn_document(rule, layout.cfg, product_name(layout), cal_names, background_names)
     path.write_text(json.dumps(asn, indent=4) + "\n")

@@ -87,10 +87,10 @@ def subtraction_wanted(records: Sequence[ExposureRecord], force: bool) -> tuple[
 def _background_spectra(store: Store, record: ExposureRecord) -> list[BackgroundSpectrum]:
     """Every spectrum of one background member (stored at ingest as ``spec<i>.<column>`` images)."""
     by_spec: dict[str, dict[str, np.ndarray]] = {}
-    for plane in store.list_images(record.name):
+    for plane, image in store.read_images(record.name).items():
         spec, _, column = plane.partition(".")
         if spec.startswith("spec") and column:
-            by_spec.setdefault(spec, {})[column.upper()] = store.read_image(record.name, plane)
+            by_spec.setdefault(spec, {})[column.upper()] = image
     if not by_spec:
         raise InputError(record.filename, "background member holds no 1-D spectrum (an _x1d file is expected)")
     meta = record.meta

@@ -269,6 +269,10 @@ class Store(ABC):
     def read_image(self, exposure: str, plane: str) -> np.ndarray:
         """A full-frame plane of a committed exposure (KeyError if absent)."""
 
+    def read_images(self, exposure: str) -> dict[str, np.ndarray]:
+        """Every image plane of a committed exposure (backends read them in one go)."""
+        return {plane: self.read_image(exposure, plane) for plane in self.list_images(exposure)}
+
     @abstractmethod
     def list_images(self, exposure: str) -> list[str]:
         """Names of the full-frame planes stored for an exposure."""

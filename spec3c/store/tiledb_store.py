@@ -286,6 +286,16 @@ class TileDBStore(Store):
                 return image
         raise KeyError(f"exposure {exposure!r} has no image plane {plane!r}")
 
+    def read_images(self, exposure: str) -> dict[str, np.ndarray]:
+        rows = self._image_rows(exposure, ["meta", "data"])
+        out = {}
+        for name, meta, blob in zip(_text(rows["plane"]), rows["meta"], rows["data"], strict=True):
+            m = loads_meta(meta)
+            out[name] = np.frombuffer(bytes(blob), dtype=m["dtype"]).reshape(m["shape"]).copy()
+        del rows
+        gc.collect()
+        return out
+
     def list_images(self, exposure: str) -> list[str]:
         return sorted(_text(self._image_rows(exposure, ["meta"])["plane"]))
 

@@ -166,6 +166,10 @@ def test_images(harness):
         s.read_image("e1", "err")
     with pytest.raises(KeyError):
         s.read_image("nope", "sci")
+    both = s.read_images("e1")
+    assert sorted(both) == ["dq", "sci"]
+    np.testing.assert_array_equal(both["sci"], img)
+    assert s.read_images("nope") == {}
 
 
 def test_results_round_trip_and_delete(harness):
