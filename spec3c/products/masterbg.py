@@ -80,8 +80,22 @@ def _write_2d(master: MasterBackground, record: ExposureRecord, cutouts: list[Cu
         node["data"], node["dq"] = bkg, np.asarray(cutout.planes["dq"] | dq, dtype=np.uint32)
         nodes.append(node)
     path = out / exposure_product_filename(Path(record.filename).name, naming.asn_id, "masterbg2d")
-    with dm.MultiSlitModel({"slits": nodes}, validate_on_assignment=False) as model:
+    if record.model_type == "ImageModel":  # MIRI LRS: the background of the whole image
+        image = dm.ImageModel({k: v for k, v in nodes[0].items() if k in _IMAGE_ARRAYS},
+                              validate_on_assignment=False)
+        return _save(image, record, path, wcs=nodes[0]["meta"].get("wcs"))
+    return _save(dm.MultiSlitModel({"slits": nodes}, validate_on_assignment=False), record, path)
+
+
+#: arrays an ImageModel background copy carries (as the reference's copy of the cal)
+_IMAGE_ARRAYS = ("data", "dq", "err", "var_poisson", "var_rnoise", "var_flat")
+
+
+def _save(model: Any, record: ExposureRecord, path: Path, wcs: Any = None) -> Path:
+    with model:
         top = top_level_meta(record)
+        if wcs is not None:
+            top["wcs"] = wcs
         model.instance["meta"] = merge_tree(dict(model.instance.get("meta", {})),
                                             primary_meta(top, model.schema, keep_unmapped=True))
         return atomic_save(model, path, fast=True)
