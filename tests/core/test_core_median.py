@@ -213,7 +213,7 @@ def stacks_and_weights(draw):
     width = 32 if "f4" in dtype else 64
     # finite values bounded away from the float64 limit: a midpoint (a + b) / 2 of two values
     # near 1.8e308 overflows in any implementation; NaN and +-inf are drawn explicitly
-    bound = 1e300 if width == 64 else 3e38
+    bound = 1e300 if width == 64 else float(np.float32(3e38))
     finite = st.floats(min_value=-bound, max_value=bound, width=width)
     values = draw(hnp.arrays(dtype, shape, elements=st.one_of(finite, st.sampled_from([np.nan, np.inf, -np.inf]))))
     weight_elems = st.one_of(
