@@ -5,6 +5,7 @@ Heavy modules are imported inside each command so ``spec3c --help`` is fast.
 
 from __future__ import annotations
 
+import contextlib
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -289,6 +290,21 @@ def export(store_path: Path, output_dir: Path, suffix: str, sources: str | None,
     click.echo(f"wrote {len(written)} products to {output_dir}")
 
 
+def _single_source(asn: Path) -> bool:
+    """True when the association is processed as one source (MIRI LRS): EXP_TYPE of its first member."""
+    import json
+
+    from astropy.io import fits
+
+    from .products.naming import WHOLE_ASSOCIATION_EXP_TYPES
+
+    try:
+        member = json.loads(asn.read_text())["products"][0]["members"][0]["expname"]
+        return fits.getval(asn.parent / member, "EXP_TYPE") in WHOLE_ASSOCIATION_EXP_TYPES
+    except Exception:  # noqa: BLE001 - only a performance hint; ingest reports bad input properly
+        return False
+
+
 @main.command(context_settings=_PROCESS_CONTEXT)
 @click.argument("asn", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--output-dir", "-o", required=True, type=click.Path(file_okay=False, path_type=Path),
@@ -301,19 +317,21 @@ def run(ctx: click.Context, asn: Path, output_dir: Path, backend: str | None, so
         workers: int | None, config_file: Path | None, skip: tuple[str, ...], force: bool) -> None:
     """Ingest ASN, process every source and export the products into OUTPUT_DIR."""
     from .ingest import ingest as run_ingest
+    from .parallel import shared_pool
+    from .products.export import DEFAULT_SUFFIXES
 
     store_path = output_dir / "spec3c.store"
     output_dir.mkdir(parents=True, exist_ok=True)
-    bar = _Bar("ingest", "exposure")
-    try:
-        report = run_ingest(asn, store_path, backend=backend, progress=bar)
-    finally:
-        bar.close()
-    click.echo(f"ingest: {len(report.ingested)} new, {len(report.unchanged)} unchanged exposures")
-    _run_process(ctx, store_path, sources, workers, config_file, skip, force)
-    from .products.export import DEFAULT_SUFFIXES
-
-    written = _export(store_path, output_dir, ",".join(DEFAULT_SUFFIXES), sources, workers)
+    # one warm worker pool for process and export, starting while ingest runs (not for one-source modes)
+    with contextlib.nullcontext() if _single_source(asn) else shared_pool(workers):
+        bar = _Bar("ingest", "exposure")
+        try:
+            report = run_ingest(asn, store_path, backend=backend, progress=bar)
+        finally:
+            bar.close()
+        click.echo(f"ingest: {len(report.ingested)} new, {len(report.unchanged)} unchanged exposures")
+        _run_process(ctx, store_path, sources, workers, config_file, skip, force)
+        written = _export(store_path, output_dir, ",".join(DEFAULT_SUFFIXES), sources, workers)
     click.echo(f"wrote {len(written)} products to {output_dir}:")
     for path in written:
         click.echo(f"  {path.name}")

@@ -20,7 +20,6 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.signal import medfilt
 
 from ..dqflags import DO_NOT_USE
 from .combine1d import CombinedSpectrum, InputSpectrum, combine
@@ -84,6 +83,8 @@ def master_spectrum(spectra: Sequence[BackgroundSpectrum], median_kernel: int = 
 
 def _smoothed(master: CombinedSpectrum, kernel: int) -> CombinedSpectrum:
     """Running median of SURF_BRIGHT and FLUX (scipy ``medfilt``: zero-padded ends, as the reference)."""
+    from scipy.signal import medfilt  # imported here: scipy.signal takes ~2.7 s to import
+
     return CombinedSpectrum(
         wavelength=master.wavelength, flux=medfilt(master.flux, kernel), error=master.error,
         surf_bright=medfilt(master.surf_bright, kernel), sb_error=master.sb_error, dq=master.dq,
