@@ -20,7 +20,7 @@ from spec3c import dqflags
 from .miri_layout import LrsLayout, exposure_geometry, miri_config
 from .miri_wcs import LrsGeometry, build_lrs_wcs, row_wavelength, trace_offset
 from .noise import bad_pixels, cosmic_rays, snr_median, variances
-from .scene import rate_per_mjy
+from .scene import mode_rate_per_mjy
 
 __all__ = ["LrsExposure", "LrsGrid", "lrs_grid", "psf_sigma", "render_lrs", "source_model"]
 
@@ -65,14 +65,7 @@ def lrs_grid(layout: LrsLayout) -> LrsGrid:
     inside = spectral & (cols > x_lo) & (cols < x_hi) & (np.abs(alpha0) <= g.half_length)
     dlam = np.abs(np.gradient(row_wavelength(g, rows), axis=0))
     cfg, det = layout.cfg, miri_config()["detector"]
-    with np.errstate(invalid="ignore"):
-        rate = rate_per_mjy(
-            lam,
-            dlam,
-            tuple(cfg["wavelength_range_um"]),
-            cfg["throughput_peak"],
-            det["telescope_area_cm2"],
-        )
+    rate = mode_rate_per_mjy(cfg, det, lam, dlam)
     conv = np.broadcast_to(1.0 / (rate * layout.pixel_area_sr), (ny, nx))
     return LrsGrid(lam, alpha0, inside, conv)
 

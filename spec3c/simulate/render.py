@@ -11,7 +11,7 @@ from spec3c import dqflags
 
 from .nirspec import Layout, SlitLayout, exposure_geometry, instrument_config, source_position
 from .noise import bad_pixels, cosmic_rays, snr_median, variances
-from .scene import extended_profile, point_profile, rate_per_mjy
+from .scene import extended_profile, mode_rate_per_mjy, point_profile
 from .wcs import build_slit_wcs, raw_dispersion, trace_rows
 
 __all__ = ["SlitExposure", "RenderedSlit", "render_slit"]
@@ -69,14 +69,7 @@ def _grid(layout: Layout, slit: SlitLayout, wcs: WCS) -> _Grid:
     x0 = x + geom.tilt * (yslit * geom.pix_per_slit)
     dlam = raw_dispersion(geom).deriv()(x0) * 1.0e6
     cfg, det = layout.cfg, instrument_config()["detector"]
-    with np.errstate(invalid="ignore"):
-        k = rate_per_mjy(
-            lam,
-            dlam,
-            tuple(cfg["wavelength_range_um"]),
-            cfg["throughput_peak"],
-            det["telescope_area_cm2"],
-        )
+    k = mode_rate_per_mjy(cfg, det, lam, dlam)
     centre = trace_rows(geom, np.arange(nx))
     return _Grid(y[:, :1], lam, yslit, inside, 1.0 / k, centre)
 

@@ -203,3 +203,11 @@ def rate_per_mjy(
     dnu = _C_UM * np.abs(dlam_um) / lam_um**2
     fnu_cgs = 1.0e6 * 1.0e-23  # 1 MJy in erg/s/cm^2/Hz
     return fnu_cgs * area_cm2 * throughput(lam_um, band_um, peak) * dnu / (_H_CGS * nu)
+
+
+def mode_rate_per_mjy(cfg: dict, detector: dict, lam_um: np.ndarray, dlam_um: np.ndarray) -> np.ndarray:
+    """:func:`rate_per_mjy` with a mode's band and throughput and the detector's collecting area
+    (NaN wavelengths give NaN quietly)."""
+    with np.errstate(invalid="ignore"):
+        return rate_per_mjy(lam_um, dlam_um, tuple(cfg["wavelength_range_um"]), cfg["throughput_peak"],
+                            detector["telescope_area_cm2"])
