@@ -8,7 +8,7 @@ file for both pipelines):
 
 * ``fs-background``: NIRSpec FS, 3 exposures with the sky left in + 2
   background exposures (master_background);
-* ``mos-moving``: NIRSpec MOS, 12 slitlets x 3 nods, a moving target (assign_mtwcs);
+* ``mos-moving``: NIRSpec MOS, 12 (``--mos-sources``) slitlets x 3 nods, a moving target (assign_mtwcs);
 * ``lrs-fs``: MIRI LRS fixed slit, 2-point nod (interpolated resample grid);
 * ``lrs-fs-background``: MIRI LRS FS, sky left in + 2 background exposures;
 * ``lrs-slitless``: MIRI LRS slitless, 3 exposures: extract_1d per exposure and
@@ -50,13 +50,13 @@ class Case:
     ref_steps: dict
 
 
-def _cases() -> dict[str, Case]:
+def _cases(mos_sources: int = 12) -> dict[str, Case]:
     lrs_fs = [{"id": "MIR_LRS-FIXEDSLIT", "disp_axis": 2, "extract_width": 9, "use_source_posn": True}]
     nrs_fs = [{"id": "ANY", "disp_axis": 1, "extract_width": 9, "use_source_posn": True}]
     return {c.name: c for c in (
         Case("fs-background", "nirspec-fs", {"n_exposures": 3, "with_background": 2}, nrs_fs,
              "NRS_FIXEDSLIT", "NIRSPEC", {}),
-        Case("mos-moving", "nirspec-mos", {"n_exposures": 3, "n_sources": 12, "moving_target": True,
+        Case("mos-moving", "nirspec-mos", {"n_exposures": 3, "n_sources": mos_sources, "moving_target": True,
                                            "n_columns": 800},
              [{"id": "NRS_MSASPEC", "disp_axis": 1, "extract_width": 5, "use_source_posn": True}],
              "NRS_MSASPEC", "NIRSPEC", {}),
@@ -171,9 +171,10 @@ def main() -> None:
     ap.add_argument("--cases", default=",".join(CASES))
     ap.add_argument("--workdir", type=Path, default=Path("bench_out/modes"))
     ap.add_argument("--no-reference", action="store_true", help="time spec3c only")
+    ap.add_argument("--mos-sources", type=int, default=12, help="slitlets of the mos-moving case")
     args = ap.parse_args()
     oracle = _oracle()
-    cases = _cases()
+    cases = _cases(args.mos_sources)
     rows = []
     for name in args.cases.split(","):
         print(f"[{datetime.now():%H:%M:%S}] {name} ...", flush=True)
