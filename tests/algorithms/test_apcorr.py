@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import warnings
-
 import numpy as np
 import pytest
+from apcorr_files import write_apcorr
 from stdatamodels.jwst.datamodels import MirLrsApcorrModel, NrsFsApcorrModel, NrsMosApcorrModel
 
 from spec3c.algorithms.apcorr import (
@@ -60,23 +59,13 @@ def phase_rows(names, *, slit=True, apcorr=None, size=None, wavelength=WL):
     return rows
 
 
-def write(model_cls, rows, path, sizeunit="pixels"):
-    model = model_cls()
-    model.apcorr_table = rows
-    model.sizeunit = sizeunit
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        model.save(path)
-    return path
-
-
 @pytest.fixture
 def fs_file(tmp_path):
     rows = phase_rows(
         [("CLEAR", "PRISM", "S200A1"), ("CLEAR", "PRISM", "S400A1"), ("F070LP", "G140M", "S200A1")]
     )
     rows["apcorr"][1] *= 2.0  # S400A1 differs
-    return write(NrsFsApcorrModel, rows, tmp_path / "fs_apcorr.fits")
+    return write_apcorr(NrsFsApcorrModel, rows, tmp_path / "fs_apcorr.fits")
 
 
 @pytest.fixture
@@ -142,7 +131,7 @@ def test_phase_zero_and_bad_size_grid_give_one(tmp_path):
     ac = np.ones((NSIZE, WL.size, PHASE.size))
     ac[:, 0, :] = 0.0  # zero correction at the first wavelength
     rows = phase_rows([("CLEAR", "PRISM")], slit=False, apcorr=ac, size=sg)
-    path = write(NrsMosApcorrModel, rows, tmp_path / "mos.fits")
+    path = write_apcorr(NrsMosApcorrModel, rows, tmp_path / "mos.fits")
     tab = read_apcorr(path, "NRS_MSASPEC", filter="CLEAR", grating="PRISM")
     c = aperture_correction(tab, np.array([WL[0], WL[4], WL[8]]), 6.0)
     np.testing.assert_array_equal(c, [1.0, 1.0, 1.0])
@@ -153,7 +142,7 @@ def test_phase_unsorted_wavelengths(tmp_path):
     wl = WL[order]
     rows = phase_rows([("CLEAR", "PRISM")], slit=False, wavelength=wl)
     tab = read_apcorr(
-        write(NrsMosApcorrModel, rows, tmp_path / "m.fits"),
+        write_apcorr(NrsMosApcorrModel, rows, tmp_path / "m.fits"),
         "NRS_MSASPEC",
         filter="CLEAR",
         grating="PRISM",
@@ -181,7 +170,7 @@ def test_phase_inconsistent_layout_warns_and_gives_one(tmp_path):
     )
     rows["filter"], rows["grating"], rows["wavelength"] = "CLEAR", "PRISM", WL
     rows["size"], rows["pixphase"], rows["apcorr"] = size_grid(WL), PHASE, 2.0
-    path = write(NrsMosApcorrModel, rows, tmp_path / "bad_layout.fits")
+    path = write_apcorr(NrsMosApcorrModel, rows, tmp_path / "bad_layout.fits")
     with pytest.warns(Spec3cWarning, match="no aperture correction"):
         tab = read_apcorr(path, "NRS_MSASPEC", filter="CLEAR", grating="PRISM")
     np.testing.assert_array_equal(aperture_correction(tab, WL, 6.0), 1.0)
@@ -191,7 +180,7 @@ def test_arcsec_sizes_need_pixel_scale(tmp_path):
     scale = 0.1  # arcsec / pixel
     rows = phase_rows([("CLEAR", "PRISM")], slit=False, size=size_grid(WL) * scale)
     rows["apcorr"] = analytic(WL[None, :, None], size_grid(WL)[:, :, None], PHASE[None, None, :])
-    path = write(NrsMosApcorrModel, rows, tmp_path / "arcsec.fits", sizeunit="arcsec")
+    path = write_apcorr(NrsMosApcorrModel, rows, tmp_path / "arcsec.fits", sizeunit="arcsec")
     tab = read_apcorr(path, "NRS_MSASPEC", filter="CLEAR", grating="PRISM")
     assert tab.size_in_arcsec
     with pytest.raises(ValueError, match="pixel_scale"):
@@ -211,7 +200,7 @@ def test_read_errors(tmp_path, fs_file):
     assert e.value.path == str(fs_file)
     with pytest.raises(InputError, match="0 APCORR rows"):  # FS needs the slit name
         read_apcorr(fs_file, "NRS_FIXEDSLIT", filter="CLEAR", grating="PRISM")
-    dup = write(
+    dup = write_apcorr(
         NrsMosApcorrModel, phase_rows([("CLEAR", "PRISM")] * 2, slit=False), tmp_path / "dup.fits"
     )
     with pytest.raises(InputError, match="2 APCORR rows"):
@@ -255,7 +244,7 @@ def lrs_file(tmp_path, *, sizeunit="pixels"):
         r["size"][:3], r["nelem_size"] = size, 3
         r["apcorr"][:5, :3] = (k + 1) * analytic(wl[:, None], size[None, :].astype(float), 0.0)
         r["apcorr"][5, :] = r["apcorr"][:, 3] = 99.0  # padding must be ignored
-    return write(MirLrsApcorrModel, rows, tmp_path / "lrs.fits", sizeunit=sizeunit)
+    return write_apcorr(MirLrsApcorrModel, rows, tmp_path / "lrs.fits", sizeunit=sizeunit)
 
 
 def test_lrs_bilinear_clamped_and_nan(tmp_path):

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import json
 import subprocess
-import warnings
 
 import numpy as np
 import pytest
+from apcorr_files import write_apcorr
 from stdatamodels.jwst.datamodels import MirLrsApcorrModel, NrsFsApcorrModel, NrsMosApcorrModel
 
 from spec3c.algorithms.apcorr import aperture_correction, apply_correction, read_apcorr
@@ -74,16 +74,6 @@ def run_reference(jwst_py, tmp_path, cfg):
     return json.loads(line[4:])
 
 
-def write(model_cls, rows, path, sizeunit="pixels"):
-    model = model_cls()
-    model.apcorr_table = rows
-    model.sizeunit = sizeunit
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        model.save(path)
-    return str(path)
-
-
 def phase_rows(rng, *, slit, nw=40, ns=5, phases=(0.0, 0.25, 0.5)):
     dt = [("filter", "S12"), ("grating", "S15")] + ([("slit", "S15")] if slit else [])
     dt += [
@@ -138,7 +128,7 @@ def test_phase_matches_reference(jwst_py, tmp_path, exp_type):
     rng = np.random.default_rng(7)
     fs = exp_type == "NRS_FIXEDSLIT"
     rows = phase_rows(rng, slit=fs)
-    path = write(NrsFsApcorrModel if fs else NrsMosApcorrModel, rows, tmp_path / "apcorr.fits")
+    path = str(write_apcorr(NrsFsApcorrModel if fs else NrsMosApcorrModel, rows, tmp_path / "apcorr.fits"))
     wl, size = grid(rng, 0.6, 5.3, 0.5, 12.0)
     phases = [None, 0.0, 0.1, 0.25, 0.4, 0.5, 0.55]
     cfg = {
@@ -179,7 +169,7 @@ def test_lrs_matches_reference(jwst_py, tmp_path):
     rows["wavelength"][:, :nw], rows["nelem_wl"] = wl, nw
     rows["size"][:, :ns], rows["nelem_size"] = np.arange(2, 2 + 2 * ns, 2), ns
     rows["apcorr"] = rng.uniform(1.0, 2.0, rows["apcorr"].shape)
-    path = write(MirLrsApcorrModel, rows, tmp_path / "lrs.fits")
+    path = str(write_apcorr(MirLrsApcorrModel, rows, tmp_path / "lrs.fits"))
     wl_in, size = grid(rng, 4.0, 14.0, 1.0, 18.0)
     for sub, exp_type in (("FULL", "MIR_LRS-FIXEDSLIT"), ("SLITLESSPRISM", "MIR_LRS-SLITLESS")):
         cfg = {
@@ -217,7 +207,7 @@ def test_transposed_layout_gives_no_correction(jwst_py, tmp_path):
     rows["wavelength"] = np.linspace(0.6, 5.3, nw)
     rows["size"] = np.arange(1.0, 1.0 + 2 * ns, 2)[:, None] * np.ones(nw)
     rows["pixphase"], rows["apcorr"] = [0.0, 0.25, 0.5], rng.uniform(1.0, 2.0, (ns, npp, nw))
-    path = write(NrsMosApcorrModel, rows, tmp_path / "transposed.fits")
+    path = str(write_apcorr(NrsMosApcorrModel, rows, tmp_path / "transposed.fits"))
     wl, size = np.linspace(0.7, 5.0, 50), np.full(50, 3.0)
     cfg = {
         "path": path,

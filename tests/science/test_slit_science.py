@@ -10,7 +10,6 @@ same simulated data (seeds below), measured with benchmarks/oracle.py.
 from __future__ import annotations
 
 import json
-import warnings
 
 import numpy as np
 import pytest
@@ -192,6 +191,7 @@ def test_flags_are_do_not_use_and_nan(mos):
 
 def _constant_apcorr(path, value, filter_, grating):
     """A jwst-format NIRSpec MOS APCORR file whose correction is ``value`` everywhere."""
+    from apcorr_files import write_apcorr
     from stdatamodels.jwst.datamodels import NrsMosApcorrModel
 
     wl, nsize, phase = np.linspace(0.5, 6.0, 12), 5, np.array([0.0, 0.5, 1.0])
@@ -203,12 +203,7 @@ def _constant_apcorr(path, value, filter_, grating):
     rows["wavelength"], rows["nelem_wl"] = wl, wl.size
     rows["size"][0] = np.repeat(np.linspace(1.0, 20.0, nsize)[:, None], wl.size, axis=1)
     rows["nelem_size"], rows["pixphase"], rows["apcorr"] = nsize, phase, value
-    model = NrsMosApcorrModel()
-    model.apcorr_table, model.sizeunit = rows, "pixels"
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        model.save(path)
-    return path
+    return write_apcorr(NrsMosApcorrModel, rows, path)
 
 
 def test_aperture_correction_scales_point_sources(mos, tmp_path):
