@@ -183,6 +183,14 @@ def _exposure_node(
     return node
 
 
+def _crf_dq(store: Store, source: str, cutout: Cutout) -> np.ndarray | None:
+    """The outlier-flagged DQ of a cutout (None if outlier_detection wrote none)."""
+    try:
+        return store.get_result(source, crf_key(cutout.exposure, cutout.slit))[0]["dq"]
+    except KeyError:
+        return None
+
+
 def _nan_flagged(node: dict[str, Any]) -> None:
     """match_nans_and_flags on one exposure node (SCI/ERR/VAR_* NaN where DO_NOT_USE)."""
     arrays = [node.get(k) for k in ("err", "var_poisson", "var_rnoise", "var_flat")]
@@ -200,12 +208,7 @@ def _write_multiexposure(
     extra = {**_asn_meta(naming), **({"cal_step": steps} if steps else {})}
     exposures = []
     for c in cutouts:
-        dq = None
-        if product == "crf":
-            try:
-                dq = store.get_result(source, crf_key(c.exposure, c.slit))[0]["dq"]
-            except KeyError:
-                dq = None
+        dq = _crf_dq(store, source, c) if product == "crf" else None
         node = _exposure_node(c, records[c.exposure], extra, dq)
         if product == "crf":
             _nan_flagged(node)
@@ -524,13 +527,10 @@ def write_exposure_crfs(
     paths = []
     for cutout in cutouts:
         record = records[cutout.exposure]
-        try:
-            dq = store.get_result(source, crf_key(cutout.exposure, cutout.slit))[0]["dq"]
-        except KeyError:
-            dq = cutout.planes["dq"]
+        dq = _crf_dq(store, source, cutout)
         node = {attr: _f32(cutout.planes[plane]).copy() for plane, attr in _EXPOSURE_PLANES.items()
                 if plane in cutout.planes and plane not in ("dq", "wavelength")}
-        node["dq"] = np.array(dq, dtype=np.uint32)
+        node["dq"] = np.array(cutout.planes["dq"] if dq is None else dq, dtype=np.uint32)
         _nan_flagged(node)
         meta = merge_tree(flat_to_tree(record.meta), extra)
         meta["wcs"] = wcs_from_asdf(cutout.wcs_asdf)
