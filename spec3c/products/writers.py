@@ -84,7 +84,7 @@ _SPEC_FLOAT = (
     "extraction_ystop", "slit_ra", "slit_dec", "slit_xscale", "slit_yscale", "position_angle",
 )  # fmt: skip
 
-_CALIBRATED_UNITS = {"flux": "Jy", "flux_var": "Jy^2", "sb": "MJy/sr", "sb_var": "MJy^2 / sr^2"}
+CALIBRATED_UNITS = {"flux": "Jy", "flux_var": "Jy^2", "sb": "MJy/sr", "sb_var": "MJy^2 / sr^2"}
 _COUNT_UNITS = {"flux": "DN/s", "flux_var": "DN^2 / s^2", "sb": "DN/s", "sb_var": "DN^2 / s^2"}
 _COLUMN_UNIT_KIND = {
     "WAVELENGTH": None, "FLUX": "flux", "FLUX_ERROR": "flux", "FLUX_VAR_POISSON": "flux_var",
@@ -396,7 +396,7 @@ def _central_wavelengths(wavelength: np.ndarray) -> np.ndarray:
 # -- x1d -----------------------------------------------------------------------
 
 
-def _spec_table(spectrum: Spectrum1D, units: Mapping[str, str]) -> fits.FITS_rec:
+def spec_table(spectrum: Spectrum1D, units: Mapping[str, str] = CALIBRATED_UNITS) -> fits.FITS_rec:
     """The EXTRACT1D table as a FITS_rec with TUNITn set (stdatamodels does the uint32 DQ casting)."""
     with dm.SpecModel(spec_table=spectrum.table()) as spec:
         table = spec.spec_table
@@ -487,13 +487,13 @@ def _write_spectrum(store: Store, naming: ProductNaming, status: Mapping[str, An
     units = (
         _COUNT_UNITS
         if str(spectrum.meta.get("flux_unit", "")).upper().startswith("DN")
-        else _CALIBRATED_UNITS
+        else CALIBRATED_UNITS
     )
     attrs = _spec_attributes(spectrum, cutouts, record)
     ra = attrs.get("slit_ra", attrs.get("source_ra", float("nan")))
     dec = attrs.get("slit_dec", attrs.get("source_dec", float("nan")))
     spec_node = {
-        "spec_table": _spec_table(spectrum, units),
+        "spec_table": spec_table(spectrum, units),
         "meta": {"wcs": spectral_gwcs(ra, dec, spectrum.columns["WAVELENGTH"])},
         **attrs,
     }

@@ -9,37 +9,10 @@ from typing import Any
 import numpy as np
 from stdatamodels.jwst import datamodels as dm
 
-from ..results import X1D_COLUMNS
+from ..products.writers import spec_table
+from ..results import Spectrum1D
 
 __all__ = ["write_spec2_x1d"]
-
-#: spectable columns a spec2 x1d carries, filled with 0 unless given
-_FLOAT_COLUMNS = (
-    "FLUX", "FLUX_ERROR", "FLUX_VAR_POISSON", "FLUX_VAR_RNOISE", "FLUX_VAR_FLAT",
-    "SURF_BRIGHT", "SB_ERROR", "SB_VAR_POISSON", "SB_VAR_RNOISE", "SB_VAR_FLAT",
-    "BACKGROUND", "BKGD_ERROR", "BKGD_VAR_POISSON", "BKGD_VAR_RNOISE", "BKGD_VAR_FLAT", "NPIXELS",
-)
-
-
-def _table(columns: Mapping[str, np.ndarray]) -> np.ndarray:
-    cols = {k.upper(): np.asarray(v) for k, v in columns.items()}
-    wavelength = cols["WAVELENGTH"].astype(np.float64)
-    table = np.zeros(len(wavelength), dtype=list(X1D_COLUMNS.items()))
-    table["WAVELENGTH"] = wavelength
-    for name in (*_FLOAT_COLUMNS, "DQ"):
-        if name in cols:
-            table[name] = cols[name]
-    return table
-
-
-def _unit(column: str) -> str | None:
-    if column == "WAVELENGTH":
-        return "um"
-    if column.startswith("FLUX"):
-        return "Jy"
-    if column.startswith(("SURF_BRIGHT", "SB_", "BACKGROUND", "BKGD_")):
-        return "MJy/sr"
-    return None
 
 
 def write_spec2_x1d(
@@ -66,9 +39,8 @@ def write_spec2_x1d(
         model.meta.filename = path.name
         for spectrum in spectra:
             spec = dm.SpecModel()
-            spec.spec_table = _table(spectrum["columns"])
-            for column in spec.spec_table.columns:
-                column.unit = _unit(column.name)
+            columns = {name.upper(): np.asarray(v) for name, v in spectrum["columns"].items()}
+            spec.spec_table = spec_table(Spectrum1D(columns, {}))  # spectable layout and units
             for key, value in spectrum.items():
                 if key != "columns":
                     setattr(spec, key, value)
