@@ -68,15 +68,6 @@ def _cases(mos_sources: int = 12) -> dict[str, Case]:
     )}
 
 
-def _slitless_aperture(truth) -> list[dict]:  # type: ignore[no-untyped-def]
-    """No source-position support for LRS slitless in extract_1d: place the box on the source (truth)."""
-    exposure = next(iter(truth.exposures.values()))
-    ypos = next(iter(exposure.values()))["source_ypos"]
-    c = 37.5 + ypos / 0.11
-    return [{"id": "MIR_LRS-SLITLESS", "disp_axis": 2, "xstart": c - 4, "xstop": c + 4,
-             "bkg_coeff": [[c - 25.5], [c - 10.5], [c + 10.5], [c + 25.5]], "bkg_order": 0}]
-
-
 def run_spec3c(asn: Path, aperture: Path, work: Path) -> Measured:
     """``spec3c run`` (ingest, process, export in one command, as the reference is one call)."""
     out = work / "spec3c_out"
@@ -90,12 +81,7 @@ def _spectra(path: Path) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
     from stdatamodels.jwst import datamodels
 
     with datamodels.open(path) as model:
-        out = []
-        for spec in model.spec:
-            t = spec.spec_table
-            err = t["FLUX_ERROR"] if "FLUX_ERROR" in t.dtype.names else t["ERROR"]
-            out.append((np.array(t["WAVELENGTH"]), np.array(t["FLUX"]), np.array(err)))
-        return out
+        return [_spectra_row(spec) for spec in model.spec]
 
 
 def agreement(ours: Path, ref: Path, suffix: str) -> tuple[float, int]:
@@ -135,6 +121,7 @@ def truth_ratio(folder: Path, suffix: str, truth) -> float:  # type: ignore[no-u
 
 
 def _spectra_row(spec):  # type: ignore[no-untyped-def]
+    """(WAVELENGTH, FLUX, FLUX_ERROR or ERROR) of one x1d/c1d spectrum."""
     t = spec.spec_table
     err = t["FLUX_ERROR"] if "FLUX_ERROR" in t.dtype.names else t["ERROR"]
     return np.array(t["WAVELENGTH"]), np.array(t["FLUX"]), np.array(err)
@@ -142,11 +129,12 @@ def _spectra_row(spec):  # type: ignore[no-untyped-def]
 
 def run_case(case: Case, work: Path, reference: bool, oracle) -> dict:  # type: ignore[no-untyped-def]
     from spec3c.simulate import load_truth, simulate
+    from spec3c.simulate.miri import slitless_aperture
 
     shutil.rmtree(work, ignore_errors=True)
     sim = simulate(case.mode, work / "input", seed=4, **case.sim)
     truth = load_truth(sim.truth_path)
-    aps = case.apertures or _slitless_aperture(truth)
+    aps = case.apertures or [slitless_aperture(truth)]
     ap = oracle.write_extract1d_json(work / "extract1d.json", aps, instrument=case.instrument, exp_type=case.exp_type)
     row = {"case": case.name, "inputs": len(json.loads(sim.asn_path.read_text())["products"][0]["members"])}
     ours = run_spec3c(sim.asn_path, ap, work)

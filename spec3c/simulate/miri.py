@@ -24,7 +24,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -52,7 +52,7 @@ from .truth import Truth, TruthSource, write_truth
 if TYPE_CHECKING:
     from . import SimulationResult
 
-__all__ = ["MIRI_MODES", "simulate_miri"]
+__all__ = ["MIRI_MODES", "simulate_miri", "slitless_aperture"]
 
 _BACKGROUND_OFFSET_ARCSEC = 60.0  # background target north of the science target
 
@@ -196,3 +196,21 @@ def simulate_miri(  # noqa: PLR0913 - mirrors spec3c.simulate.simulate
     truth_path = out / f"{asn_path.stem}_truth.asdf"
     write_truth(truth_path, truth)
     return SimulationResult(asn_path, cal_paths, truth_path, mode)
+
+
+def slitless_aperture(truth: Truth, half_width: float = 4.0,
+                      sky: tuple[float, float] = (10.5, 25.5)) -> dict[str, Any]:
+    """An EXTRACT1D box aperture on the true source column of a ``miri-lrs-slitless`` simulation.
+
+    extract_1d cannot locate a slitless source, so the box is placed from the truth: the
+    subarray's reference column plus the source's offset along x (first exposure), ±
+    ``half_width`` columns, with sky bands ``sky`` columns away on both sides (order-0 fit).
+    """
+    cfg = miri_config()["modes"]["miri-lrs-slitless"]
+    xref = cfg["reference_pixel"][0] - cfg["subarray"]["xstart"]  # 1-based full frame -> 0-based
+    first = next(iter(truth.exposures.values()))
+    offset = next(iter(first.values()))["source_ypos"] / miri_config()["detector"]["pixel_scale_arcsec"]
+    c = xref + offset
+    near, far = sky
+    return {"id": "MIR_LRS-SLITLESS", "disp_axis": 2, "xstart": c - half_width, "xstop": c + half_width,
+            "bkg_coeff": [[c - far], [c - near], [c + near], [c + far]], "bkg_order": 0}

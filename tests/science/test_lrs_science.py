@@ -22,23 +22,16 @@ from spec3c.process import process_store
 from spec3c.products import ProductNaming, export_store
 from spec3c.results import CombinedResult, Resampled2D, Spectrum1D, load_association
 from spec3c.simulate import load_truth, simulate
+from spec3c.simulate.miri import slitless_aperture
 from spec3c.store import open_store
 
 FS_AP = {"id": "MIR_LRS-FIXEDSLIT", "disp_axis": 2, "extract_width": 9, "use_source_posn": True}
 
 
-def _slitless_aperture(truth):
-    """The reference cannot locate a slitless source: a box on its true column, sky on both sides."""
-    ypos = next(iter(next(iter(truth.exposures.values())).values()))["source_ypos"]
-    c = 37.5 + ypos / 0.11
-    return {"id": "MIR_LRS-SLITLESS", "disp_axis": 2, "xstart": c - 4, "xstop": c + 4,
-            "bkg_coeff": [[c - 25.5], [c - 10.5], [c + 10.5], [c + 25.5]], "bkg_order": 0}
-
-
 def _run(root, mode, **sim_kw):
     sim = simulate(mode, root / "in", seed=41, **sim_kw)
     truth = load_truth(sim.truth_path)
-    ap = _slitless_aperture(truth) if mode == "miri-lrs-slitless" else FS_AP
+    ap = slitless_aperture(truth) if mode == "miri-lrs-slitless" else FS_AP
     ap_path = root / "extract1d.json"
     ap_path.write_text(json.dumps({"apertures": [ap]}))
     ingest(sim.asn_path, root / "store")
