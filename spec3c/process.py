@@ -146,8 +146,8 @@ def _extract_exposures(run: _SourceRun) -> Any:
         p = cutout.planes  # flagged pixels (outliers included) become NaN, as the reference's extract_1d
         match_nans_and_flags(p["sci"], p["dq"], p["err"], p["var_poisson"], p["var_rnoise"], p["var_flat"])
         image = extract_1d.image_spectrum(
-            cutout.planes["sci"], {v: cutout.planes[v] for v in ("var_poisson", "var_rnoise", "var_flat")},
-            cutout.planes["wavelength"], _image_meta(run.inputs, k), cutout.wcs_asdf)
+            p["sci"], {v: p[v] for v in ("var_poisson", "var_rnoise", "var_flat")},
+            p["wavelength"], _image_meta(run.inputs, k), cutout.wcs_asdf)
         outcome, spectrum = extract_1d.run(image, run.inputs.exp_type(k), photom, run.config["extract_1d"])
         if spectrum is None:
             return outcome
