@@ -1,11 +1,16 @@
 # spec3c developer entry points.  Everything creates/reuses .venv first.
 #   make demo   simulate a NIRSpec fixed-slit dataset and run spec3c on it (ingest, process, export)
-#   make test   run the test suite against the compiled build
+#   make lint   ruff and mypy
+#   make test   lint, then the test suite against the compiled build, with the
+#               reference pipeline (jwst, in its own .venv-jwst) for tests/oracle
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.spec3c-installed
 DEMO   := demo
+# the reference pipeline runs in its own venv; spec3c never imports jwst
+REF_VENV  := .venv-jwst
+REF_STAMP := $(REF_VENV)/.jwst-installed
 
 .PHONY: demo test lint bench clean
 
@@ -17,6 +22,11 @@ $(STAMP): $(BIN)/python pyproject.toml setup.py $(wildcard spec3c/_core/*.pyx sp
 	$(BIN)/python -m pip install -q -e ".[test]"
 	touch $(STAMP)
 
+# jwst==oracle.JWST_VERSION, installed once (about a minute) and reused
+$(REF_STAMP): Makefile
+	PYTHONPATH=benchmarks $(PYTHON) -c 'import oracle; oracle.ensure_jwst_venv("$(REF_VENV)")'
+	touch $(REF_STAMP)
+
 demo: $(STAMP)
 	rm -rf $(DEMO)
 	$(BIN)/spec3c simulate nirspec-fs --output-dir $(DEMO)/input --seed 1
@@ -24,11 +34,12 @@ demo: $(STAMP)
 		--steps.extract_1d.override_extract1d=examples/extract1d_nirspec_fs.json
 	$(BIN)/spec3c ls $(DEMO)/output/spec3c.store --sources
 
-test: $(STAMP)
-	OMP_NUM_THREADS=2 $(BIN)/python -m pytest -q
+test: lint $(REF_STAMP)
+	SPEC3C_JWST_PYTHON=$(CURDIR)/$(REF_VENV)/bin/python OMP_NUM_THREADS=2 $(BIN)/python -m pytest -q
 
 lint: $(STAMP)
 	$(BIN)/ruff check spec3c tests benchmarks
+	$(BIN)/mypy spec3c
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_ingest.py

@@ -128,11 +128,11 @@ def _spectra_row(spec):  # type: ignore[no-untyped-def]
 
 
 def run_case(case: Case, work: Path, reference: bool, oracle) -> dict:  # type: ignore[no-untyped-def]
-    from spec3c.simulate import load_truth, simulate
+    from spec3c.simulate import SimOptions, load_truth, simulate
     from spec3c.simulate.miri import slitless_aperture
 
     shutil.rmtree(work, ignore_errors=True)
-    sim = simulate(case.mode, work / "input", seed=4, **case.sim)
+    sim = simulate(case.mode, work / "input", SimOptions(seed=4, **case.sim))
     truth = load_truth(sim.truth_path)
     aps = case.apertures or [slitless_aperture(truth)]
     ap = oracle.write_extract1d_json(work / "extract1d.json", aps, instrument=case.instrument, exp_type=case.exp_type)

@@ -168,7 +168,7 @@ def main() -> None:
                              "(reference wall time from its log; peak memory is not re-measured).")
     args = parser.parse_args()
     oracle = _oracle()
-    from spec3c.simulate import load_truth, simulate
+    from spec3c.simulate import SimOptions, load_truth, simulate
 
     rows = []
     for n in (int(s) for s in args.sizes.split(",")):
@@ -176,7 +176,11 @@ def main() -> None:
         if args.reuse_reference:
             sim = _existing_simulation(work / "input")
         else:
-            sim = simulate("nirspec-mos", work / "input", seed=n, n_sources=n, n_exposures=args.n_exposures)
+            sim = simulate(
+                "nirspec-mos",
+                work / "input",
+                SimOptions(seed=n, n_sources=n, n_exposures=args.n_exposures),
+            )
         aperture = oracle.write_extract1d_json(work / "extract1d.json", [APERTURE])
         ours = run_spec3c(sim.asn_path, aperture, work)
         ref = None

@@ -9,12 +9,15 @@ import contextlib
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from . import __version__
 from .errors import Spec3cError
+
+if TYPE_CHECKING:
+    from tqdm import tqdm
 
 
 def _fail_cleanly(func: Callable[..., Any]) -> Callable[..., Any]:
@@ -35,7 +38,8 @@ class _Bar:
     """A tqdm progress bar on stderr, fed by ``(label, done, total)`` callbacks."""
 
     def __init__(self, desc: str, unit: str) -> None:
-        self.desc, self.unit, self.bar = desc, unit, None
+        self.desc, self.unit = desc, unit
+        self.bar: tqdm | None = None
 
     def __call__(self, label: str, done: int, total: int) -> None:
         from tqdm import tqdm
@@ -96,16 +100,17 @@ def simulate(mode: str, output_dir: Path, seed: int, n_exposures: int, n_sources
     association and a truth file (true spectra, sky levels, injected cosmic
     rays).
     """
-    from .simulate import MODES
+    from .simulate import MODES, SimOptions
     from .simulate import simulate as run
 
     if mode not in MODES:
         raise click.BadParameter(f"unknown mode {mode!r}; choose from {', '.join(MODES)}", param_hint="MODE")
     bar = _Bar("simulate", "slit")
     try:
-        res = run(mode, output_dir, seed=seed, n_exposures=n_exposures, n_sources=n_sources,
-                  n_columns=n_columns, nod_subtracted=nod_subtracted, moving_target=moving_target,
-                  with_background=with_background, progress=lambda done, total: bar(mode, done, total))
+        options = SimOptions(seed=seed, n_exposures=n_exposures, n_sources=n_sources, n_columns=n_columns,
+                             nod_subtracted=nod_subtracted, moving_target=moving_target,
+                             with_background=with_background)
+        res = run(mode, output_dir, options, progress=lambda done, total: bar(mode, done, total))
     finally:
         bar.close()
     click.echo(f"association: {res.asn_path}")
@@ -147,6 +152,18 @@ def ingest(asn: Path, store_path: Path, backend: str | None, replace: bool, allo
         f"{len(report.unchanged)} unchanged exposures ({report.n_cutouts} cutouts) "
         f"into {store_path} in {report.seconds:.1f} s"
     )
+
+
+@main.command()
+def modes() -> None:
+    """List the modes spec3c serves: their EXP_TYPEs, step plans and products."""
+    from .modes.registry import MODES
+
+    for mode in MODES:
+        click.echo(f"{mode.name}: {', '.join(mode.exp_types)}")
+        click.echo(f"  plan:     exp_to_source, {', '.join(mode.plan)}")
+        products = ", ".join(f"{suffix} ({layout})" for suffix, layout in mode.products.items())
+        click.echo(f"  products: {products}")
 
 
 @main.command(name="ls")
@@ -240,9 +257,10 @@ def process(ctx: click.Context, store_path: Path, sources: str | None, workers: 
     """Run the stage-3 steps on every source of STORE (or --sources).
 
     \b
-    Slit plan (NIRSpec FS/MOS): exp_to_source, outlier_detection,
-    pixel_replace (skipped by default), resample_spec, extract_1d.
-    Parameters and defaults are the reference's; override any of them with
+    Each mode runs the reference's plan after exp_to_source (`spec3c modes`
+    lists them), e.g. NIRSpec FS/MOS: assign_mtwcs, master_background,
+    outlier_detection, pixel_replace (skipped by default), resample_spec,
+    extract_1d.  Parameters and defaults are the reference's; override any of them with
     --steps.STEP.PARAM=VALUE, e.g.
       --steps.extract_1d.override_extract1d=apertures.json
       --steps.resample_spec.pixfrac=0.8  --steps.outlier_detection.snr="3.0 2.0"
@@ -291,16 +309,16 @@ def export(store_path: Path, output_dir: Path, suffix: str, sources: str | None,
 
 
 def _single_source(asn: Path) -> bool:
-    """True when the association is processed as one source (MIRI LRS): EXP_TYPE of its first member."""
+    """True when the association is processed as one source (its mode's naming says so)."""
     import json
 
     from astropy.io import fits
 
-    from .products.naming import WHOLE_ASSOCIATION_EXP_TYPES
+    from .modes.registry import mode_for
 
     try:
         member = json.loads(asn.read_text())["products"][0]["members"][0]["expname"]
-        return fits.getval(asn.parent / member, "EXP_TYPE") in WHOLE_ASSOCIATION_EXP_TYPES
+        return mode_for(fits.getval(asn.parent / member, "EXP_TYPE")).naming.whole_association
     except Exception:  # noqa: BLE001 - only a performance hint; ingest reports bad input properly
         return False
 
@@ -323,7 +341,8 @@ def run(ctx: click.Context, asn: Path, output_dir: Path, backend: str | None, so
     store_path = output_dir / "spec3c.store"
     output_dir.mkdir(parents=True, exist_ok=True)
     # one warm worker pool for process and export, starting while ingest runs (not for one-source modes)
-    with contextlib.nullcontext() if _single_source(asn) else shared_pool(workers):
+    warm = ("spec3c.process", "spec3c.products.export")  # what process and export run in the workers
+    with contextlib.nullcontext() if _single_source(asn) else shared_pool(workers, warm):
         bar = _Bar("ingest", "exposure")
         try:
             report = run_ingest(asn, store_path, backend=backend, progress=bar)

@@ -23,6 +23,17 @@ def _p(default: Any, help: str) -> Any:  # noqa: A002 - mirrors argparse's word
     return field(default=default, metadata={"help": help})
 
 
+def fill_value(text: str, where: str) -> float:
+    """The float of a ``fillval`` parameter: ``NAN``/``INDEF`` (any case) or a number."""
+    word = str(text).strip().upper()
+    if word in ("NAN", "INDEF"):
+        return float("nan")
+    try:
+        return float(word)
+    except ValueError:
+        raise Spec3cError(f"--steps.{where}.fillval={text!r}: expected NAN, INDEF or a number") from None
+
+
 @dataclass(frozen=True)
 class StepParams:
     skip: bool = _p(False, "Do not run this step.")
@@ -42,11 +53,6 @@ class MasterBackgroundParams(StepParams):
 
 
 @dataclass(frozen=True)
-class ExpToSourceParams(StepParams):
-    pass
-
-
-@dataclass(frozen=True)
 class OutlierDetectionParams(StepParams):
     weight_type: str = _p("ivm", "Drizzle weighting of the median inputs: ivm or exptime.")
     pixfrac: float = _p(1.0, "Drizzle pixel shrink factor.")
@@ -58,7 +64,17 @@ class OutlierDetectionParams(StepParams):
     backg: float = _p(0.0, "Background level subtracted before flagging.")
     resample_data: bool = _p(True, "Resample before taking the median (False: median on the input grid).")
     good_bits: str = _p("~DO_NOT_USE", "DQ bits that count as good.")
-    save_intermediate_results: bool = _p(False, "Keep the per-group resampled, median and blot images.")
+    save_intermediate_results: bool = _p(False, "Not supported yet: the median and blot images stay in memory.")
+
+    def __post_init__(self) -> None:
+        fill_value(self.fillval, "outlier_detection")
+        if self.save_intermediate_results:
+            raise Spec3cError("--steps.outlier_detection.save_intermediate_results=true is not supported yet: "
+                              "spec3c keeps the per-group resampled, median and blot images in memory only")
+
+    def fill(self) -> float:
+        """``fillval`` of the per-group drizzled images, as a float."""
+        return fill_value(self.fillval, "outlier_detection")
 
     def thresholds(self) -> tuple[float, float, float, float]:
         """(snr1, snr2, scale1, scale2) parsed from the string parameters."""
@@ -86,6 +102,13 @@ class ResampleSpecParams(StepParams):
     pixel_scale_ratio: float = _p(1.0, "Output/input spatial pixel-scale ratio.")
     pixel_scale: float | None = _p(None, "Output spatial pixel scale in arcsec (overrides the ratio).")
 
+    def __post_init__(self) -> None:
+        fill_value(self.fillval, "resample_spec")
+
+    def fill(self) -> float:
+        """``fillval`` of the output pixels that received no input, as a float."""
+        return fill_value(self.fillval, "resample_spec")
+
 
 @dataclass(frozen=True)
 class Extract1dParams(StepParams):
@@ -107,29 +130,33 @@ class Combine1dParams(StepParams):
     sigma_clip: float | None = _p(None, "Reject points beyond this many MADs of the median.")
 
 
-STEP_PARAMS: dict[str, type[StepParams]] = {
-    "assign_mtwcs": AssignMtwcsParams,
-    "master_background": MasterBackgroundParams,
-    "exp_to_source": ExpToSourceParams,
-    "outlier_detection": OutlierDetectionParams,
-    "pixel_replace": PixelReplaceParams,
-    "resample_spec": ResampleSpecParams,
-    "extract_1d": Extract1dParams,
-    "combine_1d": Combine1dParams,
-}
-
-
 @dataclass(frozen=True)
 class PipelineConfig:
-    """Resolved parameters of every step."""
+    """Resolved parameters of every step, one typed attribute per step."""
 
-    steps: Mapping[str, StepParams]
+    assign_mtwcs: AssignMtwcsParams = field(default_factory=AssignMtwcsParams)
+    master_background: MasterBackgroundParams = field(default_factory=MasterBackgroundParams)
+    outlier_detection: OutlierDetectionParams = field(default_factory=OutlierDetectionParams)
+    pixel_replace: PixelReplaceParams = field(default_factory=PixelReplaceParams)
+    resample_spec: ResampleSpecParams = field(default_factory=ResampleSpecParams)
+    extract_1d: Extract1dParams = field(default_factory=Extract1dParams)
+    combine_1d: Combine1dParams = field(default_factory=Combine1dParams)
 
-    def __getitem__(self, step: str) -> Any:
-        return self.steps[step]
+    def step(self, name: str) -> StepParams:
+        """The parameters of step ``name`` (any step of :data:`STEP_PARAMS`)."""
+        if name not in STEP_PARAMS:
+            raise Spec3cError(f"unknown step {name!r}; steps: {', '.join(STEP_PARAMS)}")
+        params: StepParams = getattr(self, name)
+        return params
 
     def to_dict(self) -> dict[str, dict[str, Any]]:
-        return {name: dataclasses.asdict(p) for name, p in self.steps.items()}
+        return {f.name: dataclasses.asdict(getattr(self, f.name)) for f in fields(self)}
+
+
+#: step name -> its parameter class, in the reference's order
+STEP_PARAMS: dict[str, type[StepParams]] = {
+    f.name: get_type_hints(PipelineConfig)[f.name] for f in fields(PipelineConfig)
+}
 
 
 def _base_type(typ: Any) -> tuple[type, bool]:
@@ -202,12 +229,14 @@ def resolve_config(
     skip: Iterable[str] = (),
 ) -> PipelineConfig:
     """Defaults < parameter file < overrides < skip list."""
-    steps = {name: cls() for name, cls in STEP_PARAMS.items()}
-    layers = [read_param_file(param_file) if param_file else {}, dict(overrides or {})]
-    layers.append({name: {"skip": True} for name in skip})
+    config = PipelineConfig()
+    layers: list[Mapping[str, Mapping[str, Any]]] = [read_param_file(param_file) if param_file else {},
+                                                     dict(overrides or {}), {name: {"skip": True} for name in skip}]
     for layer in layers:
         for step, updates in layer.items():
-            if step not in steps:
-                raise Spec3cError(f"unknown step {step!r}; steps: {', '.join(steps)}")
-            steps[step] = _apply(steps[step], step, updates)
-    return PipelineConfig(steps)
+            if step == "exp_to_source":
+                raise Spec3cError("exp_to_source has no parameters and cannot be skipped: ingest groups every "
+                                  "cutout by source, as the reference's exp_to_source (which always runs)")
+            change: dict[str, Any] = {step: _apply(config.step(step), step, updates)}
+            config = dataclasses.replace(config, **change)
+    return config

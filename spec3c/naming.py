@@ -21,10 +21,15 @@ from __future__ import annotations
 import operator
 import os
 import string
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 __all__ = [
     "KNOWN_SUFFIXES",
+    "ProductNaming",
+    "SourceNaming",
     "exposure_product_filename",
     "fill_product_name",
     "fs_slit_token",
@@ -33,9 +38,6 @@ __all__ = [
     "source_token",
     "strip_known_suffix",
 ]
-
-#: Exposure types whose source field distinguishes source/background/virtual slits.
-_MOS_EXP_TYPE = "NRS_MSASPEC"
 
 #: Width of the numeric part of a source token.
 _SOURCE_DIGITS = 9
@@ -67,7 +69,7 @@ _SUFFIX_SEPARATORS = "_-"
 _FORMATTER = string.Formatter()
 
 
-def source_token(source_id: int, source_name: str | None, exp_type: str) -> str:
+def source_token(source_id: int, source_name: str | None = None, *, mos: bool = False) -> str:
     """Return the source field of a per-source product name.
 
     Parameters
@@ -75,14 +77,14 @@ def source_token(source_id: int, source_name: str | None, exp_type: str) -> str:
     source_id : int
         The slit's ``source_id`` (of the first exposure of the source).
     source_name : str or None
-        The slit's ``source_name``; only used for NIRSpec MOS.
-    exp_type : str
-        EXP_TYPE of the association's science exposures.
+        The slit's ``source_name``; only used with ``mos``.
+    mos : bool
+        The mode distinguishes source, background and virtual slits (NIRSpec MOS).
 
     Returns
     -------
     str
-        ``s`` + id padded to 9 characters; for ``NRS_MSASPEC``: ``b`` + 9
+        ``s`` + id padded to 9 characters; with ``mos``: ``b`` + 9
         characters when ``BKG`` is in ``source_name`` (background slitlet),
         else ``v`` + 9 digits of ``|source_id|`` when the id is negative
         (virtual slit), else ``s`` + 9 characters.
@@ -95,7 +97,7 @@ def source_token(source_id: int, source_name: str | None, exp_type: str) -> str:
     (``-5`` -> ``s0000000-5``).
     """
     sid = operator.index(source_id)
-    if exp_type == _MOS_EXP_TYPE:
+    if mos:
         if source_name is not None and "BKG" in source_name:
             return "b" + _pad(str(sid))
         if sid < 0:
@@ -276,3 +278,90 @@ def exposure_product_filename(input_filename: str, asn_id: str | None, suffix: s
     root, sep = strip_known_suffix(root)
     components = f"_{asn_id}" if asn_id is not None else ""
     return f"{root}{components}{sep}{suffix}.fits"
+
+
+@dataclass(frozen=True)
+class SourceNaming:
+    """How a mode's per-source product names carry the source (ALGORITHMS §2.2).
+
+    Attributes
+    ----------
+    whole_association : bool
+        One source is the whole association: the product name is the
+        association's, as is (the reference runs no exp_to_source).
+    mos_tokens : bool
+        The source field is ``s``/``b``/``v`` + 9 characters from the first
+        cutout's ``source_id`` and ``source_name`` (:func:`source_token`);
+        otherwise ``s`` + the exp_to_source key padded to 9.
+    slit_field : bool
+        ``{slit_name}`` is filled with the source's slit names (:func:`fs_slit_token`).
+    """
+
+    whole_association: bool = False
+    mos_tokens: bool = False
+    slit_field: bool = False
+
+    def product_base(self, template: str, source_key: str, cutout_metas: Sequence[Mapping[str, Any]]) -> str:
+        """Base name (no suffix) of the products of one source.
+
+        ``cutout_metas`` are the source's cutout metadata in (exposure, slit)
+        order: the first gives the MOS ``source_id``/``source_name``, all give
+        the fixed-slit names (``name``).  A token whose field is missing from
+        the template is appended after ``_``, as the reference's ``format_product``.
+        """
+        if self.whole_association:
+            return template
+        slit = fs_slit_token(str(m.get("name")) for m in cutout_metas) if self.slit_field else None
+        return product_name(template, self._token(source_key, cutout_metas), slit)
+
+    def _token(self, source_key: str, cutout_metas: Sequence[Mapping[str, Any]]) -> str:
+        first = cutout_metas[0] if cutout_metas else {}
+        if self.mos_tokens:
+            sid = first.get("source_id")
+            if sid is None:
+                raise ValueError(f"source {source_key!r}: MOS slit without source_id")
+            return source_token(int(sid), first.get("source_name"), mos=True)
+        try:  # the exp_to_source key itself (the source id, as text)
+            return source_token(int(source_key))
+        except ValueError:
+            return "s" + _pad(source_key)
+
+
+@dataclass(frozen=True)
+class ProductNaming:
+    """What product names and association keywords are made from.
+
+    Attributes
+    ----------
+    template : str
+        ``products[0].name`` of the association, e.g.
+        ``jw01345-o066_{source_id}_nirspec_f170lp-g235m``.
+    asn_id : str or None
+        Association id (``o066``); exposure-based products carry it.
+    exp_type : str or None
+        EXP_TYPE of the science exposures; ``None`` takes it from the store.
+    asn_table_name : str or None
+        File name of the association (``ASNTABLE`` keyword of every product).
+    asn_pool : str or None
+        Association pool name (``ASNPOOL``).
+    source_naming : SourceNaming or None
+        The mode's naming rules; filled from ``exp_type`` by the exporter.
+    """
+
+    template: str
+    asn_id: str | None = None
+    exp_type: str | None = None
+    asn_table_name: str | None = None
+    asn_pool: str | None = None
+    source_naming: SourceNaming | None = None
+
+    @classmethod
+    def from_association(cls, asn: Any) -> ProductNaming:
+        """From a :class:`spec3c.asn.Association`."""
+        return cls(asn.product_name, asn.asn_id, asn.exp_type or None, Path(asn.path).name)
+
+    def source_base(self, source_key: str, cutout_metas: Sequence[Mapping[str, Any]]) -> str:
+        """Base name of one source's products (needs :attr:`source_naming`)."""
+        if self.source_naming is None:
+            raise ValueError("ProductNaming.source_naming is not set: resolve the naming for the store's mode first")
+        return self.source_naming.product_base(self.template, source_key, cutout_metas)

@@ -22,22 +22,24 @@ def worker_count(requested: int | None, n_jobs: int) -> int:
 _SHARED_POOL: ProcessPoolExecutor | None = None
 
 
-def warm_worker() -> None:
-    """Import what every per-source job needs (spec3c, stdatamodels, the asdf extensions)."""
+def warm_worker(modules: Sequence[str]) -> None:
+    """Import ``modules`` (what the coming jobs need) and parse the ASDF extension manifests once."""
+    import importlib
+
     import asdf
 
-    from . import process  # noqa: F401
-    from .products import export  # noqa: F401
-
+    for name in modules:
+        importlib.import_module(name)
     asdf.get_config().extensions  # noqa: B018 - parses every installed ASDF manifest once (~2.5 s)
 
 
 @contextmanager
-def shared_pool(workers: int | None) -> Iterator[None]:
+def shared_pool(workers: int | None, warm: Sequence[str] = ()) -> Iterator[None]:
     """Keep one spawned pool for every :func:`map_sources` call inside the block.
 
-    Its workers start importing at once (:func:`warm_worker`), while the caller
-    does other work (e.g. ingest), and are reused from one stage to the next.
+    Its workers start importing the modules named in ``warm`` at once
+    (:func:`warm_worker`), while the caller does other work (e.g. ingest),
+    and are reused from one stage to the next.
     """
     global _SHARED_POOL
     n = worker_count(workers, os.cpu_count() or 1)
@@ -47,7 +49,7 @@ def shared_pool(workers: int | None) -> Iterator[None]:
     _SHARED_POOL = ProcessPoolExecutor(max_workers=n, mp_context=multiprocessing.get_context("spawn"))
     try:
         for _ in range(n):
-            _SHARED_POOL.submit(warm_worker)
+            _SHARED_POOL.submit(warm_worker, tuple(warm))
         yield
     finally:
         _SHARED_POOL.shutdown()

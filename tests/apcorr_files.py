@@ -17,3 +17,10 @@ def write_apcorr(model_cls, rows: np.ndarray, path: Path, sizeunit: str = "pixel
         warnings.simplefilter("ignore")  # stdatamodels warns about the missing reference-file header keys
         model.save(path)
     return path
+
+
+def apcorr_spec(exp_type: str):  # type: ignore[no-untyped-def]
+    """The APCORR model spec of the mode serving ``exp_type``."""
+    from spec3c.modes.registry import mode_for
+
+    return mode_for(exp_type).extraction.apcorr

@@ -8,7 +8,7 @@ import pytest
 from click.testing import CliRunner
 
 from spec3c.cli import main
-from spec3c.simulate import simulate
+from spec3c.simulate import SimOptions, simulate
 from spec3c.store import open_store
 
 APERTURES = Path(__file__).resolve().parents[1] / "examples" / "extract1d_nirspec_fs.json"
@@ -17,7 +17,7 @@ APERTURES = Path(__file__).resolve().parents[1] / "examples" / "extract1d_nirspe
 @pytest.fixture(scope="module")
 def fs_run(tmp_path_factory):
     root = tmp_path_factory.mktemp("cli")
-    sim = simulate("nirspec-fs", root / "in", seed=2, n_exposures=2, n_columns=200)
+    sim = simulate("nirspec-fs", root / "in", SimOptions(seed=2, n_exposures=2, n_columns=200))
     res = CliRunner().invoke(main, ["run", str(sim.asn_path), "-o", str(root / "out"), "--workers", "1",
                                     f"--steps.extract_1d.override_extract1d={APERTURES}"])
     assert res.exit_code == 0, res.output

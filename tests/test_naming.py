@@ -45,33 +45,32 @@ MOS_TEMPLATE = "jw01345-o066_{source_id}_nirspec_f170lp-g235m"
     ],
 )
 def test_mos_source_tokens(source_id: int, source_name: str | None, token: str) -> None:
-    assert source_token(source_id, source_name, MOS) == token
+    assert source_token(source_id, source_name, mos=True) == token
 
 
 def test_mos_bkg_wins_over_negative_id() -> None:
     # The background test comes first in the reference; the sign is kept.
-    assert source_token(-3, "BKG", MOS) == "b0000000-3"
+    assert source_token(-3, "BKG", mos=True) == "b0000000-3"
 
 
 def test_bkg_is_case_sensitive() -> None:
-    assert source_token(5, "bkg5", MOS) == "s000000005"
+    assert source_token(5, "bkg5", mos=True) == "s000000005"
 
 
-@pytest.mark.parametrize("exp_type", [FS, "MIR_LRS-FIXEDSLIT", "NIS_WFSS", "NRC_WFSS"])
-def test_general_source_tokens(exp_type: str) -> None:
-    assert source_token(1, None, exp_type) == "s000000001"
-    assert source_token(21, "BKG", exp_type) == "s000000021"  # BKG only matters for MOS
+def test_general_source_tokens() -> None:
+    assert source_token(1, None) == "s000000001"
+    assert source_token(21, "BKG") == "s000000021"  # BKG only matters for MOS
 
 
 def test_source_token_padding_is_textual() -> None:
     # Reference: f"s{str(source_id):>09s}" -- no truncation, sign kept outside MOS.
-    assert source_token(1234567890, None, MOS) == "s1234567890"
-    assert source_token(-5, None, FS) == "s0000000-5"
+    assert source_token(1234567890, None, mos=True) == "s1234567890"
+    assert source_token(-5, None) == "s0000000-5"
 
 
 def test_source_token_requires_an_integer() -> None:
     with pytest.raises(TypeError):
-        source_token(1.5, None, MOS)  # type: ignore[arg-type]
+        source_token(1.5, None, mos=True)  # type: ignore[arg-type]
 
 
 # ----------------------------------------------------------------------------
@@ -132,7 +131,7 @@ def test_fill_format_spec_and_malformed_template() -> None:
     ],
 )
 def test_mos_real_names(suffix: str, source_id: int, source_name: str, token: str) -> None:
-    base = product_name(MOS_TEMPLATE, source_token(source_id, source_name, MOS))
+    base = product_name(MOS_TEMPLATE, source_token(source_id, source_name, mos=True))
     assert (
         product_filename(base, suffix) == f"jw01345-o066_{token}_nirspec_f170lp-g235m_{suffix}.fits"
     )
@@ -140,7 +139,7 @@ def test_mos_real_names(suffix: str, source_id: int, source_name: str, token: st
 
 def test_mos_fs_real_name() -> None:
     base = product_name(
-        "jw02674-o004_{source_id}_nirspec_f290lp-g395m", source_token(12105, "2674_12105", MOS)
+        "jw02674-o004_{source_id}_nirspec_f290lp-g395m", source_token(12105, "2674_12105", mos=True)
     )
     assert product_filename(base, "x1d") == "jw02674-o004_s000012105_nirspec_f290lp-g395m_x1d.fits"
 
@@ -158,7 +157,7 @@ def test_fs_real_names(source_id: int, slit: str) -> None:
     # "jw{program}-{acid}_{target}-{source_id}_{instrument}_{opt_elem}-{slit_name}{subarray}",
     # which gives "..._t001-s000000001_..." instead: see test_fs_current_rule_template.
     template = "jw01309-o022_{source_id}_nirspec_f290lp-g395h-{slit_name}-allslits"
-    base = product_name(template, source_token(source_id, None, FS), fs_slit_token([slit, slit]))
+    base = product_name(template, source_token(source_id, None), fs_slit_token([slit, slit]))
     expected = f"jw01309-o022_s{source_id:09d}_nirspec_f290lp-g395h-{slit.lower()}-allslits"
     assert base == expected
     assert product_filename(base, "x1d") == expected + "_x1d.fits"
@@ -166,7 +165,7 @@ def test_fs_real_names(source_id: int, slit: str) -> None:
 
 def test_fs_current_rule_template() -> None:
     template = "jw01309-o022_t001-{source_id}_nirspec_f290lp-g395h-{slit_name}-allslits"
-    base = product_name(template, source_token(1, None, FS), fs_slit_token(["S200A2"]))
+    base = product_name(template, source_token(1, None), fs_slit_token(["S200A2"]))
     assert base == "jw01309-o022_t001-s000000001_nirspec_f290lp-g395h-s200a2-allslits"
 
 

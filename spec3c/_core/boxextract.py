@@ -6,18 +6,18 @@ takes are built by :mod:`spec3c.algorithms.aperture`.
 
 from __future__ import annotations
 
-import operator
-from typing import Literal, NamedTuple
+from collections.abc import Sequence
+from typing import NamedTuple
 
 import numpy as np
 
 from . import _boxextract
 from ._validate import check_workers
+from .params import BKG_FITS, BackgroundFit
 
 __all__ = ["BoxExtraction", "box_extract"]
 
-_MODES = {None: 0, "poly": 1, "median": 2}
-MAX_BKG_ORDER = 15
+_VARIANCES = ("var_poisson", "var_rnoise", "var_flat")
 
 
 class BoxExtraction(NamedTuple):
@@ -51,44 +51,33 @@ def _as_f64_2d(arr: object, name: str, shape: tuple[int, ...] | None) -> np.ndar
     return np.ascontiguousarray(a, dtype=np.float64)
 
 
-def box_extract(  # noqa: PLR0913 -- the jwst extract1d inputs, keyword-only options
+def box_extract(
     sci: np.ndarray,
-    var_poisson: np.ndarray,
-    var_rnoise: np.ndarray,
-    var_flat: np.ndarray,
+    variances: Sequence[np.ndarray],
     profile: np.ndarray,
     *,
     bkg_profile: np.ndarray | None = None,
-    bkg_fit: Literal["poly", "median"] | None = "poly",
-    bkg_order: int = 0,
+    bkg_fit: BackgroundFit | None = None,
     workers: int = 0,
 ) -> BoxExtraction:
     """Box-extract a spectrum column by column (jwst ``extract1d``, box mode).
 
     Parameters
     ----------
-    sci, var_poisson, var_rnoise, var_flat : ndarray (ny, nx), float
-        Data and variances, dispersion along x (transpose vertical spectra
-        first).  Any float dtype / byte order; computed in float64.
+    sci : ndarray (ny, nx), float
+        Data, dispersion along x (transpose vertical spectra first).  Any
+        float dtype / byte order; computed in float64.
+    variances : (var_poisson, var_rnoise, var_flat), each ndarray (ny, nx), float
+        The three variance planes, in this order.
     profile : ndarray (ny, nx), float
         Source aperture weights in [0, 1] (see :func:`spec3c.algorithms.aperture.box_profile`).  Pixels
         whose ``sci - background`` is not finite get weight 0.
     bkg_profile : ndarray (ny, nx), optional
-        Nonzero where background pixels are; None = no background.
-    bkg_fit : {"poly", "median", None}
-        ``poly``: per column, unweighted least-squares polynomial of
-        ``bkg_order`` in y mapped to [-1, 1] (``linspace(-1, 1, ny)``) over
-        background pixels with finite SCI and finite total variance; fits
-        with 2-norm condition >= 1e10 give background 0.  Its variance is
-        propagated exactly: the aperture background sum is Σ_y c_y S_y over
-        background pixels and its variance Σ_y c_y² var_y, with the
-        aperture weights taken from the *unmasked* ``profile`` (as jwst).
-        ``median``: per-column median of background pixels with non-NaN
-        SCI; variance ``1.2² · (Σ profile)² · Σ var·(1/N)²`` over the N
-        background pixels with finite SCI and variance.  None: no
-        background.
-    bkg_order : int
-        Polynomial order, 0..15 (``poly`` only).
+        Nonzero where background pixels are.
+    bkg_fit : BackgroundFit, optional
+        How the background is fitted.  The background is subtracted only
+        when both ``bkg_profile`` and ``bkg_fit`` are given (jwst: no
+        subtraction when ``bkg_fit`` is None).
     workers : int
         OpenMP threads over columns (0 = OpenMP default); the result does
         not depend on it.
@@ -99,20 +88,30 @@ def box_extract(  # noqa: PLR0913 -- the jwst extract1d inputs, keyword-only opt
     """
     s = _as_f64_2d(sci, "sci", None)
     shape = s.shape
-    vp = _as_f64_2d(var_poisson, "var_poisson", shape)
-    vr = _as_f64_2d(var_rnoise, "var_rnoise", shape)
-    vf = _as_f64_2d(var_flat, "var_flat", shape)
+    vp, vr, vf = _check_variances(variances, shape)
     prof = _as_f64_2d(profile, "profile", shape)
-    if bkg_fit not in _MODES:
-        raise ValueError(f"bkg_fit must be 'poly', 'median' or None, got {bkg_fit!r}")
-    order = operator.index(bkg_order)
-    if not 0 <= order <= MAX_BKG_ORDER:
-        raise ValueError(f"bkg_order must be an int in [0, {MAX_BKG_ORDER}], got {bkg_order}")
+    fit = _check_fit(bkg_fit)
     workers = check_workers(workers)
-    mode = _MODES[bkg_fit] if bkg_profile is not None else 0
+    mode = BKG_FITS[fit.bkg_fit] if bkg_profile is not None and bkg_fit is not None else 0
     bkg = (_as_f64_2d(bkg_profile, "bkg_profile", shape) if mode
            else np.zeros((1, 1), dtype=np.float64))
     out = np.zeros((9, shape[1]), dtype=np.float64)
     if s.size:
-        _boxextract.box_extract(s, vp, vr, vf, prof, bkg, mode, order, out, workers)
+        _boxextract.box_extract(s, vp, vr, vf, prof, bkg, mode, fit.bkg_order, out, workers)
     return BoxExtraction(*(row.copy() for row in out))
+
+
+def _check_variances(variances: Sequence[np.ndarray], shape: tuple[int, int]) -> list[np.ndarray]:
+    """``(var_poisson, var_rnoise, var_flat)`` as float64 arrays of ``shape``."""
+    if isinstance(variances, np.ndarray) or len(variances) != len(_VARIANCES):
+        raise ValueError("variances must be a sequence (var_poisson, var_rnoise, var_flat) of 2-D arrays")
+    return [_as_f64_2d(v, name, shape) for name, v in zip(_VARIANCES, variances, strict=True)]
+
+
+def _check_fit(bkg_fit: BackgroundFit | None) -> BackgroundFit:
+    """``bkg_fit`` checked; None gives the unused default."""
+    if bkg_fit is None:
+        return BackgroundFit()
+    if not isinstance(bkg_fit, BackgroundFit):
+        raise TypeError(f"bkg_fit must be a BackgroundFit, got {type(bkg_fit).__name__}")
+    return bkg_fit

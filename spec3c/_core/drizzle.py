@@ -2,40 +2,40 @@
 
 Public tier: :class:`Drizzle` validates and coerces every input, owns the
 output arrays and hands native contiguous arrays to
-:mod:`spec3c._core._drizzle`.  :func:`drizzle_image` and
-:func:`drizzle_variance` are one-shot conveniences, and
-:class:`VarianceCombiner` implements the per-input variance weighting of
-§10.1 step 6.
+:mod:`spec3c._core._drizzle`; :class:`VarianceCombiner` resamples and
+combines the per-input variances of §10.1 step 6.  Both take their
+settings as one :class:`~spec3c._core.params.DrizzleParams`.
 
 Resample recipe (one output frame, inputs ``k``)::
 
-    driz = Drizzle(out_shape, kernel=..., pixfrac=...)
-    comb = {name: VarianceCombiner(out_shape) for name in ("rnoise", "poisson", "flat")}
+    params = DrizzleParams(kernel=..., pixfrac=..., fillval=...)
+    driz = Drizzle(out_shape, params)
+    comb = {name: VarianceCombiner(out_shape, params) for name in ("rnoise", "poisson", "flat")}
     for k in inputs:
         driz.add(sci_k, pixmap_k, w_k, iscale=iscale)
-        v_rn = drizzle_variance(var_rnoise_k, pixmap_k, w_k, out_shape, iscale=iscale, ...)
-        omega = 1 / v_rn                                   # ivm; or exptime_k
-        comb["rnoise"].add(v_rn, omega)
-        comb["poisson"].add(drizzle_variance(var_poisson_k, ...), omega)
-        comb["flat"].add(drizzle_variance(var_flat_k, ...), omega)
+        v = {name: comb[name].resample(var_k[name], pixmap_k, w_k, iscale=iscale) for name in comb}
+        omega = 1 / v["rnoise"]                            # ivm; or exptime_k
+        for name in comb:
+            comb[name].add(v[name], omega)
     sci, wht = driz.finalize()
     var_rnoise = comb["rnoise"].finalize(scale=pixel_scale_ratio)
 """
 
 from __future__ import annotations
 
+import dataclasses
+import math
 import operator
-from typing import Literal
+from collections.abc import Sequence
+from typing import SupportsIndex
 
 import numpy as np
 
 from . import _drizzle
 from ._validate import check_workers
+from .params import KERNELS, DrizzleParams
 
-__all__ = ["Drizzle", "VarianceCombiner", "drizzle_image", "drizzle_variance"]
-
-_KERNELS = {"square": 0, "point": 1}
-Kernel = Literal["square", "point"]
+__all__ = ["Drizzle", "VarianceCombiner"]
 
 
 def _as_f32(arr: object, name: str, shape: tuple[int, ...] | None = None) -> np.ndarray:
@@ -67,14 +67,33 @@ def _check_range(name: str, lo: int | None, hi: int | None, n: int) -> tuple[int
     return lo, hi
 
 
-def _check_shape2(shape: object, name: str) -> tuple[int, int]:
+def _check_bounds(bounds: Sequence[int | None] | None, shape: tuple[int, int]) -> tuple[int, int, int, int]:
+    """Validate ``bounds = (xmin, xmax, ymin, ymax)`` (inclusive; None = the full range)."""
+    if bounds is None:
+        bounds = (None, None, None, None)
+    if len(bounds) != 4:
+        raise ValueError(f"bounds must be (xmin, xmax, ymin, ymax), got {bounds!r}")
+    xmin, xmax, ymin, ymax = bounds
+    return (*_check_range("x", xmin, xmax, shape[1]), *_check_range("y", ymin, ymax, shape[0]))
+
+
+def _check_shape2(shape: Sequence[SupportsIndex], name: str) -> tuple[int, int]:
+    """``shape`` as a pair of positive ints ``(ny, nx)``."""
     try:
-        ny, nx = (operator.index(v) for v in shape)  # type: ignore[union-attr]
+        ny, nx = (operator.index(v) for v in shape)
     except (TypeError, ValueError):
         raise ValueError(f"{name} must be a pair of ints (ny, nx), got {shape!r}") from None
     if ny < 1 or nx < 1:
         raise ValueError(f"{name} must be positive, got {(ny, nx)}")
     return ny, nx
+
+
+def _check_params(params: DrizzleParams | None) -> DrizzleParams:
+    if params is None:
+        return DrizzleParams()
+    if not isinstance(params, DrizzleParams):
+        raise TypeError(f"params must be a DrizzleParams, got {type(params).__name__}")
+    return params
 
 
 class Drizzle:
@@ -84,18 +103,9 @@ class Drizzle:
     ----------
     out_shape : (int, int)
         Output array shape ``(ny_out, nx_out)``.
-    kernel : {"square", "point"}
-        ``square``: each input pixel, shrunk by ``pixfrac`` about its centre,
-        is mapped to a quadrilateral on the output (corners bilinearly
-        interpolated from ``pixmap``, extrapolated from the nearest 2x2 cell
-        at the edges) and shares its value with every output pixel in
-        proportion to the exact overlap area.  ``point``: the whole weight
-        goes to the output pixel nearest the mapped centre (round half away
-        from zero, as drizzle).
-    pixfrac : float
-        Linear shrink factor of input pixels (> 0; square kernel only).
-    fillval : float
-        Value of output pixels that received no weight (``finalize``).
+    params : DrizzleParams, optional
+        Kernel, ``pixfrac`` and ``fillval`` (default: ``DrizzleParams()``,
+        square kernel, pixfrac 1, NaN fill).
     context : bool
         Keep int32 context planes ``(n_planes, ny_out, nx_out)`` with one bit
         per input id (bit ``id % 32`` of plane ``id // 32``).
@@ -106,6 +116,7 @@ class Drizzle:
 
     Attributes
     ----------
+    params : DrizzleParams
     out_sci, out_wht : ndarray (ny_out, nx_out) float32
         Running weighted mean and total weight (0 where never hit).
     out_con : ndarray (n_planes, ny_out, nx_out) int32 or None
@@ -116,22 +127,13 @@ class Drizzle:
     def __init__(
         self,
         out_shape: tuple[int, int],
-        kernel: Kernel = "square",
-        pixfrac: float = 1.0,
-        fillval: float = np.nan,
+        params: DrizzleParams | None = None,
         *,
         context: bool = True,
         workers: int = 0,
     ) -> None:
         self.out_shape = _check_shape2(out_shape, "out_shape")
-        if kernel not in _KERNELS:
-            raise ValueError(f"kernel must be one of {sorted(_KERNELS)}, got {kernel!r}")
-        pixfrac = float(pixfrac)
-        if not (pixfrac > 0.0 and np.isfinite(pixfrac)):
-            raise ValueError(f"pixfrac must be a finite number > 0, got {pixfrac}")
-        self.kernel: Kernel = kernel
-        self.pixfrac = pixfrac
-        self.fillval = float(fillval)
+        self.params = _check_params(params)
         self.workers = check_workers(workers)
         self.out_sci = np.zeros(self.out_shape, dtype=np.float32)
         self.out_wht = np.zeros(self.out_shape, dtype=np.float32)
@@ -141,7 +143,7 @@ class Drizzle:
         self.n_inputs = 0
         self._dummy_con = np.zeros((1, 1), dtype=np.int32)
 
-    def add(  # noqa: PLR0913 -- drizzle add_image keyword set (input range)
+    def add(
         self,
         data: np.ndarray,
         pixmap: np.ndarray,
@@ -149,10 +151,7 @@ class Drizzle:
         *,
         iscale: float = 1.0,
         input_id: int | None = None,
-        xmin: int | None = None,
-        xmax: int | None = None,
-        ymin: int | None = None,
-        ymax: int | None = None,
+        bounds: Sequence[int | None] | None = None,
     ) -> None:
         """Drizzle one input image onto the output.
 
@@ -172,8 +171,9 @@ class Drizzle:
             Factor applied to ``data`` before accumulation.
         input_id : int, optional
             Context bit number (default: the count of images added so far).
-        xmin, xmax, ymin, ymax : int, optional
-            Inclusive input pixel range to drizzle (default: all).
+        bounds : (xmin, xmax, ymin, ymax), optional
+            Inclusive input pixel range to drizzle (drizzle's ``add_image``
+            limits); None, or a None entry, = the full range.
 
         Notes
         -----
@@ -186,7 +186,7 @@ class Drizzle:
         if data_arr.ndim != 2:
             raise ValueError(f"data must be 2-D (ny, nx), got shape {data_arr.shape}")
         shape = data_arr.shape
-        if self.kernel == "square" and (shape[0] < 2 or shape[1] < 2):
+        if self.params.kernel == "square" and (shape[0] < 2 or shape[1] < 2):
             raise ValueError(f"data must have at least 2 rows and 2 columns for the square kernel, got {shape}")
         data32 = _as_f32(data_arr, "data")
         pm = _check_pixmap(pixmap, shape)
@@ -195,8 +195,7 @@ class Drizzle:
         else:
             wt = _as_f32(weight, "weight", shape)
         iscale = float(iscale)
-        x0, x1 = _check_range("x", xmin, xmax, shape[1])
-        y0, y1 = _check_range("y", ymin, ymax, shape[0])
+        x0, x1, y0, y1 = _check_bounds(bounds, shape)
         if input_id is None:
             input_id = self.n_inputs
         input_id = operator.index(input_id)
@@ -206,7 +205,7 @@ class Drizzle:
         _drizzle.drizzle_add(
             data32, pm, wt, self.out_sci, self.out_wht,
             self._dummy_con if con is None else con, con is not None, input_id % 32,
-            _KERNELS[self.kernel], self.pixfrac, iscale, x0, x1, y0, y1, self.workers,
+            KERNELS[self.params.kernel], self.params.pixfrac, iscale, x0, x1, y0, y1, self.workers,
         )
         self.n_inputs += 1
 
@@ -221,90 +220,75 @@ class Drizzle:
         return self.out_con[plane]
 
     def finalize(self) -> tuple[np.ndarray, np.ndarray]:
-        """Return ``(sci, wht)`` copies; ``sci`` is ``fillval`` where ``wht == 0``.
+        """Return ``(sci, wht)`` copies; ``sci`` is ``params.fillval`` where ``wht == 0``.
 
         The accumulator stays usable (more images can be added afterwards).
         """
-        sci = np.where(self.out_wht > 0, self.out_sci, np.float32(self.fillval)).astype(np.float32)
+        fill = np.float32(self.params.fillval)
+        sci = np.where(self.out_wht > 0, self.out_sci, fill).astype(np.float32)
         return sci, self.out_wht.copy()
 
 
-def drizzle_image(  # noqa: PLR0913 -- Drizzle options + add() options
-    data: np.ndarray,
-    pixmap: np.ndarray,
-    out_shape: tuple[int, int],
-    weight: np.ndarray | None = None,
-    *,
-    kernel: Kernel = "square",
-    pixfrac: float = 1.0,
-    iscale: float = 1.0,
-    fillval: float = np.nan,
-    xmin: int | None = None,
-    xmax: int | None = None,
-    ymin: int | None = None,
-    ymax: int | None = None,
-    workers: int = 0,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Drizzle one image into a fresh output; return ``(sci, wht)`` float32.
-
-    Same parameters as :class:`Drizzle` and :meth:`Drizzle.add`.
-    """
-    driz = Drizzle(out_shape, kernel, pixfrac, fillval, context=False, workers=workers)
-    driz.add(data, pixmap, weight, iscale=iscale, xmin=xmin, xmax=xmax, ymin=ymin, ymax=ymax)
-    return driz.finalize()
-
-
-def drizzle_variance(  # noqa: PLR0913 -- same options as drizzle_image
-    variance: np.ndarray,
-    pixmap: np.ndarray,
-    out_shape: tuple[int, int],
-    weight: np.ndarray | None = None,
-    *,
-    kernel: Kernel = "square",
-    pixfrac: float = 1.0,
-    iscale: float = 1.0,
-    xmin: int | None = None,
-    xmax: int | None = None,
-    ymin: int | None = None,
-    ymax: int | None = None,
-    workers: int = 0,
-) -> np.ndarray:
-    """Resampled variance of one input (§10.1 step 6, per input ``v_i``).
-
-    Drizzles ``sqrt(variance)`` with the same pixmap, weights and kernel as
-    the science data into a fresh output and squares the result, so the
-    variance scales by ``iscale**2``.  Negative/NaN variances are skipped
-    like NaN data; output pixels never hit are NaN.
-
-    Returns
-    -------
-    ndarray (ny_out, nx_out) float32
-    """
-    var = np.asarray(variance)
-    with np.errstate(invalid="ignore"):
-        err = np.sqrt(var.astype(np.float32, copy=False))
-    sci, _ = drizzle_image(
-        err, pixmap, out_shape, weight, kernel=kernel, pixfrac=pixfrac, iscale=iscale,
-        fillval=np.nan, xmin=xmin, xmax=xmax, ymin=ymin, ymax=ymax, workers=workers,
-    )
-    return sci * sci
-
-
 class VarianceCombiner:
-    """Combine per-input resampled variances (§10.1 step 6).
+    """Resample and combine one variance plane over the inputs (§10.1 step 6).
 
+    :meth:`resample` gives the resampled variance ``v_i`` of one input;
     ``add(v_i, omega_i)`` accumulates ``S_var += omega_i**2 * v_i`` and
     ``S_w += omega_i`` wherever ``v_i`` is finite and ``>= 0`` and
     ``omega_i`` is finite and ``> 0``; ``finalize(scale)`` returns
     ``S_var * scale / S_w**2`` (NaN where ``S_w == 0``), float32.  For the
     ivm weighting ``omega_i = 1 / v_rnoise_i``; for exptime it is a scalar.
     Spectra use ``scale = pixel_scale_ratio`` (imaging ``1 / psr**2``).
+
+    Parameters
+    ----------
+    out_shape : (int, int)
+        Output array shape ``(ny_out, nx_out)``.
+    params : DrizzleParams, optional
+        The science data's drizzle settings (``fillval`` is not used:
+        variances are NaN where nothing was resampled).
+    workers : int
+        OpenMP threads of :meth:`resample` (0 = OpenMP default).
     """
 
-    def __init__(self, out_shape: tuple[int, int]) -> None:
+    def __init__(
+        self,
+        out_shape: tuple[int, int],
+        params: DrizzleParams | None = None,
+        *,
+        workers: int = 0,
+    ) -> None:
         self.out_shape = _check_shape2(out_shape, "out_shape")
+        self.params = dataclasses.replace(_check_params(params), fillval=math.nan)
+        self.workers = check_workers(workers)
         self._svar = np.zeros(self.out_shape, dtype=np.float64)
         self._sw = np.zeros(self.out_shape, dtype=np.float64)
+
+    def resample(
+        self,
+        variance: np.ndarray,
+        pixmap: np.ndarray,
+        weight: np.ndarray | None = None,
+        *,
+        iscale: float = 1.0,
+        bounds: Sequence[int | None] | None = None,
+    ) -> np.ndarray:
+        """Resampled variance of one input, ``(ny_out, nx_out)`` float32.
+
+        Drizzles ``sqrt(variance)`` with the same pixmap, weights and
+        kernel as the science data (the arguments of :meth:`Drizzle.add`)
+        into a fresh output and squares the result, so the variance scales
+        by ``iscale**2``.  Negative/NaN variances are skipped like NaN data;
+        output pixels never hit are NaN.  Nothing is accumulated: pass the
+        result to :meth:`add`.
+        """
+        var = np.asarray(variance)
+        with np.errstate(invalid="ignore"):
+            err = np.sqrt(var.astype(np.float32, copy=False))
+        driz = Drizzle(self.out_shape, self.params, context=False, workers=self.workers)
+        driz.add(err, pixmap, weight, iscale=iscale, bounds=bounds)
+        sci, _ = driz.finalize()
+        return sci * sci
 
     def add(self, variance: np.ndarray, omega: np.ndarray | float) -> None:
         """Add one input's resampled variance ``(ny_out, nx_out)`` with weight ``omega``."""

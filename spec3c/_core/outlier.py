@@ -10,6 +10,7 @@ import numpy as np
 
 from . import _outlier
 from ._validate import check_workers
+from .params import OutlierThresholds
 
 __all__ = ["flag_direct", "flag_resampled_crs"]
 
@@ -36,15 +37,12 @@ def _coerce_same(arrays: dict[str, object]) -> list[np.ndarray]:
     return [np.ascontiguousarray(a, dtype=dtype) for a in arrs.values()]
 
 
-def flag_resampled_crs(  # noqa: PLR0913 -- stcal parameter set + workers
+def flag_resampled_crs(
     sci: np.ndarray,
     blot: np.ndarray,
     blot_err: np.ndarray,
+    thresholds: OutlierThresholds,
     *,
-    snr1: float,
-    snr2: float,
-    scale1: float,
-    scale2: float,
     backg: float = 0.0,
     workers: int = 0,
 ) -> np.ndarray:
@@ -55,10 +53,11 @@ def flag_resampled_crs(  # noqa: PLR0913 -- stcal parameter set + workers
     sci, blot, blot_err : ndarray (ny, nx), float
         Input science, blotted median and blotted median error.  Computed in
         float32 when all three are float32, else in float64.
-    snr1, snr2, scale1, scale2 : float
-        Thresholds before / after the 3x3 dilation.
+    thresholds : OutlierThresholds
+        ``snr1, snr2, scale1, scale2``: thresholds before / after the 3x3
+        dilation.
     backg : float
-        Background level subtracted from the difference.
+        Background level of this input, subtracted from the difference.
     workers : int
         OpenMP threads (0 = OpenMP default); the result does not depend on it.
 
@@ -74,14 +73,21 @@ def flag_resampled_crs(  # noqa: PLR0913 -- stcal parameter set + workers
         ``mode='nearest'`` is equivalent for a binary dilation).
     """
     s, b, e = _coerce_same({"sci": sci, "blot": blot, "blot_err": blot_err})
+    th = _check_thresholds(thresholds)
     workers = check_workers(workers)
     out = np.zeros(s.shape, dtype=np.uint8)
     if s.size:
         m1 = np.empty(s.shape, dtype=np.uint8)
         m2 = np.empty(s.shape, dtype=np.uint8)
-        _outlier.flag_resampled(s, b, e, float(snr1), float(snr2), float(scale1),
-                                float(scale2), float(backg), m1, m2, out, workers)
+        _outlier.flag_resampled(s, b, e, th.snr1, th.snr2, th.scale1, th.scale2,
+                                float(backg), m1, m2, out, workers)
     return out.view(bool)
+
+
+def _check_thresholds(thresholds: OutlierThresholds) -> OutlierThresholds:
+    if not isinstance(thresholds, OutlierThresholds):
+        raise TypeError(f"thresholds must be an OutlierThresholds, got {type(thresholds).__name__}")
+    return thresholds
 
 
 def flag_direct(

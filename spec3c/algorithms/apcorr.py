@@ -29,6 +29,7 @@ import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 
@@ -38,21 +39,35 @@ __all__ = [
     "DEFAULT_PIXEL_PHASE",
     "ApcorrTable",
     "aperture_correction",
+    "ApcorrSpec",
     "apply_correction",
     "nirspec_pixel_phase",
     "read_apcorr",
 ]
 
+@dataclass(frozen=True)
+class ApcorrSpec:
+    """Which APCORR reference model a mode reads, and how its rows are selected.
+
+    Attributes
+    ----------
+    model : str
+        stdatamodels class name (``NrsMosApcorrModel``, ``MirLrsApcorrModel`` ...).
+    kind : {"phase", "lrs"}
+        ``phase``: NIRSpec tables (wavelength × size × pixel phase) matched on
+        filter and grating; ``lrs``: MIRI LRS tables matched on subarray.
+    match_slit : bool
+        Rows are also matched on the slit name (NIRSpec fixed slits).
+    """
+
+    model: str
+    kind: Literal["phase", "lrs"]
+    match_slit: bool = False
+
+
 #: Pixel phase the reference uses for every NIRSpec spectrum (ApCorrPhase default).
 DEFAULT_PIXEL_PHASE = 0.5
 
-_MODEL_FOR_EXPTYPE = {
-    "MIR_LRS-FIXEDSLIT": ("MirLrsApcorrModel", "lrs"),
-    "MIR_LRS-SLITLESS": ("MirLrsApcorrModel", "lrs"),
-    "NRS_FIXEDSLIT": ("NrsFsApcorrModel", "phase"),
-    "NRS_BRIGHTOBJ": ("NrsFsApcorrModel", "phase"),
-    "NRS_MSASPEC": ("NrsMosApcorrModel", "phase"),
-}
 
 _FLUX_COLUMNS = ("FLUX", "FLUX_ERROR", "SURF_BRIGHT", "SB_ERROR")
 _VAR_COLUMNS = (
@@ -102,7 +117,7 @@ def nirspec_pixel_phase() -> float:
 
 def read_apcorr(
     path: str | Path,
-    exp_type: str,
+    spec: ApcorrSpec,
     *,
     filter: str | None = None,  # noqa: A002 - reference column name
     grating: str | None = None,
@@ -111,25 +126,23 @@ def read_apcorr(
 ) -> ApcorrTable:
     """Read the APCORR row matching an exposure.
 
-    Row selection as the reference: NIRSpec matches ``filter`` and
-    ``grating`` (MOS) plus ``slit`` (FIXEDSLIT, BRIGHTOBJ: the slit name);
-    MIRI LRS matches ``subarray``.  Comparison is case-insensitive on
+    ``spec`` is the mode's :class:`~spec3c.modes.base.ApcorrSpec`.  Row
+    selection as the reference: NIRSpec matches ``filter`` and ``grating``,
+    plus ``slit`` for fixed slits (``spec.match_slit``); MIRI LRS matches
+    ``subarray``.  Comparison is case-insensitive on
     stripped strings, and exactly one row must match.
     """
     path = str(path)
-    key = (exp_type or "").strip().upper()
-    if key not in _MODEL_FOR_EXPTYPE:
-        raise InputError(path, f"aperture correction is not supported for EXP_TYPE {exp_type!r}")
-    cls_name, kind = _MODEL_FOR_EXPTYPE[key]
+    cls_name, kind = spec.model, spec.kind
     if kind == "lrs":
         match: dict[str, str | None] = {"subarray": subarray}
     else:
         match = {"filter": filter, "grating": grating}
-        if key in ("NRS_FIXEDSLIT", "NRS_BRIGHTOBJ"):
+        if spec.match_slit:
             match["slit"] = slit
 
     table, sizeunit = _open_table(path, cls_name)
-    names = {n.lower(): n for n in table.dtype.names}
+    names = {n.lower(): n for n in table.dtype.names or ()}
     row = _match_row(path, table, names, match)
     want = ", ".join(f"{k}={v!r}" for k, v in match.items())
 
@@ -300,7 +313,7 @@ def aperture_correction(
     if not np.isfinite(phase):
         raise ValueError(f"pixel_phase must be finite, got {pixel_phase!r}")
     pp = table.pixphase
-    if not table.usable or phase < pp[0] or phase > pp[-1]:
+    if not table.usable or pp is None or phase < pp[0] or phase > pp[-1]:
         return ones
     # linear in phase (interp1d convention: bracket found with side='left')
     k = int(np.clip(np.searchsorted(pp, phase, side="left"), 1, pp.size - 1))

@@ -18,7 +18,6 @@ from ..errors import InputError
 
 ANY = "ANY"
 #: modes whose point sources are centred on the WCS source position by default
-SRCPOS_EXPTYPES = ("MIR_LRS-FIXEDSLIT", "NRS_FIXEDSLIT", "NRS_MSASPEC", "NRS_BRIGHTOBJ")
 
 
 @dataclass(frozen=True)
@@ -68,12 +67,13 @@ def _smoothing(value: Any) -> int:
     return length - 1 if length and length % 2 == 0 else length
 
 
-def resolve_aperture(ref: dict[str, Any] | None, shape: tuple[int, int], slit_name: str, exp_type: str,
+def resolve_aperture(ref: dict[str, Any] | None, shape: tuple[int, int], slit_name: str, center_on_source: bool,
                      overrides: dict[str, Any]) -> Aperture | None:
     """The aperture for one spectrum, or None when the reference has no match.
 
     ``overrides`` holds the step parameters (None = not given): subtract_background,
     use_source_posn, position_offset, bkg_fit, bkg_order, smoothing_length.
+    ``center_on_source`` is the mode's default of ``use_source_posn`` when neither sets it.
     """
     ny, nx = shape
     if ref is None:
@@ -85,11 +85,11 @@ def resolve_aperture(ref: dict[str, Any] | None, shape: tuple[int, int], slit_na
             continue
         if aper.get("spectral_order", 1) not in (1, ANY):
             continue
-        return _from_reference(aper, shape, exp_type, overrides)
+        return _from_reference(aper, shape, center_on_source, overrides)
     return None
 
 
-def _from_reference(aper: dict[str, Any], shape: tuple[int, int], exp_type: str,
+def _from_reference(aper: dict[str, Any], shape: tuple[int, int], center_on_source: bool,
                     overrides: dict[str, Any]) -> Aperture:
     ny, nx = shape
     subtract = overrides.get("subtract_background")
@@ -106,7 +106,7 @@ def _from_reference(aper: dict[str, Any], shape: tuple[int, int], exp_type: str,
     if use_posn is None:
         use_posn = aper.get("use_source_posn")
     if use_posn is None:
-        use_posn = exp_type in SRCPOS_EXPTYPES
+        use_posn = center_on_source
     smoothing = overrides.get("smoothing_length")
     return Aperture(
         xstart=aper.get("xstart", 0), xstop=aper.get("xstop", nx - 1),

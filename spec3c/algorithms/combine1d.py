@@ -66,7 +66,7 @@ COLUMNS: dict[str, str] = {
 
 
 def _vector(name: str, values: object, dtype: type) -> np.ndarray:
-    arr = np.ascontiguousarray(values, dtype=dtype)  # native byte order (FITS data is big-endian)
+    arr: np.ndarray = np.ascontiguousarray(values, dtype=dtype)  # native byte order (FITS data is big-endian)
     if arr.ndim != 1:
         raise ValueError(f"InputSpectrum.{name}: expected a 1-D array, got shape {arr.shape}")
     return arr
@@ -130,7 +130,7 @@ class CombinedSpectrum:
         """The array of the ``COMBINE1D`` column ``name`` (e.g. ``"FLUX"``)."""
         if name not in COLUMNS:
             raise KeyError(f"unknown COMBINE1D column {name!r}")
-        return getattr(self, name.lower())  # type: ignore[no-any-return]
+        return getattr(self, name.lower())
 
     def table(self) -> np.ndarray:
         """The columns as a structured array in ``COMBINE1D`` order (:data:`COLUMNS`)."""

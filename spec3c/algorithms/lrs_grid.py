@@ -15,7 +15,7 @@ Reference behaviour reproduced on purpose (quirks included):
   bounding-box columns; the first input gives all its rows, a later input
   only its wavelengths beyond the current min/max; the union is sorted and
   made unique (no merging of near-duplicates, unlike the NIRSpec builder),
-  then flipped to descending for ``MIR_LRS-FIXEDSLIT`` only;
+  then flipped to descending for the fixed slit only;
 * the wavelength table has no half-pixel extension: pixel -> λ and λ ->
   pixel are linear tables that *extrapolate* beyond both ends (scipy
   ``fill_value=None``), so input pixels beyond the range land outside the
@@ -64,10 +64,9 @@ from astropy.modeling import models as am
 
 from .slit_grid import GridInput, GridOptions
 
-__all__ = ["LRS_FIXED_SLIT", "LrsGrid", "build_lrs_grid", "input_pixel_scale", "wrap_ra"]
+__all__ = ["LrsGrid", "build_lrs_grid", "input_pixel_scale", "wrap_ra"]
 
 #: exposure type whose wavelength axis the reference flips to descending
-LRS_FIXED_SLIT = "MIR_LRS-FIXEDSLIT"
 
 BBox = tuple[tuple[float, float], tuple[float, float]]
 
@@ -396,7 +395,7 @@ def _spatial_extent(inputs: Sequence[GridInput], tangent: am.Model) -> tuple[np.
 
 
 def build_lrs_grid(inputs: Sequence[GridInput], options: GridOptions = GridOptions(),  # noqa: B008
-                   ref_wcs: Any = None, *, exp_type: str = LRS_FIXED_SLIT) -> LrsGrid:
+                   ref_wcs: Any = None, *, descending: bool = True) -> LrsGrid:
     """Build the output grid of one MIRI LRS source from its inputs (first input = reference).
 
     Parameters
@@ -414,9 +413,9 @@ def build_lrs_grid(inputs: Sequence[GridInput], options: GridOptions = GridOptio
         pixel scale for ``pixel_scale``.  Without it the box is the finite
         extent of the first input (the centre row may then differ by one from
         the reference's when its box edges are not half-integers).
-    exp_type : str
-        ``MIR_LRS-FIXEDSLIT`` (default) orders the wavelengths descending like
-        the detector; any other type ascending, as the reference.
+    descending : bool
+        Order the wavelengths descending like the detector (the reference does
+        for the fixed slit only); else ascending.
     """
     if not inputs:
         raise ValueError("no inputs")
@@ -435,7 +434,7 @@ def build_lrs_grid(inputs: Sequence[GridInput], options: GridOptions = GridOptio
         pixel_scale = None  # the reference drops pixel_scale without an input scale
 
     centre, x_line, y_line = _centre_sampling(ref, centre_row(bbox), psr)
-    wavelengths = merged_wavelengths(inputs, descending=exp_type.strip().upper() == LRS_FIXED_SLIT)
+    wavelengths = merged_wavelengths(inputs, descending=descending)
     swap = abs(x_line[0]) < abs(y_line[0])
     fiducial = centre if len(inputs) == 1 else _final_tangent_point(inputs)
 

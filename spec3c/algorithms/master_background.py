@@ -38,7 +38,7 @@ class BackgroundSpectrum:
     columns: Mapping[str, np.ndarray]  # upper-case spectable columns
     exposure_time: float
     bkgdtarg: bool  # a dedicated background target (False: a nod of the science target)
-    ifu_extended: bool = False  # NRS_IFU extended or MIR_MRS: also use the BACKGROUND column
+    ifu_extended: bool = False  # an IFU background (modes.registry.is_ifu_extended): use BACKGROUND
 
     def combined_input(self) -> InputSpectrum:
         """The combine_1d input, with BACKGROUND as SURF_BRIGHT where the reference copies it."""

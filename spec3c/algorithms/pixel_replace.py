@@ -169,7 +169,7 @@ def _replace_profile(planes: dict[str, np.ndarray | None], dq: np.ndarray, input
     """Replace the bad pixels of profile (column) ``ind`` from its neighbours ``cols``."""
     sci, err = planes["sci"], planes["err"]
     assert sci is not None and err is not None
-    variances = {name: planes[name] for name in _VAR_NAMES if planes[name] is not None}
+    variances = {name: var for name in _VAR_NAMES if (var := planes[name]) is not None}
     sigmas = {"err": err[:, cols]}
     sigmas.update({name: np.sqrt(var[:, cols]) for name, var in variances.items()})
     template, norm, sig_tmpl = _template(sci[:, cols], sigmas, bad[:, cols], rows)
@@ -243,7 +243,7 @@ def replace_fit_profile(sci: np.ndarray, err: np.ndarray, var_poisson: np.ndarra
     with warnings.catch_warnings(), np.errstate(all="ignore"):
         warnings.simplefilter("ignore", RuntimeWarning)
         for ind in to_replace:
-            lo, hi = max(ind - n_adjacent_cols, 0), min(ind + n_adjacent_cols + 1, n_cols)
+            lo, hi = max(int(ind) - n_adjacent_cols, 0), min(int(ind) + n_adjacent_cols + 1, n_cols)
             cols = [j for j in range(lo, hi) if j != ind and valid[j]]
             if not cols:
                 continue

@@ -14,10 +14,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+from astropy import coordinates as coord
 from astropy import units as u
 from astropy.modeling import models as am
 from astropy.stats import sigma_clip
 from astropy.utils.exceptions import AstropyUserWarning
+from gwcs import WCS
+from gwcs import coordinate_frames as cf
 
 from .. import dqflags
 
@@ -98,10 +101,12 @@ class SlitGrid:
             np.broadcast_to(self.wavelengths[None, :], shape).copy(),
         )
 
+    def fits_wcsinfo(self, source_location: float | None = None) -> None:
+        """The NIRSpec ``_s2d`` has no FITS WCS keywords of its own: the writer derives them."""
+        return None
+
     def to_gwcs(self):  # type: ignore[no-untyped-def]
         """The output gwcs, ``detector -> slit_frame -> world``, as the reference builds it."""
-        from .slit_grid_wcs import grid_gwcs
-
         return grid_gwcs(self)
 
 
@@ -275,3 +280,47 @@ def _with_slit_table(grid: SlitGrid, wcs) -> SlitGrid:  # type: ignore[no-untype
     slit_y = np.asarray(w2s(ra[:, col], dec[:, col], lam)[1], dtype=np.float64)
     return SlitGrid(grid.fiducial, grid.x_line, grid.y_line, grid.swap_xy, grid.wavelengths, grid.ny,
                     slit_y, grid.pixel_scale_ratio, grid.spatial_scale)
+
+
+# -- the s2d gwcs: detector -> slit_frame (x_slit = 0, y_slit from a table, wavelength) -> world,
+#    the reference's NIRSpec resampled WCS structure, so downstream tools see the same frames
+
+def _frames() -> tuple[cf.Frame2D, cf.CompositeFrame, cf.CompositeFrame]:
+    det = cf.Frame2D(name="detector", axes_order=(0, 1))
+    slit_spatial = cf.Frame2D(name="slit_spatial", axes_order=(0, 1), unit=("", ""),
+                              axes_names=("x_slit", "y_slit"))
+    spec = cf.SpectralFrame(name="spectral", axes_order=(2,), unit=(u.micron,), axes_names=("wavelength",))
+    slit_frame = cf.CompositeFrame([slit_spatial, spec], name="slit_frame")
+    sky = cf.CelestialFrame(name="sky", axes_order=(0, 1), reference_frame=coord.ICRS())
+    world = cf.CompositeFrame([sky, spec], name="world")
+    return det, slit_frame, world
+
+
+def grid_gwcs(grid: SlitGrid) -> WCS:
+    """Build the gwcs; bounding box and array shape from the grid shape."""
+    pix, lam = grid.extended_table()
+    wavelength = am.Tabular1D(points=pix, lookup_table=lam, bounds_error=False, fill_value=np.nan)
+    to_x = am.Linear1D(slope=grid.x_line[0], intercept=grid.x_line[1])
+    to_y = am.Linear1D(slope=grid.y_line[0], intercept=grid.y_line[1])
+    tangent = am.Pix2Sky_TAN() | am.RotateNative2Celestial(*grid.fiducial, 180.0)
+    rows = am.Mapping((1, 1, 0))
+    rows.inverse = am.Mapping((2, 1)) if grid.swap_xy else am.Mapping((2, 0))
+    pix2world = rows | (to_x & to_y | tangent) & wavelength
+
+    slit_table = am.Tabular1D(points=np.arange(grid.ny, dtype=float), lookup_table=grid.slit_y,
+                              bounds_error=False, fill_value=None)
+    to_slit = am.Mapping((0, 1, 0))
+    from_slit = am.Mapping((2, 1), n_inputs=3)
+    from_slit.inverse = to_slit
+    to_slit.inverse = from_slit
+    zero = am.Const1D(0)
+    zero.inverse = zero
+    det2slit = to_slit | zero & slit_table & wavelength
+    slit2world = det2slit.inverse | pix2world
+
+    det, slit_frame, world = _frames()
+    wcs = WCS([(det, det2slit), (slit_frame, slit2world), (world, None)])
+    ny, nx = grid.shape
+    wcs.bounding_box = ((-0.5, nx - 0.5), (-0.5, ny - 0.5))
+    wcs.array_shape = (ny, nx)
+    return wcs

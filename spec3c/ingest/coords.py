@@ -2,14 +2,7 @@
 
 from __future__ import annotations
 
-import contextlib
-import functools
-import io
-
-import asdf
 import numpy as np
-
-from ..fitsio import asdf_write_unvalidated
 
 
 def slit_coordinates(wcs, shape: tuple[int, int]) -> dict[str, np.ndarray]:  # type: ignore[no-untyped-def]
@@ -38,25 +31,3 @@ def slit_coordinates(wcs, shape: tuple[int, int]) -> dict[str, np.ndarray]:  # t
     else:  # MIRI LRS: detector -> ... -> world, no slit frame
         slit_y = np.full(shape, np.nan)
     return {"wavelength": wavelength, "ra": ra, "dec": dec, "slit_y": slit_y}
-
-
-def wcs_to_asdf(wcs, validate: bool = False) -> bytes:  # type: ignore[no-untyped-def]
-    """Serialise a gwcs object as the bytes of an ASDF file (tree key ``wcs``).
-
-    The objects were validated when their input file was read, so asdf's
-    validation on write is skipped unless ``validate`` (5x faster).
-    """
-    buf = io.BytesIO()
-    with contextlib.nullcontext() if validate else asdf_write_unvalidated():
-        asdf.AsdfFile({"wcs": wcs}).write_to(buf)
-    return buf.getvalue()
-
-
-@functools.lru_cache(maxsize=64)
-def wcs_from_asdf(blob: bytes):  # type: ignore[no-untyped-def]
-    """Inverse of :func:`wcs_to_asdf` (cached: products of one source share their inputs' WCS).
-
-    The returned object is shared between callers; treat it as read-only.
-    """
-    with asdf.open(io.BytesIO(blob), lazy_load=False, memmap=False) as af:
-        return af.tree["wcs"]

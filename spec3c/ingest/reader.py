@@ -12,18 +12,8 @@ import numpy as np
 
 from ..errors import InputError
 from ..fitsio import indexed_hdus
-from ..store.base import OPTIONAL_PLANES, Cutout, ExposureRecord
-from .coords import slit_coordinates, wcs_to_asdf
-
-#: stdatamodels slit attribute -> store plane
-_SLIT_PLANES = {
-    "data": "sci",
-    "err": "err",
-    "dq": "dq",
-    "var_poisson": "var_poisson",
-    "var_rnoise": "var_rnoise",
-    "var_flat": "var_flat",
-}
+from ..store.records import Cutout, ExposureRecord
+from .cutouts import model_meta
 
 
 @dataclass
@@ -49,98 +39,6 @@ def exposure_name(path: Path) -> str:
     return name[: -len(".fits")] if name.lower().endswith(".fits") else name
 
 
-def source_key(slit_meta: dict[str, Any]) -> str:
-    """The reference's exp_to_source key: non-blank source_name, else source_id."""
-    name = slit_meta.get("source_name")
-    if isinstance(name, str) and name.strip():
-        return name
-    sid = slit_meta.get("source_id")
-    if sid is None:
-        raise ValueError("slit has neither source_name nor source_id")
-    return str(int(sid))
-
-
-def _jsonable(value: Any) -> bool:
-    return isinstance(value, (str, int, float, bool)) or value is None
-
-
-def _flatten(prefix: str, tree: Any, out: dict[str, Any]) -> dict[str, Any]:
-    """Scalar leaves of a nested mapping as ``prefix.a.b`` keys (WCS objects skipped)."""
-    for key, value in tree.items():
-        name = f"{prefix}.{key}"
-        if key == "wcs":
-            continue
-        if isinstance(value, dict):
-            _flatten(name, value, out)
-        elif isinstance(value, np.generic):
-            out[name] = value.item()
-        elif _jsonable(value):
-            out[name] = value
-    return out
-
-
-def model_meta(model) -> dict[str, Any]:  # type: ignore[no-untyped-def]
-    """Flat ``meta.*`` metadata of a datamodel or slit (scalars only, no WCS)."""
-    return _flatten("meta", model.meta.instance, {})
-
-
-def slit_meta(slit) -> dict[str, Any]:  # type: ignore[no-untyped-def]
-    """Scalar slit attributes (name, source_id, xstart ...) plus the slit's own meta."""
-    meta: dict[str, Any] = {}
-    for key, value in slit.instance.items():
-        if key == "meta" or isinstance(value, np.ndarray) or not _jsonable(value):
-            continue
-        meta[key] = value.item() if isinstance(value, np.generic) else value
-    meta.update(model_meta(slit))
-    return meta
-
-
-def read_slits(model, name: str, path: Path) -> list[Cutout]:  # type: ignore[no-untyped-def]
-    """Cutouts (with coordinates) of every slit of a MultiSlitModel."""
-    cutouts = []
-    for index, slit in enumerate(model.slits):
-        meta = slit_meta(slit)
-        if slit.meta.wcs is None:
-            raise InputError(path, f"slit {index} ({meta.get('name')}) has no WCS")
-        planes = {plane: np.asarray(getattr(slit, attr)) for attr, plane in _SLIT_PLANES.items()}
-        shape = planes["sci"].shape
-        for attr in OPTIONAL_PLANES:
-            value = getattr(slit, attr, None) if slit.hasattr(attr) else None
-            if value is not None and np.shape(value) == shape:
-                planes[attr] = np.asarray(value)
-        planes.update(slit_coordinates(slit.meta.wcs, shape))
-        try:
-            key = source_key(meta)
-        except ValueError as exc:
-            raise InputError(path, f"slit {index} ({meta.get('name')}): {exc}") from exc
-        meta["slit_index"] = index
-        cutouts.append(Cutout(key, name, str(meta.get("name", index)), meta, planes, wcs_to_asdf(slit.meta.wcs)))
-    return cutouts
-
-
-#: one source per association (the reference does no exp_to_source for these image modes)
-IMAGE_SOURCE_KEY = "1"
-
-
-def read_image_model(model, name: str, path: Path) -> list[Cutout]:  # type: ignore[no-untyped-def]
-    """The whole 2-D image of an ImageModel (MIRI LRS) as one cutout of the association's source."""
-    if model.meta.wcs is None:
-        raise InputError(path, "ImageModel has no WCS (meta.wcs); run assign_wcs in stage 2")
-    if np.ndim(model.data) != 2:
-        raise InputError(path, f"expected a 2-D SCI array, got shape {np.shape(model.data)}")
-    planes = {plane: np.asarray(getattr(model, attr)) for attr, plane in _SLIT_PLANES.items()}
-    shape = planes["sci"].shape
-    planes.update(slit_coordinates(model.meta.wcs, shape))
-    exp_type = str(model.meta.exposure.type)
-    meta: dict[str, Any] = {
-        "name": exp_type, "source_id": int(IMAGE_SOURCE_KEY), "slit_index": 0,
-        "source_type": model.meta.target.source_type or "POINT",
-        "xstart": 1, "ystart": 1, "xsize": shape[1], "ysize": shape[0],
-        "dispersion_direction": model.meta.wcsinfo.dispersion_direction,
-    }
-    return [Cutout(IMAGE_SOURCE_KEY, name, exp_type, meta, planes, wcs_to_asdf(model.meta.wcs))]
-
-
 def read_spectra_tables(model) -> dict[str, np.ndarray]:  # type: ignore[no-untyped-def]
     """Columns of every spectrum of an x1d model, keyed ``spec<i>.<column>``."""
     images = {}
@@ -148,6 +46,17 @@ def read_spectra_tables(model) -> dict[str, np.ndarray]:  # type: ignore[no-unty
         for column in spec.spec_table.dtype.names:
             images[f"spec{i}.{column.lower()}"] = np.asarray(spec.spec_table[column])
     return images
+
+
+def _science_cutouts(model: Any, name: str, path: Path, exp_type: str) -> list[Cutout]:
+    """The cutouts of a science exposure, read as its mode reads them."""
+    from ..modes.registry import mode_for  # the modes import the layout readers beside this module
+
+    mode = mode_for(exp_type, where=str(path))
+    try:
+        return mode.read_cutouts(model, name, path)
+    except AttributeError as exc:  # a model of another layout than the mode's (e.g. no .slits)
+        raise InputError(path, f"a {type(model).__name__} is not a {mode.name} cal file ({exc})") from exc
 
 
 def read_exposure(path: Path, role: str, sha256: str | None = None) -> ExposureData:
@@ -168,13 +77,7 @@ def read_exposure(path: Path, role: str, sha256: str | None = None) -> ExposureD
         cutouts: list[Cutout] = []
         images: dict[str, np.ndarray] = {}
         if role == "science":
-            if hasattr(model, "slits"):
-                cutouts = read_slits(model, name, path)
-            elif model_type == "ImageModel":
-                cutouts = read_image_model(model, name, path)
-            else:
-                raise InputError(path, f"science member is a {model_type}; spec3c reads MultiSlitModel "
-                                       "(NIRSpec FS/MOS) and ImageModel (MIRI LRS) cal files")
+            cutouts = _science_cutouts(model, name, path, str(meta.get("meta.exposure.type") or ""))
         elif hasattr(model, "spec"):
             images = read_spectra_tables(model)
         record = ExposureRecord(

@@ -8,14 +8,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from .naming import ProductNaming, source_product_base
+from ..naming import ProductNaming
 
 __all__ = [
     "ProductNaming",
     "export_source",
     "export_store",
     "product_path",
-    "source_product_base",
     "write_s2d",
     "write_source_cal",
     "write_source_crf",

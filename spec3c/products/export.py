@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
+from ..modes.base import EXPOSURE, SOURCE, Layout
+from ..modes.registry import mode_of_store
+from ..naming import ProductNaming
 from ..parallel import ProgressFn, map_sources
-from ..results import C1D, S2D, STATUS, X1D
+from ..results import STATUS, X1D
 from ..store import Store, open_store
 from .meta import step_statuses
-from .naming import WHOLE_ASSOCIATION_EXP_TYPES, ProductNaming
 from .writers import (
     write_exposure_crfs,
     write_exposure_x1ds,
@@ -24,43 +26,47 @@ from .writers import (
 
 __all__ = ["DEFAULT_SUFFIXES", "export_source", "export_store", "products_available"]
 
-DEFAULT_SUFFIXES = ("cal", "crf", "s2d", "x1d", "c1d")
-_WRITERS = {"cal": write_source_cal, "crf": write_source_crf, "s2d": write_s2d, "x1d": write_x1d,
-            "c1d": write_source_c1d}
-#: ImageModel modes (MIRI LRS): no source-based cal; crf per exposure; x1d per exposure when unresampled
-_IMAGE_MODE_WRITERS = {**_WRITERS, "crf": write_exposure_crfs}
+#: writes one product of one source: (store, source, naming, output folder) -> path(s) written
+Writer = Callable[[Store, str, ProductNaming, "str | os.PathLike[str]"], "Path | list[Path]"]
 
+DEFAULT_SUFFIXES = ("cal", "crf", "s2d", "x1d", "c1d")
+
+#: (suffix, layout) -> writer; a mode's ``products`` picks the layout of each suffix it writes
+_WRITERS: dict[tuple[str, Layout], Writer] = {
+    ("cal", SOURCE): write_source_cal,
+    ("crf", SOURCE): write_source_crf,
+    ("crf", EXPOSURE): write_exposure_crfs,
+    ("s2d", SOURCE): write_s2d,
+    ("x1d", SOURCE): write_x1d,
+    ("x1d", EXPOSURE): write_exposure_x1ds,
+    ("c1d", SOURCE): write_source_c1d,
+}
+_SUFFIXES = tuple(dict.fromkeys(suffix for suffix, _ in _WRITERS))
+
+
+def _has_result(suffix: str, layout: Layout, keys: set[str], outlier_ran: bool) -> bool:
+    """Whether ``process`` left what the ``suffix`` product is written from."""
+    if suffix == "cal":
+        return True
+    if suffix == "crf":
+        return outlier_ran or any(k.startswith("crf/") for k in keys)
+    if suffix == "x1d" and layout == EXPOSURE:
+        return any(k.startswith(f"{X1D}/") for k in keys)  # one spectrum per exposure
+    return suffix in keys
 
 
 def products_available(store: Store, source: str) -> list[str]:
-    """Suffixes that can be written for ``source``: ``cal`` always; ``crf``
-    when a crf result or an outlier_detection status exists; ``s2d``/``x1d``
-    when their result exists."""
+    """Suffixes of the store's mode that can be written for ``source``: ``cal`` always;
+    ``crf`` when a crf result or an outlier_detection status exists; the others when
+    their result exists."""
     keys = {key for _, key in store.list_results(source)}
-    out = ["cal"]
-    has_outlier = False
-    if STATUS in keys:
-        has_outlier = "outlier_detection" in step_statuses(store.get_result(source, STATUS)[1])
-    if has_outlier or any(k.startswith("crf/") for k in keys):
-        out.append("crf")
-    out += [s for s in (S2D, X1D, C1D) if s in keys]
-    if X1D not in out and any(k.startswith(f"{X1D}/") for k in keys):
-        out.append("x1d")  # slitless: per-exposure spectra
-    if _image_mode(store):
-        out.remove("cal")
-    return out
+    outlier_ran = STATUS in keys and "outlier_detection" in step_statuses(store.get_result(source, STATUS)[1])
+    products = mode_of_store(store).products
+    return [s for s in _SUFFIXES if s in products and _has_result(s, products[s], keys, outlier_ran)]
 
 
-def _image_mode(store: Store) -> bool:
-    return any(r.exp_type in WHOLE_ASSOCIATION_EXP_TYPES for r in store.list_exposures() if r.role == "science")
-
-
-def _writer(store: Store, source: str, suffix: str) -> Any:
-    if not _image_mode(store):
-        return _WRITERS[suffix]
-    if suffix == "x1d" and X1D not in {key for _, key in store.list_results(source)}:
-        return write_exposure_x1ds
-    return _IMAGE_MODE_WRITERS[suffix]
+def _writer(store: Store, suffix: str) -> Writer:
+    return _WRITERS[(suffix, mode_of_store(store).products[suffix])]
 
 
 class _CachedStore:
@@ -105,14 +111,14 @@ def export_source(
 ) -> list[Path]:
     """Write the requested products of one source that exist; return their paths."""
     wanted = list(suffixes)
-    unknown = [s for s in wanted if s not in _WRITERS]
+    unknown = [s for s in wanted if s not in _SUFFIXES]
     if unknown:
-        raise ValueError(f"unknown product suffix(es) {unknown}; choose from {list(_WRITERS)}")
+        raise ValueError(f"unknown product suffix(es) {unknown}; choose from {list(_SUFFIXES)}")
     cached = store if isinstance(store, _CachedStore) else _CachedStore(store)
     available = products_available(cached, source)  # type: ignore[arg-type]
     paths: list[Path] = []
     for suffix in (s for s in wanted if s in available):
-        written = _writer(cached, source, suffix)(cached, source, naming, out_dir)  # type: ignore[arg-type]
+        written = _writer(cached, suffix)(cached, source, naming, out_dir)  # type: ignore[arg-type]
         paths += written if isinstance(written, list) else [written]
     return paths
 

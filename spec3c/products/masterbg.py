@@ -18,14 +18,14 @@ import numpy as np
 from stdatamodels.jwst import datamodels as dm
 
 from ..algorithms.combine1d import CombinedSpectrum
-from ..naming import exposure_product_filename
-from ..steps.common import SourceInputs
-from ..steps.master_background import MasterBackground, background_2d, load_association_master
+from ..modes.base import Mode
+from ..modes.registry import mode_of_store
+from ..naming import ProductNaming, exposure_product_filename
+from ..steps.master_background import MasterBackground, load_association_master
 from ..store import Cutout, ExposureRecord, Store
 from .c1d import write_c1d
 from .fits_io import atomic_save
 from .meta import merge_tree, primary_meta, top_level_meta
-from .naming import ProductNaming
 from .writers import _exposure_node
 
 __all__ = ["write_master_background_products"]
@@ -43,8 +43,9 @@ def write_master_background_products(store: Store, naming: ProductNaming,
     if master.origin == "background members" and backgrounds:
         paths.append(_write_1d(master, backgrounds[0], naming, Path(out_dir)))
     cutouts = _cutouts_by_exposure(store)
+    mode = mode_of_store(store)
     for record in (r for r in records if r.role == "science"):
-        paths.append(_write_2d(master, record, cutouts.get(record.name, []), naming, Path(out_dir)))
+        paths.append(_write_2d(master, mode, record, cutouts.get(record.name, []), naming, Path(out_dir)))
     return paths
 
 
@@ -70,17 +71,16 @@ def _cutouts_by_exposure(store: Store) -> dict[str, list[Cutout]]:
     return out
 
 
-def _write_2d(master: MasterBackground, record: ExposureRecord, cutouts: list[Cutout],
-              naming: ProductNaming, out: Path) -> Path:
+def _write_2d(master: MasterBackground, mode: Mode, record: ExposureRecord,
+              cutouts: list[Cutout], naming: ProductNaming, out: Path) -> Path:
     nodes: list[dict[str, Any]] = []
     for cutout in cutouts:
-        inputs = SourceInputs(cutout.source, [cutout], {record.name: record})
-        bkg, dq = background_2d(inputs, 0, master)
+        bkg, dq = mode.background_2d(cutout, master.columns)
         node = _exposure_node(cutout, record, {})
         node["data"], node["dq"] = bkg, np.asarray(cutout.planes["dq"] | dq, dtype=np.uint32)
         nodes.append(node)
     path = out / exposure_product_filename(Path(record.filename).name, naming.asn_id, "masterbg2d")
-    if record.model_type == "ImageModel":  # MIRI LRS: the background of the whole image
+    if mode.image_exposures:  # the background of the whole image
         image = dm.ImageModel({k: v for k, v in nodes[0].items() if k in _IMAGE_ARRAYS},
                               validate_on_assignment=False)
         return _save(image, record, path, wcs=nodes[0]["meta"].get("wcs"))

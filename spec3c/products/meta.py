@@ -1,6 +1,6 @@
 """Metadata of exported products, rebuilt from the store's flat records.
 
-The store keeps metadata flat (``"meta.exposure.type" -> "NRS_MSASPEC"``);
+The store keeps metadata flat (``"meta.exposure.type" -> <EXP_TYPE>``);
 datamodels want nested trees.  This module converts between the two, merges
 an exposure's metadata with a slit's the way the reference's
 ``exp_to_source`` does (ALGORITHMS §4), and reads step statuses and
@@ -13,7 +13,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from ..results import COMPLETE, FAILED, SKIPPED
-from ..store.base import Cutout, ExposureRecord
+from ..store.records import Cutout, ExposureRecord
 
 __all__ = [
     "CAL_STEP_KEYS",

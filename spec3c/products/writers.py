@@ -7,6 +7,7 @@ and writes it atomically (:func:`~spec3c.products.fits_io.atomic_save`).
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import warnings
 from collections.abc import Mapping, Sequence
@@ -19,12 +20,13 @@ from stdatamodels.jwst import datamodels as dm
 
 from .. import dqflags
 from .._core import match_nans_and_flags
-from ..ingest.coords import wcs_from_asdf
-from ..naming import exposure_product_filename, product_filename
+from ..gwcs_asdf import wcs_from_asdf
+from ..modes.registry import mode_for
+from ..naming import ProductNaming, exposure_product_filename, product_filename
 from ..results import STATUS, CombinedResult, Resampled2D, Spectrum1D, crf_key, x1d_exposure_key
 from ..steps.replay import replay_input_steps
 from ..store import Store
-from ..store.base import OPTIONAL_PLANES, Cutout, ExposureRecord
+from ..store.records import OPTIONAL_PLANES, Cutout, CutoutInfo, ExposureRecord
 from .fits_io import atomic_save
 from .meta import (
     cal_steps_for,
@@ -35,7 +37,6 @@ from .meta import (
     step_params,
     top_level_meta,
 )
-from .naming import ProductNaming, source_product_base
 from .wcs import WCS_TABLE, WCS_TABLE_COLUMN, s2d_fits_wcs, spectral_gwcs, wcs_table
 
 __all__ = ["product_path", "write_s2d", "write_source_cal", "write_source_crf", "write_x1d"]
@@ -104,20 +105,25 @@ def product_path(
 ) -> Path:
     """Where the ``suffix`` product of ``source`` goes (no file is touched)."""
     naming = _resolved(store, naming)
-    base = source_product_base(naming, source, store.list_cutouts(source))
+    base = _source_base(naming, source, store.list_cutouts(source))
     return Path(out_dir) / product_filename(base, suffix)
 
 
 def _resolved(store: Store, naming: ProductNaming) -> ProductNaming:
-    """``naming`` with ``exp_type`` taken from the store's science exposures if unset."""
-    if naming.exp_type:
+    """``naming`` with ``exp_type`` (from the store's science exposures if unset) and the
+    mode's source naming rules filled in."""
+    exp_type = naming.exp_type
+    if not exp_type:
+        exp_type = next((r.exp_type for r in store.list_exposures() if r.role == "science" and r.exp_type), None)
+    if not exp_type:
+        raise ValueError("ProductNaming.exp_type is not set and the store has no science exposure")
+    if naming.source_naming is not None and exp_type == naming.exp_type:
         return naming
-    for rec in store.list_exposures():
-        if rec.role == "science" and rec.exp_type:
-            return ProductNaming(
-                naming.template, naming.asn_id, rec.exp_type, naming.asn_table_name, naming.asn_pool
-            )
-    raise ValueError("ProductNaming.exp_type is not set and the store has no science exposure")
+    return dataclasses.replace(naming, exp_type=exp_type, source_naming=mode_for(exp_type).naming)
+
+
+def _source_base(naming: ProductNaming, source: str, cutouts: Sequence[Cutout | CutoutInfo]) -> str:
+    return naming.source_base(source, [c.meta for c in cutouts])
 
 
 def _records(store: Store) -> dict[str, ExposureRecord]:
@@ -218,7 +224,7 @@ def _write_multiexposure(
     slit_exp_type = exposures[0]["meta"].get("exposure", {}).get("type")
     if slit_exp_type:
         top.setdefault("exposure", {})["type"] = slit_exp_type
-    path = Path(out_dir) / product_filename(source_product_base(naming, source, cutouts), suffix)
+    path = Path(out_dir) / product_filename(_source_base(naming, source, cutouts), suffix)
     with dm.MultiExposureModel({"exposures": exposures}, validate_on_assignment=False) as model:
         model.instance["meta"] = merge_tree(
             dict(model.instance.get("meta", {})),
@@ -270,13 +276,13 @@ def _exposure_times(records: Sequence[ExposureRecord]) -> tuple[dict[str, Any], 
         groups.setdefault(str(rec.meta.get("meta.group_id", rec.name)), rec.meta)
     out: dict[str, Any] = {}
     for key in ("exposure_time", "measurement_time", "duration"):
-        values = [m.get(f"meta.exposure.{key}") for m in groups.values()]
+        values: list[Any] = [m.get(f"meta.exposure.{key}") for m in groups.values()]
         if values and all(v is not None for v in values):
             out[key] = float(sum(values))
     if "exposure_time" in out:
         out["effective_exposure_time"] = out["exposure_time"]
-    starts = [r.meta.get("meta.exposure.start_time") for r in records]
-    ends = [r.meta.get("meta.exposure.end_time") for r in records]
+    starts: list[Any] = [r.meta.get("meta.exposure.start_time") for r in records]
+    ends: list[Any] = [r.meta.get("meta.exposure.end_time") for r in records]
     if starts and ends and all(v is not None for v in starts + ends):
         start, end = float(min(starts)), float(max(ends))
         out.update(
@@ -376,7 +382,7 @@ def write_s2d(
             WCS_TABLE: {"data": wcs_table(_central_wavelengths(s2d.wavelength.T if axis == 2 else s2d.wavelength))},
         },
     }
-    path = Path(out_dir) / product_filename(source_product_base(naming, source, cutouts), suffix)
+    path = Path(out_dir) / product_filename(_source_base(naming, source, cutouts), suffix)
     with dm.SlitModel(tree, validate_on_assignment=False) as model:
         return atomic_save(model, path)
 
@@ -459,7 +465,7 @@ def write_x1d(
     naming = _resolved(store, naming)
     status = _status(store, source)
     cutouts = replay_input_steps(store, source, _cutouts(store, source), status)
-    path = Path(out_dir) / product_filename(source_product_base(naming, source, cutouts), suffix)
+    path = Path(out_dir) / product_filename(_source_base(naming, source, cutouts), suffix)
     return _write_spectrum(store, naming, status, Spectrum1D.load(store, source), cutouts, path)
 
 
@@ -470,7 +476,7 @@ def write_exposure_x1ds(
     naming = _resolved(store, naming)
     status = _status(store, source)
     cutouts = replay_input_steps(store, source, _cutouts(store, source), status)
-    base = source_product_base(naming, source, cutouts)
+    base = _source_base(naming, source, cutouts)
     paths = []
     for i, cutout in enumerate(cutouts):
         spectrum = Spectrum1D.load(store, source, x1d_exposure_key(cutout.exposure))
@@ -558,5 +564,5 @@ def write_source_c1d(
         tree.pop(key, None)
     meta = {"instrument": record.meta.get("meta.instrument.name", ""), "exp_type": record.exp_type,
             "tree": tree, "spec": combined.spec_meta}
-    path = Path(out_dir) / product_filename(source_product_base(naming, source, cutouts), suffix)
+    path = Path(out_dir) / product_filename(_source_base(naming, source, cutouts), suffix)
     return write_c1d(combined.orders, meta, path)

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -30,10 +31,10 @@ from ..algorithms.moving_target import (
     shift_coordinates,
 )
 from ..errors import Spec3cWarning
-from ..ingest.coords import wcs_to_asdf
+from ..gwcs_asdf import wcs_to_asdf
 from ..results import COMPLETE, SKIPPED
 from ..store import CutoutInfo, ExposureRecord
-from .common import SourceInputs, StepOutcome
+from .context import SourceInputs, StepContext, StepDetails, StepOutcome
 
 MT_RA, MT_DEC = "meta.wcsinfo.mt_ra", "meta.wcsinfo.mt_dec"
 MT_AVRA, MT_AVDEC = "meta.wcsinfo.mt_avra", "meta.wcsinfo.mt_avdec"
@@ -114,7 +115,24 @@ def _missing_outcome(what: str) -> StepOutcome:
     return StepOutcome(SKIPPED, message)
 
 
-def run(inputs: SourceInputs, positions: Sequence[Position] | None = None) -> StepOutcome:
+@dataclass(frozen=True)
+class AlignmentDetails(StepDetails):
+    """The mean moving-target position every input was aligned on (degrees)."""
+
+    mt_avra: float
+    mt_avdec: float
+
+
+def run(ctx: StepContext) -> StepOutcome:
+    """The step: skipped unless the association is a moving target; else :func:`align` on the
+    association-wide mean position."""
+    exposures = ctx.inputs.exposures
+    if not is_applicable([exposures[n].meta for n in sorted(exposures)]):
+        return StepOutcome(SKIPPED, "not a moving target (TARGTYPE is not MOVING)")
+    return align(ctx.inputs, association_positions(ctx.store.list_cutouts(), exposures))
+
+
+def align(inputs: SourceInputs, positions: Sequence[Position] | None = None) -> StepOutcome:
     """Align every cutout of a source on the mean moving-target position, in place.
 
     Parameters
@@ -131,7 +149,7 @@ def run(inputs: SourceInputs, positions: Sequence[Position] | None = None) -> St
     -------
     StepOutcome
         SKIPPED, with a :class:`~spec3c.errors.Spec3cWarning`, when a value is
-        missing; COMPLETE with ``details`` ``mt_avra``/``mt_avdec`` otherwise.
+        missing; COMPLETE with :class:`AlignmentDetails` otherwise.
     """
     own = [cutout_position(c.meta, inputs.exposure_meta(k)) for k, c in enumerate(inputs.cutouts)]
     lacking = [f"{c.exposure}/{c.slit}" for c, (ra, dec) in zip(inputs.cutouts, own, strict=True)
@@ -151,7 +169,7 @@ def run(inputs: SourceInputs, positions: Sequence[Position] | None = None) -> St
         _align(inputs, k, float(mt_ra), float(mt_dec), mean)  # type: ignore[arg-type]
     return StepOutcome(COMPLETE, f"{len(inputs)} inputs aligned on the mean target position "
                                  f"RA={avra:.7f} Dec={avdec:.7f} deg",
-                       {"mt_avra": avra, "mt_avdec": avdec})
+                       AlignmentDetails(avra, avdec))
 
 
 def _align(inputs: SourceInputs, k: int, mt_ra: float, mt_dec: float, mean: tuple[float, float]) -> None:

@@ -9,14 +9,16 @@ weight``; anything else means unit weight).
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from ..algorithms.combine1d import CombinedSpectrum, InputSpectrum, combine, rejection_reason
 from ..config import Combine1dParams
-from ..results import COMPLETE, SKIPPED, Spectrum1D
-from .common import StepOutcome
+from ..errors import InputError
+from ..results import COMPLETE, SKIPPED, CombinedResult, Spectrum1D
+from .context import StepContext, StepDetails, StepOutcome
 
-__all__ = ["SPEC_META_KEYS", "input_spectrum", "run", "weight_kind"]
+__all__ = ["SPEC_META_KEYS", "CombineDetails", "combine_spectra", "input_spectrum", "run", "weight_kind"]
 
 #: spectrum attributes the reference copies from the first input of an order to its output
 SPEC_META_KEYS = ("source_id", "dispersion_direction", "source_type", "source_ra", "source_dec",
@@ -51,16 +53,43 @@ def input_spectrum(spectrum: Spectrum1D, weight: float) -> InputSpectrum:
     )
 
 
-def run(
+@dataclass(frozen=True)
+class CombineDetails(StepDetails):
+    exptime_key: str  # the resolved weight: exposure_time, integration_time or unit_weight
+    rejected: dict[int, str]  # input index -> why it was left out
+
+
+def run(ctx: StepContext) -> StepOutcome:
+    """The step: combine the source's per-exposure spectra and save the ``c1d`` result."""
+    if not ctx.spectra:
+        return StepOutcome(SKIPPED, "no extracted spectra")
+    params = ctx.config.combine_1d
+    kind, _ = weight_kind(params.exptime_key)
+    records = [ctx.inputs.exposures[s.meta["exposure"]] for s in ctx.spectra]
+    times = [1.0 if kind == "unit_weight" else _weight_time(r.meta, r.filename, kind) for r in records]
+    outcome, combined, spec_meta = combine_spectra(ctx.spectra, times, params)
+    if combined is not None:
+        CombinedResult(combined, spec_meta).save(ctx.store, ctx.source)
+    return outcome
+
+
+def _weight_time(meta: dict[str, Any], filename: str, kind: str) -> float:
+    value = meta.get(f"meta.exposure.{kind}")
+    if not value:
+        keyword = "EFFEXPTM" if kind == "exposure_time" else "EFFINTTM"
+        raise InputError(filename, f"{keyword} (meta.exposure.{kind}) is not set; combine_1d weights by it "
+                                   "(or set --steps.combine_1d.exptime_key=unit_weight)")
+    return float(value)
+
+
+def combine_spectra(
     spectra: Sequence[Spectrum1D], exposure_times: Sequence[float], params: Combine1dParams
-) -> tuple[StepOutcome, dict[int, CombinedSpectrum] | None]:
+) -> tuple[StepOutcome, dict[int, CombinedSpectrum] | None, dict[int, dict[str, Any]]]:
     """Combine ``spectra`` (weights: ``exposure_times`` unless unit weight).
 
-    Returns the outcome and the combined spectrum of every order (None when
-    skipped).  ``details`` holds ``exptime_key`` (resolved), ``rejected``
-    (input index -> reason) and ``spec_meta`` (order -> the
-    :data:`SPEC_META_KEYS` of the order's first used input, for the c1d
-    writer).
+    Returns the outcome (with :class:`CombineDetails`), the combined spectrum
+    of every order (None when nothing could be combined) and, per order, the
+    :data:`SPEC_META_KEYS` of the order's first used input (for the c1d writer).
     """
     if len(exposure_times) != len(spectra):
         raise ValueError(f"combine_1d: {len(spectra)} spectra but {len(exposure_times)} exposure times")
@@ -77,12 +106,11 @@ def run(
             rejected[k] = reason
         elif spec.spectral_order not in spec_meta:
             spec_meta[spec.spectral_order] = {m: src.meta[m] for m in SPEC_META_KEYS if src.meta.get(m) is not None}
-    details: dict[str, Any] = {"exptime_key": kind, "rejected": rejected}
+    details = CombineDetails(kind, rejected)
     note = "" if understood else f" (exptime_key {params.exptime_key!r} not understood: unit weight)"
     combined = combine(inputs, sigma_clip=params.sigma_clip)
     if not combined:
-        return StepOutcome(SKIPPED, "no valid input spectra" + note, details), None
-    details["spec_meta"] = {order: spec_meta[order] for order in combined}
+        return StepOutcome(SKIPPED, "no valid input spectra" + note, details), None, {}
     n_used = len(spectra) - len(rejected)
     message = f"combined {n_used} of {len(spectra)} spectra into {len(combined)} order(s), weight {kind}{note}"
-    return StepOutcome(COMPLETE, message, details), combined
+    return StepOutcome(COMPLETE, message, details), combined, {order: spec_meta[order] for order in combined}

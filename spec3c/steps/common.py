@@ -1,91 +1,14 @@
-"""What every slit-mode step shares: one source's inputs, weights, pixmaps."""
+"""Pieces several steps share: DQ masks, drizzle weights and data scaling of one input."""
 
 from __future__ import annotations
-
-from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
 
 from .. import dqflags
-from ..algorithms.lrs_grid import LrsGrid, build_lrs_grid
-from ..algorithms.slit_grid import GridInput, GridOptions, SlitGrid, build_slit_grid
-from ..ingest.coords import wcs_from_asdf
-from ..results import COMPLETE
-from ..store import Cutout, ExposureRecord
-
-#: MIRI LRS: dispersion along detector y, interpolated output grid
-LRS_EXP_TYPES = ("MIR_LRS-FIXEDSLIT", "MIR_LRS-SLITLESS")
+from .context import SourceInputs
 
 #: resample_spec's hard-coded good bits: everything but DO_NOT_USE and NON_SCIENCE
 RESAMPLE_BAD_BITS = dqflags.DO_NOT_USE | dqflags.NON_SCIENCE
-
-
-@dataclass(frozen=True)
-class StepOutcome:
-    """Status of one step for one source (S_<STEP> keyword values)."""
-
-    status: str = COMPLETE
-    message: str = ""
-    details: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass
-class SourceInputs:
-    """One source's science cutouts (planes are updated in place by the steps)."""
-
-    source: str
-    cutouts: list[Cutout]
-    exposures: dict[str, ExposureRecord]
-    _wcs: dict[int, Any] = field(default_factory=dict, repr=False)
-
-    def __len__(self) -> int:
-        return len(self.cutouts)
-
-    def wcs(self, k: int):  # type: ignore[no-untyped-def]
-        """gwcs of input ``k`` (deserialised once, only when needed)."""
-        if k not in self._wcs:
-            self._wcs[k] = wcs_from_asdf(self.cutouts[k].wcs_asdf)
-        return self._wcs[k]
-
-    def exposure_meta(self, k: int) -> dict[str, Any]:
-        return self.exposures[self.cutouts[k].exposure].meta
-
-    def group_ids(self) -> list[str]:
-        """Exposure group of each input (``meta.group_id``, else the exposure name)."""
-        return [str(self.exposure_meta(k).get("meta.group_id") or c.exposure) for k, c in enumerate(self.cutouts)]
-
-    def grid_inputs(self) -> list[GridInput]:
-        return [
-            GridInput(c.planes["sci"], c.planes["dq"], c.planes["wavelength"], c.planes["ra"],
-                      c.planes["dec"], c.planes["slit_y"])
-            for c in self.cutouts
-        ]
-
-    def exp_type(self, k: int = 0) -> str:
-        return self.exposures[self.cutouts[k].exposure].exp_type
-
-    def build_grid(self, options: GridOptions) -> SlitGrid | LrsGrid:
-        """The output grid: NIRSpec slit builder, or the interpolated builder for MIRI LRS."""
-        exp_type = self.exp_type()
-        if exp_type in LRS_EXP_TYPES:
-            return build_lrs_grid(self.grid_inputs(), options, self.wcs, exp_type=exp_type)
-        return build_slit_grid(self.grid_inputs(), self.wcs, options)
-
-    def pixmap(self, grid: SlitGrid | LrsGrid, k: int) -> np.ndarray:
-        p = self.cutouts[k].planes
-        return grid.pixmap(p["ra"], p["dec"], p["wavelength"])
-
-    def exposure_time(self, k: int) -> float:
-        meta = self.exposure_meta(k)
-        for key in ("meta.exposure.measurement_time", "meta.exposure.exposure_time"):
-            if meta.get(key):
-                return float(meta[key])
-        return 1.0
-
-    def bunit(self, k: int) -> str:
-        c = self.cutouts[k]
-        return str(c.meta.get("meta.bunit_data") or self.exposure_meta(k).get("meta.bunit_data") or "")
 
 
 def good_pixels(dq: np.ndarray, bad_bits: int) -> np.ndarray:

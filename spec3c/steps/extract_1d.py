@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import warnings
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from .. import dqflags
-from .._core import box_extract
-from ..algorithms.apcorr import aperture_correction, apply_correction, read_apcorr
+from .._core import BackgroundFit, box_extract, match_nans_and_flags
+from ..algorithms.apcorr import ApcorrSpec, aperture_correction, apply_correction, read_apcorr
 from ..algorithms.aperture import (
     Aperture,
     aperture_center,
@@ -17,34 +19,37 @@ from ..algorithms.aperture import (
     resolve_aperture,
 )
 from ..config import Extract1dParams
-from ..errors import Spec3cError
-from ..results import COMPLETE, SKIPPED, Resampled2D, Spectrum1D
-from .common import StepOutcome
+from ..errors import Spec3cError, Spec3cWarning
+from ..modes.base import Extraction
+from ..results import COMPLETE, SKIPPED, Resampled2D, Spectrum1D, x1d_exposure_key
+from .context import SourceInputs, StepContext, StepOutcome
 
 #: header attributes copied from the s2d to the spectrum
 SPEC_ATTRIBUTES = ("name", "slitlet_id", "source_id", "source_name", "source_alias", "source_type",
                    "stellarity", "source_xpos", "source_ypos", "source_ra", "source_dec", "shutter_state")
 
 
-def slit_name_for_aperture(exp_type: str, s2d_name: str | None) -> str:
-    """The aperture ``id`` the reference looks up for a resampled slit."""
-    if exp_type in ("NRS_FIXEDSLIT", "NRS_BRIGHTOBJ") and s2d_name:
+def aperture_id(traits: Extraction, exp_type: str, s2d_name: str | None) -> str:
+    """The aperture ``id`` the reference looks up: the slit name for fixed slits, else the EXP_TYPE."""
+    if traits.aperture_by_slit and s2d_name:
         return s2d_name
     return exp_type
 
 
-def source_row(s2d: Resampled2D) -> tuple[int, float, float | None]:
+def source_row(s2d: Resampled2D, located: bool = False) -> tuple[int, float, float | None]:
     """(middle column, middle wavelength, row of the planned source position or None).
 
-    NIRSpec: the slit-frame y of the source (SRCYPOS) mapped through the
-    s2d's slit-frame lookup table, as ``location_from_wcs`` does.
+    ``located``: resample_spec recorded the source's row (``source_location``,
+    e.g. from the dithered pointing).  Otherwise the slit-frame y of the
+    source (SRCYPOS) mapped through the s2d's slit-frame lookup table, as
+    ``location_from_wcs`` does.
     """
     ny, nx = s2d.sci.shape
     middle = int(np.round((nx - 1) / 2.0))
     lam = s2d.wavelength[:, middle]
     middle_wl = float(np.nanmean(lam)) if np.isfinite(lam).any() else float("nan")
-    if "source_location" in s2d.meta:  # MIRI LRS: found by resample_spec from the dithered pointing
-        return middle, middle_wl, s2d.meta["source_location"]
+    if located:
+        return middle, middle_wl, s2d.meta.get("source_location")
     ypos = s2d.meta.get("source_ypos")
     table = np.asarray(s2d.meta.get("slit_y", []), dtype=float)
     if ypos is None or table.size < 2 or not np.all(np.isfinite(table)):
@@ -60,11 +65,11 @@ def source_row(s2d: Resampled2D) -> tuple[int, float, float | None]:
     return middle, middle_wl, location
 
 
-def place_aperture(ap: Aperture, s2d: Resampled2D) -> tuple[Aperture, np.ndarray | None]:
+def place_aperture(ap: Aperture, s2d: Resampled2D, located: bool = False) -> tuple[Aperture, np.ndarray | None]:
     """Shift the aperture to the source position if asked; returns it and the trace."""
     trace = None
     if ap.use_source_posn:
-        middle, _, location = source_row(s2d)
+        middle, _, location = source_row(s2d, located)
         if location is not None:
             nominal, _, _ = box_profile(s2d.sci.shape, ap, s2d.wavelength)
             nominal_row, _ = aperture_center(nominal, middle_pix=middle)
@@ -83,6 +88,17 @@ def _units(s2d: Resampled2D, photom_done: bool) -> tuple[str, str, str, str, boo
     point_mjy = str(s2d.meta.get("source_type", "")).upper() == "POINT" and \
         str(s2d.meta.get("bunit_data", "")).replace(" ", "") == "MJy"
     return "Jy", "Jy^2", "MJy/sr", "MJy^2 / sr^2", point_mjy
+
+
+def _pixel_area(meta: dict[str, Any], photom_done: bool) -> float:
+    """Pixel solid angle (sr) of the flux conversion; without one, 1 and a warning, as the reference."""
+    area = meta.get("pixelarea_steradians")
+    if area:
+        return float(area)
+    if photom_done:
+        warnings.warn(f"{meta.get('name')}: the pixel area (PIXAR_SR) is not set, so the flux will not be "
+                      "correct (the reference uses 1 sr as well)", Spec3cWarning, stacklevel=3)
+    return 1.0
 
 
 def to_columns(res: Any, wavelength: np.ndarray, pixar_sr: float, photom_done: bool,
@@ -119,25 +135,26 @@ def to_columns(res: Any, wavelength: np.ndarray, pixar_sr: float, photom_done: b
     return {k: np.asarray(v)[valid] for k, v in cols.items()}
 
 
-def extract(s2d: Resampled2D, ap: Aperture, exp_type: str, photom_done: bool) -> Spectrum1D:
-    """Box-extract one resampled spectrum with a resolved aperture."""
+def extract(s2d: Resampled2D, ap: Aperture, exp_type: str, photom_done: bool,
+            located: bool = False) -> Spectrum1D:
+    """Box-extract one resampled spectrum with a resolved aperture (``located``: see :func:`source_row`)."""
     if ap.smoothing_length:
         raise Spec3cError("extract_1d: background smoothing (smoothing_length > 0) is not implemented yet")
-    ap, trace = place_aperture(ap, s2d)
+    ap, trace = place_aperture(ap, s2d, located)
     shape = s2d.sci.shape
     profile, lower, upper = box_profile(shape, ap, s2d.wavelength, trace)
     profile[~np.isfinite(s2d.wavelength)] = 0.0
     bkg = None
     if ap.subtract_background and ap.bkg_coeff is not None:
         bkg, _, _ = box_profile(shape, ap, s2d.wavelength, background=True)
-    res = box_extract(s2d.sci, s2d.var_poisson, s2d.var_rnoise, s2d.var_flat, profile, bkg_profile=bkg,
-                      bkg_fit=ap.bkg_fit if bkg is not None else None, bkg_order=ap.bkg_order)
+    fit = None if bkg is None or ap.bkg_fit is None else BackgroundFit(ap.bkg_fit, ap.bkg_order)
+    res = box_extract(s2d.sci, (s2d.var_poisson, s2d.var_rnoise, s2d.var_flat), profile,
+                      bkg_profile=bkg, bkg_fit=fit)
     masked = np.ma.masked_array(s2d.wavelength, mask=np.isnan(s2d.wavelength) | (profile <= 0))
     weights = np.ma.masked_array(profile, mask=masked.mask)
-    wavelength = np.ma.average(masked, weights=weights, axis=0).filled(np.nan)
+    wavelength = np.ma.asarray(np.ma.average(masked, weights=weights, axis=0)).filled(np.nan)
     flux_unit, fvar_unit, sb_unit, sbvar_unit, point_mjy = _units(s2d, photom_done)
-    pixar = float(s2d.meta.get("pixelarea_steradians") or 1.0)
-    columns = to_columns(res, wavelength, pixar, photom_done, point_mjy)
+    columns = to_columns(res, wavelength, _pixel_area(s2d.meta, photom_done), photom_done, point_mjy)
     cols_hit = np.flatnonzero(profile.sum(axis=0) > 0)
     centre_row, centre_col = aperture_center(profile)
     meta = {a: s2d.meta[a] for a in SPEC_ATTRIBUTES if s2d.meta.get(a) is not None}
@@ -153,9 +170,9 @@ def extract(s2d: Resampled2D, ap: Aperture, exp_type: str, photom_done: bool) ->
     return Spectrum1D(columns, meta)
 
 
-def aperture_correct(spectrum: Spectrum1D, s2d: Resampled2D, exp_type: str, path: str) -> None:
+def aperture_correct(spectrum: Spectrum1D, s2d: Resampled2D, spec: ApcorrSpec, path: str) -> None:
     """Multiply a point source's fluxes by the APCORR table's c(wavelength, NPIXELS); in place."""
-    table = read_apcorr(path, exp_type, filter=s2d.meta.get("filter"), grating=s2d.meta.get("grating"),
+    table = read_apcorr(path, spec, filter=s2d.meta.get("filter"), grating=s2d.meta.get("grating"),
                         slit=s2d.meta.get("name"))
     cols = spectrum.columns
     correction = aperture_correction(table, cols["WAVELENGTH"], cols["NPIXELS"],
@@ -192,28 +209,85 @@ def image_spectrum(sci: np.ndarray, var: dict[str, np.ndarray], wavelength: np.n
                        wcs_asdf=wcs_asdf, meta=meta)
 
 
-def run(s2d: Resampled2D, exp_type: str, photom_done: bool, params: Extract1dParams) -> tuple[StepOutcome, Spectrum1D | None]:
+@dataclass(frozen=True)
+class Spectrum:
+    """What extraction needs besides the pixels: the mode's rules and the data's EXP_TYPE and calibration."""
+
+    traits: Extraction
+    exp_type: str
+    photom_done: bool
+    located: bool = False  # resample_spec recorded the source row
+
+
+def extract_spectrum(s2d: Resampled2D, what: Spectrum, params: Extract1dParams,
+                     ) -> tuple[StepOutcome, Spectrum1D | None]:
+    """Extract one 2-D spectrum (resampled, or an unresampled exposure) with the step's parameters."""
     if params.extraction_type not in ("box", None, "none"):
         return StepOutcome(SKIPPED, f"extraction_type {params.extraction_type!r} needs a PSF reference; "
-                                    "only box extraction is available for NIRSpec"), None
+                                    "only box extraction is available"), None
     ref = read_extract1d(params.override_extract1d) if params.override_extract1d else None
     along_y = s2d.meta.get("dispersion_direction") == 2
     if along_y:
         s2d, ref = transposed(s2d), transposed_reference(ref)
     overrides = {k: getattr(params, k) for k in ("subtract_background", "use_source_posn", "position_offset",
                                                  "bkg_fit", "bkg_order", "smoothing_length")}
-    if ref is not None and str(s2d.meta.get("source_type", "")).upper() != "POINT" and overrides["use_source_posn"] is None:
+    point = str(s2d.meta.get("source_type", "")).upper() == "POINT"
+    if ref is not None and not point and overrides["use_source_posn"] is None:
         overrides["use_source_posn"] = False  # the reference only re-centres point sources
-    name = slit_name_for_aperture(exp_type, s2d.meta.get("name"))
-    ap = resolve_aperture(ref, s2d.sci.shape, name, exp_type, overrides)
+    name = aperture_id(what.traits, what.exp_type, s2d.meta.get("name"))
+    ap = resolve_aperture(ref, s2d.sci.shape, name, what.traits.center_on_source, overrides)
     if ap is None:
         return StepOutcome(SKIPPED, f"no aperture for {name!r} in {params.override_extract1d}"), None
-    spectrum = extract(s2d, ap, exp_type, photom_done)
+    spectrum = extract(s2d, ap, what.exp_type, what.photom_done, what.located)
     spectrum.meta["aperture_file"] = params.override_extract1d
     if along_y:
         spectrum.meta["dispersion_direction"] = 2
-    point = str(s2d.meta.get("source_type", "")).upper() == "POINT"
     if params.apply_apcorr and params.override_apcorr and point:
-        aperture_correct(spectrum, s2d, exp_type, params.override_apcorr)
+        if what.traits.apcorr is None:
+            raise Spec3cError(f"extract_1d: no aperture correction is defined for EXP_TYPE {what.exp_type}; "
+                              "set apply_apcorr=false")
+        aperture_correct(spectrum, s2d, what.traits.apcorr, params.override_apcorr)
     return StepOutcome(COMPLETE, f"{len(spectrum.columns['WAVELENGTH'])} columns"), spectrum
 
+
+def run(ctx: StepContext) -> StepOutcome:
+    """The step: extract the source's ``s2d``, or every exposure when the mode is not resampled."""
+    if not ctx.mode.resampled:
+        return _extract_exposures(ctx)
+    if ctx.s2d is None:
+        return StepOutcome(SKIPPED, "no resampled spectrum")
+    what = Spectrum(ctx.mode.extraction, ctx.inputs.exp_type(), ctx.photom_done(),
+                    located=ctx.mode.locate_source is not None)
+    outcome, spectrum = extract_spectrum(ctx.s2d, what, ctx.config.extract_1d)
+    if spectrum is not None:
+        spectrum.save(ctx.store, ctx.source)
+    return outcome
+
+
+def _extract_exposures(ctx: StepContext) -> StepOutcome:
+    """Every (outlier-flagged) exposure extracted without resampling; the spectra go to combine_1d."""
+    messages = []
+    for k, cutout in enumerate(ctx.inputs.cutouts):
+        p = cutout.planes  # flagged pixels (outliers included) become NaN, as the reference's extract_1d
+        match_nans_and_flags(p["sci"], p["dq"], p["err"], p["var_poisson"], p["var_rnoise"], p["var_flat"])
+        image = image_spectrum(p["sci"], {v: p[v] for v in ("var_poisson", "var_rnoise", "var_flat")},
+                               p["wavelength"], _image_meta(ctx.inputs, k), cutout.wcs_asdf)
+        what = Spectrum(ctx.mode.extraction, ctx.inputs.exp_type(k), ctx.photom_done())
+        outcome, spectrum = extract_spectrum(image, what, ctx.config.extract_1d)
+        if spectrum is None:
+            return outcome
+        spectrum.meta["exposure"] = cutout.exposure
+        spectrum.save(ctx.store, ctx.source, x1d_exposure_key(cutout.exposure))
+        ctx.spectra.append(spectrum)
+        messages.append(outcome.message)
+    return StepOutcome(COMPLETE, f"{len(ctx.spectra)} exposures: " + ", ".join(messages))
+
+
+def _image_meta(inputs: SourceInputs, k: int) -> dict[str, Any]:
+    """What extraction reads from an unresampled image's metadata."""
+    cutout, meta = inputs.cutouts[k], inputs.exposure_meta(k)
+    return {"name": cutout.slit, "source_id": cutout.meta.get("source_id"),
+            "source_type": cutout.meta.get("source_type"), "bunit_data": inputs.bunit(k),
+            "pixelarea_steradians": meta.get("meta.photometry.pixelarea_steradians"),
+            "dispersion_direction": cutout.meta["dispersion_direction"],
+            "filter": meta.get("meta.instrument.filter")}

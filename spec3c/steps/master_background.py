@@ -20,24 +20,20 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
-from ..algorithms.master_background import (
-    BackgroundSpectrum,
-    expand,
-    fs_point_scale,
-    master_spectrum,
-)
+from ..algorithms.master_background import BackgroundSpectrum, master_spectrum
 from ..config import MasterBackgroundParams
 from ..errors import InputError
+from ..modes.base import Mode
+from ..modes.registry import is_ifu_extended
 from ..results import ASSOCIATION_SOURCE, COMPLETE, SKIPPED
 from ..store import ExposureRecord, Store
-from .common import SourceInputs, StepOutcome
+from .context import SourceInputs, StepContext, StepDetails, StepOutcome
 
-__all__ = ["ASSOCIATION_KEY", "SOURCE_KEY", "MasterBackground", "background_2d", "build_master",
-           "load_for_source", "run", "subtraction_wanted"]
+__all__ = ["ASSOCIATION_KEY", "SOURCE_KEY", "MasterBackground", "build_master", "load_for_source",
+           "prepare_association", "run", "subtract", "subtraction_wanted"]
 
 #: result keys: the association's master spectrum, and the copy each source used
 ASSOCIATION_KEY = SOURCE_KEY = "master_background"
@@ -94,12 +90,14 @@ def _background_spectra(store: Store, record: ExposureRecord) -> list[Background
     if not by_spec:
         raise InputError(record.filename, "background member holds no 1-D spectrum (an _x1d file is expected)")
     meta = record.meta
-    ifu_extended = record.exp_type == "MIR_MRS" or (
-        record.exp_type == "NRS_IFU" and meta.get("meta.target.source_type") == "EXTENDED")
+    ifu_extended = is_ifu_extended(record.exp_type, meta.get("meta.target.source_type"))
     bkgdtarg = meta.get("meta.observation.bkgdtarg")
+    exptime = meta.get("meta.exposure.exposure_time")
+    if not exptime:
+        raise InputError(record.filename, "EFFEXPTM (meta.exposure.exposure_time) is not set; the master "
+                                          "background weights each background spectrum by it")
     return [
-        BackgroundSpectrum(columns, float(meta.get("meta.exposure.exposure_time") or 1.0),
-                           bkgdtarg is not False, ifu_extended)
+        BackgroundSpectrum(columns, float(exptime), bkgdtarg is not False, ifu_extended)
         for _, columns in sorted(by_spec.items(), key=lambda kv: int(kv[0][4:] or 0))
     ]
 
@@ -162,32 +160,38 @@ def load_for_source(store: Store, source: str) -> MasterBackground | None:
         return None
 
 
-def background_2d(inputs: SourceInputs, k: int, master: MasterBackground) -> tuple[np.ndarray, np.ndarray]:
-    """Background (float32) and DQ bits to OR in, for input ``k`` (the reference's expand_to_2d)."""
-    cutout = inputs.cutouts[k]
-    shape = cutout.planes["sci"].shape
-    exp_type = inputs.exposures[cutout.exposure].exp_type
-    if exp_type == "NRS_MSASPEC":  # MOS background belongs to stage 2: the reference uses 0
-        return np.zeros(shape, np.float32), np.zeros(shape, np.uint32)
-    bkg, dq = expand(cutout.planes["wavelength"], master.columns["WAVELENGTH"], master.columns["SURF_BRIGHT"])
-    if exp_type == "NRS_FIXEDSLIT" and str(cutout.meta.get("source_type", "")).upper() == "POINT":
-        scale = fs_point_scale(cutout.planes)
-        if scale is not None:
-            bkg = bkg * scale
-    return bkg.astype(np.float32), dq
+@dataclass(frozen=True)
+class BackgroundDetails(StepDetails):
+    origin: str  # "background members" or the user file's name
 
 
-def run(inputs: SourceInputs, master: MasterBackground | None) -> StepOutcome:
+def prepare_association(store: Store, params: MasterBackgroundParams) -> None:
+    """Build the association's master background once, before the per-source runs use it."""
+    master = None if params.skip else build_master(store, params)
+    if master is None:
+        delete_association_master(store)
+    else:
+        save_association_master(store, master)
+
+
+def run(ctx: StepContext) -> StepOutcome:
+    """The step: subtract the association's master background; the source keeps the spectrum it used."""
+    master = load_association_master(ctx.store)
+    outcome = subtract(ctx.inputs, master, ctx.mode)
+    if outcome.status == COMPLETE and master is not None:
+        master.save(ctx.store, ctx.source, SOURCE_KEY)
+    return outcome
+
+
+def subtract(inputs: SourceInputs, master: MasterBackground | None, mode: Mode) -> StepOutcome:
     """Subtract the master background from every cutout of a source, in place."""
     if master is None:
         return StepOutcome(SKIPPED, "no background members in the association")
     if not master.subtract:
         return StepOutcome(SKIPPED, master.message)
-    for k, cutout in enumerate(inputs.cutouts):
-        bkg, dq = background_2d(inputs, k, master)
+    for cutout in inputs.cutouts:
+        bkg, dq = mode.background_2d(cutout, master.columns)
         cutout.planes["sci"] = (cutout.planes["sci"] - bkg).astype(np.float32)
         cutout.planes["dq"] = cutout.planes["dq"] | dq
-    n_mos = sum(inputs.exposures[c.exposure].exp_type == "NRS_MSASPEC" for c in inputs.cutouts)
-    note = " (NIRSpec MOS: background set to 0, as the reference)" if n_mos else ""
-    details: dict[str, Any] = {"origin": master.origin}
-    return StepOutcome(COMPLETE, f"subtracted from {len(inputs)} cutouts{note}", details)
+    note = f" ({mode.background_note})" if mode.background_note else ""
+    return StepOutcome(COMPLETE, f"subtracted from {len(inputs)} cutouts{note}", BackgroundDetails(master.origin))

@@ -8,6 +8,9 @@ every input, and pixels far from it are flagged DO_NOT_USE | OUTLIER.
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from astropy.stats import sigma_clip
@@ -15,6 +18,8 @@ from astropy.stats import sigma_clip
 from .. import dqflags
 from .._core import (
     Drizzle,
+    DrizzleParams,
+    OutlierThresholds,
     blot_image,
     flag_direct,
     flag_resampled_crs,
@@ -23,15 +28,14 @@ from .._core import (
 )
 from ..algorithms.slit_grid import GridOptions, SlitGrid
 from ..config import OutlierDetectionParams
-from ..results import COMPLETE, SKIPPED
+from ..results import COMPLETE, SKIPPED, crf_key
 from .common import (
-    SourceInputs,
-    StepOutcome,
     background_level,
     data_scale,
     input_weight,
     parse_bad_bits,
 )
+from .context import SourceInputs, StepContext, StepDetails, StepOutcome
 
 FLAG = np.uint32(dqflags.DO_NOT_USE | dqflags.OUTLIER)
 
@@ -50,8 +54,9 @@ def low_weight_threshold(wht: np.ndarray, maskpt: float) -> float:
 def resample_group(inputs: SourceInputs, members: list[int], grid: SlitGrid, pixmaps: dict[int, np.ndarray],
                    params: OutlierDetectionParams, bad_bits: int) -> tuple[np.ndarray, np.ndarray]:
     """Drizzle one exposure group's data and error ("driz_err"); mask low weight."""
-    sci = Drizzle(grid.shape, kernel=params.kernel, pixfrac=params.pixfrac, context=False)
-    err = Drizzle(grid.shape, kernel=params.kernel, pixfrac=params.pixfrac, context=False)
+    drizzle = DrizzleParams(kernel=params.kernel, pixfrac=params.pixfrac, fillval=params.fill())
+    sci = Drizzle(grid.shape, drizzle, context=False)
+    err = Drizzle(grid.shape, drizzle, context=False)
     for k in members:
         planes = inputs.cutouts[k].planes
         weight = input_weight(inputs, k, params.weight_type, bad_bits)
@@ -70,11 +75,11 @@ def flag_input(inputs: SourceInputs, k: int, median: np.ndarray, median_err: np.
                pixmap: np.ndarray, params: OutlierDetectionParams) -> int:
     """Flag input ``k`` against the blotted median; returns the number of new outliers."""
     planes = inputs.cutouts[k].planes
-    snr1, snr2, scale1, scale2 = params.thresholds()
+    thresholds = OutlierThresholds(*params.thresholds())
     blot = blot_image(median, pixmap)
     blot_err = blot_image(median_err, pixmap)
-    mask = flag_resampled_crs(planes["sci"], blot, blot_err, snr1=snr1, snr2=snr2, scale1=scale1,
-                              scale2=scale2, backg=background_level(inputs, k, params.backg))
+    mask = flag_resampled_crs(planes["sci"], blot, blot_err, thresholds,
+                              backg=background_level(inputs, k, params.backg))
     return _apply_flags(planes, mask)
 
 
@@ -102,8 +107,28 @@ def _median_on_input_grid(inputs: SourceInputs, params: OutlierDetectionParams, 
             for k, c in enumerate(inputs.cutouts)}
 
 
-def run(inputs: SourceInputs, params: OutlierDetectionParams) -> StepOutcome:
-    """Flag outliers in place in every input's DQ (and NaN its data there)."""
+@dataclass(frozen=True)
+class OutlierDetails(StepDetails):
+    n_flagged: dict[str, int]  # "<exposure>/<slit>" -> newly flagged pixels
+
+
+def run(ctx: StepContext) -> StepOutcome:
+    """The step: flag every input of the source, and save each input's crf DQ."""
+    outcome = detect(ctx.inputs, ctx.config.outlier_detection, ctx.build_grid)
+    if isinstance(outcome.details, OutlierDetails):
+        for c in ctx.inputs.cutouts:
+            n = outcome.details.n_flagged.get(f"{c.exposure}/{c.slit}", 0)
+            ctx.store.put_result(ctx.source, crf_key(c.exposure, c.slit), {"dq": c.planes["dq"]}, {"n_flagged": n})
+    return outcome
+
+
+def detect(inputs: SourceInputs, params: OutlierDetectionParams,
+           build_grid: Callable[[GridOptions], Any]) -> StepOutcome:
+    """Flag outliers in place in every input's DQ (and NaN its data there).
+
+    ``build_grid(options)`` gives the source's output grid, on which each
+    exposure group is drizzled for the median.
+    """
     groups: dict[str, list[int]] = {}
     for k, gid in enumerate(inputs.group_ids()):
         groups.setdefault(gid, []).append(k)
@@ -116,12 +141,13 @@ def run(inputs: SourceInputs, params: OutlierDetectionParams) -> StepOutcome:
     if not params.resample_data:
         flagged = _median_on_input_grid(inputs, params, bad_bits)
     else:
-        grid = inputs.build_grid(GridOptions(bad_bits=bad_bits))
+        grid = build_grid(GridOptions(bad_bits=bad_bits))
         pixmaps = {k: inputs.pixmap(grid, k) for k in range(len(inputs))}
         images = [resample_group(inputs, members, grid, pixmaps, params, bad_bits) for members in groups.values()]
         median = stack_median(np.stack([im for im, _ in images]))
         median_err = stack_median(np.stack([er for _, er in images]))
         del images
         flagged = {k: flag_input(inputs, k, median, median_err, pixmaps[k], params) for k in range(len(inputs))}
-    details = {"n_flagged": {f"{inputs.cutouts[k].exposure}/{inputs.cutouts[k].slit}": n for k, n in flagged.items()}}
-    return StepOutcome(COMPLETE, f"{sum(flagged.values())} pixels flagged in {len(inputs)} inputs", details)
+    counts = {f"{inputs.cutouts[k].exposure}/{inputs.cutouts[k].slit}": n for k, n in flagged.items()}
+    return StepOutcome(COMPLETE, f"{sum(flagged.values())} pixels flagged in {len(inputs)} inputs",
+                       OutlierDetails(counts))

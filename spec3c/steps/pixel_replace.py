@@ -7,11 +7,13 @@ adaptive trace model, which is not implemented yet.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from ..algorithms.pixel_replace import replace_fit_profile, replace_mingrad
 from ..config import PixelReplaceParams
 from ..errors import Spec3cError
 from ..results import COMPLETE
-from .common import SourceInputs, StepOutcome
+from .context import SourceInputs, StepContext, StepDetails, StepOutcome
 
 ALGORITHMS = ("mingrad", "fit_profile")
 
@@ -24,8 +26,18 @@ def _dispersion_axis(inputs: SourceInputs, k: int) -> int:
     return int(value) if value is not None else 1
 
 
-def run(inputs: SourceInputs, params: PixelReplaceParams) -> StepOutcome:
-    """Replace bad pixels of every cutout in place; ``details['n_replaced']`` per input."""
+@dataclass(frozen=True)
+class ReplaceDetails(StepDetails):
+    n_replaced: dict[str, int]  # "<exposure>/<slit>" -> pixels replaced
+
+
+def run(ctx: StepContext) -> StepOutcome:
+    """The step: replace bad pixels of every input of the source, in place."""
+    return replace(ctx.inputs, ctx.config.pixel_replace)
+
+
+def replace(inputs: SourceInputs, params: PixelReplaceParams) -> StepOutcome:
+    """Replace bad pixels of every cutout in place; the count per input in :class:`ReplaceDetails`."""
     algorithm = params.algorithm
     if algorithm == "trace_model":
         raise Spec3cError("pixel_replace algorithm 'trace_model' is not supported yet")
@@ -44,4 +56,4 @@ def run(inputs: SourceInputs, params: PixelReplaceParams) -> StepOutcome:
         counts[f"{cutout.exposure}/{cutout.slit}"] = n
     total = sum(counts.values())
     return StepOutcome(COMPLETE, f"{total} pixels replaced ({algorithm}) in {len(inputs)} inputs",
-                       {"n_replaced": counts})
+                       ReplaceDetails(counts))

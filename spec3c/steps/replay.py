@@ -13,10 +13,11 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
+from ..modes.registry import mode_of_store
 from ..results import COMPLETE
 from ..store import Cutout, Store
 from . import assign_mtwcs, master_background
-from .common import SourceInputs
+from .context import SourceInputs
 
 __all__ = ["replay_input_steps"]
 
@@ -48,7 +49,8 @@ def _replay(store: Store, source: str, cutouts: list[Cutout], status: dict[str, 
     copies = [dataclasses.replace(c, planes=dict(c.planes), meta=dict(c.meta)) for c in cutouts]
     inputs = SourceInputs(source, copies, science)
     if "assign_mtwcs" in done:
-        assign_mtwcs.run(inputs, assign_mtwcs.association_positions(store.list_cutouts(), science))
+        assign_mtwcs.align(inputs, assign_mtwcs.association_positions(store.list_cutouts(), science))
     if "master_background" in done:
-        master_background.run(inputs, master_background.load_for_source(store, source))
+        master_background.subtract(inputs, master_background.load_for_source(store, source),
+                                   mode_of_store(store))
     return inputs.cutouts

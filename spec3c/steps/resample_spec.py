@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
-from .._core import Drizzle, VarianceCombiner, drizzle_variance, match_nans_and_flags
+from .._core import Drizzle, DrizzleParams, VarianceCombiner, match_nans_and_flags
 from ..algorithms.slit_grid import GridOptions, SlitGrid
 from ..config import ResampleSpecParams
-from ..ingest.coords import wcs_to_asdf
+from ..errors import InputError
+from ..gwcs_asdf import wcs_to_asdf
+from ..modes.base import LocateSource
 from ..results import COMPLETE, FAILED, Resampled2D
-from .common import RESAMPLE_BAD_BITS, SourceInputs, StepOutcome, data_scale, input_weight
+from .common import RESAMPLE_BAD_BITS, data_scale, input_weight
+from .context import SourceInputs, StepContext, StepOutcome
 
 VARIANCES = ("var_rnoise", "var_poisson", "var_flat")
 
@@ -38,8 +42,9 @@ def _variance_weight(v_rnoise: np.ndarray, inputs: SourceInputs, k: int, weight_
 
 def drizzle_source(inputs: SourceInputs, grid: SlitGrid, params: ResampleSpecParams) -> dict[str, np.ndarray]:
     """Drizzle data and variances of every input; returns the output planes."""
-    driz = Drizzle(grid.shape, kernel=params.kernel, pixfrac=params.pixfrac, fillval=_fillval(params))
-    combiners = {name: VarianceCombiner(grid.shape) for name in VARIANCES}
+    drizzle = DrizzleParams(kernel=params.kernel, pixfrac=params.pixfrac, fillval=params.fill())
+    driz = Drizzle(grid.shape, drizzle)
+    combiners = {name: VarianceCombiner(grid.shape, drizzle) for name in VARIANCES}
     for k, cutout in enumerate(inputs.cutouts):
         p = cutout.planes
         match_nans_and_flags(p["sci"], p["dq"], p["err"], p["var_poisson"], p["var_rnoise"], p["var_flat"])
@@ -47,13 +52,13 @@ def drizzle_source(inputs: SourceInputs, grid: SlitGrid, params: ResampleSpecPar
         weight = input_weight(inputs, k, params.weight_type, RESAMPLE_BAD_BITS)
         iscale = data_scale(inputs, k, grid.pixel_scale_ratio)
         driz.add(p["sci"], pixmap, weight, iscale=iscale, input_id=k)
-        resampled = {name: drizzle_variance(p[name], pixmap, grid.shape, weight, kernel=params.kernel,
-                                            pixfrac=params.pixfrac, iscale=iscale) for name in VARIANCES}
+        resampled = {name: combiners[name].resample(p[name], pixmap, weight, iscale=iscale) for name in VARIANCES}
         omega = _variance_weight(resampled["var_rnoise"], inputs, k, params.weight_type)
         for name in VARIANCES:
             combiners[name].add(resampled[name], omega)
     sci, wht = driz.finalize()
-    out = {"sci": sci, "wht": wht, "con": driz.out_con}
+    assert driz.out_con is not None  # the drizzle keeps context by default
+    out: dict[str, np.ndarray] = {"sci": sci, "wht": wht, "con": driz.out_con}
     for name in VARIANCES:
         out[name] = combiners[name].finalize(scale=grid.pixel_scale_ratio)
     with np.errstate(invalid="ignore"):
@@ -63,12 +68,8 @@ def drizzle_source(inputs: SourceInputs, grid: SlitGrid, params: ResampleSpecPar
     return out
 
 
-def _fillval(params: ResampleSpecParams) -> float:
-    text = str(params.fillval).strip().upper()
-    return float("nan") if text in ("NAN", "INDEF") else float(text)
-
-
-def output_meta(inputs: SourceInputs, grid: SlitGrid, params: ResampleSpecParams) -> dict[str, Any]:
+def output_meta(inputs: SourceInputs, grid: Any, params: ResampleSpecParams,
+                locate_source: LocateSource | None = None) -> dict[str, Any]:
     """Slit attributes (from the first input, as the reference), units, area, exposure totals."""
     first = inputs.cutouts[0].meta
     meta: dict[str, Any] = {a: first[a] for a in SLIT_ATTRIBUTES if first.get(a) is not None}
@@ -77,9 +78,13 @@ def output_meta(inputs: SourceInputs, grid: SlitGrid, params: ResampleSpecParams
     arcsec2 = first.get("meta.photometry.pixelarea_arcsecsq") or inputs.exposure_meta(0).get(
         "meta.photometry.pixelarea_arcsecsq")
     unique = {c.exposure: k for k, c in enumerate(inputs.cutouts)}
+    bunit = inputs.bunit(0)
+    if not bunit:
+        raise InputError(inputs.exposures[inputs.cutouts[0].exposure].filename,
+                         "BUNIT (meta.bunit_data) of the SCI array is not set")
     meta.update(
-        bunit_data=inputs.bunit(0) or "MJy/sr",
-        bunit_err=inputs.bunit(0) or "MJy/sr",
+        bunit_data=bunit,
+        bunit_err=bunit,
         pixel_scale_ratio=grid.pixel_scale_ratio,
         pixfrac=params.pixfrac,
         kernel=params.kernel,
@@ -98,27 +103,26 @@ def output_meta(inputs: SourceInputs, grid: SlitGrid, params: ResampleSpecParams
         filter=inputs.exposure_meta(0).get("meta.instrument.filter"),
         grating=inputs.exposure_meta(0).get("meta.instrument.grating"),
     )
-    if grid.dispersion_axis == 2:
-        meta["source_location"] = lrs_source_column(inputs, grid)
-        meta["fits_wcsinfo"] = grid.fits_wcsinfo(meta["source_location"])
+    if locate_source is not None:  # modes that find the source from the pointing (extract_1d centres on it)
+        meta["source_location"] = locate_source(inputs, grid)
+    wcsinfo = grid.fits_wcsinfo(meta.get("source_location"))
+    if wcsinfo is not None:
+        meta["fits_wcsinfo"] = wcsinfo
     return meta
 
 
-def lrs_source_column(inputs: SourceInputs, grid: Any) -> float | None:
-    """MIRI LRS FS: output column of the dithered pointing (MEAS DITHRA/DITHDEC) at the middle
-    wavelength, as the reference's ``location_from_wcs``; None if unknown or off the grid."""
-    meta = inputs.exposure_meta(0)
-    ra, dec = meta.get("meta.dither.dithered_ra"), meta.get("meta.dither.dithered_dec")
-    if inputs.exp_type() != "MIR_LRS-FIXEDSLIT" or ra is None or dec is None:
-        return None
-    ny, nx = grid.shape
-    middle_wl = float(grid.row_to_wavelength(np.array([(ny - 1) / 2.0]))[0])
-    column = float(grid.pixmap(np.array([ra]), np.array([dec]), np.array([middle_wl]))[0, 0])
-    return column if -0.5 <= column <= nx - 0.5 else None
+def run(ctx: StepContext) -> StepOutcome:
+    """The step: drizzle the source's inputs onto the mode's grid and save the ``s2d``."""
+    outcome, ctx.s2d = resample(ctx.inputs, ctx.build_grid, ctx.config.resample_spec, ctx.mode.locate_source)
+    if ctx.s2d is not None:
+        ctx.s2d.save(ctx.store, ctx.source)
+    return outcome
 
 
-def run(inputs: SourceInputs, params: ResampleSpecParams) -> tuple[StepOutcome, Resampled2D | None]:
-    grid = inputs.build_grid(_grid_options(params))
+def resample(inputs: SourceInputs, build_grid: Callable[[GridOptions], Any], params: ResampleSpecParams,
+             locate_source: LocateSource | None = None) -> tuple[StepOutcome, Resampled2D | None]:
+    """The rectified 2-D spectrum of one source's inputs (None when the grid cannot be used)."""
+    grid = build_grid(_grid_options(params))
     if params.output_shape:
         nx, ny = (int(v) for v in str(params.output_shape).replace(",", " ").split())
         if (ny, nx) != grid.shape:
@@ -126,9 +130,10 @@ def run(inputs: SourceInputs, params: ResampleSpecParams) -> tuple[StepOutcome, 
                                          "custom output shapes are not supported yet"), None
     planes = drizzle_source(inputs, grid, params)
     _, _, wavelength = grid.world()
+    meta = output_meta(inputs, grid, params, locate_source)
     s2d = Resampled2D(
         sci=planes["sci"], err=planes["err"], wht=planes["wht"], con=planes["con"],
         var_poisson=planes["var_poisson"], var_rnoise=planes["var_rnoise"], var_flat=planes["var_flat"],
-        wavelength=wavelength, wcs_asdf=wcs_to_asdf(grid.to_gwcs()), meta=output_meta(inputs, grid, params),
+        wavelength=wavelength, wcs_asdf=wcs_to_asdf(grid.to_gwcs()), meta=meta,
     )
     return StepOutcome(COMPLETE, f"{len(inputs)} inputs -> {grid.shape[0]}x{grid.shape[1]}"), s2d

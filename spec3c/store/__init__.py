@@ -6,7 +6,9 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..errors import StoreError
 from .base import (
@@ -21,12 +23,16 @@ from .base import (
     Store,
 )
 from .layout import detect_backend
-from .source import SourceStack
+from .records import SourceStack
+
+if TYPE_CHECKING:
+    from .hdf5_store import HDF5Store
+    from .tiledb_store import TileDBStore
 
 BACKENDS = ("tiledb", "hdf5")
 
 
-def _backend_class(name: str) -> type[Store]:
+def _backend_class(name: str) -> type[TileDBStore | HDF5Store]:
     if name == "tiledb":
         from .tiledb_store import TileDBStore
 
@@ -38,7 +44,7 @@ def _backend_class(name: str) -> type[Store]:
     raise StoreError(f"unknown store backend {name!r}; choose one of {BACKENDS}")
 
 
-def create_store(path: str | Path, backend: str = "tiledb") -> Store:
+def create_store(path: str | os.PathLike[str], backend: str = "tiledb") -> Store:
     """Open the store at ``path`` for writing, creating it if needed.
 
     An existing store keeps its backend; asking for another one is an error.
@@ -48,14 +54,14 @@ def create_store(path: str | Path, backend: str = "tiledb") -> Store:
         found = detect_backend(path)
         if found != backend:
             raise StoreError(f"{path}: existing {found} store; cannot use it as {backend}")
-    return _backend_class(backend)(path, mode="w")  # type: ignore[call-arg]
+    return _backend_class(backend)(path, mode="w")
 
 
-def open_store(path: str | Path, mode: str = "r") -> Store:
+def open_store(path: str | os.PathLike[str], mode: str = "r") -> Store:
     """Open an existing store; the backend is read from its manifest."""
     path = Path(path)
     cls = _backend_class(detect_backend(path))
-    return cls(path, mode="a" if mode != "r" else "r")  # type: ignore[call-arg]
+    return cls(path, mode="a" if mode != "r" else "r")
 
 
 __all__ = [

@@ -19,151 +19,25 @@ from __future__ import annotations
 import json
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 
 from ..errors import StoreError
-
-if TYPE_CHECKING:
-    from .source import SourceStack
-
-SCHEMA_VERSION = 1
-
-#: Planes every slit cutout carries, with their stored dtype.
-CUTOUT_PLANES: dict[str, np.dtype] = {
-    "sci": np.dtype("<f4"),
-    "err": np.dtype("<f4"),
-    "dq": np.dtype("<u4"),
-    "var_poisson": np.dtype("<f4"),
-    "var_rnoise": np.dtype("<f4"),
-    "var_flat": np.dtype("<f4"),
-    # coordinates, evaluated from the input gwcs at ingest (NaN off the slit)
-    "wavelength": np.dtype("<f8"),  # micron
-    "ra": np.dtype("<f8"),  # degree
-    "dec": np.dtype("<f8"),  # degree
-    "slit_y": np.dtype("<f8"),  # slit-frame cross-dispersion coordinate
-}
-
-#: Planes stored when the input has them (master background scaling etc.).
-OPTIONAL_PLANES: dict[str, np.dtype] = {
-    "pathloss_point": np.dtype("<f4"),
-    "pathloss_uniform": np.dtype("<f4"),
-    "flatfield_point": np.dtype("<f4"),
-    "flatfield_uniform": np.dtype("<f4"),
-    "photom_point": np.dtype("<f4"),
-    "photom_uniform": np.dtype("<f4"),
-}
-
-ALL_PLANES: dict[str, np.dtype] = {**CUTOUT_PLANES, **OPTIONAL_PLANES}
-COORDINATE_PLANES = ("wavelength", "ra", "dec", "slit_y")
-ROLES = ("science", "background")
-
-
-@dataclass(frozen=True)
-class ExposureRecord:
-    """One ingested input file.
-
-    Attributes
-    ----------
-    name : str
-        Unique exposure name: the input basename without ``.fits``.
-    filename : str
-        Absolute path the file was read from.
-    sha256 : str
-        Hex digest of the file's bytes; re-ingesting the same bytes is a no-op.
-    role : str
-        ASN member role, ``"science"`` or ``"background"``.
-    exp_type : str
-        EXP_TYPE of the exposure (e.g. ``NRS_MSASPEC``).
-    model_type : str
-        stdatamodels class name of the input (e.g. ``MultiSlitModel``).
-    meta : dict
-        JSON-serialisable flat metadata of the input model (no WCS).
-    """
-
-    name: str
-    filename: str
-    sha256: str
-    role: str
-    exp_type: str
-    model_type: str
-    meta: dict[str, Any] = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        if self.role not in ROLES:
-            raise ValueError(f"exposure {self.name!r}: role must be one of {ROLES}, not {self.role!r}")
-
-    def to_json(self) -> str:
-        return json.dumps(self.__dict__, sort_keys=True, default=_json_default)
-
-    @classmethod
-    def from_json(cls, text: str) -> ExposureRecord:
-        return cls(**json.loads(text))
-
-
-@dataclass
-class Cutout:
-    """One (source, exposure, slit) cutout.
-
-    Attributes
-    ----------
-    source : str
-        Source key as the reference's exp_to_source builds it: the slit's
-        ``source_name`` when it is not blank (NIRSpec MOS), else ``source_id``.
-    exposure : str
-        :attr:`ExposureRecord.name` of the exposure it comes from.
-    slit : str
-        Slit name (``S200A1``, MOS slitlet id, ...).
-    meta : dict
-        Slit attributes (source_id, source_type, xstart, ystart, bunit ...),
-        JSON-serialisable.
-    planes : dict of str to ndarray
-        2-D arrays of one shape ``(ny, nx)``; names and dtypes from
-        :data:`ALL_PLANES`.
-    wcs_asdf : bytes
-        The slit's input gwcs serialised as an ASDF file.
-    """
-
-    source: str
-    exposure: str
-    slit: str
-    meta: dict[str, Any]
-    planes: dict[str, np.ndarray]
-    wcs_asdf: bytes = b""
-
-    @property
-    def shape(self) -> tuple[int, int]:
-        return tuple(self.planes["sci"].shape)  # type: ignore[return-value]
-
-    @property
-    def key(self) -> tuple[str, str, str]:
-        return (self.source, self.exposure, self.slit)
-
-    def validate(self) -> None:
-        """Raise :class:`StoreError` unless planes are complete and consistent."""
-        missing = [p for p in CUTOUT_PLANES if p not in self.planes]
-        if missing:
-            raise StoreError(f"cutout {self.key}: missing planes {missing}")
-        unknown = [p for p in self.planes if p not in ALL_PLANES]
-        if unknown:
-            raise StoreError(f"cutout {self.key}: unknown planes {unknown}")
-        shapes = {name: a.shape for name, a in self.planes.items()}
-        if len(set(shapes.values())) != 1 or len(self.shape) != 2:
-            raise StoreError(f"cutout {self.key}: planes differ in shape or are not 2-D: {shapes}")
-
-
-@dataclass(frozen=True)
-class CutoutInfo:
-    """A cutout's identity, shape and metadata, without its arrays."""
-
-    source: str
-    exposure: str
-    slit: str
-    shape: tuple[int, int]
-    meta: dict[str, Any]
+from .records import (  # noqa: F401 - re-exported: the store's value types
+    ALL_PLANES,
+    COORDINATE_PLANES,
+    CUTOUT_PLANES,
+    OPTIONAL_PLANES,
+    ROLES,
+    SCHEMA_VERSION,
+    Cutout,
+    CutoutInfo,
+    ExposureRecord,
+    SourceStack,
+    _json_default,
+)
 
 
 class Store(ABC):
@@ -249,8 +123,6 @@ class Store(ABC):
 
     def source(self, source: str | int, planes: Iterable[str] | None = None) -> SourceStack:
         """That source's cutouts stacked across exposures, with their coordinates."""
-        from .source import SourceStack
-
         key = str(source)
         cutouts = self.read_cutouts(key, planes)
         if not cutouts:
@@ -326,16 +198,6 @@ def _normalised(c: Cutout) -> Cutout:
     return Cutout(c.source, c.exposure, c.slit, dict(c.meta), planes, bytes(c.wcs_asdf))
 
 
-def _json_default(obj: Any) -> Any:
-    if isinstance(obj, np.generic):
-        return obj.item()
-    if isinstance(obj, np.ndarray):
-        return obj.tolist()
-    if isinstance(obj, bytes):
-        return obj.decode("latin-1")
-    return str(obj)
-
-
 def dumps_meta(meta: Mapping[str, Any]) -> str:
     """JSON text of a metadata mapping (numpy scalars allowed)."""
     return json.dumps(dict(meta), sort_keys=True, default=_json_default)
@@ -352,7 +214,8 @@ def pack_arrays(arrays: Mapping[str, np.ndarray]) -> bytes:
     import io
 
     buf = io.BytesIO()
-    np.savez(buf, **{k: np.asarray(v) for k, v in arrays.items()})
+    named: dict[str, Any] = {k: np.asarray(v) for k, v in arrays.items()}  # savez's **kwds
+    np.savez(buf, **named)
     return buf.getvalue()
 
 

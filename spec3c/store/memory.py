@@ -20,6 +20,8 @@ from .base import (
 
 class MemoryStore(Store):
     backend = "memory"
+    #: one process's memory: other processes cannot open it
+    supports_concurrent_writes = False
 
     def __init__(self) -> None:
         super().__init__(None)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from apcorr_files import write_apcorr
+from apcorr_files import apcorr_spec, write_apcorr
 from stdatamodels.jwst.datamodels import MirLrsApcorrModel, NrsFsApcorrModel, NrsMosApcorrModel
 
 from spec3c.algorithms.apcorr import (
@@ -14,7 +14,7 @@ from spec3c.algorithms.apcorr import (
     nirspec_pixel_phase,
     read_apcorr,
 )
-from spec3c.errors import InputError, Spec3cWarning
+from spec3c.errors import InputError, Spec3cError, Spec3cWarning
 
 WL = np.linspace(1.0, 5.0, 9)  # micron
 PHASE = np.array([0.0, 0.25, 0.5])
@@ -70,7 +70,7 @@ def fs_file(tmp_path):
 
 @pytest.fixture
 def fs_table(fs_file):
-    return read_apcorr(fs_file, "NRS_FIXEDSLIT", filter="CLEAR", grating="PRISM", slit="S200A1")
+    return read_apcorr(fs_file, apcorr_spec("NRS_FIXEDSLIT"), filter="CLEAR", grating="PRISM", slit="S200A1")
 
 
 # --------------------------------------------------------------------------- NIRSpec (phase)
@@ -97,7 +97,7 @@ def test_phase_default_and_helper(fs_table):
 
 
 def test_phase_row_selection(fs_file):
-    other = read_apcorr(fs_file, "NRS_BRIGHTOBJ", filter="clear", grating="prism", slit="s400a1")
+    other = read_apcorr(fs_file, apcorr_spec("NRS_FIXEDSLIT"), filter="clear", grating="prism", slit="s400a1")
     wl = np.array([2.0, 3.0])
     c = aperture_correction(other, wl, 7.0, pixel_phase=0.25)
     np.testing.assert_allclose(c, 2 * analytic(wl, 7.0, 0.25), rtol=1e-6)
@@ -132,7 +132,7 @@ def test_phase_zero_and_bad_size_grid_give_one(tmp_path):
     ac[:, 0, :] = 0.0  # zero correction at the first wavelength
     rows = phase_rows([("CLEAR", "PRISM")], slit=False, apcorr=ac, size=sg)
     path = write_apcorr(NrsMosApcorrModel, rows, tmp_path / "mos.fits")
-    tab = read_apcorr(path, "NRS_MSASPEC", filter="CLEAR", grating="PRISM")
+    tab = read_apcorr(path, apcorr_spec("NRS_MSASPEC"), filter="CLEAR", grating="PRISM")
     c = aperture_correction(tab, np.array([WL[0], WL[4], WL[8]]), 6.0)
     np.testing.assert_array_equal(c, [1.0, 1.0, 1.0])
 
@@ -143,7 +143,7 @@ def test_phase_unsorted_wavelengths(tmp_path):
     rows = phase_rows([("CLEAR", "PRISM")], slit=False, wavelength=wl)
     tab = read_apcorr(
         write_apcorr(NrsMosApcorrModel, rows, tmp_path / "m.fits"),
-        "NRS_MSASPEC",
+        apcorr_spec("NRS_MSASPEC"),
         filter="CLEAR",
         grating="PRISM",
     )
@@ -172,7 +172,7 @@ def test_phase_inconsistent_layout_warns_and_gives_one(tmp_path):
     rows["size"], rows["pixphase"], rows["apcorr"] = size_grid(WL), PHASE, 2.0
     path = write_apcorr(NrsMosApcorrModel, rows, tmp_path / "bad_layout.fits")
     with pytest.warns(Spec3cWarning, match="no aperture correction"):
-        tab = read_apcorr(path, "NRS_MSASPEC", filter="CLEAR", grating="PRISM")
+        tab = read_apcorr(path, apcorr_spec("NRS_MSASPEC"), filter="CLEAR", grating="PRISM")
     np.testing.assert_array_equal(aperture_correction(tab, WL, 6.0), 1.0)
 
 
@@ -181,7 +181,7 @@ def test_arcsec_sizes_need_pixel_scale(tmp_path):
     rows = phase_rows([("CLEAR", "PRISM")], slit=False, size=size_grid(WL) * scale)
     rows["apcorr"] = analytic(WL[None, :, None], size_grid(WL)[:, :, None], PHASE[None, None, :])
     path = write_apcorr(NrsMosApcorrModel, rows, tmp_path / "arcsec.fits", sizeunit="arcsec")
-    tab = read_apcorr(path, "NRS_MSASPEC", filter="CLEAR", grating="PRISM")
+    tab = read_apcorr(path, apcorr_spec("NRS_MSASPEC"), filter="CLEAR", grating="PRISM")
     assert tab.size_in_arcsec
     with pytest.raises(ValueError, match="pixel_scale"):
         aperture_correction(tab, WL, 6.0)
@@ -196,27 +196,27 @@ def test_arcsec_sizes_need_pixel_scale(tmp_path):
 
 def test_read_errors(tmp_path, fs_file):
     with pytest.raises(InputError, match="0 APCORR rows") as e:
-        read_apcorr(fs_file, "NRS_FIXEDSLIT", filter="CLEAR", grating="G395H", slit="S200A1")
+        read_apcorr(fs_file, apcorr_spec("NRS_FIXEDSLIT"), filter="CLEAR", grating="G395H", slit="S200A1")
     assert e.value.path == str(fs_file)
     with pytest.raises(InputError, match="0 APCORR rows"):  # FS needs the slit name
-        read_apcorr(fs_file, "NRS_FIXEDSLIT", filter="CLEAR", grating="PRISM")
+        read_apcorr(fs_file, apcorr_spec("NRS_FIXEDSLIT"), filter="CLEAR", grating="PRISM")
     dup = write_apcorr(
         NrsMosApcorrModel, phase_rows([("CLEAR", "PRISM")] * 2, slit=False), tmp_path / "dup.fits"
     )
     with pytest.raises(InputError, match="2 APCORR rows"):
-        read_apcorr(dup, "NRS_MSASPEC", filter="CLEAR", grating="PRISM")
+        read_apcorr(dup, apcorr_spec("NRS_MSASPEC"), filter="CLEAR", grating="PRISM")
     with pytest.raises(InputError, match="cannot read"):  # FS file is not a MOS model
-        read_apcorr(fs_file, "NRS_MSASPEC", filter="CLEAR", grating="PRISM")
-    with pytest.raises(InputError, match="not supported"):
-        read_apcorr(fs_file, "NRS_IFU", filter="CLEAR", grating="PRISM")
+        read_apcorr(fs_file, apcorr_spec("NRS_MSASPEC"), filter="CLEAR", grating="PRISM")
+    with pytest.raises(Spec3cError, match="not supported"):
+        apcorr_spec("NRS_IFU")
     with pytest.raises(InputError, match="cannot read"):
-        read_apcorr(tmp_path / "missing.fits", "NRS_MSASPEC", filter="CLEAR", grating="PRISM")
+        read_apcorr(tmp_path / "missing.fits", apcorr_spec("NRS_MSASPEC"), filter="CLEAR", grating="PRISM")
     junk = tmp_path / "junk.fits"
     junk.write_bytes(b"this is not a FITS file" * 200)
     with pytest.raises(InputError, match="cannot read"):
-        read_apcorr(junk, "NRS_MSASPEC", filter="CLEAR", grating="PRISM")
+        read_apcorr(junk, apcorr_spec("NRS_MSASPEC"), filter="CLEAR", grating="PRISM")
     with pytest.raises(InputError, match="cannot read"):  # NIRSpec file read as MIRI LRS
-        read_apcorr(fs_file, "MIR_LRS-FIXEDSLIT", subarray="FULL")
+        read_apcorr(fs_file, apcorr_spec("MIR_LRS-FIXEDSLIT"), subarray="FULL")
 
 
 # --------------------------------------------------------------------------- MIRI LRS
@@ -249,7 +249,7 @@ def lrs_file(tmp_path, *, sizeunit="pixels"):
 
 def test_lrs_bilinear_clamped_and_nan(tmp_path):
     path = lrs_file(tmp_path)
-    tab = read_apcorr(path, "MIR_LRS-FIXEDSLIT", subarray="full")
+    tab = read_apcorr(path, apcorr_spec("MIR_LRS-FIXEDSLIT"), subarray="full")
     assert tab.kind == "lrs" and tab.pixphase is None
     wl = np.array([5.0, 6.3, 7.7, 9.0, 4.0, 10.0, 6.0, np.nan])
     size = np.array([2.0, 3.1, 5.5, 6.0, 3.0, 3.0, 10.0, 3.0])
@@ -257,14 +257,14 @@ def test_lrs_bilinear_clamped_and_nan(tmp_path):
     expect = analytic(np.clip(wl, 5, 9), np.clip(size, 2, 6), 0.0)
     np.testing.assert_allclose(c[:7], expect[:7], rtol=1e-6)
     assert np.isnan(c[7])
-    slitless = read_apcorr(path, "MIR_LRS-SLITLESS", subarray="SLITLESSPRISM")
+    slitless = read_apcorr(path, apcorr_spec("MIR_LRS-SLITLESS"), subarray="SLITLESSPRISM")
     np.testing.assert_allclose(
         aperture_correction(slitless, wl[:4], size[:4]), 2 * expect[:4], rtol=1e-6
     )
     with pytest.raises(InputError, match="0 APCORR rows"):
-        read_apcorr(path, "MIR_LRS-FIXEDSLIT", subarray="SUB64")
+        read_apcorr(path, apcorr_spec("MIR_LRS-FIXEDSLIT"), subarray="SUB64")
     with pytest.raises(InputError, match="0 APCORR rows"):
-        read_apcorr(path, "MIR_LRS-FIXEDSLIT")
+        read_apcorr(path, apcorr_spec("MIR_LRS-FIXEDSLIT"))
 
 
 # --------------------------------------------------------------------------- apply

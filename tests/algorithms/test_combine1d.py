@@ -274,17 +274,18 @@ def x1d(wl, flux, order=1):
      ("bogus", "unit_weight", 2.0)],
 )  # fmt: skip
 def test_step_weights(key, kind, expected):
-    outcome, out = combine_1d.run([x1d(GRID, 1.0), x1d(GRID, 3.0)], [100.0, 300.0], Combine1dParams(exptime_key=key))
-    assert outcome.status == COMPLETE and outcome.details["exptime_key"] == kind
+    outcome, out, spec_meta = combine_1d.combine_spectra([x1d(GRID, 1.0), x1d(GRID, 3.0)], [100.0, 300.0],
+                                                         Combine1dParams(exptime_key=key))
+    assert outcome.status == COMPLETE and outcome.details.exptime_key == kind
     assert out is not None
     np.testing.assert_allclose(out[1].flux, expected)
-    assert outcome.details["spec_meta"][1]["source_id"] == 4
+    assert spec_meta[1]["source_id"] == 4
     assert ("not understood" in outcome.message) == (key == "bogus")
 
 
 def test_step_skips_without_valid_spectra():
-    outcome, out = combine_1d.run([x1d(GRID, np.nan)], [1.0], Combine1dParams())
+    outcome, out, _ = combine_1d.combine_spectra([x1d(GRID, np.nan)], [1.0], Combine1dParams())
     assert outcome.status == SKIPPED and out is None
-    assert outcome.details["rejected"] == {0: "no valid flux values"}
+    assert outcome.details.rejected == {0: "no valid flux values"}
     with pytest.raises(ValueError, match="exposure times"):
-        combine_1d.run([x1d(GRID, 1.0)], [], Combine1dParams())
+        combine_1d.combine_spectra([x1d(GRID, 1.0)], [], Combine1dParams())

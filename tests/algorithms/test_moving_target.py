@@ -21,13 +21,13 @@ from spec3c.algorithms.moving_target import (
 )
 from spec3c.algorithms.slit_grid import GridOptions, build_slit_grid
 from spec3c.errors import Spec3cWarning
+from spec3c.gwcs_asdf import wcs_from_asdf, wcs_to_asdf
 from spec3c.ingest import ingest
-from spec3c.ingest.coords import wcs_from_asdf, wcs_to_asdf
 from spec3c.results import COMPLETE, SKIPPED
-from spec3c.simulate import load_truth, simulate
-from spec3c.simulate.wcs import SlitGeometry, build_slit_wcs
+from spec3c.simulate import SimOptions, load_truth, simulate
+from spec3c.simulate.nirspec.wcs import SlitGeometry, build_slit_wcs
 from spec3c.steps import assign_mtwcs
-from spec3c.steps.common import SourceInputs
+from spec3c.steps.context import SourceInputs
 from spec3c.store import open_store
 
 ARCSEC = 1.0 / 3600.0
@@ -168,7 +168,11 @@ def test_celestial_and_unsupported_frames() -> None:
 @pytest.fixture(scope="module", params=["nirspec-fs", "nirspec-mos"])
 def moving(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory):
     out = tmp_path_factory.mktemp(request.param)
-    res = simulate(request.param, out / "cal", seed=21, n_sources=3, n_columns=150, moving_target=True)
+    res = simulate(
+        request.param,
+        out / "cal",
+        SimOptions(seed=21, n_sources=3, n_columns=150, moving_target=True),
+    )
     ingest(res.asn_path, out / "store")
     truth = load_truth(res.truth_path)
     key = max((k for k, s in truth.sources.items() if s.kind == "science" and s.source_type == "POINT"),
@@ -229,10 +233,10 @@ def test_step_aligns_exposures_on_the_target(moving) -> None:  # type: ignore[no
 
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        outcome = assign_mtwcs.run(inputs)
+        outcome = assign_mtwcs.align(inputs)
     assert outcome.status == COMPLETE
     avra, avdec = mean_position(*zip(*truth.ephemeris.values(), strict=True))  # type: ignore[misc]
-    assert outcome.details == pytest.approx({"mt_avra": avra, "mt_avdec": avdec})
+    assert outcome.details.record() == pytest.approx({"mt_avra": avra, "mt_avdec": avdec})
     after = [_sky_centroid(c.planes) for c in inputs.cutouts]
     assert max(_separation_arcsec(after[0], a) for a in after) < 0.05
     for k, c in enumerate(inputs.cutouts):
@@ -258,7 +262,7 @@ def test_step_aligns_exposures_on_the_target(moving) -> None:  # type: ignore[no
 
     # running again changes nothing (the planes are already in the moving_target frame)
     planes = [(c.planes["ra"].copy(), c.planes["dec"].copy()) for c in inputs.cutouts]
-    assert assign_mtwcs.run(inputs).status == COMPLETE
+    assert assign_mtwcs.align(inputs).status == COMPLETE
     for c, (r, d) in zip(inputs.cutouts, planes, strict=True):
         np.testing.assert_allclose(c.planes["ra"], r, atol=1e-12)
         np.testing.assert_allclose(c.planes["dec"], d, atol=1e-12)
@@ -280,10 +284,10 @@ def test_association_positions_and_grid(moving) -> None:  # type: ignore[no-unty
 
     plain = _inputs(store_path, key)
     aligned = _inputs(store_path, key)
-    assert assign_mtwcs.run(aligned, positions).status == COMPLETE
+    assert assign_mtwcs.align(aligned, positions).status == COMPLETE
     # slit_grid uses the moving_target frame: the fiducial moves by the reference input's shift
-    g0 = plain.build_grid(GridOptions())
-    g1 = aligned.build_grid(GridOptions())
+    g0 = _grid(plain, GridOptions())
+    g1 = _grid(aligned, GridOptions())
     ref = 0  # both choose the first input (same data)
     mt_ra, mt_dec = truth.ephemeris[plain.cutouts[ref].exposure]
     meta = aligned.cutouts[ref].meta
@@ -317,7 +321,7 @@ def test_missing_mt_keywords_skip_with_warning(moving) -> None:  # type: ignore[
     ra = [x.planes["ra"].copy() for x in inputs.cutouts]
     blobs = [x.wcs_asdf for x in inputs.cutouts]
     with pytest.warns(Spec3cWarning, match="MT_RA/MT_DEC missing"):
-        outcome = assign_mtwcs.run(inputs)
+        outcome = assign_mtwcs.align(inputs)
     assert outcome.status == SKIPPED and c.exposure in outcome.message
     for x, r, b in zip(inputs.cutouts, ra, blobs, strict=True):
         np.testing.assert_array_equal(x.planes["ra"], r)
@@ -325,7 +329,7 @@ def test_missing_mt_keywords_skip_with_warning(moving) -> None:  # type: ignore[
     # a missing value elsewhere in the association also skips
     full = _inputs(store_path, key)
     with pytest.warns(Spec3cWarning, match="association"):
-        assert assign_mtwcs.run(full, [(1.0, 2.0), (None, 2.0)]).status == SKIPPED
+        assert assign_mtwcs.align(full, [(1.0, 2.0), (None, 2.0)]).status == SKIPPED
 
 
 def test_exposure_level_keywords_are_the_fallback(moving) -> None:  # type: ignore[no-untyped-def]
@@ -334,7 +338,7 @@ def test_exposure_level_keywords_are_the_fallback(moving) -> None:  # type: igno
     for c in inputs.cutouts:
         c.meta.pop("meta.wcsinfo.mt_ra")
         c.meta.pop("meta.wcsinfo.mt_dec")
-    assert assign_mtwcs.run(inputs).status == COMPLETE
+    assert assign_mtwcs.align(inputs).status == COMPLETE
 
 
 def test_is_applicable() -> None:
@@ -344,3 +348,10 @@ def test_is_applicable() -> None:
     assert not assign_mtwcs.is_applicable([{"meta.target.type": None}])
     assert not assign_mtwcs.is_applicable([{}])
     assert not assign_mtwcs.is_applicable([])
+
+
+def _grid(inputs, options):  # type: ignore[no-untyped-def]
+    """The output grid of the inputs' mode."""
+    from spec3c.modes.registry import mode_for
+
+    return mode_for(inputs.exp_type()).build_grid(inputs, options)

@@ -17,7 +17,7 @@ from spec3c.config import PixelReplaceParams
 from spec3c.errors import Spec3cError
 from spec3c.results import COMPLETE
 from spec3c.steps import pixel_replace as step
-from spec3c.steps.common import SourceInputs
+from spec3c.steps.context import SourceInputs
 from spec3c.store import Cutout, ExposureRecord
 
 DNU = dqflags.DO_NOT_USE
@@ -326,10 +326,10 @@ def _inputs(meta=None):
 @pytest.mark.parametrize("algorithm", ["mingrad", "fit_profile"])
 def test_step_runs_in_place(algorithm):
     inputs = _inputs()
-    out = step.run(inputs, PixelReplaceParams(algorithm=algorithm))
+    out = step.replace(inputs, PixelReplaceParams(algorithm=algorithm))
     assert out.status == COMPLETE
     # mingrad: (12,10)/(13,10) are vertical neighbours, so both use the horizontal pair
-    assert out.details["n_replaced"] == {"exp0/S200A1": 3, "exp1/S200A1": 4}
+    assert out.details.n_replaced == {"exp0/S200A1": 3, "exp1/S200A1": 4}
     assert out.message.startswith("7 pixels replaced")
     for c in inputs.cutouts:
         assert np.isfinite(c.planes["sci"]).all()
@@ -346,9 +346,9 @@ def test_step_dispersion_direction_from_exposure_meta():
 
 def test_step_rejects_algorithms():
     with pytest.raises(Spec3cError, match="not supported yet"):
-        step.run(_inputs(), PixelReplaceParams(algorithm="trace_model"))
+        step.replace(_inputs(), PixelReplaceParams(algorithm="trace_model"))
     with pytest.raises(Spec3cError, match="'bogus'"):
-        step.run(_inputs(), PixelReplaceParams(algorithm="bogus"))
+        step.replace(_inputs(), PixelReplaceParams(algorithm="bogus"))
 
 
 # --------------------------------------------------------------------------- oracle

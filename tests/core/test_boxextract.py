@@ -8,6 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import pytest
 
+from spec3c._core import BackgroundFit
 from spec3c._core.boxextract import box_extract
 from spec3c.algorithms.aperture import set_weights
 
@@ -95,17 +96,19 @@ def rng():
 
 
 def test_no_background(rng):
-    sci, vp, vr, vf, prof, _ = scene(rng)
-    got = box_extract(sci, vp, vr, vf, prof, bkg_fit=None)
+    sci, vp, vr, vf, prof, bkg = scene(rng)
+    got = box_extract(sci, (vp, vr, vf), prof)
     check(got, ref_extract(sci, vp, vr, vf, prof))
     assert np.isnan(got.flux[30]) and got.npixels[30] == 0
     assert np.all(got.background == 0)
+    for a, b in zip(box_extract(sci, (vp, vr, vf), prof, bkg_profile=bkg), got, strict=True):
+        np.testing.assert_array_equal(a, b)  # a background profile without bkg_fit is unused
 
 
 @pytest.mark.parametrize("order", [0, 1, 2])
 def test_poly_background(rng, order):
     sci, vp, vr, vf, prof, bkg = scene(rng)
-    got = box_extract(sci, vp, vr, vf, prof, bkg_profile=bkg, bkg_fit="poly", bkg_order=order)
+    got = box_extract(sci, (vp, vr, vf), prof, bkg_profile=bkg, bkg_fit=BackgroundFit("poly", order))
     check(got, ref_extract(sci, vp, vr, vf, prof, bkg, "poly", order))
     assert got.background[33] == 0 and got.bkg_var_poisson[33] == 0  # singular fit
     assert np.all(got.bkg_var_rnoise[np.isfinite(got.flux)] >= 0)
@@ -115,14 +118,14 @@ def test_poly_background_singular_when_too_few_points(rng):
     sci, vp, vr, vf, prof, _ = scene(rng)
     bkg = np.zeros_like(sci)
     bkg[0] = 1  # one row: order 1 is singular everywhere
-    got = box_extract(sci, vp, vr, vf, prof, bkg_profile=bkg, bkg_fit="poly", bkg_order=1)
+    got = box_extract(sci, (vp, vr, vf), prof, bkg_profile=bkg, bkg_fit=BackgroundFit("poly", 1))
     assert np.all(got.background == 0)
     check(got, ref_extract(sci, vp, vr, vf, prof, bkg, "poly", 1))
 
 
 def test_median_background(rng):
     sci, vp, vr, vf, prof, bkg = scene(rng)
-    got = box_extract(sci, vp, vr, vf, prof, bkg_profile=bkg, bkg_fit="median")
+    got = box_extract(sci, (vp, vr, vf), prof, bkg_profile=bkg, bkg_fit=BackgroundFit("median"))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         ref = ref_extract(sci, vp, vr, vf, prof, bkg, "median")
@@ -141,7 +144,7 @@ def test_background_recovers_linear_sky(rng):
     bkg[:8] = 1
     bkg[22:] = 1
     ones = np.ones((ny, nx))
-    got = box_extract(src + sky, ones, ones, ones, prof, bkg_profile=bkg, bkg_order=1)
+    got = box_extract(src + sky, (ones, ones, ones), prof, bkg_profile=bkg, bkg_fit=BackgroundFit(bkg_order=1))
     np.testing.assert_allclose(got.flux, 30.0, rtol=1e-12)
     np.testing.assert_allclose(got.background, sky[14:17].sum(axis=0), rtol=1e-12)
 
@@ -173,17 +176,18 @@ def test_dtypes_and_read_only(rng, dtype):
     arrs = [a.astype(dtype) for a in (sci, vp, vr, vf, prof)]
     for a in arrs:
         a.flags.writeable = False
-    got = box_extract(*arrs, bkg_profile=bkg, bkg_order=1)
+    got = box_extract(arrs[0], arrs[1:4], arrs[4], bkg_profile=bkg, bkg_fit=BackgroundFit(bkg_order=1))
     ref = ref_extract(*arrs, bkg, "poly", 1)
     check(got, ref)
 
 
 def test_workers_and_threads(rng):
     sci, vp, vr, vf, prof, bkg = scene(rng, 25, 700)
-    base = box_extract(sci, vp, vr, vf, prof, bkg_profile=bkg, bkg_order=2, workers=1)
+    fit = BackgroundFit(bkg_order=2)
+    base = box_extract(sci, (vp, vr, vf), prof, bkg_profile=bkg, bkg_fit=fit, workers=1)
     with ThreadPoolExecutor(4) as pool:
         outs = list(pool.map(
-            lambda w: box_extract(sci, vp, vr, vf, prof, bkg_profile=bkg, bkg_order=2, workers=w),
+            lambda w: box_extract(sci, (vp, vr, vf), prof, bkg_profile=bkg, bkg_fit=fit, workers=w),
             [0, 1, 2, 3] * 2))
     for o in outs:
         for a, b in zip(o, base, strict=True):
@@ -193,10 +197,14 @@ def test_workers_and_threads(rng):
 def test_validation(rng):
     sci, vp, vr, vf, prof, bkg = scene(rng)
     with pytest.raises(ValueError, match="var_flat"):
-        box_extract(sci, vp, vr, vf[:-1], prof)
+        box_extract(sci, (vp, vr, vf[:-1]), prof)
     with pytest.raises(ValueError, match="bkg_fit"):
-        box_extract(sci, vp, vr, vf, prof, bkg_profile=bkg, bkg_fit="mean")
+        box_extract(sci, (vp, vr, vf), prof, bkg_profile=bkg, bkg_fit=BackgroundFit("mean"))
     with pytest.raises(ValueError, match="bkg_order"):
-        box_extract(sci, vp, vr, vf, prof, bkg_profile=bkg, bkg_order=-1)
+        box_extract(sci, (vp, vr, vf), prof, bkg_profile=bkg, bkg_fit=BackgroundFit(bkg_order=-1))
     with pytest.raises(ValueError, match="bkg_profile"):
-        box_extract(sci, vp, vr, vf, prof, bkg_profile=bkg[:, :3])
+        box_extract(sci, (vp, vr, vf), prof, bkg_profile=bkg[:, :3], bkg_fit=BackgroundFit())
+    with pytest.raises(ValueError, match="variances"):
+        box_extract(sci, (vp, vr), prof)
+    with pytest.raises(TypeError, match="bkg_fit"):
+        box_extract(sci, (vp, vr, vf), prof, bkg_profile=bkg, bkg_fit="poly")

@@ -7,15 +7,18 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
+from polygon_reference import rect_overlap
 
-from spec3c._core.drizzle import (
-    Drizzle,
-    VarianceCombiner,
-    drizzle_image,
-    drizzle_variance,
-)
+from spec3c._core import Drizzle, DrizzleParams, VarianceCombiner
 
 DTYPES = [">f4", "<f4", ">f8", "<f8"]
+
+
+def drizzle_once(data, pixmap, out_shape, weight=None, params=None, **add_kwargs):
+    """One image into a fresh accumulator: ``(sci, wht)``."""
+    driz = Drizzle(out_shape, params, context=False)
+    driz.add(data, pixmap, weight, **add_kwargs)
+    return driz.finalize()
 
 
 # ----------------------------------------------------------------- references
@@ -33,37 +36,6 @@ def interp_pixmap(pm: np.ndarray, x: float, y: float) -> tuple[float, float]:
     c = (pm[j0, i0] * (1 - fx) * (1 - fy) + pm[j0, i0 + 1] * fx * (1 - fy)
          + pm[j0 + 1, i0] * (1 - fx) * fy + pm[j0 + 1, i0 + 1] * fx * fy)
     return float(c[0]), float(c[1])
-
-
-def clip_area(poly: list[tuple[float, float]], cx: float, cy: float) -> float:
-    """Area of polygon ∩ unit square at (cx, cy), by half-plane clipping."""
-    def clip(pts, inside, cross):
-        out = []
-        for k in range(len(pts)):
-            p, q = pts[k - 1], pts[k]
-            if inside(q):
-                if not inside(p):
-                    out.append(cross(p, q))
-                out.append(q)
-            elif inside(p):
-                out.append(cross(p, q))
-        return out
-
-    def xcross(b):
-        return lambda p, q: (b, p[1] + (b - p[0]) * (q[1] - p[1]) / (q[0] - p[0]))
-
-    def ycross(b):
-        return lambda p, q: (p[0] + (b - p[1]) * (q[0] - p[0]) / (q[1] - p[1]), b)
-
-    pts = list(poly)
-    pts = clip(pts, lambda p: p[0] <= cx + 0.5, xcross(cx + 0.5))
-    pts = clip(pts, lambda p: p[0] >= cx - 0.5, xcross(cx - 0.5))
-    pts = clip(pts, lambda p: p[1] <= cy + 0.5, ycross(cy + 0.5))
-    pts = clip(pts, lambda p: p[1] >= cy - 0.5, ycross(cy - 0.5))
-    if len(pts) < 3:
-        return 0.0
-    a = sum(pts[k - 1][0] * pts[k][1] - pts[k][0] * pts[k - 1][1] for k in range(len(pts)))
-    return abs(0.5 * a)
 
 
 def ref_drizzle(data, pm, w, out_shape, pixfrac=1.0, kernel="square", iscale=1.0,
@@ -97,7 +69,7 @@ def ref_drizzle(data, pm, w, out_shape, pixfrac=1.0, kernel="square", iscale=1.0
                 contrib = []
                 for jj in range(max(fround(min(ys)), 0), min(fround(max(ys)), ny_o - 1) + 1):
                     for ii in range(max(fround(min(xs)), 0), min(fround(max(xs)), nx_o - 1) + 1):
-                        a = clip_area(quad, ii, jj)
+                        a = rect_overlap(quad, ii - 0.5, ii + 0.5, jj - 0.5, jj + 0.5)
                         if a > 0:
                             contrib.append((ii, jj, a / jac * wi))
             for ii, jj, dow in contrib:
@@ -132,7 +104,7 @@ def rng():
 # ---------------------------------------------------------------------- tests
 def test_identity_reproduces_input(rng):
     data = rng.normal(size=(17, 23)).astype(np.float32)
-    sci, wht = drizzle_image(data, affine_pixmap(17, 23), (17, 23))
+    sci, wht = drizzle_once(data, affine_pixmap(17, 23), (17, 23))
     np.testing.assert_array_equal(sci, data)
     np.testing.assert_array_equal(wht, np.ones((17, 23), np.float32))
 
@@ -141,7 +113,7 @@ def test_shift_matches_interval_overlap(rng):
     """Pure shift: every quad is an axis-aligned unit square; overlap = dx*dy."""
     ny, nx, sx, sy = 9, 11, 0.5, 0.25
     data = rng.normal(size=(ny, nx))
-    sci, wht = drizzle_image(data, affine_pixmap(ny, nx, shift=(sx, sy)), (ny + 1, nx + 1))
+    sci, wht = drizzle_once(data, affine_pixmap(ny, nx, shift=(sx, sy)), (ny + 1, nx + 1))
     num = np.zeros((ny + 1, nx + 1))
     den = np.zeros((ny + 1, nx + 1))
     for j in range(ny):
@@ -168,7 +140,7 @@ def test_square_vs_reference(rng, pixfrac, angle, scale):
     pm = affine_pixmap(ny, nx, angle, scale, shift=(6.3, 2.1))
     pm[..., 0] += 0.05 * np.sin(pm[..., 1])  # a little non-linear distortion
     out_shape = (25, 27)
-    sci, wht = drizzle_image(data, pm, out_shape, w, pixfrac=pixfrac, iscale=1.5)
+    sci, wht = drizzle_once(data, pm, out_shape, w, DrizzleParams(pixfrac=pixfrac), iscale=1.5)
     rs, rw = finalize_ref(*ref_drizzle(data, pm, w, out_shape, pixfrac, iscale=1.5))
     np.testing.assert_allclose(sci, rs, rtol=1e-5, atol=1e-5)
     np.testing.assert_allclose(wht, rw, rtol=1e-5, atol=1e-6)
@@ -180,7 +152,7 @@ def test_mirrored_pixmap_orientation(rng):
     data = rng.normal(size=(ny, nx))
     pm = affine_pixmap(ny, nx, 0.2, shift=(3.0, 2.0))
     pm[..., 0] = 20 - pm[..., 0]
-    sci, wht = drizzle_image(data, pm, (20, 22))
+    sci, wht = drizzle_once(data, pm, (20, 22))
     rs, rw = finalize_ref(*ref_drizzle(data, pm, np.ones((ny, nx)), (20, 22)))
     np.testing.assert_allclose(sci, rs, rtol=1e-5, atol=1e-5)
     np.testing.assert_allclose(wht, rw, rtol=1e-5, atol=1e-6)
@@ -196,12 +168,12 @@ def test_flux_conservation_with_bigger_output_pixels(rng):
     data = rng.uniform(1, 2, size=(ny, nx))
     w = rng.uniform(0.5, 1.5, size=(ny, nx)).astype(np.float32)
     pm = affine_pixmap(ny, nx, scale=0.5, shift=(1.0, 1.0))
-    sci, wht = drizzle_image(data, pm, (11, 13), w)
+    sci, wht = drizzle_once(data, pm, (11, 13), w)
     hit = wht > 0
     np.testing.assert_allclose(np.sum(sci[hit] * wht[hit], dtype=np.float64),
                                np.sum(data * w), rtol=1e-5)
     np.testing.assert_allclose(np.sum(wht, dtype=np.float64), np.sum(w), rtol=1e-5)
-    const, _ = drizzle_image(np.full((ny, nx), 3.0), pm, (11, 13), iscale=4.0)
+    const, _ = drizzle_once(np.full((ny, nx), 3.0), pm, (11, 13), iscale=4.0)
     np.testing.assert_allclose(const[hit], 12.0, rtol=1e-6)
 
 
@@ -212,7 +184,7 @@ def test_point_kernel_vs_reference(rng):
     pm = affine_pixmap(ny, nx, 0.7, 0.8, shift=(8.0, 1.0))
     pm[0, 0] = (2.5, 3.5)  # exact halves round away from zero
     pm[0, 1] = (-0.5, 2.0)  # rounds to -1: off the output
-    sci, wht = drizzle_image(data, pm, (20, 20), w, kernel="point")
+    sci, wht = drizzle_once(data, pm, (20, 20), w, DrizzleParams(kernel="point"))
     rs, rw = finalize_ref(*ref_drizzle(data, pm, w, (20, 20), kernel="point"))
     np.testing.assert_allclose(sci, rs, rtol=1e-6, atol=1e-6)
     np.testing.assert_allclose(wht, rw, rtol=1e-6)
@@ -228,7 +200,7 @@ def test_nan_pixmap_and_zero_weight_skipped(rng, kernel):
     data[4, 9] = np.nan
     pm = affine_pixmap(ny, nx, 0.1, shift=(1.0, 1.0))
     pm[5, 5] = np.nan
-    sci, wht = drizzle_image(data, pm, (14, 16), w, kernel=kernel)
+    sci, wht = drizzle_once(data, pm, (14, 16), w, DrizzleParams(kernel=kernel))
     rs, rw = finalize_ref(*ref_drizzle(data, pm, np.nan_to_num(w), (14, 16), kernel=kernel))
     np.testing.assert_allclose(sci, rs, rtol=1e-5, atol=1e-5)
     np.testing.assert_allclose(wht, rw, rtol=1e-5, atol=1e-6)
@@ -239,7 +211,7 @@ def test_input_range_limits(rng):
     ny, nx = 10, 12
     data = rng.normal(size=(ny, nx))
     pm = affine_pixmap(ny, nx, 0.2, shift=(2.0, 1.0))
-    sci, wht = drizzle_image(data, pm, (16, 18), xmin=2, xmax=8, ymin=3, ymax=6)
+    sci, wht = drizzle_once(data, pm, (16, 18), bounds=(2, 8, 3, 6))
     w = np.zeros((ny, nx))
     w[3:7, 2:9] = 1
     rs, rw = finalize_ref(*ref_drizzle(data, pm, w, (16, 18)))
@@ -253,10 +225,10 @@ def test_dtypes_and_byte_order(rng, dtype):
     data = rng.normal(size=(ny, nx)).astype(np.float32)
     w = rng.uniform(0.5, 1, size=(ny, nx)).astype(np.float32)
     pm = affine_pixmap(ny, nx, 0.3, shift=(4.0, 1.0))
-    ref = drizzle_image(data, pm, (16, 16), w)
-    got = drizzle_image(data.astype(dtype), pm.astype(dtype), (16, 16), w.astype(dtype))
+    ref = drizzle_once(data, pm, (16, 16), w)
+    got = drizzle_once(data.astype(dtype), pm.astype(dtype), (16, 16), w.astype(dtype))
     if dtype.endswith("f4"):  # the pixmap loses precision in float32
-        ref = drizzle_image(data, pm.astype(np.float32), (16, 16), w)
+        ref = drizzle_once(data, pm.astype(np.float32), (16, 16), w)
     for a, b in zip(got, ref, strict=True):
         np.testing.assert_array_equal(a, b)
 
@@ -268,14 +240,14 @@ def test_read_only_and_non_contiguous_inputs(rng):
     w = np.ones((ny, nx), np.float32)
     for a in (data, pm, w):
         a.flags.writeable = False
-    got = drizzle_image(data, pm, (16, 16), w)
-    ref = drizzle_image(np.ascontiguousarray(data), pm.copy(), (16, 16), w.copy())
+    got = drizzle_once(data, pm, (16, 16), w)
+    ref = drizzle_once(np.ascontiguousarray(data), pm.copy(), (16, 16), w.copy())
     np.testing.assert_array_equal(got[0], ref[0])
 
 
 def _multi_add(workers, rng_seed=7, kernel="square"):
     rng = np.random.default_rng(rng_seed)
-    driz = Drizzle((40, 60), kernel=kernel, pixfrac=0.8, workers=workers)
+    driz = Drizzle((40, 60), DrizzleParams(kernel=kernel, pixfrac=0.8), workers=workers)
     for k in range(4):
         ny, nx = 30, 45
         pm = affine_pixmap(ny, nx, 0.05 * k, 1.0 + 0.1 * k, shift=(3 + k, 2 + 0.3 * k))
@@ -304,7 +276,7 @@ def test_concurrent_threads():
 def test_context_bits():
     ny, nx = 6, 7
     pm = affine_pixmap(ny, nx)
-    driz = Drizzle((ny, nx), kernel="point")
+    driz = Drizzle((ny, nx), DrizzleParams(kernel="point"))
     w = np.ones((ny, nx), np.float32)
     w0 = w.copy()
     w0[0, 0] = 0
@@ -322,7 +294,7 @@ def test_context_bits():
 def test_finalize_fill_and_accumulator_reuse(rng):
     data = rng.normal(size=(5, 5))
     pm = affine_pixmap(5, 5, shift=(10.0, 10.0))  # entirely off the output
-    driz = Drizzle((4, 4), fillval=-7.0)
+    driz = Drizzle((4, 4), DrizzleParams(fillval=-7.0))
     driz.add(data, pm)
     sci, wht = driz.finalize()
     assert np.all(sci == -7) and np.all(wht == 0)
@@ -345,31 +317,45 @@ def test_drizzle_variance_and_combiner(rng):
     ny, nx = 8, 9
     pm = affine_pixmap(ny, nx, 0.2, shift=(2.0, 1.0))
     var = rng.uniform(1, 2, size=(ny, nx))
-    v = drizzle_variance(var, pm, (14, 14), iscale=2.0)
+    comb = VarianceCombiner((14, 14))
+    v = comb.resample(var, pm, iscale=2.0)
     ref, _ = finalize_ref(*ref_drizzle(np.sqrt(var), pm, np.ones((ny, nx)), (14, 14), iscale=2.0))
     np.testing.assert_allclose(v, ref**2, rtol=2e-5)
-    comb = VarianceCombiner((14, 14))
     comb.add(v, 1.0 / v)
     comb.add(v, 1.0 / v)
     np.testing.assert_allclose(comb.finalize(scale=1.0), v / 2, rtol=1e-6)
     assert np.all(np.isnan(comb.finalize()[np.isnan(v)]))
 
 
+def test_variance_resample_ignores_fillval(rng):
+    pm = affine_pixmap(5, 5, shift=(1.0, 1.0))
+    var = rng.uniform(1, 2, size=(5, 5))
+    params = DrizzleParams(pixfrac=0.7, fillval=0.0)
+    v = VarianceCombiner((8, 8), params).resample(var, pm)
+    assert np.isnan(v[0, 0]) and np.isnan(v[7, 7])
+    ref, _ = drizzle_once(np.sqrt(var.astype(np.float32)), pm, (8, 8), params=DrizzleParams(pixfrac=0.7))
+    np.testing.assert_array_equal(v, ref * ref)
+
+
 def test_validation_errors():
     pm = affine_pixmap(4, 4)
     with pytest.raises(ValueError, match="pixmap"):
-        drizzle_image(np.ones((4, 4)), pm[:, :3], (4, 4))
+        drizzle_once(np.ones((4, 4)), pm[:, :3], (4, 4))
     with pytest.raises(ValueError, match="weight"):
-        drizzle_image(np.ones((4, 4)), pm, (4, 4), np.ones((3, 4)))
+        drizzle_once(np.ones((4, 4)), pm, (4, 4), np.ones((3, 4)))
     with pytest.raises(ValueError, match="kernel"):
-        Drizzle((4, 4), kernel="lanczos3")
+        DrizzleParams(kernel="lanczos3")
     with pytest.raises(ValueError, match="pixfrac"):
-        Drizzle((4, 4), pixfrac=0)
+        DrizzleParams(pixfrac=0)
     with pytest.raises(ValueError, match="data"):
-        drizzle_image(np.ones(4), pm, (4, 4))
+        drizzle_once(np.ones(4), pm, (4, 4))
     with pytest.raises(ValueError, match="xmin"):
-        drizzle_image(np.ones((4, 4)), pm, (4, 4), xmin=3, xmax=1)
+        drizzle_once(np.ones((4, 4)), pm, (4, 4), bounds=(3, 1, None, None))
     with pytest.raises(ValueError, match="workers"):
         Drizzle((4, 4), workers=-1)
+    with pytest.raises(TypeError, match="params"):
+        Drizzle((4, 4), {"kernel": "point"})
+    with pytest.raises(ValueError, match="bounds"):
+        drizzle_once(np.ones((4, 4)), pm, (4, 4), bounds=(0, 3))
     with pytest.raises(TypeError, match="data"):
-        drizzle_image(np.ones((4, 4), dtype=complex), pm, (4, 4))
+        drizzle_once(np.ones((4, 4), dtype=complex), pm, (4, 4))

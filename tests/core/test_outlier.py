@@ -8,10 +8,20 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
+from spec3c._core import OutlierThresholds
 from spec3c._core.outlier import flag_direct, flag_resampled_crs
 
 DTYPES = [">f4", "<f4", ">f8", "<f8"]
 PARS = {"snr1": 5.0, "snr2": 4.0, "scale1": 1.2, "scale2": 0.7, "backg": 0.1}
+
+
+def options(pars):
+    """The reference parameters as flag_resampled_crs arguments: (thresholds,), {backg}."""
+    th = OutlierThresholds(pars["snr1"], pars["snr2"], pars["scale1"], pars["scale2"])
+    return (th,), {"backg": pars["backg"]}
+
+
+ARGS, KWARGS = options(PARS)
 
 
 def ref_deriv(b: np.ndarray) -> np.ndarray:
@@ -57,7 +67,7 @@ def make_scene(rng, ny=40, nx=60, dtype=np.float32):
 def test_matches_reference_and_finds_spikes(dtype):
     rng = np.random.default_rng(5)
     sci, blot, err, spikes = make_scene(rng, dtype=dtype)
-    got = flag_resampled_crs(sci, blot, err, **PARS)
+    got = flag_resampled_crs(sci, blot, err, *ARGS, **KWARGS)
     ref = ref_flag(sci, blot, err, **PARS)
     assert got.dtype == bool
     np.testing.assert_array_equal(got, ref)
@@ -75,7 +85,8 @@ def test_random_fields_match_reference():
         blot[rng.random((23, 31)) < 0.05] = np.nan
         err[rng.random((23, 31)) < 0.05] = np.nan
         pars = {"snr1": 3.0, "snr2": 2.0, "scale1": 0.5, "scale2": 0.3, "backg": 0.0}
-        np.testing.assert_array_equal(flag_resampled_crs(sci, blot, err, **pars),
+        args, kwargs = options(pars)
+        np.testing.assert_array_equal(flag_resampled_crs(sci, blot, err, *args, **kwargs),
                                       ref_flag(sci, blot, err, **pars))
 
 
@@ -83,11 +94,11 @@ def test_random_fields_match_reference():
 def test_dtypes_and_read_only(dtype):
     rng = np.random.default_rng(1)
     sci, blot, err, _ = make_scene(rng, dtype=np.float32)
-    ref = flag_resampled_crs(sci, blot, err, **PARS)
+    ref = flag_resampled_crs(sci, blot, err, *ARGS, **KWARGS)
     arrs = [a.astype(dtype) for a in (sci, blot, err)]
     for a in arrs:
         a.flags.writeable = False
-    got = flag_resampled_crs(*arrs, **PARS)
+    got = flag_resampled_crs(*arrs, *ARGS, **KWARGS)
     if dtype.endswith("f4"):
         np.testing.assert_array_equal(got, ref)
     else:
@@ -97,9 +108,9 @@ def test_dtypes_and_read_only(dtype):
 def test_workers_and_threads():
     rng = np.random.default_rng(3)
     sci, blot, err, _ = make_scene(rng, 200, 300)
-    base = flag_resampled_crs(sci, blot, err, **PARS, workers=1)
+    base = flag_resampled_crs(sci, blot, err, *ARGS, **KWARGS, workers=1)
     with ThreadPoolExecutor(4) as pool:
-        outs = list(pool.map(lambda w: flag_resampled_crs(sci, blot, err, **PARS, workers=w),
+        outs = list(pool.map(lambda w: flag_resampled_crs(sci, blot, err, *ARGS, **KWARGS, workers=w),
                              [0, 1, 2, 3] * 2))
     for o in outs:
         np.testing.assert_array_equal(o, base)
@@ -120,6 +131,8 @@ def test_flag_direct():
 def test_validation():
     a = np.ones((4, 4))
     with pytest.raises(ValueError, match="blot_err"):
-        flag_resampled_crs(a, a, np.ones((4, 5)), **PARS)
+        flag_resampled_crs(a, a, np.ones((4, 5)), *ARGS, **KWARGS)
     with pytest.raises(ValueError, match="sci"):
         flag_direct(np.ones(4), a, a, 1.0)
+    with pytest.raises(TypeError, match="thresholds"):
+        flag_resampled_crs(a, a, a, (5.0, 4.0, 1.2, 0.7))

@@ -15,20 +15,20 @@ from click.testing import CliRunner
 from spec3c.cli import main
 from spec3c.errors import InputError
 from spec3c.ingest import ingest
-from spec3c.simulate import simulate
+from spec3c.simulate import SimOptions, simulate
 from spec3c.store import open_store
 
 
 @pytest.fixture(scope="module")
 def mos(tmp_path_factory):
     out = tmp_path_factory.mktemp("mos")
-    return simulate("nirspec-mos", out, seed=3, n_sources=6, n_exposures=3, n_columns=160)
+    return simulate("nirspec-mos", out, SimOptions(seed=3, n_sources=6, n_exposures=3, n_columns=160))
 
 
 @pytest.fixture(scope="module")
 def fs(tmp_path_factory):
     out = tmp_path_factory.mktemp("fs")
-    return simulate("nirspec-fs", out, seed=4, n_exposures=2, n_columns=160)
+    return simulate("nirspec-fs", out, SimOptions(seed=4, n_exposures=2, n_columns=160))
 
 
 def _open_cal(path):
@@ -117,7 +117,11 @@ def test_second_ingest_is_a_no_op(mos, tmp_path):
 
 def test_changed_file_refused_unless_replace(mos, tmp_path):
     ingest(mos.asn_path, tmp_path / "s", backend="hdf5")
-    other = simulate("nirspec-mos", tmp_path / "other", seed=99, n_sources=6, n_exposures=3, n_columns=160)
+    other = simulate(
+        "nirspec-mos",
+        tmp_path / "other",
+        SimOptions(seed=99, n_sources=6, n_exposures=3, n_columns=160),
+    )
     victim = sorted(other.cal_paths)[0].name
     copy = tmp_path / "copy"
     shutil.copytree(mos.asn_path.parent, copy)

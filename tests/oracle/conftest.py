@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import os
 import sys
 from pathlib import Path
 from types import ModuleType
@@ -32,8 +33,15 @@ def oracle() -> ModuleType:
 
 @pytest.fixture(scope="session")
 def jwst_py(oracle: ModuleType) -> Path:
-    """Python of the jwst venv; skips the test when there is none."""
+    """Python of the jwst venv; skips the test when there is none.
+
+    When ``SPEC3C_JWST_PYTHON`` names one (``make test`` does), its absence is
+    a failure, not a skip: CI must not pass by skipping the oracle.
+    """
     py = oracle.jwst_python()
     if py is None:
-        pytest.skip("no jwst venv (set SPEC3C_JWST_PYTHON or create /work/.venv-jwst)")
+        wanted = os.environ.get("SPEC3C_JWST_PYTHON", "").strip()
+        if wanted:
+            pytest.fail(f"SPEC3C_JWST_PYTHON={wanted}: no executable python there")
+        pytest.skip("no jwst venv (set SPEC3C_JWST_PYTHON, or `make test` creates .venv-jwst)")
     return py

@@ -17,7 +17,7 @@ from spec3c.ingest import ingest
 from spec3c.process import process_store
 from spec3c.products import ProductNaming, export_store
 from spec3c.results import load_association
-from spec3c.simulate import simulate
+from spec3c.simulate import SimOptions, simulate
 from spec3c.store import open_store
 
 pytestmark = pytest.mark.oracle
@@ -26,7 +26,11 @@ pytestmark = pytest.mark.oracle
 @pytest.fixture(scope="module")
 def both(tmp_path_factory, oracle, jwst_py):
     root = tmp_path_factory.mktemp("versus")
-    sim = simulate("nirspec-mos", root / "input", seed=11, n_sources=8, n_exposures=3, n_columns=400)
+    sim = simulate(
+        "nirspec-mos",
+        root / "input",
+        SimOptions(seed=11, n_sources=8, n_exposures=3, n_columns=400),
+    )
     ap = oracle.write_extract1d_json(root / "extract1d.json",
                                      [{"id": "NRS_MSASPEC", "extract_width": 5, "use_source_posn": True}])
     ref = oracle.run_reference(sim.asn_path, root / "reference", extract1d=ap, timeout=600, python=jwst_py)

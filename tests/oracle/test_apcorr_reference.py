@@ -7,7 +7,7 @@ import subprocess
 
 import numpy as np
 import pytest
-from apcorr_files import write_apcorr
+from apcorr_files import apcorr_spec, write_apcorr
 from stdatamodels.jwst.datamodels import MirLrsApcorrModel, NrsFsApcorrModel, NrsMosApcorrModel
 
 from spec3c.algorithms.apcorr import aperture_correction, apply_correction, read_apcorr
@@ -143,7 +143,7 @@ def test_phase_matches_reference(jwst_py, tmp_path, exp_type):
         "npixels": size.tolist(),
     }
     ref = run_reference(jwst_py, tmp_path, cfg)
-    table = read_apcorr(path, exp_type, filter="CLEAR", grating="PRISM", slit="S200A1")
+    table = read_apcorr(path, apcorr_spec(exp_type), filter="CLEAR", grating="PRISM", slit="S200A1")
     compare(ref, table, wl, size, phases)
     # the zeroed wavelength really is exercised
     assert np.any((wl > rows["wavelength"][0][6]) & (wl < rows["wavelength"][0][8]))
@@ -182,7 +182,7 @@ def test_lrs_matches_reference(jwst_py, tmp_path):
             "npixels": size.tolist(),
         }
         ref = run_reference(jwst_py, tmp_path, cfg)
-        compare(ref, read_apcorr(path, exp_type, subarray=sub), wl_in, size, [None])
+        compare(ref, read_apcorr(path, apcorr_spec(exp_type), subarray=sub), wl_in, size, [None])
 
 
 def test_transposed_layout_gives_no_correction(jwst_py, tmp_path):
@@ -222,5 +222,5 @@ def test_transposed_layout_gives_no_correction(jwst_py, tmp_path):
     ref = run_reference(jwst_py, tmp_path, cfg)
     np.testing.assert_array_equal(ref["cases"][0]["flux"], 1.0)
     with pytest.warns(Warning, match="no aperture correction"):
-        table = read_apcorr(path, "NRS_MSASPEC", filter="CLEAR", grating="PRISM")
+        table = read_apcorr(path, apcorr_spec("NRS_MSASPEC"), filter="CLEAR", grating="PRISM")
     compare(ref, table, wl, size, [None])

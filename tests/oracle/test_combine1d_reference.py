@@ -130,7 +130,9 @@ def mine(files, exptime_key, sigma_clip):
             cols = {c: np.asarray(s[c], dtype=np.uint32 if c == "DQ" else float) for c in COLUMNS}
             spectra.append(Spectrum1D(cols, {"spectral_order": s["order"], "source_id": 7}))
             times.append(f["integration_time"] if key.startswith("integration") else f["exposure_time"])
-    return combine_1d.run(spectra, times, Combine1dParams(exptime_key=exptime_key, sigma_clip=sigma_clip))
+    outcome, combined, _ = combine_1d.combine_spectra(spectra, times, Combine1dParams(exptime_key=exptime_key,
+                                                                                   sigma_clip=sigma_clip))
+    return outcome, combined
 
 
 @pytest.mark.parametrize(

@@ -142,7 +142,7 @@ def _build(name: str):  # type: ignore[no-untyped-def]
     wcss = [syn.lrs_wcs(**s) for s in case["inputs"]]
     inputs = [syn.grid_input(w) for w in wcss]
     grid = build_lrs_grid(inputs, GridOptions(case["psr"], case["pixel_scale"]), wcss[0],
-                          exp_type=case["exp_type"])  # fmt: skip
+                          descending=case["exp_type"] == "MIR_LRS-FIXEDSLIT")  # fmt: skip
     return grid, inputs
 
 

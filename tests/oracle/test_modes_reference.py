@@ -18,7 +18,7 @@ from spec3c.ingest import ingest
 from spec3c.process import process_store
 from spec3c.products import ProductNaming, export_store
 from spec3c.results import load_association
-from spec3c.simulate import simulate
+from spec3c.simulate import SimOptions, simulate
 from spec3c.store import open_store
 
 pytestmark = pytest.mark.oracle
@@ -46,7 +46,7 @@ CASES = {
 def both(request, tmp_path_factory, oracle, jwst_py):
     mode, sim_kw, apertures, instrument, exp_type, ref_steps, ours_steps = CASES[request.param]
     root = tmp_path_factory.mktemp(request.param)
-    sim = simulate(mode, root / "input", seed=5, **sim_kw)
+    sim = simulate(mode, root / "input", SimOptions(seed=5, **sim_kw))
     ap = oracle.write_extract1d_json(root / "extract1d.json", [{"disp_axis": 1, **a} for a in apertures],
                                      instrument=instrument, exp_type=exp_type)
     ref = oracle.run_reference(sim.asn_path, root / "reference", extract1d=ap, steps=ref_steps,

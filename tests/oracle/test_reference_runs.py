@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from astropy.io import fits
 
-from spec3c.simulate import load_truth, simulate
+from spec3c.simulate import SimOptions, load_truth, simulate
 
 pytestmark = pytest.mark.oracle
 
@@ -14,7 +14,11 @@ pytestmark = pytest.mark.oracle
 @pytest.fixture(scope="module")
 def mos_run(tmp_path_factory, oracle, jwst_py):
     root = tmp_path_factory.mktemp("oracle_mos")
-    res = simulate("nirspec-mos", root / "input", seed=7, n_sources=2, n_exposures=3, n_columns=200)
+    res = simulate(
+        "nirspec-mos",
+        root / "input",
+        SimOptions(seed=7, n_sources=2, n_exposures=3, n_columns=200),
+    )
     ap = oracle.write_extract1d_json(
         root / "extract1d.json",
         [{"id": "NRS_MSASPEC", "extract_width": 5, "use_source_posn": True}],

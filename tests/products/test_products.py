@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import warnings
 from pathlib import Path
@@ -17,14 +18,14 @@ from stdatamodels.validate import ValidationWarning
 from spec3c import dqflags
 from spec3c.algorithms.slit_grid import GridInput, build_slit_grid
 from spec3c.asn import read_association
+from spec3c.gwcs_asdf import wcs_from_asdf, wcs_to_asdf
 from spec3c.ingest import ingest
-from spec3c.ingest.coords import wcs_from_asdf, wcs_to_asdf
+from spec3c.modes.registry import mode_for
 from spec3c.products import (
     ProductNaming,
     export_source,
     export_store,
     product_path,
-    source_product_base,
     write_s2d,
     write_source_cal,
     write_source_crf,
@@ -32,7 +33,7 @@ from spec3c.products import (
 )
 from spec3c.products.meta import flat_to_tree, step_params, step_statuses
 from spec3c.results import STATUS, X1D_COLUMNS, Resampled2D, Spectrum1D, crf_key
-from spec3c.simulate import simulate
+from spec3c.simulate import SimOptions, simulate
 from spec3c.store import create_store, open_store
 
 FLAGGED = (slice(5, 6), slice(10, 13))  # pixels the fabricated outlier step flags
@@ -131,7 +132,7 @@ def _fabricate(store, source: str, source_type: str | None = None) -> None:
 @pytest.fixture(scope="module")
 def mos(tmp_path_factory):
     root = tmp_path_factory.mktemp("mos")
-    sim = simulate("nirspec-mos", root / "sim", n_sources=3, n_columns=200)
+    sim = simulate("nirspec-mos", root / "sim", SimOptions(n_sources=3, n_columns=200))
     store_path = root / "store"
     ingest(sim.asn_path, store_path)
     store = create_store(store_path)
@@ -150,7 +151,7 @@ def mos(tmp_path_factory):
 @pytest.fixture(scope="module")
 def fs(tmp_path_factory):
     root = tmp_path_factory.mktemp("fs")
-    sim = simulate("nirspec-fs", root / "sim", n_exposures=2, n_columns=120)
+    sim = simulate("nirspec-fs", root / "sim", SimOptions(n_exposures=2, n_columns=120))
     ingest(sim.asn_path, root / "store")
     return {
         "store": root / "store",
@@ -169,10 +170,16 @@ def _open(path):
 # -- names --------------------------------------------------------------------
 
 
+def _base(naming, source, cutouts):
+    """The product base name, with the naming rules of the mode of ``naming.exp_type``."""
+    rules = mode_for(naming.exp_type).naming
+    return dataclasses.replace(naming, source_naming=rules).source_base(source, [c.meta for c in cutouts])
+
+
 def test_mos_names_follow_reference(mos):
     with open_store(mos["store"]) as store:
         names = {
-            s: source_product_base(mos["naming"], s, store.list_cutouts(s)) for s in mos["sources"]
+            s: _base(mos["naming"], s, store.list_cutouts(s)) for s in mos["sources"]
         }
         metas = {s: store.list_cutouts(s)[0].meta for s in mos["sources"]}
     for source, name in names.items():
@@ -195,7 +202,7 @@ def test_fs_names_carry_slit_names(fs):
     with open_store(fs["store"]) as store:
         assert fs["naming"].exp_type == "NRS_FIXEDSLIT"
         got = {
-            s: source_product_base(fs["naming"], s, store.list_cutouts(s)) for s in store.sources()
+            s: _base(fs["naming"], s, store.list_cutouts(s)) for s in store.sources()
         }
         slits = {s: store.list_cutouts(s)[0].slit.lower() for s in store.sources()}
     for source, name in got.items():

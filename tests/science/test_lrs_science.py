@@ -21,7 +21,7 @@ from spec3c.ingest import ingest
 from spec3c.process import process_store
 from spec3c.products import ProductNaming, export_store
 from spec3c.results import CombinedResult, Resampled2D, Spectrum1D, load_association
-from spec3c.simulate import load_truth, simulate
+from spec3c.simulate import SimOptions, load_truth, simulate
 from spec3c.simulate.miri import slitless_aperture
 from spec3c.store import open_store
 
@@ -29,7 +29,7 @@ FS_AP = {"id": "MIR_LRS-FIXEDSLIT", "disp_axis": 2, "extract_width": 9, "use_sou
 
 
 def _run(root, mode, **sim_kw):
-    sim = simulate(mode, root / "in", seed=41, **sim_kw)
+    sim = simulate(mode, root / "in", SimOptions(seed=41, **sim_kw))
     truth = load_truth(sim.truth_path)
     ap = slitless_aperture(truth) if mode == "miri-lrs-slitless" else FS_AP
     ap_path = root / "extract1d.json"

@@ -19,7 +19,7 @@ from spec3c.ingest import ingest
 from spec3c.process import process_store
 from spec3c.products import ProductNaming, export_store
 from spec3c.results import Resampled2D, Spectrum1D, load_association
-from spec3c.simulate import load_truth, simulate
+from spec3c.simulate import SimOptions, load_truth, simulate
 from spec3c.simulate.x1d import write_spec2_x1d
 from spec3c.store import open_store
 
@@ -43,7 +43,11 @@ def _process(root, asn, overrides=None, skip=()):
 @pytest.fixture(scope="module")
 def fs_bkg(tmp_path_factory):
     root = tmp_path_factory.mktemp("fs_bkg")
-    sim = simulate("nirspec-fs", root / "in", seed=SEED, n_exposures=3, n_columns=400, with_background=2)
+    sim = simulate(
+        "nirspec-fs",
+        root / "in",
+        SimOptions(seed=SEED, n_exposures=3, n_columns=400, with_background=2),
+    )
     store = _process(root, sim.asn_path, {"master_background": {"save_background": True}})
     return root, sim, store, load_truth(sim.truth_path)
 
@@ -123,8 +127,11 @@ def test_products_and_masterbg_files(fs_bkg):
 
 def test_skipped_when_stage2_subtracted(tmp_path):
     """Nod-subtracted science (bkg_subtract COMPLETE) is left alone unless force_subtract."""
-    sim = simulate("nirspec-fs", tmp_path / "in", seed=SEED, n_exposures=2, n_columns=200, n_sources=1,
-                   with_background=1)
+    sim = simulate(
+        "nirspec-fs",
+        tmp_path / "in",
+        SimOptions(seed=SEED, n_exposures=2, n_columns=200, n_sources=1, with_background=1),
+    )
     for path in sim.cal_paths:
         with dm.open(path) as model:
             model.meta.cal_step.bkg_subtract = "COMPLETE"
@@ -140,8 +147,11 @@ def test_skipped_when_stage2_subtracted(tmp_path):
 
 
 def test_user_background_is_subtracted(tmp_path):
-    sim = simulate("nirspec-fs", tmp_path / "in", seed=SEED, n_exposures=2, n_columns=200, n_sources=3,
-                   with_background=1)
+    sim = simulate(
+        "nirspec-fs",
+        tmp_path / "in",
+        SimOptions(seed=SEED, n_exposures=2, n_columns=200, n_sources=3, with_background=1),
+    )
     user = tmp_path / "user_bkg_x1d.fits"
     wl = np.linspace(2.0, 6.0, 50)
     write_spec2_x1d(user, {"exposure": {"type": "NRS_FIXEDSLIT"}},
@@ -160,8 +170,11 @@ def test_user_background_is_subtracted(tmp_path):
 
 def test_mos_background_is_zero(tmp_path):
     """NIRSpec MOS in spec3: the reference sets the 2-D background to 0."""
-    sim = simulate("nirspec-mos", tmp_path / "in", seed=SEED, n_exposures=2, n_columns=200, n_sources=3,
-                   with_background=1)
+    sim = simulate(
+        "nirspec-mos",
+        tmp_path / "in",
+        SimOptions(seed=SEED, n_exposures=2, n_columns=200, n_sources=3, with_background=1),
+    )
     ingest(sim.asn_path, tmp_path / "store")
     source = open_store(tmp_path / "store").sources()[0]
     before = [c.planes["sci"].copy() for c in open_store(tmp_path / "store").read_cutouts(source)]

@@ -13,13 +13,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from spec3c._core import Drizzle
+from spec3c._core import Drizzle, DrizzleParams
 from spec3c.algorithms.slit_grid import GridOptions
 from spec3c.ingest import ingest
-from spec3c.process import _science_inputs
-from spec3c.simulate import simulate
+from spec3c.simulate import SimOptions, simulate
 from spec3c.steps import assign_mtwcs
 from spec3c.steps.common import RESAMPLE_BAD_BITS, input_weight
+from spec3c.steps.context import science_inputs
 from spec3c.store import open_store
 
 
@@ -33,15 +33,15 @@ def _peak(profile: np.ndarray) -> float:
 
 
 def _exposure_peaks(store, source: str, align: bool) -> list[float]:
-    inputs = _science_inputs(store, source)
+    inputs = science_inputs(store, source)
     if align:
         positions = assign_mtwcs.association_positions(store.list_cutouts(), inputs.exposures)
-        assert assign_mtwcs.run(inputs, positions).status == "COMPLETE"
-    grid = inputs.build_grid(GridOptions(bad_bits=RESAMPLE_BAD_BITS))
+        assert assign_mtwcs.align(inputs, positions).status == "COMPLETE"
+    grid = _grid(inputs, GridOptions(bad_bits=RESAMPLE_BAD_BITS))
     spatial_axis = 0 if grid.dispersion_axis == 1 else 1
     peaks = []
     for k, cutout in enumerate(inputs.cutouts):
-        driz = Drizzle(grid.shape, kernel="square", pixfrac=1.0)
+        driz = Drizzle(grid.shape, DrizzleParams(kernel="square", pixfrac=1.0))
         sci = np.nan_to_num(cutout.planes["sci"]).astype(np.float32)
         driz.add(sci, inputs.pixmap(grid, k), input_weight(inputs, k, "ivm", RESAMPLE_BAD_BITS))
         image, _ = driz.finalize()
@@ -53,8 +53,11 @@ def _exposure_peaks(store, source: str, align: bool) -> list[float]:
 def moving(request, tmp_path_factory):
     root = tmp_path_factory.mktemp(request.param)
     kwargs = {"n_sources": 1} if request.param == "nirspec-fs" else {}
-    sim = simulate(request.param, root / "in", seed=31, n_exposures=3, moving_target=True,
-                   nod_subtracted=False, **kwargs)
+    sim = simulate(
+        request.param,
+        root / "in",
+        SimOptions(seed=31, n_exposures=3, moving_target=True, nod_subtracted=False, **kwargs),
+    )
     ingest(sim.asn_path, root / "store")
     return open_store(root / "store")
 
@@ -69,3 +72,10 @@ def test_traces_do_not_align_without_it(moving):
     source = moving.sources()[0]
     peaks = _exposure_peaks(moving, source, align=False)
     assert np.ptp(peaks) > 1.0, f"per-exposure s2d peaks {np.round(peaks, 3)}"
+
+
+def _grid(inputs, options):  # type: ignore[no-untyped-def]
+    """The output grid of the inputs' mode."""
+    from spec3c.modes.registry import mode_for
+
+    return mode_for(inputs.exp_type()).build_grid(inputs, options)

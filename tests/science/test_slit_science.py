@@ -19,7 +19,7 @@ from spec3c.config import resolve_config
 from spec3c.ingest import ingest
 from spec3c.process import process_store
 from spec3c.results import Resampled2D, Spectrum1D, crf_key
-from spec3c.simulate import load_truth, simulate
+from spec3c.simulate import SimOptions, load_truth, simulate
 from spec3c.store import open_store
 
 MOS_SEED, FS_SEED = 11, 12
@@ -40,8 +40,11 @@ def _aperture_file(path, apertures, exp_type):
 def _run(tmp_path_factory, name, mode, seed, aperture, nod_subtracted=True, **extra):
     out = tmp_path_factory.mktemp(name)
     kwargs = {"n_sources": 8} if mode == "nirspec-mos" else {}
-    sim = simulate(mode, out / "in", seed=seed, n_exposures=3, n_columns=400,
-                   nod_subtracted=nod_subtracted, **kwargs)
+    sim = simulate(
+        mode,
+        out / "in",
+        SimOptions(seed=seed, n_exposures=3, n_columns=400, nod_subtracted=nod_subtracted, **kwargs),
+    )
     exp_type = "NRS_MSASPEC" if mode == "nirspec-mos" else "NRS_FIXEDSLIT"
     ap = _aperture_file(out / "extract1d.json", [aperture], exp_type)
     ingest(sim.asn_path, out / "store")
@@ -209,6 +212,7 @@ def _constant_apcorr(path, value, filter_, grating):
 def test_aperture_correction_scales_point_sources(mos, tmp_path):
     """extract_1d with an APCORR file: FLUX and its variances scale by c and c^2."""
     from spec3c.config import Extract1dParams
+    from spec3c.modes.registry import mode_for
     from spec3c.steps import extract_1d
 
     store, truth = mos
@@ -217,8 +221,9 @@ def test_aperture_correction_scales_point_sources(mos, tmp_path):
     plain = Spectrum1D.load(store, key)
     params = resolve_config(overrides={"extract_1d": {"override_extract1d": plain.meta["aperture_file"]}})
     path = _constant_apcorr(tmp_path / "apcorr.fits", 1.25, s2d.meta["filter"], s2d.meta["grating"])
-    corrected_params = Extract1dParams(**{**params["extract_1d"].__dict__, "override_apcorr": str(path)})
-    _, spec = extract_1d.run(s2d, "NRS_MSASPEC", True, corrected_params)
+    corrected_params = Extract1dParams(**{**params.extract_1d.__dict__, "override_apcorr": str(path)})
+    what = extract_1d.Spectrum(mode_for("NRS_MSASPEC").extraction, "NRS_MSASPEC", photom_done=True)
+    _, spec = extract_1d.extract_spectrum(s2d, what, corrected_params)
     np.testing.assert_allclose(spec.columns["FLUX"], 1.25 * plain.columns["FLUX"], rtol=1e-6)
     np.testing.assert_allclose(spec.columns["FLUX_VAR_RNOISE"], 1.25**2 * plain.columns["FLUX_VAR_RNOISE"], rtol=1e-6)
     np.testing.assert_array_equal(spec.columns["NPIXELS"], plain.columns["NPIXELS"])
@@ -228,7 +233,11 @@ def test_moving_target_traces_combine(tmp_path_factory):
     """A moving target: assign_mtwcs aligns the exposures, so the combined point-source flux is right."""
     ap = {"id": "ANY", "extract_width": 9, "use_source_posn": True}
     out = tmp_path_factory.mktemp("moving")
-    sim = simulate("nirspec-fs", out / "in", seed=FS_SEED + 7, n_exposures=3, n_columns=300, moving_target=True)
+    sim = simulate(
+        "nirspec-fs",
+        out / "in",
+        SimOptions(seed=FS_SEED + 7, n_exposures=3, n_columns=300, moving_target=True),
+    )
     ingest(sim.asn_path, out / "store")
     config = resolve_config(overrides={"extract_1d": {"override_extract1d": str(
         _aperture_file(out / "ap.json", [ap], "NRS_FIXEDSLIT"))}})

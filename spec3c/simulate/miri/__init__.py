@@ -3,7 +3,7 @@
 Each exposure is a stage-2 ``_cal.fits`` ImageModel as calwebb_spec2 leaves
 MIRI LRS data: SCI in MJy/sr, dispersion along detector ``y`` (wavelength
 decreasing with ``y``), a ``detector -> alpha_beta -> world`` gwcs
-(:mod:`.miri_wcs`) whose bounding box is the slit (FS) or spectral (slitless)
+(:mod:`.wcs`) whose bounding box is the slit (FS) or spectral (slitless)
 region, NaN and ``DO_NOT_USE | NON_SCIENCE`` outside it.
 
 * ``miri-lrs-fs`` (``MIR_LRS-FIXEDSLIT``): a point source nodded along the
@@ -22,13 +22,14 @@ centred in the (sub)array.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
-from .miri_layout import (
+from ..options import Progress, SimOptions, SimulationResult
+from ..truth import Truth, TruthSource, write_truth
+from .layout import (
     MIRI_MODES,
     LrsLayout,
     build_lrs,
@@ -37,8 +38,8 @@ from .miri_layout import (
     source_position,
     with_motion,
 )
-from .miri_render import LrsExposure, lrs_grid, render_lrs
-from .miri_writer import (
+from .render import LrsExposure, lrs_grid, render_lrs
+from .writer import (
     asn_name,
     background_names,
     exposure_meta,
@@ -47,28 +48,19 @@ from .miri_writer import (
     write_background_x1d,
     write_lrs_exposure,
 )
-from .truth import Truth, TruthSource, write_truth
-
-if TYPE_CHECKING:
-    from . import SimulationResult
 
 __all__ = ["MIRI_MODES", "simulate_miri", "slitless_aperture"]
 
 _BACKGROUND_OFFSET_ARCSEC = 60.0  # background target north of the science target
 
 
-def _check(mode: str, n_exposures: int, n_sources: int | None, n_rows: int, n_bkg: int) -> None:
+def _check(mode: str, opt: SimOptions) -> None:
+    """The MIRI-specific checks (the shared ones ran when ``opt`` was made)."""
     if mode not in MIRI_MODES:
         raise ValueError(f"mode must be one of {MIRI_MODES}, got {mode!r}")
-    if n_exposures < 1:
-        raise ValueError(f"n_exposures must be >= 1, got {n_exposures}")
-    if n_sources not in (None, 1):
-        raise ValueError(f"{mode} has exactly one source, got n_sources={n_sources}")
-    if n_rows < 50:
-        raise ValueError(f"n_columns must be >= 50, got {n_rows}")
-    if n_bkg < 0:
-        raise ValueError(f"with_background must be >= 0, got {n_bkg}")
-    if n_bkg and mode != "miri-lrs-fs":
+    if opt.n_sources not in (None, 1):
+        raise ValueError(f"{mode} has exactly one source, got n_sources={opt.n_sources}")
+    if opt.with_background and mode != "miri-lrs-fs":
         raise ValueError(f"with_background is implemented for miri-lrs-fs only, not {mode}")
 
 
@@ -138,60 +130,46 @@ def _truth(
     return Truth(layout.mode, seed, nod_subtracted, sources, per_exp, sky, ephem)
 
 
-def simulate_miri(  # noqa: PLR0913 - mirrors spec3c.simulate.simulate
-    mode: str,
-    output_dir: str | Path,
-    *,
-    seed: int = 0,
-    n_exposures: int = 3,
-    n_sources: int | None = None,
-    n_columns: int | None = None,
-    nod_subtracted: bool = True,
-    moving_target: bool = False,
-    with_background: int = 0,
-    progress: Callable[[int, int], None] | None = None,
+def simulate_miri(
+    mode: str, output_dir: str | Path, options: SimOptions, progress: Progress | None = None
 ) -> SimulationResult:
     """Simulate a MIRI LRS observation; see :func:`spec3c.simulate.simulate`.
 
-    ``n_columns`` is the number of spectral detector rows; ``n_sources`` must
-    be None or 1; ``nod_subtracted`` applies to ``miri-lrs-fs`` only and is
-    forced False when ``with_background > 0``.  Background exposures
-    (``miri-lrs-fs`` only) are written as ``_x1d`` files and listed last in
-    the ASN; their sky level is in ``Truth.sky``.
+    ``options.n_columns`` is the number of spectral detector rows;
+    ``options.n_sources`` must be None or 1; ``options.nod_subtracted`` applies
+    to ``miri-lrs-fs`` only and is forced False when ``with_background > 0``.
+    Background exposures (``miri-lrs-fs`` only) are written as ``_x1d`` files
+    and listed last in the ASN; their sky level is in ``Truth.sky``.
     """
-    from . import SimulationResult
-
-    cfg = miri_config()["modes"].get(mode, {})
-    n_rows = cfg.get("default_rows", 0) if n_columns is None else n_columns
-    _check(mode, n_exposures, n_sources, n_rows, with_background)
+    opt = options
+    _check(mode, opt)
+    cfg = miri_config()["modes"][mode]
+    n_rows = cfg["default_rows"] if opt.n_columns is None else opt.n_columns
+    n_exp, n_bkg = opt.n_exposures, opt.with_background
     out = Path(output_dir)
     out.mkdir(parents=True, exist_ok=True)
     n_pos = len(cfg.get("nod_offsets_arcsec", [0.0]))
-    nod = bool(nod_subtracted) and mode == "miri-lrs-fs" and n_exposures > 1 and n_pos > 1
-    nod = nod and not with_background
-    layout_seq, render_seq, bkg_seq = np.random.SeedSequence(seed).spawn(3)
+    nod = bool(opt.nod_subtracted) and mode == "miri-lrs-fs" and n_exp > 1 and n_pos > 1
+    nod = nod and not n_bkg
+    layout_seq, render_seq, bkg_seq = np.random.SeedSequence(opt.seed).spawn(3)
     layout = build_lrs(mode, np.random.default_rng(layout_seq), n_rows)
-    if moving_target:
+    if opt.moving_target:
         rate = miri_config()["moving_target"]["motion_arcsec_per_exposure"]
         layout = with_motion(layout, float(rate))
-    exposures, snr = render_lrs(layout, n_exposures, nod, np.random.default_rng(render_seq))
-    names = exposure_names(layout, n_exposures)
+    exposures, snr = render_lrs(layout, n_exp, nod, np.random.default_rng(render_seq))
+    names = exposure_names(layout, n_exp)
     cal_paths = [out / f"{nm}.fits" for nm in names]
-    total = n_exposures + with_background
+    total = n_exp + n_bkg
     for k, (path, exp) in enumerate(zip(cal_paths, exposures, strict=True)):
         write_lrs_exposure(path, exp, exposure_meta(layout, exp, k, names[k], nod))
         if progress is not None:
             progress(k + 1, total)
-    bkg_paths = (
-        _write_backgrounds(layout, out, with_background, np.random.default_rng(bkg_seq))
-        if with_background
-        else []
-    )
+    bkg_paths = _write_backgrounds(layout, out, n_bkg, np.random.default_rng(bkg_seq)) if n_bkg else []
     if progress is not None and bkg_paths:
         progress(total, total)
     asn_path = out / asn_name(layout)
     write_asn(asn_path, layout, [p.name for p in cal_paths], [p.name for p in bkg_paths])
-    truth = _truth(layout, exposures, names, seed, nod, snr)
+    truth = _truth(layout, exposures, names, opt.seed, nod, snr)
     truth.sky.update(dict.fromkeys((p.stem for p in bkg_paths), layout.sky_mjy_sr))
     truth_path = out / f"{asn_path.stem}_truth.asdf"
     write_truth(truth_path, truth)

@@ -1,6 +1,6 @@
 """NIRSpec fixed-slit and MOS layouts: slits, sources, geometry and pointing.
 
-Instrument numbers come from ``spec3c/data/nirspec_sim.json``.
+Instrument numbers come from ``spec3c/simulate/nirspec/instrument.json``.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 from astropy.modeling import models as m
 
-from .scene import Source, Spectrum, random_spectrum
+from ..scene import Source, Spectrum, random_spectrum
 from .wcs import SlitGeometry
 
 __all__ = [
@@ -35,8 +35,8 @@ ARCSEC = 1.0 / 3600.0
 
 @lru_cache(maxsize=1)
 def instrument_config() -> dict[str, Any]:
-    """Parsed ``nirspec_sim.json`` (cached; treat as read-only)."""
-    text = resources.files("spec3c").joinpath("data", "nirspec_sim.json").read_text()
+    """Parsed ``instrument.json`` (cached; treat as read-only)."""
+    text = resources.files(__package__).joinpath("instrument.json").read_text()
     return json.loads(text)
 
 

@@ -10,8 +10,10 @@ from typing import Any
 import numpy as np
 from stdatamodels.jwst import datamodels as dm
 
-from ..fitsio import indexed_hdus
-from .nirspec import Layout, ephemeris, source_position
+from spec3c.fitsio import indexed_hdus
+
+from ..asn import asn_document
+from .layout import Layout, ephemeris, source_position
 from .render import RenderedSlit
 
 __all__ = ["exposure_meta_tree", "exposure_names", "asn_name", "product_name", "write_exposure", "write_asn"]
@@ -231,28 +233,6 @@ def write_exposure(
         _cal_steps(model, nod_subtracted)
         with indexed_hdus():
             model.save(path)  # validates against the schema
-
-
-def asn_document(rule: str, cfg: dict[str, Any], product: str, science: Sequence[str],
-                 background: Sequence[str] = ()) -> dict[str, Any]:
-    """A spec3 level-3 association: science members, then background members (same folder)."""
-    acid = f"o{cfg['observation']}"
-    candidate = f"[('{acid}', 'observation')]"
-    members = [{"expname": nm, "exptype": role, "exposerr": "null", "asn_candidate": candidate}
-               for role, names in (("science", science), ("background", background)) for nm in names]
-    return {
-        "asn_type": "spec3",
-        "asn_rule": rule,
-        "asn_id": acid,
-        "asn_pool": f"jw{cfg['program']}_00001_pool",
-        "program": cfg["program"],
-        "target": cfg["target"],
-        "version_id": None,
-        "code_version": "spec3c-simulate",
-        "degraded_status": "No known degraded exposures in association.",
-        "constraints": "simulated",
-        "products": [{"name": product, "members": members}],
-    }
 
 
 def write_asn(path: Path, layout: Layout, cal_names: list[str], background_names: Sequence[str] = ()) -> None:

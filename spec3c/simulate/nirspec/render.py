@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import cast
 
 import numpy as np
 from gwcs import WCS
 
 from spec3c import dqflags
 
-from .nirspec import Layout, SlitLayout, exposure_geometry, instrument_config, source_position
-from .noise import bad_pixels, cosmic_rays, snr_median, variances
-from .scene import extended_profile, mode_rate_per_mjy, point_profile
+from ..noise import bad_pixels, cosmic_rays, snr_median, variances
+from ..scene import extended_profile, mode_rate_per_mjy, point_profile
+from .layout import Layout, SlitLayout, exposure_geometry, instrument_config, source_position
 from .wcs import build_slit_wcs, raw_dispersion, trace_rows
 
 __all__ = ["SlitExposure", "RenderedSlit", "render_slit"]
@@ -195,7 +196,7 @@ def render_slit(
                 crs,
             )
         )
-    snr = snr_median(models[0] - sky, sum(var3[0]), g.inside) if slit.source.kind == "science" else 0.0
+    snr = snr_median(models[0] - sky, cast(np.ndarray, sum(var3[0])), g.inside) if slit.source.kind == "science" else 0.0
     lam32 = g.lam.astype(np.float32)
     nan = ~np.isfinite(lam32)
     return RenderedSlit(

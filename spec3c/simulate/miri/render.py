@@ -10,6 +10,7 @@ row, with ``P`` the pixel-integrated cross-dispersion profile normalised to
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import cast
 
 import numpy as np
 from gwcs import WCS
@@ -17,10 +18,10 @@ from scipy.special import erf
 
 from spec3c import dqflags
 
-from .miri_layout import LrsLayout, exposure_geometry, miri_config
-from .miri_wcs import LrsGeometry, build_lrs_wcs, row_wavelength, trace_offset
-from .noise import bad_pixels, cosmic_rays, snr_median, variances
-from .scene import mode_rate_per_mjy
+from ..noise import bad_pixels, cosmic_rays, snr_median, variances
+from ..scene import mode_rate_per_mjy
+from .layout import LrsLayout, exposure_geometry, miri_config
+from .wcs import LrsGeometry, build_lrs_wcs, row_wavelength, trace_offset
 
 __all__ = ["LrsExposure", "LrsGrid", "lrs_grid", "psf_sigma", "render_lrs", "source_model"]
 
@@ -158,6 +159,6 @@ def render_lrs(
         err = np.sqrt(planes[1] + planes[2] + planes[3])
         n_cr = miri_config()["detector"]["cosmic_rays_per_exposure"] if with_cosmic_rays else 0.0
         crs = cosmic_rays(rng, planes[0], err, ~bad, n_cr)
-        out.append(LrsExposure(wcss[k], gm, alpha, planes[0], dq.copy(), *planes[1:], crs))
-    snr = snr_median(srcs[0], sum(raw[0][1]), grid.inside, axis=1) if with_source else 0.0
+        out.append(LrsExposure(wcss[k], gm, alpha, planes[0], dq.copy(), planes[1], planes[2], planes[3], crs))
+    snr = snr_median(srcs[0], cast(np.ndarray, sum(raw[0][1])), grid.inside, axis=1) if with_source else 0.0
     return out, snr

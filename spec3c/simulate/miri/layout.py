@@ -1,6 +1,6 @@
 """MIRI LRS layouts: detector geometry, the point source, nods/dithers and pointing.
 
-Instrument numbers come from ``spec3c/data/miri_sim.json``.  Pixel
+Instrument numbers come from ``spec3c/simulate/miri/instrument.json``.  Pixel
 coordinates in the file are 1-based full-frame (as in the jwst specwcs
 reference); everything here is 0-based in the written (sub)array.
 """
@@ -17,8 +17,8 @@ from typing import Any
 import numpy as np
 from astropy.modeling import models as m
 
-from .miri_wcs import LrsGeometry
-from .scene import Source, random_spectrum
+from ..scene import Source, random_spectrum
+from .wcs import LrsGeometry
 
 __all__ = [
     "MIRI_MODES",
@@ -37,8 +37,8 @@ MIRI_MODES: tuple[str, ...] = ("miri-lrs-fs", "miri-lrs-slitless")
 
 @lru_cache(maxsize=1)
 def miri_config() -> dict[str, Any]:
-    """Parsed ``miri_sim.json`` (cached; treat as read-only)."""
-    text = resources.files("spec3c").joinpath("data", "miri_sim.json").read_text()
+    """Parsed ``instrument.json`` (cached; treat as read-only)."""
+    text = resources.files(__package__).joinpath("instrument.json").read_text()
     return json.loads(text)
 
 

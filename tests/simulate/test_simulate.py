@@ -11,7 +11,7 @@ import pytest
 from stdatamodels.jwst import datamodels as dm
 
 from spec3c import dqflags
-from spec3c.simulate import MODES, SimulationResult, load_truth, simulate
+from spec3c.simulate import MODES, SimOptions, SimulationResult, load_truth, simulate
 
 NCOL = 300
 
@@ -19,13 +19,15 @@ NCOL = 300
 @pytest.fixture(scope="module")
 def mos(tmp_path_factory: pytest.TempPathFactory) -> SimulationResult:
     return simulate(
-        "nirspec-mos", tmp_path_factory.mktemp("mos"), seed=3, n_sources=20, n_columns=NCOL
+        "nirspec-mos",
+        tmp_path_factory.mktemp("mos"),
+        SimOptions(seed=3, n_sources=20, n_columns=NCOL),
     )
 
 
 @pytest.fixture(scope="module")
 def fs(tmp_path_factory: pytest.TempPathFactory) -> SimulationResult:
-    return simulate("nirspec-fs", tmp_path_factory.mktemp("fs"), seed=4, n_columns=NCOL)
+    return simulate("nirspec-fs", tmp_path_factory.mktemp("fs"), SimOptions(seed=4, n_columns=NCOL))
 
 
 @pytest.fixture(scope="module")
@@ -33,10 +35,7 @@ def fs_sky(tmp_path_factory: pytest.TempPathFactory) -> SimulationResult:
     return simulate(
         "nirspec-fs",
         tmp_path_factory.mktemp("fs_sky"),
-        seed=5,
-        n_columns=NCOL,
-        nod_subtracted=False,
-        n_exposures=2,
+        SimOptions(seed=5, n_columns=NCOL, nod_subtracted=False, n_exposures=2),
     )
 
 
@@ -199,9 +198,21 @@ def test_cosmic_rays_where_truth_says(mos: SimulationResult) -> None:
 
 
 def test_deterministic(tmp_path) -> None:  # type: ignore[no-untyped-def]
-    a = simulate("nirspec-mos", tmp_path / "a", seed=11, n_sources=4, n_columns=120, n_exposures=2)
-    b = simulate("nirspec-mos", tmp_path / "b", seed=11, n_sources=4, n_columns=120, n_exposures=2)
-    c = simulate("nirspec-mos", tmp_path / "c", seed=12, n_sources=4, n_columns=120, n_exposures=2)
+    a = simulate(
+        "nirspec-mos",
+        tmp_path / "a",
+        SimOptions(seed=11, n_sources=4, n_columns=120, n_exposures=2),
+    )
+    b = simulate(
+        "nirspec-mos",
+        tmp_path / "b",
+        SimOptions(seed=11, n_sources=4, n_columns=120, n_exposures=2),
+    )
+    c = simulate(
+        "nirspec-mos",
+        tmp_path / "c",
+        SimOptions(seed=12, n_sources=4, n_columns=120, n_exposures=2),
+    )
     for pa, pb, pc in zip(a.cal_paths, b.cal_paths, c.cal_paths, strict=True):
         with dm.open(pa) as ma, dm.open(pb) as mb, dm.open(pc) as mc:
             for sa, sb in zip(ma.slits, mb.slits, strict=True):
@@ -215,8 +226,7 @@ def test_single_exposure_and_progress(tmp_path) -> None:  # type: ignore[no-unty
     res = simulate(
         "nirspec-fs",
         tmp_path,
-        n_exposures=1,
-        n_columns=100,
+        SimOptions(n_exposures=1, n_columns=100),
         progress=lambda d, n: calls.append((d, n)),
     )
     assert calls[-1] == (4, 4) and len(calls) == 4
@@ -274,8 +284,9 @@ def test_snr_range(mos: SimulationResult) -> None:
 @pytest.fixture(scope="module", params=["nirspec-fs", "nirspec-mos"])
 def moving(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> SimulationResult:
     return simulate(
-        request.param, tmp_path_factory.mktemp("moving"), seed=6, n_sources=3, n_columns=120,
-        moving_target=True,
+        request.param,
+        tmp_path_factory.mktemp("moving"),
+        SimOptions(seed=6, n_sources=3, n_columns=120, moving_target=True),
     )
 
 

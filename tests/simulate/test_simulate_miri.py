@@ -12,9 +12,9 @@ from stdatamodels.jwst import datamodels as dm
 
 from spec3c import dqflags
 from spec3c.cli import main
-from spec3c.simulate import MODES, SimulationResult, load_truth, simulate
-from spec3c.simulate.miri_layout import build_lrs
-from spec3c.simulate.miri_render import lrs_grid, source_model
+from spec3c.simulate import MODES, SimOptions, SimulationResult, load_truth, simulate
+from spec3c.simulate.miri.layout import build_lrs
+from spec3c.simulate.miri.render import lrs_grid, source_model
 
 NROW = 80
 PIXAR_SR = (0.11 / 206264.80624709636) ** 2
@@ -22,25 +22,29 @@ PIXAR_SR = (0.11 / 206264.80624709636) ** 2
 
 @pytest.fixture(scope="module")
 def fs(tmp_path_factory: pytest.TempPathFactory) -> SimulationResult:
-    return simulate("miri-lrs-fs", tmp_path_factory.mktemp("fs"), seed=11, n_exposures=2, n_columns=NROW)
+    return simulate(
+        "miri-lrs-fs",
+        tmp_path_factory.mktemp("fs"),
+        SimOptions(seed=11, n_exposures=2, n_columns=NROW),
+    )
 
 
 @pytest.fixture(scope="module")
 def fs_bkg(tmp_path_factory: pytest.TempPathFactory) -> SimulationResult:
     out = tmp_path_factory.mktemp("fs_bkg")
-    return simulate("miri-lrs-fs", out, seed=12, n_exposures=2, n_columns=NROW, with_background=2)
+    return simulate("miri-lrs-fs", out, SimOptions(seed=12, n_exposures=2, n_columns=NROW, with_background=2))
 
 
 @pytest.fixture(scope="module")
 def slitless(tmp_path_factory: pytest.TempPathFactory) -> SimulationResult:
     out = tmp_path_factory.mktemp("sl")
-    return simulate("miri-lrs-slitless", out, seed=13, n_exposures=2, n_columns=NROW)
+    return simulate("miri-lrs-slitless", out, SimOptions(seed=13, n_exposures=2, n_columns=NROW))
 
 
 @pytest.fixture(scope="module")
 def moving(tmp_path_factory: pytest.TempPathFactory) -> SimulationResult:
     out = tmp_path_factory.mktemp("mt")
-    return simulate("miri-lrs-fs", out, seed=14, n_exposures=2, n_columns=60, moving_target=True)
+    return simulate("miri-lrs-fs", out, SimOptions(seed=14, n_exposures=2, n_columns=60, moving_target=True))
 
 
 @pytest.fixture(params=["fs", "fs_bkg", "slitless"])
@@ -64,13 +68,13 @@ def _bkg_paths(res: SimulationResult) -> list[Path]:
 def test_modes_and_arguments(tmp_path: Path) -> None:
     assert {"miri-lrs-fs", "miri-lrs-slitless"} <= set(MODES)
     with pytest.raises(ValueError, match="one source"):
-        simulate("miri-lrs-fs", tmp_path, n_sources=2)
+        simulate("miri-lrs-fs", tmp_path, SimOptions(n_sources=2))
     with pytest.raises(ValueError, match="with_background"):
-        simulate("miri-lrs-slitless", tmp_path, with_background=1)
+        simulate("miri-lrs-slitless", tmp_path, SimOptions(with_background=1))
     with pytest.raises(ValueError, match="n_columns"):
-        simulate("miri-lrs-slitless", tmp_path, n_columns=30)
+        simulate("miri-lrs-slitless", tmp_path, SimOptions(n_columns=30))
     with pytest.raises(ValueError, match="n_columns"):
-        simulate("miri-lrs-slitless", tmp_path, n_columns=500)  # SLITLESSPRISM has 416 rows
+        simulate("miri-lrs-slitless", tmp_path, SimOptions(n_columns=500))  # SLITLESSPRISM has 416 rows
 
 
 def test_files_validate(result: SimulationResult) -> None:
@@ -130,9 +134,9 @@ def test_wcs(result: SimulationResult) -> None:
 
 
 def test_deterministic(tmp_path: Path) -> None:
-    a = simulate("miri-lrs-slitless", tmp_path / "a", seed=7, n_exposures=1, n_columns=50)
-    b = simulate("miri-lrs-slitless", tmp_path / "b", seed=7, n_exposures=1, n_columns=50)
-    c = simulate("miri-lrs-slitless", tmp_path / "c", seed=8, n_exposures=1, n_columns=50)
+    a = simulate("miri-lrs-slitless", tmp_path / "a", SimOptions(seed=7, n_exposures=1, n_columns=50))
+    b = simulate("miri-lrs-slitless", tmp_path / "b", SimOptions(seed=7, n_exposures=1, n_columns=50))
+    c = simulate("miri-lrs-slitless", tmp_path / "c", SimOptions(seed=8, n_exposures=1, n_columns=50))
     with dm.open(a.cal_paths[0]) as ma, dm.open(b.cal_paths[0]) as mb, dm.open(c.cal_paths[0]) as mc:
         np.testing.assert_array_equal(ma.data, mb.data)
         np.testing.assert_array_equal(ma.dq, mb.dq)

@@ -10,10 +10,10 @@ from typing import Any
 import numpy as np
 from stdatamodels.jwst import datamodels as dm
 
-from .miri_layout import LrsLayout, miri_config, source_position
-from .miri_render import LrsExposure
-from .writer import asn_document
-from .x1d import write_spec2_x1d
+from ..asn import asn_document
+from ..x1d import write_spec2_x1d
+from .layout import LrsLayout, miri_config, source_position
+from .render import LrsExposure
 
 __all__ = [
     "asn_name",

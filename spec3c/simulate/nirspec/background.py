@@ -16,10 +16,11 @@ from pathlib import Path
 import numpy as np
 from stdatamodels.jwst import datamodels as dm
 
-from .. import dqflags
-from .nirspec import Layout, SlitLayout
+from spec3c import dqflags
+
+from ..x1d import write_spec2_x1d
+from .layout import Layout, SlitLayout
 from .render import RenderedSlit, render_slit
-from .x1d import write_spec2_x1d
 
 __all__ = ["background_names", "write_background_members"]
 

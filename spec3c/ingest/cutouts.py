@@ -1,0 +1,125 @@
+"""How a science exposure becomes cutouts: the layouts modes choose from (slits, whole image).
+
+Every reader evaluates each pixel's coordinates once from the input gwcs and
+keeps the gwcs as ASDF bytes.  No store access here.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import InputError
+from ..gwcs_asdf import wcs_to_asdf
+from ..store.records import OPTIONAL_PLANES, Cutout
+from .coords import slit_coordinates
+
+#: stdatamodels slit attribute -> store plane
+SCIENCE_PLANES = {
+    "data": "sci",
+    "err": "err",
+    "dq": "dq",
+    "var_poisson": "var_poisson",
+    "var_rnoise": "var_rnoise",
+    "var_flat": "var_flat",
+}
+
+
+def source_key(slit_meta: dict[str, Any]) -> str:
+    """The reference's exp_to_source key: non-blank source_name, else source_id."""
+    name = slit_meta.get("source_name")
+    if isinstance(name, str) and name.strip():
+        return name
+    sid = slit_meta.get("source_id")
+    if sid is None:
+        raise ValueError("slit has neither source_name nor source_id")
+    return str(int(sid))
+
+
+def _jsonable(value: Any) -> bool:
+    return isinstance(value, (str, int, float, bool)) or value is None
+
+
+def _flatten(prefix: str, tree: Any, out: dict[str, Any]) -> dict[str, Any]:
+    """Scalar leaves of a nested mapping as ``prefix.a.b`` keys (WCS objects skipped)."""
+    for key, value in tree.items():
+        name = f"{prefix}.{key}"
+        if key == "wcs":
+            continue
+        if isinstance(value, dict):
+            _flatten(name, value, out)
+        elif isinstance(value, np.generic):
+            out[name] = value.item()
+        elif _jsonable(value):
+            out[name] = value
+    return out
+
+
+def model_meta(model) -> dict[str, Any]:  # type: ignore[no-untyped-def]
+    """Flat ``meta.*`` metadata of a datamodel or slit (scalars only, no WCS)."""
+    return _flatten("meta", model.meta.instance, {})
+
+
+def slit_meta(slit) -> dict[str, Any]:  # type: ignore[no-untyped-def]
+    """Scalar slit attributes (name, source_id, xstart ...) plus the slit's own meta."""
+    meta: dict[str, Any] = {}
+    for key, value in slit.instance.items():
+        if key == "meta" or isinstance(value, np.ndarray) or not _jsonable(value):
+            continue
+        meta[key] = value.item() if isinstance(value, np.generic) else value
+    meta.update(model_meta(slit))
+    return meta
+
+
+def read_slits(model, name: str, path: Path) -> list[Cutout]:  # type: ignore[no-untyped-def]
+    """Cutouts (with coordinates) of every slit of a MultiSlitModel."""
+    cutouts = []
+    for index, slit in enumerate(model.slits):
+        meta = slit_meta(slit)
+        if slit.meta.wcs is None:
+            raise InputError(path, f"slit {index} ({meta.get('name')}) has no WCS")
+        planes = {plane: np.asarray(getattr(slit, attr)) for attr, plane in SCIENCE_PLANES.items()}
+        shape = planes["sci"].shape
+        for attr in OPTIONAL_PLANES:
+            value = getattr(slit, attr, None) if slit.hasattr(attr) else None
+            if value is not None and np.shape(value) == shape:
+                planes[attr] = np.asarray(value)
+        planes.update(slit_coordinates(slit.meta.wcs, shape))
+        try:
+            key = source_key(meta)
+        except ValueError as exc:
+            raise InputError(path, f"slit {index} ({meta.get('name')}): {exc}") from exc
+        meta["slit_index"] = index
+        cutouts.append(Cutout(key, name, str(meta.get("name", index)), meta, planes, wcs_to_asdf(slit.meta.wcs)))
+    return cutouts
+
+
+#: one source per association (the reference does no exp_to_source for these image modes)
+IMAGE_SOURCE_KEY = "1"
+
+
+def read_image_model(model, name: str, path: Path) -> list[Cutout]:  # type: ignore[no-untyped-def]
+    """The whole 2-D image of an ImageModel (MIRI LRS) as one cutout of the association's source."""
+    if model.meta.wcs is None:
+        raise InputError(path, "ImageModel has no WCS (meta.wcs); run assign_wcs in stage 2")
+    if np.ndim(model.data) != 2:
+        raise InputError(path, f"expected a 2-D SCI array, got shape {np.shape(model.data)}")
+    planes = {plane: np.asarray(getattr(model, attr)) for attr, plane in SCIENCE_PLANES.items()}
+    shape = planes["sci"].shape
+    planes.update(slit_coordinates(model.meta.wcs, shape))
+    exp_type = str(model.meta.exposure.type)
+    source_type = model.meta.target.source_type
+    if source_type not in ("POINT", "EXTENDED"):
+        raise InputError(path, f"SRCTYPE (meta.target.source_type) is {source_type!r}, expected POINT or "
+                               "EXTENDED; run srctype in stage 2")
+    dispersion = model.meta.wcsinfo.dispersion_direction
+    if dispersion not in (1, 2):
+        raise InputError(path, f"DISPAXIS (meta.wcsinfo.dispersion_direction) is {dispersion!r}, expected 1 or 2")
+    meta: dict[str, Any] = {
+        "name": exp_type, "source_id": int(IMAGE_SOURCE_KEY), "slit_index": 0,
+        "source_type": source_type, "xstart": 1, "ystart": 1, "xsize": shape[1], "ysize": shape[0],
+        "dispersion_direction": int(dispersion),
+    }
+    return [Cutout(IMAGE_SOURCE_KEY, name, exp_type, meta, planes, wcs_to_asdf(model.meta.wcs))]
