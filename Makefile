@@ -3,6 +3,7 @@
 #   make lint   ruff and mypy
 #   make test   lint, then the test suite against the compiled build, with the
 #               reference pipeline (jwst, in its own .venv-jwst) for tests/oracle
+#   make soak   SOAK_TRIALS (default 50) seeded kill-and-rerun trials (tests/reliability/soak.py)
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV   := .venv
 BIN    := $(VENV)/bin
@@ -12,7 +13,9 @@ DEMO   := demo
 REF_VENV  := .venv-jwst
 REF_STAMP := $(REF_VENV)/.jwst-installed
 
-.PHONY: demo test lint bench clean
+SOAK_TRIALS ?= 50
+
+.PHONY: demo test lint bench soak clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -41,10 +44,16 @@ lint: $(STAMP)
 	$(BIN)/ruff check spec3c tests benchmarks
 	$(BIN)/mypy spec3c
 
+# the benchmarks also need the `bench` extra (psutil)
 bench: $(STAMP)
+	$(BIN)/python -m pip install -q -e ".[test,bench]"
 	$(BIN)/python benchmarks/bench_ingest.py
 	$(BIN)/python benchmarks/bench_slit.py
 	$(BIN)/python benchmarks/bench_modes.py
+
+# SIGKILL spec3c run/ingest/process/export at random moments, re-run, compare with an uninterrupted run
+soak: $(STAMP)
+	OMP_NUM_THREADS=2 $(BIN)/python tests/reliability/soak.py --trials $(SOAK_TRIALS)
 
 clean:
 	rm -rf build $(DEMO) spec3c/_core/*.so spec3c/_core/*.c

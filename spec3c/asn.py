@@ -72,12 +72,15 @@ class AsnMember:
         EXP_TYPE from the primary header; ``""`` when files were not checked,
         for members other than science/background, or when absent from a
         background member.
+    instrument : str
+        INSTRUME from the primary header (``""`` as for ``exp_type``).
     """
 
     path: Path
     expname: str
     exptype: str
     exp_type: str = ""
+    instrument: str = ""
 
 
 @dataclass(frozen=True)
@@ -108,6 +111,7 @@ class Association:
     target: str | None
     product_name: str
     members: tuple[AsnMember, ...]
+    pool: str | None = None  # ``asn_pool`` (ASNPOOL of the products)
 
     @property
     def folder(self) -> Path:
@@ -154,7 +158,8 @@ def read_association(
     check_files : bool
         Open every science and background member: it must be a complete,
         readable FITS file; science members need EXP_TYPE in the primary
-        header and must all share one.
+        header and must all share one; all members must come from one
+        instrument (INSTRUME).
 
     Returns
     -------
@@ -181,6 +186,7 @@ def read_association(
         raise InputError(given, f"product {name!r} has no science members")
     if check_files:
         members = [_checked_member(m) for m in members]
+        _check_single_instrument(given, members)
         _check_single_exp_type(given, members)
     return Association(
         path=asn_path,
@@ -190,6 +196,7 @@ def read_association(
         target=_optional_str(given, data, "target"),
         product_name=name,
         members=tuple(members),
+        pool=_optional_str(given, data, "asn_pool"),
     )
 
 
@@ -356,14 +363,20 @@ def _checked_member(member: AsnMember) -> AsnMember:
         raise InputError(path, f"member {expname!r} does not exist (looked in {path.parent})")
     if not path.is_file():
         raise InputError(path, f"member {expname!r} is not a regular file")
-    exp_type = _scan_fits(path, expname)
+    exp_type, instrument = _scan_fits(path, expname)
     if member.exptype == SCIENCE and not exp_type:
         raise InputError(path, f"member {expname!r} has no EXP_TYPE keyword in its primary header")
-    return AsnMember(path=path, expname=expname, exptype=member.exptype, exp_type=exp_type)
+    return AsnMember(path=path, expname=expname, exptype=member.exptype, exp_type=exp_type,
+                     instrument=instrument)
 
 
-def _scan_fits(path: Path, expname: str) -> str:
-    """Read every header of a FITS file, check it is complete; return EXP_TYPE."""
+def _header_text(header: fits.Header, key: str) -> str:
+    value = header.get(key, "")
+    return str(value).strip() if value is not None else ""
+
+
+def _scan_fits(path: Path, expname: str) -> tuple[str, str]:
+    """Read every header of a FITS file, check it is complete; return (EXP_TYPE, INSTRUME)."""
     try:
         size = path.stat().st_size
         with path.open("rb") as fh:
@@ -379,7 +392,8 @@ def _scan_fits(path: Path, expname: str) -> str:
         try:
             with fits.open(path, memmap=False, lazy_load_hdus=True) as hdul:
                 extents = _hdu_extents(hdul)
-                exp_type = hdul[0].header.get("EXP_TYPE", "")
+                exp_type = _header_text(hdul[0].header, "EXP_TYPE")
+                instrument = _header_text(hdul[0].header, "INSTRUME").upper()
         except (OSError, ValueError, IndexError, KeyError, fits.VerifyError) as exc:
             raise InputError(
                 path, f"member {expname!r} is not a readable FITS file: {exc}"
@@ -397,7 +411,7 @@ def _scan_fits(path: Path, expname: str) -> str:
         if any(word in text.lower() for word in _DAMAGE_WORDS):
             first_line = " ".join(text.split())
             raise InputError(path, f"member {expname!r} is truncated or corrupt: {first_line}")
-    return str(exp_type).strip() if exp_type is not None else ""
+    return exp_type, instrument
 
 
 def _hdu_extents(hdul: fits.HDUList) -> list[tuple[int, str, int]]:
@@ -416,6 +430,17 @@ def _hdu_extents(hdul: fits.HDUList) -> list[tuple[int, str, int]]:
         label = f" ({extname})" if extname else ""
         extents.append((index, label, int(start) + int(span)))
     return extents
+
+
+def _check_single_instrument(path: str, members: Sequence[AsnMember]) -> None:
+    by_instrument: dict[str, list[str]] = {}
+    for member in members:
+        if member.exptype in (SCIENCE, BACKGROUND) and member.instrument:  # a file without INSTRUME: unknown
+            by_instrument.setdefault(member.instrument, []).append(member.expname)
+    if len(by_instrument) > 1:
+        listing = ", ".join(f"{name} ({', '.join(names)})" for name, names in by_instrument.items())
+        raise InputError(path, f"mixed instruments among the members: {listing}; an association is "
+                               "processed by one instrument's pipeline")
 
 
 def _check_single_exp_type(path: str, members: Sequence[AsnMember]) -> None:

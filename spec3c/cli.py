@@ -6,6 +6,7 @@ Heavy modules are imported inside each command so ``spec3c --help`` is fast.
 from __future__ import annotations
 
 import contextlib
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -19,17 +20,60 @@ from .errors import Spec3cError
 if TYPE_CHECKING:
     from tqdm import tqdm
 
+    from .process import SourceReport
+    from .products.export import ExportedPaths
+
+
+#: ``spec3c --debug``: errors show their traceback
+_DEBUG = False
+
+
+class _Interrupted(click.ClickException):
+    exit_code = 130  # the shell's code for a command stopped by SIGINT
+
+
+def _message(exc: BaseException) -> str:
+    """One line (or a short list) saying what went wrong, without a traceback."""
+    if isinstance(exc, Spec3cError):
+        return str(exc)
+    if isinstance(exc, OSError) and exc.strerror:
+        where = f"{exc.filename}: " if exc.filename else ""
+        return f"{where}{exc.strerror}"
+    return f"unexpected {type(exc).__name__}: {exc} (spec3c --debug ... shows the traceback)"
+
 
 def _fail_cleanly(func: Callable[..., Any]) -> Callable[..., Any]:
-    """Turn spec3c errors into a one-line message and exit status 1."""
+    """Turn errors into a message and exit status 1 (Ctrl-C: 130); ``--debug`` keeps the traceback.
+
+    The command runs under :func:`spec3c.interrupt.interruptible`: Ctrl-C stops
+    its worker processes too.
+    """
     import functools
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
+        from .interrupt import interruptible
+
         try:
-            return func(*args, **kwargs)
-        except Spec3cError as exc:
-            raise click.ClickException(str(exc)) from exc
+            with interruptible():
+                return func(*args, **kwargs)
+        except (click.ClickException, click.exceptions.Exit, click.exceptions.Abort):
+            raise
+        except KeyboardInterrupt as exc:
+            if _DEBUG:
+                raise
+            stopped = _Interrupted("interrupted; what was written is complete: run the same command again "
+                                   "to continue")
+            if getattr(sys.modules.get("__main__"), "main", None) is main:  # the spec3c process itself
+                stopped.show()
+                sys.stdout.flush()
+                sys.stderr.flush()
+                os._exit(stopped.exit_code)  # now: tearing down the loaded modules takes seconds
+            raise stopped from exc
+        except Exception as exc:
+            if _DEBUG:
+                raise
+            raise click.ClickException(_message(exc)) from exc
 
     return wrapper
 
@@ -56,7 +100,8 @@ class _Bar:
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="spec3c")
-def main() -> None:
+@click.option("--debug", is_flag=True, help="Show the traceback of an error (e.g. for a bug report).")
+def main(debug: bool) -> None:
     """spec3c: JWST stage-3 spectroscopy (calwebb_spec3) over an array store.
 
     \b
@@ -66,6 +111,8 @@ def main() -> None:
       spec3c ls prog.store                              # what is in the store
       spec3c show prog.store --source 12345_1           # one source's cutouts
     """
+    global _DEBUG
+    _DEBUG = debug
 
 
 @main.command()
@@ -84,9 +131,18 @@ def main() -> None:
 @click.option("--with-background", type=click.IntRange(min=0), default=0, show_default=True, metavar="N",
               help="Add N dedicated background exposures (blank sky) as ASN background members "
                    "(spec2 _x1d files); the science exposures then keep their sky.")
+@click.option("--channels", default=None, metavar="LIST",
+              help="miri-mrs: MRS channels, e.g. 12 or 1,2,3,4 (default all); each detector records two.")
+@click.option("--bands", default=None, metavar="LIST",
+              help="miri-mrs: MRS bands, e.g. SHORT,MEDIUM (default SHORT).")
+@click.option("--grism", type=click.Choice(["R", "C"], case_sensitive=False), default=None,
+              help="niriss-wfss: GR150R or GR150C (default C); nircam-wfss: GRISMR or GRISMC (default R).")
+@click.option("--module", type=click.Choice(["A", "B"], case_sensitive=False), default=None,
+              help="nircam-wfss: every exposure on this module (default: alternate A and B).")
 @_fail_cleanly
 def simulate(mode: str, output_dir: Path, seed: int, n_exposures: int, n_sources: int | None,  # noqa: PLR0913
-             n_columns: int | None, nod_subtracted: bool, moving_target: bool, with_background: int) -> None:
+             n_columns: int | None, nod_subtracted: bool, moving_target: bool, with_background: int,
+             channels: str | None, bands: str | None, grism: str | None, module: str | None) -> None:
     """Write a simulated stage-2 dataset for MODE.
 
     \b
@@ -95,6 +151,11 @@ def simulate(mode: str, output_dir: Path, seed: int, n_exposures: int, n_sources
       nirspec-mos        NIRSpec MOS slitlets (MultiSlitModel, 3-shutter nod)
       miri-lrs-fs        MIRI LRS fixed slit (ImageModel, 2-point along-slit nod)
       miri-lrs-slitless  MIRI LRS slitless, non-TSO (ImageModel, SLITLESSPRISM)
+      miri-mrs           MIRI MRS (IFUImageModel per detector and band; --n-exposures
+                         dither positions of the 4-point pattern; --channels, --bands)
+      niriss-wfss        NIRISS WFSS (MultiSlitModel, one grism cutout per source and
+                         order, plus the spec2 _x1d files and their association; --grism)
+      nircam-wfss        NIRCam WFSS (the same; modules A and B alternate; --grism, --module)
 
     Produces _cal.fits exposures (with a gwcs per slit or image), a spec3
     association and a truth file (true spectra, sky levels, injected cosmic
@@ -109,11 +170,16 @@ def simulate(mode: str, output_dir: Path, seed: int, n_exposures: int, n_sources
     try:
         options = SimOptions(seed=seed, n_exposures=n_exposures, n_sources=n_sources, n_columns=n_columns,
                              nod_subtracted=nod_subtracted, moving_target=moving_target,
-                             with_background=with_background)
+                             with_background=with_background,
+                             channels=None if channels is None else tuple(int(c) for c in channels if c.isdigit()),
+                             bands=None if bands is None else tuple(b.strip().upper() for b in bands.split(",")),
+                             grism=grism, module=module)
         res = run(mode, output_dir, options, progress=lambda done, total: bar(mode, done, total))
     finally:
         bar.close()
     click.echo(f"association: {res.asn_path}")
+    if res.x1d_asn_path is not None:
+        click.echo(f"x1d inputs:  {res.x1d_asn_path}")
     click.echo(f"exposures:   {len(res.cal_paths)} files in {output_dir}")
     click.echo(f"truth:       {res.truth_path}")
 
@@ -138,6 +204,7 @@ def ingest(asn: Path, store_path: Path, backend: str | None, replace: bool, allo
     """
     from .ingest import ingest as run
 
+    _check_writable(store_path, "store")
     bar = _Bar("ingest", "exposure")
     try:
         report = run(asn, store_path, backend=backend, replace=replace,
@@ -157,10 +224,12 @@ def ingest(asn: Path, store_path: Path, backend: str | None, replace: bool, allo
 @main.command()
 def modes() -> None:
     """List the modes spec3c serves: their EXP_TYPEs, step plans and products."""
-    from .modes.registry import MODES
+    from .modes.registry import BY_MODEL_TYPE, MODES
 
-    for mode in MODES:
-        click.echo(f"{mode.name}: {', '.join(mode.exp_types)}")
+    model_types = {id(mode): model for (_, model), mode in BY_MODEL_TYPE.items()}
+    for mode in (*MODES, *dict.fromkeys(BY_MODEL_TYPE.values())):
+        given = f" ({model_types[id(mode)]} files)" if id(mode) in model_types else ""
+        click.echo(f"{mode.name}: {', '.join(mode.exp_types)}{given}")
         click.echo(f"  plan:     exp_to_source, {', '.join(mode.plan)}")
         products = ", ".join(f"{suffix} ({layout})" for suffix, layout in mode.products.items())
         click.echo(f"  products: {products}")
@@ -188,11 +257,37 @@ def show(store_path: Path, source: str) -> None:
     click.echo(source_summary(store_path, source))
 
 
+@main.command()
+@click.argument("store_path", metavar="STORE", type=click.Path(exists=True, path_type=Path))
+@click.option("--repair", is_flag=True,
+              help="First remove what interrupted writes left (refused while another spec3c process writes).")
+@_fail_cleanly
+def check(store_path: Path, repair: bool) -> None:
+    """Check that STORE is consistent; exit status 1 if not.
+
+    
+    Every committed exposure must be complete (its cutouts, planes and gwcs
+    read back), every result must read back, every completed step's result
+    must be there, and no leftover of an interrupted write (uncommitted
+    fragment, temporary file, cells of an uncommitted exposure) may remain.
+    Leftovers are invisible to readers; the next ingest or process removes
+    them, or --repair now.
+    """
+    from .check import check_store
+
+    report = check_store(store_path, repair=repair)
+    click.echo(report.summary())
+    if not report.ok:
+        sys.exit(1)
+
+
 def _step_overrides(ctx: click.Context) -> list[str]:
     """``--steps.STEP.PARAM=VALUE`` (or ``--steps.STEP.PARAM VALUE``) items left by click."""
     items, args = [], list(ctx.args)
     while args:
         arg = args.pop(0)
+        if arg.split("=", 1)[0] == "--max-memory":  # the IFU cube memory budget, e.g. --max-memory=4GB
+            arg = "--steps.cube_build.max_memory" + arg[len("--max-memory"):]
         if not arg.startswith("--steps."):
             raise click.UsageError(f"unexpected argument {arg!r}; step parameters look like --steps.STEP.PARAM=VALUE")
         if "=" not in arg:
@@ -203,13 +298,42 @@ def _step_overrides(ctx: click.Context) -> list[str]:
     return items
 
 
-def _resolved_config(ctx: click.Context, config_file: Path | None, skip: tuple[str, ...]):  # type: ignore[no-untyped-def]
-    from .config import parse_cli_overrides, resolve_config
+def _resolved_config(ctx: click.Context, config_file: Path | None, skip: tuple[str, ...],  # type: ignore[no-untyped-def]
+                     step: str | None = None):
+    """Defaults < --config (ASDF, TOML or JSON) < --steps.STEP.PARAM < --skip; ``--save-parameters`` writes it."""
+    from .config import parse_cli_overrides
+    from .params_asdf import resolve_with_file, write_parameter_file
 
-    return resolve_config(config_file, parse_cli_overrides(_step_overrides(ctx)), skip)
+    config = resolve_with_file(config_file, parse_cli_overrides(_step_overrides(ctx)), skip, step=step)
+    target = ctx.meta.get(_SAVE_PARAMETERS)
+    if target is not None:
+        write_parameter_file(target, config, step)
+        click.echo(f"parameters saved to {target} (jwst ASDF format)")
+    return config
+
+
+#: ``ctx.meta`` key of ``--save-parameters`` (an option that does not reach the command's arguments)
+_SAVE_PARAMETERS = "spec3c.save_parameters"
+
+
+def _remember_save_parameters(ctx: click.Context, _param: click.Parameter, value: Path | None) -> None:
+    if value is not None:
+        ctx.meta[_SAVE_PARAMETERS] = value
+
+
+_SAVE_PARAMETERS_OPTION = click.option(
+    "--save-parameters", type=click.Path(dir_okay=False, path_type=Path), default=None, expose_value=False,
+    callback=_remember_save_parameters, metavar="FILE",
+    help="Write the resolved parameters as a jwst ASDF parameter file (jwst reads it: strun FILE INPUT).")
 
 
 _PROCESS_CONTEXT = {"ignore_unknown_options": True, "allow_extra_args": True}
+
+_SCHEDULER_OPTION = click.option(
+    "--scheduler", default=None, metavar="ADDRESS",
+    help="Run the per-source work on Dask: tcp://HOST:PORT (a running dask.distributed cluster; the store "
+         "must be on a path every worker sees) or local[:N] (a LocalCluster of N processes). "
+         "Default: a local process pool (no Dask needed). Needs pip install 'spec3c[dask]'.")
 
 
 def _process_options(func: Callable[..., Any]) -> Callable[..., Any]:
@@ -217,7 +341,9 @@ def _process_options(func: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--sources", default=None, help="Comma-separated source keys (default: all)."),
         click.option("--workers", type=int, default=None, help="Parallel source workers (default: CPU count)."),
         click.option("--config", "config_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-                     help="Step parameter file (TOML or JSON, [steps.STEP] tables)."),
+                     help="Step parameter file: a jwst ASDF parameter file (strun --save-parameters) of "
+                          "calwebb_spec3 or a step, or TOML/JSON with [steps.STEP] tables."),
+        _SAVE_PARAMETERS_OPTION,
         click.option("--skip", multiple=True, help="Skip a step (repeatable), e.g. --skip outlier_detection."),
         click.option("--force", is_flag=True, help="Recompute sources that are already complete."),
     ]
@@ -226,34 +352,41 @@ def _process_options(func: Callable[..., Any]) -> Callable[..., Any]:
     return func
 
 
-def _run_process(ctx: click.Context, store_path: Path, sources: str | None, workers: int | None,
-                 config_file: Path | None, skip: tuple[str, ...], force: bool) -> None:  # noqa: PLR0913
+def _run_process(ctx: click.Context, store_path: Path, sources: str | None, workers: int | None,  # noqa: PLR0913
+                 config_file: Path | None, skip: tuple[str, ...], force: bool,
+                 scheduler: str | None = None) -> list[SourceReport]:
+    """Process the store; returns the sources that failed (listed on stderr)."""
+    from .check import store_writer
     from .process import process_store
 
     config = _resolved_config(ctx, config_file, skip)
     chosen = [s.strip() for s in sources.split(",") if s.strip()] if sources else None
+    _check_writable(store_path, "store")
     bar = _Bar("process", "source")
     try:
-        report = process_store(store_path, sources=chosen, config=config, workers=workers, force=force,
-                               progress=bar)
+        with store_writer(store_path):
+            report = process_store(store_path, sources=chosen, config=config, workers=workers, force=force,
+                                   progress=bar, scheduler=scheduler)
     finally:
         bar.close()
     failed = report.failed
     click.echo(f"processed {len(report.processed)} sources ({len(failed)} failed), "
                f"{len(report.already_done)} already complete, in {report.seconds:.1f} s")
+    for reason, count in sorted(report.reasons().items()):
+        click.echo(f"  recomputed {count}: {reason}")
     for r in failed:
         click.echo(f"  FAILED {r.source}: {r.error}", err=True)
-    if failed:
-        ctx.exit(1)
+    return failed
 
 
 @main.command(context_settings=_PROCESS_CONTEXT)
 @click.argument("store_path", metavar="STORE", type=click.Path(exists=True, path_type=Path))
 @_process_options
+@_SCHEDULER_OPTION
 @click.pass_context
 @_fail_cleanly
-def process(ctx: click.Context, store_path: Path, sources: str | None, workers: int | None,
-            config_file: Path | None, skip: tuple[str, ...], force: bool) -> None:  # noqa: PLR0913
+def process(ctx: click.Context, store_path: Path, sources: str | None, workers: int | None,  # noqa: PLR0913
+            config_file: Path | None, skip: tuple[str, ...], force: bool, scheduler: str | None) -> None:
     """Run the stage-3 steps on every source of STORE (or --sources).
 
     \b
@@ -264,19 +397,40 @@ def process(ctx: click.Context, store_path: Path, sources: str | None, workers: 
     --steps.STEP.PARAM=VALUE, e.g.
       --steps.extract_1d.override_extract1d=apertures.json
       --steps.resample_spec.pixfrac=0.8  --steps.outlier_detection.snr="3.0 2.0"
-    Sources run in parallel processes; an interrupted run is completed by
-    running again (--force recomputes).  Status and parameters are stored
-    per source.
+    Sources run in parallel processes (or on Dask, --scheduler).  A source is
+    recomputed exactly when its key changed: its inputs (a new or changed
+    exposure), association data, parameters, reference files or the spec3c
+    version; an interrupted run is completed by running again (--force
+    recomputes all).  Status, key and provenance are stored per source.
     """
-    _run_process(ctx, store_path, sources, workers, config_file, skip, force)
+    if _run_process(ctx, store_path, sources, workers, config_file, skip, force, scheduler):
+        ctx.exit(1)
 
 
-def _export(store_path: Path, output_dir: Path, suffix: str, sources: str | None,
-            workers: int | None = None) -> list[Path]:
+def _check_writable(folder: Path, what: str) -> None:
+    """A clear error now, before any work, if ``folder`` (or the folder it would be made in) is not writable."""
+    import tempfile
+
+    target = folder
+    while not target.exists() and target.parent != target:
+        target = target.parent
+    try:
+        with tempfile.TemporaryFile(dir=target):
+            pass
+    except OSError as exc:
+        raise click.ClickException(f"{folder}: the {what} cannot be written there ({exc.strerror or exc}); "
+                                   "nothing was done") from exc
+
+
+def _export(store_path: Path, output_dir: Path, suffix: str, sources: str | None,  # noqa: PLR0913
+            workers: int | None = None, scheduler: str | None = None) -> ExportedPaths:
+    from .check import store_writer
     from .products import ProductNaming, export_store
+    from .products.fits_io import remove_stale_temporaries
     from .results import load_association
     from .store import open_store
 
+    _check_writable(output_dir, "output folder")
     with open_store(store_path) as store:
         try:
             asn = load_association(store)
@@ -286,9 +440,12 @@ def _export(store_path: Path, output_dir: Path, suffix: str, sources: str | None
     suffixes = [s.strip() for s in suffix.split(",") if s.strip()]
     chosen = [s.strip() for s in sources.split(",") if s.strip()] if sources else None
     output_dir.mkdir(parents=True, exist_ok=True)
+    remove_stale_temporaries(output_dir)  # products whose writer was killed mid-write
     bar = _Bar("export", "source")
     try:
-        return export_store(store_path, output_dir, naming, suffixes, chosen, progress=bar, workers=workers)
+        with store_writer(store_path):  # the export records what it wrote in the store
+            return export_store(store_path, output_dir, naming, suffixes, chosen, progress=bar, workers=workers,
+                                scheduler=scheduler)
     finally:
         bar.close()
 
@@ -297,15 +454,22 @@ def _export(store_path: Path, output_dir: Path, suffix: str, sources: str | None
 @click.argument("store_path", metavar="STORE", type=click.Path(exists=True, path_type=Path))
 @click.option("--output-dir", "-o", required=True, type=click.Path(file_okay=False, path_type=Path),
               help="Folder for the FITS products.")
-@click.option("--suffix", default="cal,crf,s2d,x1d,c1d", show_default=True,
+@click.option("--suffix", default="cal,crf,s2d,s3d,x1d,c1d", show_default=True,
               help="Products to write (those that exist for each source).")
 @click.option("--sources", default=None, help="Comma-separated source keys (default: all).")
 @click.option("--workers", type=int, default=None, help="Parallel export processes (default: CPU count).")
+@_SCHEDULER_OPTION
 @_fail_cleanly
-def export(store_path: Path, output_dir: Path, suffix: str, sources: str | None, workers: int | None) -> None:
-    """Write the standard FITS products of STORE, named as the reference names them."""
-    written = _export(store_path, output_dir, suffix, sources, workers)
-    click.echo(f"wrote {len(written)} products to {output_dir}")
+def export(store_path: Path, output_dir: Path, suffix: str, sources: str | None, workers: int | None,  # noqa: PLR0913
+           scheduler: str | None) -> None:
+    """Write the standard FITS products of STORE, named as the reference names them.
+
+    A product is written again only when its source was recomputed since, or
+    the file is missing or was changed; each carries its provenance (CAL_VER,
+    R_<REFTYPE> keywords and a PROVENANCE extension).
+    """
+    exported = _export(store_path, output_dir, suffix, sources, workers, scheduler)
+    click.echo(f"wrote {len(exported.written)} products to {output_dir} ({len(exported.unchanged)} unchanged)")
 
 
 def _single_source(asn: Path) -> bool:
@@ -329,32 +493,230 @@ def _single_source(asn: Path) -> bool:
               help="Folder for the products; the store is kept there as spec3c.store.")
 @click.option("--backend", type=click.Choice(["tiledb", "hdf5"]), default=None, help="Store backend (default tiledb).")
 @_process_options
+@_SCHEDULER_OPTION
 @click.pass_context
 @_fail_cleanly
 def run(ctx: click.Context, asn: Path, output_dir: Path, backend: str | None, sources: str | None,  # noqa: PLR0913
-        workers: int | None, config_file: Path | None, skip: tuple[str, ...], force: bool) -> None:
+        workers: int | None, config_file: Path | None, skip: tuple[str, ...], force: bool,
+        scheduler: str | None) -> None:
     """Ingest ASN, process every source and export the products into OUTPUT_DIR."""
     from .ingest import ingest as run_ingest
-    from .parallel import shared_pool
+    from .parallel import shared_executor
     from .products.export import DEFAULT_SUFFIXES
 
     store_path = output_dir / "spec3c.store"
+    _check_writable(output_dir, "output folder")
+    _check_writable(store_path, "store")
     output_dir.mkdir(parents=True, exist_ok=True)
     # one warm worker pool for process and export, starting while ingest runs (not for one-source modes)
     warm = ("spec3c.process", "spec3c.products.export")  # what process and export run in the workers
-    with contextlib.nullcontext() if _single_source(asn) else shared_pool(workers, warm):
+    one_source = scheduler is None and _single_source(asn)
+    with contextlib.nullcontext() if one_source else shared_executor(scheduler, workers, warm):
         bar = _Bar("ingest", "exposure")
         try:
             report = run_ingest(asn, store_path, backend=backend, progress=bar)
         finally:
             bar.close()
         click.echo(f"ingest: {len(report.ingested)} new, {len(report.unchanged)} unchanged exposures")
-        _run_process(ctx, store_path, sources, workers, config_file, skip, force)
-        written = _export(store_path, output_dir, ",".join(DEFAULT_SUFFIXES), sources, workers)
-    click.echo(f"wrote {len(written)} products to {output_dir}:")
-    for path in written:
-        click.echo(f"  {path.name}")
+        failed = _run_process(ctx, store_path, sources, workers, config_file, skip, force, scheduler)
+        good = _sources_left(store_path, sources, failed)  # the others are still exported
+        if good != "":
+            exported = _export(store_path, output_dir, ",".join(DEFAULT_SUFFIXES), good, workers, scheduler)
+            click.echo(f"wrote {len(exported.written)} products to {output_dir} "
+                       f"({len(exported.unchanged)} unchanged):")
+            for path in exported.written:
+                click.echo(f"  {path.name}")
+    if failed:
+        click.echo(f"{len(failed)} source(s) failed and have no products:", err=True)
+        for r in failed:
+            click.echo(f"  {r.source}: {r.error}", err=True)
+        ctx.exit(1)
 
+
+def _sources_left(store_path: Path, sources: str | None, failed: list[SourceReport]) -> str | None:
+    """``--sources`` for the export after processing: all chosen (None: all) but the failed ones."""
+    if not failed:
+        return sources
+    from .store import open_store
+
+    with open_store(store_path) as store:
+        chosen = [s.strip() for s in sources.split(",") if s.strip()] if sources else store.sources()
+    bad = {r.source for r in failed}
+    return ",".join(s for s in chosen if s not in bad)
+
+
+@main.command()
+@click.argument("product", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--store", "store_path", required=True, type=click.Path(exists=True, path_type=Path),
+              help="The store the product was exported from.")
+@_fail_cleanly
+def verify(product: Path, store_path: Path) -> None:
+    """Recompute PRODUCT from STORE and say whether it is identical.
+
+    The product's PROVENANCE extension names its source and parameters; the
+    source is processed again in memory (the store is not changed) and the
+    product written again to a temporary folder; every HDU's data and header
+    are compared.  Exit status 1 when they differ.
+    """
+    from .verify import verify_product
+
+    result = verify_product(product, store_path)
+    why = (f"; what it is computed from changed since: {', '.join(result.key_changes)}"
+           if result.key_changes else "")
+    if result.identical:
+        click.echo(f"{product.name}: identical to a recomputation of source {result.source} from {store_path}{why}")
+        return
+    click.echo(f"{product.name}: DIFFERS from a recomputation of source {result.source} from {store_path}{why}")
+    for line in result.differences:
+        click.echo(f"  {line}")
+    sys.exit(1)
+
+
+
+def _single_step_args(step_name: str, raw: tuple[str, ...]) -> tuple[list[Path], list[str]]:
+    """Split ``spec3c step`` arguments into input files and ``--steps.STEP.PARAM=VALUE`` overrides.
+
+    strun's short form ``--PARAM=VALUE`` (or ``--PARAM VALUE``) means ``--steps.STEP.PARAM=VALUE``.
+    """
+    inputs: list[Path] = []
+    overrides: list[str] = []
+    args = list(raw)
+    while args:
+        arg = args.pop(0)
+        if not arg.startswith("--"):
+            inputs.append(Path(arg))
+            continue
+        if not arg.startswith("--steps."):
+            name, sep, value = arg[2:].partition("=")
+            arg = f"--steps.{step_name}.{name.replace('-', '_')}" + (f"={value}" if sep else "")
+        if "=" not in arg:
+            if not args:
+                raise click.UsageError(f"{arg} needs a value")
+            arg = f"{arg}={args.pop(0)}"
+        overrides.append(arg)
+    return inputs, overrides
+
+
+@main.command(context_settings={"ignore_unknown_options": True})
+@click.argument("step_name", metavar="STEP")
+@click.argument("args", nargs=-1, type=click.UNPROCESSED, metavar="INPUT... [--steps.STEP.PARAM=VALUE]...")
+@click.option("--output-dir", "-o", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Folder for the products (default: the parameter file's output_dir, else the current folder).")
+@click.option("--config", "config_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Parameter file: a jwst ASDF file of the step (strun --save-parameters) or of "
+                   "calwebb_spec3, or TOML/JSON with [steps.STEP] tables.")
+@_SAVE_PARAMETERS_OPTION
+@click.pass_context
+@_fail_cleanly
+def step(ctx: click.Context, step_name: str, args: tuple[str, ...], output_dir: Path | None,
+         config_file: Path | None) -> None:
+    """Run one step on FITS products, as `strun STEP INPUT` does.
+
+    \b
+    STEP and its inputs (jwst- or spec3c-written):
+      extract_1d         _s2d files              -> <root>_extract1dstep.fits each
+      combine_1d         _x1d files or an ASN    -> <root>_combine1dstep.fits
+      resample_spec      _cal/_crf files or ASN  -> <root>_resamplespecstep.fits
+      outlier_detection  _cal/_crf files or ASN  -> <input>[_<asn_id>]_outlierdetectionstep.fits each
+      master_background  an ASN                  -> <input>_masterbackgroundstep.fits each
+    Parameters: --steps.STEP.PARAM=VALUE or strun's --PARAM=VALUE, e.g.
+      spec3c step extract_1d x_s2d.fits -o out --override_extract1d=ap.json
+    Precedence: defaults < --config < command line.  `spec3c params STEP` lists them.
+    """
+    from .params_asdf import is_asdf_file, read_parameter_file
+    from .single_step.run import run_step
+
+    inputs, overrides = _single_step_args(step_name, args)
+    if not inputs:
+        raise click.UsageError("give at least one INPUT file (or an association)")
+    ctx.args = overrides  # what _resolved_config reads the --steps.* items from
+    config = _resolved_config(ctx, config_file, (), step=step_name)
+    if output_dir is None:
+        from_file = read_parameter_file(config_file).output_dir if config_file and is_asdf_file(config_file) else None
+        output_dir = Path(from_file or ".")
+    _check_writable(output_dir, "output folder")
+    done = run_step(step_name, inputs, output_dir, config)
+    for line in done.messages:
+        click.echo(f"  {line}")
+    click.echo(f"{step_name}: wrote {len(done.written)} product(s) to {output_dir}")
+    for path in done.written:
+        click.echo(f"  {path.name}")
+    if not done.written:
+        ctx.exit(1)
+
+
+@main.command()
+@click.argument("step_name", metavar="[STEP]", required=False)
+@click.option("--all", "show_all", is_flag=True,
+              help="Also list the reference's parameters spec3c does not implement (only their default is accepted).")
+@_fail_cleanly
+def params(step_name: str | None, show_all: bool) -> None:
+    """List every step parameter with its default and help (of STEP, or of every calwebb_spec3 step).
+
+    Parameter files: jwst ASDF files of calwebb_spec3 or of a step (as
+    `strun --save-parameters` writes them) are read with --config; a parameter
+    spec3c does not implement is refused unless it has the reference's
+    default.  --save-parameters FILE (run, process, step) writes one that
+    jwst reads.
+    """
+    from .params_asdf import describe_parameters
+
+    current = None
+    for info in describe_parameters(step_name):
+        if not info.implemented and not show_all:
+            continue
+        if info.step != current:
+            current = info.step
+            click.echo(f"{current}:")
+        mark = "" if info.implemented else "  [reference only]"
+        click.echo(f"  --steps.{info.step}.{info.name}={info.default!r}{mark}")
+        if info.help:
+            click.echo(f"      {info.help}")
+
+
+@main.command()
+@click.argument("dir_a", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.argument("dir_b", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--median-rel", type=float, default=1e-4, show_default=True,
+              help="Largest accepted median |a-b|/|b| of an array or table column.")
+@click.option("--max-rel", type=float, default=None, help="Largest accepted maximum |a-b|/|b| (default: not checked).")
+@click.option("--nan-fraction", type=float, default=0.0, show_default=True,
+              help="Largest accepted fraction of elements NaN in one file only.")
+@click.option("--dq-fraction", type=float, default=0.0, show_default=True,
+              help="Largest accepted fraction of DQ (integer) elements that differ.")
+@click.option("--strict-headers", is_flag=True, help="Fail on any header difference too.")
+@click.option("--ignore-keyword", multiple=True, metavar="KEY",
+              help="Leave a header keyword out (repeatable; DATE, FILENAME, CAL_VER ... always are).")
+@click.option("--ignore-hdu", multiple=True, metavar="EXTNAME",
+              help="Leave an extension out (repeatable), e.g. PROVENANCE, WCS-TABLE, HDRTAB.")
+@click.option("--verbose", "-v", is_flag=True, help="Every array and header difference, not only the failures.")
+@click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Also write the whole report as JSON.")
+@_fail_cleanly
+def compare(dir_a: Path, dir_b: Path, median_rel: float, max_rel: float | None,  # noqa: PLR0913
+            nan_fraction: float, dq_fraction: float, strict_headers: bool, ignore_keyword: tuple[str, ...],
+            ignore_hdu: tuple[str, ...], verbose: bool, json_path: Path | None) -> None:
+    """Parity report of the FITS products of DIR_A against those of DIR_B (the reference).
+
+    Files, HDUs and columns present in one folder only; shapes; for each
+    array and table column the median and maximum relative difference and
+    NaN-pattern differences; DQ differences and their bits; header keywords.
+    Exit status 1 when a difference is above the tolerances, e.g. for CI:
+
+    \b
+      spec3c compare spec3c_out/ jwst_out/ --ignore-hdu PROVENANCE --max-rel 1e-3
+    """
+    from .compare import VOLATILE_KEYWORDS, Tolerances, compare_dirs
+
+    tolerances = Tolerances(median_rel=median_rel, max_rel=max_rel, nan_fraction=nan_fraction,
+                            dq_fraction=dq_fraction, strict_headers=strict_headers,
+                            ignore_keywords=(*VOLATILE_KEYWORDS, *ignore_keyword), ignore_hdus=ignore_hdu)
+    report = compare_dirs(dir_a, dir_b, tolerances)
+    click.echo(report.render(verbose))
+    if json_path is not None:
+        json_path.write_text(report.to_json())
+    if not report.ok:
+        sys.exit(1)
 
 if __name__ == "__main__":  # pragma: no cover
     main()

@@ -109,6 +109,70 @@ class ResampleSpecParams(StepParams):
         """``fillval`` of the output pixels that received no input, as a float."""
         return fill_value(self.fillval, "resample_spec")
 
+_CUBE_CHOICES = {
+    "output_type": ("band", "channel", "grating", "multi"),
+    "weighting": ("drizzle", "emsm", "msm"),
+    "coord_system": ("skyalign", "world", "ifualign", "internal_cal"),
+}
+_MEMORY_UNITS = {"": 1, "B": 1, "K": 2**10, "KB": 2**10, "M": 2**20, "MB": 2**20, "G": 2**30, "GB": 2**30,
+                 "T": 2**40, "TB": 2**40}
+
+
+def memory_bytes(text: str, where: str) -> int:
+    """Bytes of a memory size such as ``4GB``, ``512MB`` or ``1000000``."""
+    import re
+
+    match = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*([A-Za-z]*)\s*", str(text))
+    unit = match.group(2).upper() if match else ""
+    if not match or unit not in _MEMORY_UNITS or float(match.group(1)) <= 0:
+        raise Spec3cError(f"{where}={text!r}: expected a size such as 4GB, 512MB or a number of bytes")
+    return int(float(match.group(1)) * _MEMORY_UNITS[unit])
+
+
+@dataclass(frozen=True)
+class CubeBuildParams(StepParams):
+    channel: str = _p("all", "MIRI channels to build: all, or 1-4 (comma-separated).")
+    band: str = _p("all", "MIRI sub-bands: all, short, medium, long (comma-separated; cross-dichroic names allowed).")
+    grating: str = _p("all", "NIRSpec gratings: all, or e.g. g395h (with filter).")
+    filter: str = _p("all", "NIRSpec filters: all, or e.g. f290lp (with grating).")
+    output_type: str = _p("band", "Cubes to make: band, channel (MIRI), grating (NIRSpec) or multi (one of all).")
+    linear_wave: bool = _p(True, "Linear wavelength axis (False: the CUBEPAR table; forced False for multi).")
+    scalexy: float = _p(0.0, "Spaxel size in arcsec (0: CUBEPAR).")
+    scalew: float = _p(0.0, "Wavelength step in micron (0: CUBEPAR).")
+    weighting: str = _p("drizzle", "drizzle, emsm or msm.")
+    coord_system: str = _p("skyalign", "skyalign (world), ifualign or internal_cal (NIRSpec, one exposure).")
+    ra_center: float | None = _p(None, "RA of the cube centre in degrees (default: from the data).")
+    dec_center: float | None = _p(None, "Dec of the cube centre in degrees (default: from the data).")
+    cube_pa: float | None = _p(None, "Position angle of the cube (degrees E of N; skyalign).")
+    nspax_x: int | None = _p(None, "Spaxels along axis 1 (odd; even values are increased by 1).")
+    nspax_y: int | None = _p(None, "Spaxels along axis 2 (odd; even values are increased by 1).")
+    rois: float = _p(0.0, "Spatial region of interest in arcsec (msm/emsm; 0: CUBEPAR).")
+    roiw: float = _p(0.0, "Spectral region of interest in micron (msm/emsm; 0: CUBEPAR).")
+    weight_power: float = _p(2.0, "msm weighting power (0: CUBEPAR).")
+    wavemin: float | None = _p(None, "Minimum wavelength of the cubes in micron.")
+    wavemax: float | None = _p(None, "Maximum wavelength of the cubes in micron.")
+    skip_dqflagging: bool = _p(False, "Do not flag holes from the field of view (empty voxels are all NON_SCIENCE).")
+    offset_file: str | None = _p(None, "ASDF file of RA/Dec offsets (arcsec) per input file.")
+    override_cubepar: str | None = _p(None, "jwst-format CUBEPAR reference file (required).")
+    max_memory: str | None = _p(None, "Memory for one cube, e.g. 4GB (default: a quarter of the machine's RAM); "
+                                      "larger cubes are built in wavelength tiles. Also --max-memory.")
+
+    def __post_init__(self) -> None:
+        for name, allowed in _CUBE_CHOICES.items():
+            if str(getattr(self, name)).lower() not in allowed:
+                raise Spec3cError(f"--steps.cube_build.{name}={getattr(self, name)!r}: expected one of {', '.join(allowed)}")
+        if self.max_memory is not None:
+            memory_bytes(self.max_memory, "--steps.cube_build.max_memory")
+        for name in ("nspax_x", "nspax_y"):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                raise Spec3cError(f"--steps.cube_build.{name}={value}: expected a positive number of spaxels")
+
+    def choice(self, name: str) -> str:
+        """A choice parameter in lower case (``world`` read as ``skyalign``)."""
+        value = str(getattr(self, name)).lower()
+        return "skyalign" if name == "coord_system" and value == "world" else value
+
 
 @dataclass(frozen=True)
 class Extract1dParams(StepParams):
@@ -139,6 +203,7 @@ class PipelineConfig:
     outlier_detection: OutlierDetectionParams = field(default_factory=OutlierDetectionParams)
     pixel_replace: PixelReplaceParams = field(default_factory=PixelReplaceParams)
     resample_spec: ResampleSpecParams = field(default_factory=ResampleSpecParams)
+    cube_build: CubeBuildParams = field(default_factory=CubeBuildParams)
     extract_1d: Extract1dParams = field(default_factory=Extract1dParams)
     combine_1d: Combine1dParams = field(default_factory=Combine1dParams)
 

@@ -62,6 +62,9 @@ KNOWN_SUFFIXES: frozenset[str] = frozenset(
         "adaptive_trace_model",
         # pipelines
         "spec2pipeline", "spec3pipeline",
+        # outputs of spec3 steps run alone (``spec3c step``; stpipe: the class name in lower case)
+        "assignmtwcsstep", "masterbackgroundstep", "outlierdetectionstep", "pixelreplacestep",
+        "resamplespecstep", "cubebuildstep", "extract1dstep", "combine1dstep", "spectralleakstep",
     }
 )  # fmt: skip
 

@@ -1,16 +1,53 @@
-"""Run independent per-source jobs in a local process pool (or in this process)."""
+"""Executors: run independent per-source jobs in local processes or on a Dask cluster.
+
+One interface, :class:`Executor`, whose :meth:`~Executor.map` runs
+``func(item, *args)`` for every item and collects results, errors and
+progress; two implementations decide only where the jobs run:
+
+* :class:`LocalExecutor` — this process (one worker) or a spawned process
+  pool (no Dask needed; the default);
+* :class:`DaskExecutor` — a ``dask.distributed`` cluster: an existing one
+  (``tcp://HOST:PORT``) or a LocalCluster started for the run (``local[:N]``).
+
+Both run each job through :func:`run_job`, which caps the OpenMP and BLAS
+threads so the jobs of one machine do not oversubscribe its cores, and both
+retry a job whose worker process died (the local pool is restarted; Dask's
+scheduler reschedules it itself).  An exception raised by a job is that
+job's error: the other jobs still run.
+
+``spec3c run`` keeps one warm executor for process and export
+(:func:`shared_executor`): its workers import what the jobs need while
+ingest runs.
+"""
 
 from __future__ import annotations
 
 import multiprocessing
 import os
-from collections.abc import Callable, Iterator, Sequence
+import shutil
+import tempfile
+import uuid
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager
-from typing import Any, TypeVar
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Generic, TypeVar
+
+from .errors import Spec3cError
 
 T = TypeVar("T")
 ProgressFn = Callable[[str, int, int], None]
+#: item -> the arguments after the item: ``func(item, *jobs[item])``
+Jobs = Mapping[str, tuple[Any, ...]]
+
+__all__ = ["DaskExecutor", "Executor", "JobResults", "LocalExecutor", "ProgressFn", "map_sources",
+           "open_executor", "run_job", "shared_executor", "worker_count"]
+
+#: attempts of a job whose worker process died (Dask's ``allowed-failures`` is the analogue)
+MAX_ATTEMPTS = 3
 
 
 def worker_count(requested: int | None, n_jobs: int) -> int:
@@ -18,9 +55,19 @@ def worker_count(requested: int | None, n_jobs: int) -> int:
     return max(1, min(requested or os.cpu_count() or 1, n_jobs or 1))
 
 
-#: a pool shared by consecutive map_sources calls (``spec3c run``: process, then export)
-_SHARED_POOL: ProcessPoolExecutor | None = None
+@dataclass
+class JobResults(Generic[T]):
+    """What :meth:`Executor.map` returns: each item's result, or its error message."""
 
+    results: dict[str, T] = field(default_factory=dict)
+    errors: dict[str, str] = field(default_factory=dict)
+
+
+def _error_text(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}"
+
+
+# -- what runs in a worker ------------------------------------------------------------
 
 def warm_worker(modules: Sequence[str]) -> None:
     """Import ``modules`` (what the coming jobs need) and parse the ASDF extension manifests once."""
@@ -33,57 +80,316 @@ def warm_worker(modules: Sequence[str]) -> None:
     asdf.get_config().extensions  # noqa: B018 - parses every installed ASDF manifest once (~2.5 s)
 
 
-@contextmanager
-def shared_pool(workers: int | None, warm: Sequence[str] = ()) -> Iterator[None]:
-    """Keep one spawned pool for every :func:`map_sources` call inside the block.
+def run_job(func: Callable[..., T], item: str, args: tuple[Any, ...], threads: int) -> T:
+    """``func(item, *args)`` with at most ``threads`` OpenMP threads and one BLAS thread (0: no cap)."""
+    if not threads:
+        return func(item, *args)
+    from threadpoolctl import threadpool_limits
 
-    Its workers start importing the modules named in ``warm`` at once
-    (:func:`warm_worker`), while the caller does other work (e.g. ingest),
-    and are reused from one stage to the next.
-    """
-    global _SHARED_POOL
-    n = worker_count(workers, os.cpu_count() or 1)
-    if n == 1 or _SHARED_POOL is not None:
-        yield
-        return
-    _SHARED_POOL = ProcessPoolExecutor(max_workers=n, mp_context=multiprocessing.get_context("spawn"))
+    with threadpool_limits(limits=threads, user_api="openmp"), threadpool_limits(limits=1, user_api="blas"):
+        return func(item, *args)
+
+
+#: a local pool worker's folder where it notes the job it is running (the parent reads it if the worker dies)
+_RUNNING_DIR: str | None = None
+
+
+def _init_local_worker(threads: int, running_dir: str) -> None:
+    global _RUNNING_DIR
+    # read by libgomp when it loads, i.e. before any kernel module is imported in this process
+    os.environ["OMP_NUM_THREADS"] = str(threads)
+    _RUNNING_DIR = running_dir
+
+
+def _run_local_job(func: Callable[..., T], item: str, args: tuple[Any, ...], threads: int) -> T:
+    """A job in a local pool worker; ``<running dir>/<pid>`` names it while it runs."""
+    note = os.path.join(_RUNNING_DIR or ".", str(os.getpid()))
+    with open(note + ".tmp", "w") as f:
+        f.write(item)
+    os.replace(note + ".tmp", note)  # never seen half written, even if the worker is killed here
     try:
-        for _ in range(n):
-            _SHARED_POOL.submit(warm_worker, tuple(warm))
-        yield
+        return run_job(func, item, args, threads)
     finally:
-        _SHARED_POOL.shutdown()
-        _SHARED_POOL = None
+        os.unlink(note)
 
 
-def map_sources(func: Callable[..., T], sources: Sequence[str], args: tuple[Any, ...], *,
-                workers: int | None = None, progress: ProgressFn | None = None) -> dict[str, T]:
-    """``{source: func(source, *args)}`` computed by ``workers`` processes.
+def _run_dask_job(func: Callable[..., T], item: str, args: tuple[Any, ...], host_threads: Mapping[str, int]) -> T:
+    """A job on a Dask worker: the cores of its host shared among the host's worker threads."""
+    from urllib.parse import urlparse
 
-    ``func`` must be a module-level function (it is pickled).  Processes are
-    spawned, not forked: TileDB contexts and OpenMP thread pools do not
-    survive a fork.  ``progress(source, done, total)`` follows completion.
-    """
-    n = worker_count(workers, len(sources))
-    results: dict[str, T] = {}
-    if n == 1:
-        for done, source in enumerate(sources, start=1):
-            results[source] = func(source, *args)
+    from distributed import get_worker
+
+    worker = get_worker()
+    host = urlparse(worker.address).hostname or ""
+    share = host_threads.get(host) or int(getattr(worker.state, "nthreads", 1))
+    return run_job(func, item, args, max(1, (os.cpu_count() or 1) // max(1, share)))
+
+
+# -- the interface ----------------------------------------------------------------------
+
+class Executor(ABC):
+    """Runs independent jobs somewhere; :meth:`map` is the one scheduling loop."""
+
+    #: jobs that run at the same time
+    slots: int
+
+    def map(self, func: Callable[..., T], jobs: Jobs, progress: ProgressFn | None = None) -> JobResults[T]:
+        """Run ``func(item, *jobs[item])`` for every item; return when all have finished.
+
+        ``func`` must be a module-level function (it is pickled).  A job that
+        raises gets its error recorded; ``progress(item, done, total)`` follows
+        completion (failed jobs included).
+        """
+        out: JobResults[T] = JobResults()
+        for done, (item, ok, value) in enumerate(self._completed(func, jobs), start=1):
+            if ok:
+                out.results[item] = value
+            else:
+                out.errors[item] = value
             if progress:
-                progress(source, done, len(sources))
-        return results
-    if _SHARED_POOL is not None:
-        return _collect(_SHARED_POOL, func, sources, args, progress)
-    with ProcessPoolExecutor(max_workers=n, mp_context=multiprocessing.get_context("spawn")) as pool:
-        return _collect(pool, func, sources, args, progress)
+                progress(item, done, len(jobs))
+        return out
+
+    @abstractmethod
+    def _completed(self, func: Callable[..., Any], jobs: Jobs) -> Iterator[tuple[str, bool, Any]]:
+        """Yield ``(item, True, result)`` or ``(item, False, error message)`` as jobs finish."""
+
+    def warm(self, modules: Sequence[str]) -> None:  # noqa: B027 - optional: workers import ahead
+        """Start importing ``modules`` in the workers, without waiting."""
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Release the workers."""
+
+    def __enter__(self) -> Executor:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
-def _collect(pool: ProcessPoolExecutor, func: Callable[..., T], sources: Sequence[str], args: tuple[Any, ...],
-             progress: ProgressFn | None) -> dict[str, T]:
-    results: dict[str, T] = {}
-    futures = {pool.submit(func, source, *args): source for source in sources}
-    for done, fut in enumerate(as_completed(futures), start=1):
-        results[futures[fut]] = fut.result()
-        if progress:
-            progress(futures[fut], done, len(sources))
-    return results
+class LocalExecutor(Executor):
+    """This process (``workers=1``) or a pool of spawned processes on this machine.
+
+    Processes are spawned, not forked: TileDB contexts and OpenMP thread pools
+    do not survive a fork.  If a worker process dies, the pool is restarted and
+    the unfinished jobs are tried again (at most :data:`MAX_ATTEMPTS` times each).
+    """
+
+    def __init__(self, workers: int | None = None) -> None:
+        self.slots = worker_count(workers, os.cpu_count() or 1)
+        self.threads = max(1, (os.cpu_count() or 1) // self.slots)
+        self._pool: ProcessPoolExecutor | None = None
+        self._running_dir: str | None = None
+
+    def _get_pool(self) -> ProcessPoolExecutor:
+        if self._pool is None:
+            self._running_dir = tempfile.mkdtemp(prefix="spec3c-pool-")
+            self._pool = ProcessPoolExecutor(max_workers=self.slots, mp_context=multiprocessing.get_context("spawn"),
+                                             initializer=_init_local_worker,
+                                             initargs=(self.threads, self._running_dir))
+        return self._pool
+
+    def warm(self, modules: Sequence[str]) -> None:
+        if self.slots > 1:
+            pool = self._get_pool()
+            for _ in range(self.slots):
+                pool.submit(warm_worker, tuple(modules))
+
+    def _running(self) -> set[str]:
+        """Jobs the pool's workers were running (read after the pool broke: those of dead workers)."""
+        folder = Path(self._running_dir) if self._running_dir else None
+        if folder is None or not folder.is_dir():
+            return set()
+        return {p.read_text() for p in folder.iterdir() if p.suffix != ".tmp"}
+
+    def _completed(self, func: Callable[..., Any], jobs: Jobs) -> Iterator[tuple[str, bool, Any]]:
+        if self.slots == 1:
+            for item, args in jobs.items():
+                try:
+                    yield item, True, run_job(func, item, args, 0)
+                except Exception as exc:  # noqa: BLE001 - a job's error is its result
+                    yield item, False, _error_text(exc)
+            return
+        pending, attempts = dict(jobs), dict.fromkeys(jobs, 0)
+        while pending:
+            pool = self._get_pool()
+            futures = {pool.submit(_run_local_job, func, item, args, self.threads): item
+                       for item, args in pending.items()}
+            lost: list[str] = []
+            for fut in as_completed(futures):
+                item = futures[fut]
+                try:
+                    value = fut.result()
+                except BrokenProcessPool:
+                    lost.append(item)
+                    continue
+                except Exception as exc:  # noqa: BLE001 - a job's error is its result
+                    del pending[item]
+                    yield item, False, _error_text(exc)
+                    continue
+                del pending[item]
+                yield item, True, value
+            if lost:  # a worker died: the jobs it was running count one attempt; the others just go again
+                running = self._running() & set(lost) or set(lost)
+                self._shutdown(wait=False)
+                for item in sorted(running):
+                    attempts[item] += 1
+                    if attempts[item] >= MAX_ATTEMPTS:
+                        del pending[item]
+                        yield item, False, f"its worker process died {attempts[item]} times (killed, or out of memory?)"
+
+    def _shutdown(self, wait: bool) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=wait, cancel_futures=True)
+            self._pool = None
+        if self._running_dir is not None:
+            shutil.rmtree(self._running_dir, ignore_errors=True)
+            self._running_dir = None
+
+    def close(self) -> None:
+        self._shutdown(wait=True)
+
+
+class DaskExecutor(Executor):
+    """Jobs on a ``dask.distributed`` cluster.
+
+    Parameters
+    ----------
+    address : str or None
+        Scheduler address (``tcp://HOST:PORT``); None starts a LocalCluster of
+        ``workers`` single-threaded worker processes (default: CPU count).
+    workers : int, optional
+    timeout : float
+        Seconds to wait for the scheduler to answer.
+
+    Dask's scheduler reschedules the job of a worker that died on another
+    worker (``distributed.scheduler.allowed-failures`` times).
+    """
+
+    def __init__(self, address: str | None = None, workers: int | None = None, timeout: float = 30.0) -> None:
+        try:
+            import logging
+
+            from distributed import Client, LocalCluster
+        except ImportError as exc:
+            raise Spec3cError("--scheduler needs Dask: pip install 'spec3c[dask]'") from exc
+        self._cluster = None
+        if address is None:
+            self._cluster = LocalCluster(n_workers=workers or os.cpu_count() or 1, threads_per_worker=1,
+                                         processes=True, dashboard_address=None, silence_logs=logging.ERROR)
+            self._client = Client(self._cluster)
+        else:
+            try:
+                self._client = Client(address, timeout=timeout)
+            except OSError as exc:
+                raise Spec3cError(f"cannot reach the Dask scheduler at {address}: {exc}") from exc
+        self.slots = max(1, sum(w["nthreads"] for w in self._workers().values()))
+
+    def _workers(self) -> dict[str, dict[str, Any]]:
+        workers: dict[str, dict[str, Any]] = self._client.scheduler_info()["workers"]
+        return workers
+
+    def _host_threads(self) -> dict[str, int]:
+        """Worker threads per host: the share of each host's cores a job gets."""
+        threads: dict[str, int] = {}
+        for info in self._workers().values():
+            threads[info["host"]] = threads.get(info["host"], 0) + int(info["nthreads"])
+        return threads
+
+    def warm(self, modules: Sequence[str]) -> None:
+        for address in self._workers():
+            self._client.submit(warm_worker, tuple(modules), workers=[address], allow_other_workers=False,
+                                pure=False, key=f"spec3c-warm-{uuid.uuid4().hex}")
+
+    def _completed(self, func: Callable[..., Any], jobs: Jobs) -> Iterator[tuple[str, bool, Any]]:
+        from distributed import as_completed as dask_completed
+
+        if not jobs:
+            return
+        if not self._workers():
+            raise Spec3cError(f"the Dask cluster at {self._client.scheduler.address} has no workers")
+        token, host_threads = uuid.uuid4().hex[:12], self._host_threads()
+        futures = {
+            self._client.submit(_run_dask_job, func, item, args, host_threads, pure=False,
+                                key=f"spec3c-{getattr(func, '__name__', 'job')}-{token}-{item}"): item
+            for item, args in jobs.items()
+        }
+        for fut in dask_completed(futures):
+            item = futures[fut]
+            if fut.status == "finished":
+                yield item, True, fut.result()
+            else:
+                yield item, False, _dask_error(fut)
+            fut.release()
+
+    def close(self) -> None:
+        self._client.close()
+        if self._cluster is not None:
+            self._cluster.close()
+
+
+def _dask_error(fut: Any) -> str:
+    """The error of a Dask future that did not finish (``KilledWorker`` when its workers kept dying)."""
+    try:
+        exc = fut.exception()
+    except BaseException as cancelled:  # noqa: BLE001 - a cancelled future raises instead of returning
+        return f"job {fut.status}: {_error_text(cancelled)}"
+    return _error_text(exc) if exc is not None else f"job {fut.status}"
+
+
+def open_executor(scheduler: str | None = None, workers: int | None = None, n_jobs: int | None = None) -> Executor:
+    """The executor ``--scheduler`` names.
+
+    ``None``: :class:`LocalExecutor` with ``workers`` processes (at most one
+    per job when ``n_jobs`` is given); ``"local"`` or ``"local:N"``: a Dask
+    LocalCluster of N (default ``workers``, else CPU count) processes; anything
+    else is a Dask scheduler address (``tcp://HOST:PORT``).
+    """
+    if scheduler is None or scheduler == "":
+        return LocalExecutor(worker_count(workers, n_jobs) if n_jobs is not None else workers)
+    if scheduler == "local" or scheduler.startswith("local:"):
+        count = scheduler.partition(":")[2]
+        if scheduler != "local" and not count.isdigit():
+            raise Spec3cError(f"--scheduler {scheduler!r}: expected local or local:N (N workers)")
+        return DaskExecutor(None, int(count) if count else workers)
+    return DaskExecutor(scheduler)
+
+
+#: the executor of a :func:`shared_executor` block (``spec3c run``: process, then export)
+_SHARED: Executor | None = None
+
+
+@contextmanager
+def shared_executor(scheduler: str | None = None, workers: int | None = None,
+                    warm: Sequence[str] = ()) -> Iterator[Executor]:
+    """One executor for every :func:`map_sources` call inside the block.
+
+    Its workers start importing the modules named in ``warm`` at once, while
+    the caller does other work (e.g. ingest), and are reused from one stage to
+    the next.  Inside another such block, the outer executor is used.
+    """
+    global _SHARED
+    if _SHARED is not None:
+        yield _SHARED
+        return
+    executor = open_executor(scheduler, workers)
+    _SHARED = executor
+    try:
+        if warm:
+            executor.warm(warm)
+        yield executor
+    finally:
+        _SHARED = None
+        executor.close()
+
+
+def map_sources(func: Callable[..., T], jobs: Jobs, *, workers: int | None = None, scheduler: str | None = None,
+                progress: ProgressFn | None = None) -> JobResults[T]:
+    """``func(item, *jobs[item])`` for every item, on the shared executor if one is open, else on
+    :func:`open_executor` ``(scheduler, workers)`` for this call."""
+    if _SHARED is not None:
+        return _SHARED.map(func, jobs, progress)
+    if not jobs:
+        return JobResults()
+    with open_executor(scheduler, workers, n_jobs=len(jobs)) as executor:
+        return executor.map(func, jobs, progress)

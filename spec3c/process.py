@@ -2,16 +2,24 @@
 
 Each source is independent after ingest: a worker reads the source's cutouts
 (exp_to_source), runs the mode's plan on them in memory (each step saving its
-own results) and writes the source's ``status`` record last, so an
-interrupted run leaves no status and the next run redoes exactly the
-unfinished sources.
+own results) and writes the source's ``status`` record last.
+
+A source is recomputed exactly when its key (:mod:`spec3c.provenance`)
+changed since its last complete run: new or changed exposures, association
+data, parameters, reference files or spec3c version; or when it never
+completed (new, failed or interrupted) or ``force`` asks.  A recomputation
+first removes the old ``status``, then overwrites the results, removes those
+the new run did not make and writes the new ``status``: a run that dies half
+way leaves a source without status, which ``export`` does not export beyond
+its inputs and the next ``process`` recomputes.
 """
 
 from __future__ import annotations
 
-import os
 import time
-from collections.abc import Sequence
+import uuid
+from collections import Counter
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,11 +28,22 @@ from . import __version__
 from .config import PipelineConfig, resolve_config
 from .errors import Spec3cError
 from .modes.registry import mode_of_store
-from .parallel import ProgressFn, map_sources, worker_count
+from .parallel import ProgressFn, map_sources
+from .provenance import (
+    REASONS,
+    RunProvenance,
+    SourceKey,
+    run_provenance,
+    source_inputs,
+    with_absolute_references,
+)
 from .results import COMPLETE, FAILED, SKIPPED, STATUS
 from .steps import STEPS, master_background
 from .steps.context import StepContext, StepOutcome, science_inputs
 from .store import Store, open_store
+
+#: why a source without a usable previous key is computed
+NEW, FAILED_BEFORE, NO_KEY, FORCED = "new (no complete run yet)", "failed before", "no key recorded", "forced"
 
 
 @dataclass
@@ -33,6 +52,7 @@ class SourceReport:
     steps: dict[str, dict[str, Any]] = field(default_factory=dict)
     seconds: float = 0.0
     error: str | None = None
+    reasons: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -45,63 +65,219 @@ class ProcessReport:
     def failed(self) -> list[SourceReport]:
         return [r for r in self.processed if r.error]
 
+    def reasons(self) -> Counter[str]:
+        """How many sources were recomputed for each reason (a source may have several)."""
+        return Counter(reason for r in self.processed for reason in r.reasons)
 
-def run_source(store: Store, source: str, config: PipelineConfig) -> SourceReport:
-    """Run the mode's plan on one source and write its results (status last)."""
+
+class _RecordingStore:
+    """The store, remembering which results a run writes (to remove the stale ones after)."""
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+        self.written: set[str] = set()
+
+    def put_result(self, source: str, key: str, arrays: Mapping[str, Any], meta: Mapping[str, Any]) -> None:
+        self.written.add(key)
+        self._store.put_result(source, key, arrays, meta)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._store, name)
+
+
+def run_source(store: Store, source: str, config: PipelineConfig,
+               provenance: Mapping[str, Any] | None = None) -> SourceReport:
+    """Run the mode's plan on one source and write its results, status last.
+
+    ``provenance`` (``{"key": ..., "provenance": ...}``, :mod:`spec3c.provenance`) is kept in
+    the status.  Results of an earlier run that this run does not make are removed.
+    """
     start = time.perf_counter()
     report = SourceReport(source)
+    before = {key for _, key in store.list_results(source)}
+    if STATUS in before:
+        store.delete_result(source, STATUS)  # from here until the new status, the source is "not complete"
+    recording = _RecordingStore(store)
     inputs = science_inputs(store, source)
     report.steps["exp_to_source"] = StepOutcome(COMPLETE, f"{len(inputs)} cutouts").record(
         time.perf_counter() - start)
-    ctx = StepContext(store, source, mode_of_store(store), inputs, config)
+    ctx = StepContext(recording, source, mode_of_store(store), inputs, config)  # type: ignore[arg-type]
     for name in ctx.mode.plan:
         t0 = time.perf_counter()
         outcome = StepOutcome(SKIPPED, "skipped by parameter") if config.step(name).skip else STEPS[name](ctx)
         report.steps[name] = outcome.record(time.perf_counter() - t0)
+    for key in sorted(before - recording.written - {STATUS}):
+        store.delete_result(source, key)
     report.seconds = time.perf_counter() - start
     store.put_result(source, STATUS, {}, {"steps": report.steps, "params": config.to_dict(),
-                                         "spec3c_version": __version__, "seconds": report.seconds})
+                                         "spec3c_version": __version__, "seconds": report.seconds,
+                                         "run": uuid.uuid4().hex, **(provenance or {})})
     return report
 
 
-# -- the worker pool ---------------------------------------------------------
+# -- the per-source job ----------------------------------------------------------------
 
-def _limit_threads(threads: int) -> None:
-    os.environ["OMP_NUM_THREADS"] = str(threads)
-    from threadpoolctl import threadpool_limits
-
-    threadpool_limits(limits=1, user_api="blas")
-
-
-def _worker(source: str, store_path: str, config_dict: dict[str, dict[str, Any]], threads: int) -> SourceReport:
-    """Process one source in a pool worker (``threads``: OpenMP threads of this worker, 0 = leave)."""
-    if threads:
-        _limit_threads(threads)
+def _worker(source: str, store_path: str, config_dict: dict[str, dict[str, Any]],
+            provenance: dict[str, Any], reasons: list[str]) -> SourceReport:
+    """Process one source in a worker (a pool process, a Dask worker or this process)."""
     config = resolve_config(overrides=config_dict)
     with open_store(store_path, mode="a") as store:
         try:
-            return run_source(store, source, config)
+            report = run_source(store, source, config, provenance)
         except Exception as exc:  # a failing source must not stop the others; its error is reported
             report = SourceReport(source, error=f"{type(exc).__name__}: {exc}")
             store.put_result(source, STATUS, {}, {"error": report.error, "params": config.to_dict(),
                                                  "steps": {"exp_to_source": {"status": FAILED}}})
-            return report
+    report.reasons = reasons
+    return report
 
 
-def pending_sources(store: Store, sources: Sequence[str] | None, force: bool) -> tuple[list[str], list[str]]:
-    """(sources to run, sources already complete)."""
+class _BatchStore:
+    """The store as one batch job of sources sees it: their inputs read in one query, their result
+    writes and deletes collected and applied in one go (:meth:`flush`)."""
+
+    def __init__(self, store: Store, sources: Sequence[str]) -> None:
+        self._store = store
+        self._cutouts = store.read_cutouts_of(sources)
+        self._exposures = store.list_exposures()
+        wanted = set(sources)
+        self._keys: dict[str, set[str]] = {s: set() for s in sources}
+        for src, key in store.list_results():
+            if src in wanted:
+                self._keys[src].add(key)
+        self._puts: dict[tuple[str, str], tuple[Mapping[str, Any], Mapping[str, Any]]] = {}
+        self._deletes: set[tuple[str, str]] = set()
+
+    def list_exposures(self) -> list[Any]:
+        return list(self._exposures)
+
+    def read_cutouts(self, source: str, planes: Any = None) -> list[Any]:
+        return self._cutouts.get(source, []) if source in self._cutouts else self._store.read_cutouts(source, planes)
+
+    def list_results(self, source: str | None = None) -> list[tuple[str, str]]:
+        if source is None or source not in self._keys:
+            return self._store.list_results(source)
+        return sorted((source, key) for key in self._keys[source])
+
+    def put_result(self, source: str, key: str, arrays: Mapping[str, Any], meta: Mapping[str, Any]) -> None:
+        self._puts[(source, key)] = (arrays, meta)
+        self._deletes.discard((source, key))
+        self._keys.setdefault(source, set()).add(key)
+
+    def get_result(self, source: str, key: str) -> tuple[dict[str, Any], dict[str, Any]]:
+        if (source, key) in self._puts:
+            arrays, meta = self._puts[(source, key)]
+            return dict(arrays), dict(meta)
+        if (source, key) in self._deletes:
+            raise KeyError(f"no result {key!r} for source {source!r}")
+        return self._store.get_result(source, key)
+
+    def delete_result(self, source: str, key: str) -> None:
+        self._puts.pop((source, key), None)
+        self._deletes.add((source, key))
+        self._keys.get(source, set()).discard(key)
+
+    def flush(self) -> None:
+        """Delete what was deleted and not written again, then write every result in one go."""
+        for source, key in sorted(self._deletes):
+            self._store.delete_result(source, key)
+        self._store.put_results((src, key, arrays, meta) for (src, key), (arrays, meta) in self._puts.items())
+        self._puts.clear()
+        self._deletes.clear()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._store, name)
+
+
+def _batch_worker(label: str, store_path: str, config_dict: dict[str, dict[str, Any]],
+                  items: list[tuple[str, dict[str, Any], list[str]]]) -> list[SourceReport]:
+    """Process a batch of sources (``items``: source, provenance, reasons) in a worker, one store
+    read and one store write for all of them."""
+    config = resolve_config(overrides=config_dict)
+    reports = []
+    with open_store(store_path, mode="a") as store:
+        batch = _BatchStore(store, [source for source, _, _ in items])
+        for source, provenance, reasons in items:
+            try:
+                report = run_source(batch, source, config, provenance)  # type: ignore[arg-type]
+            except Exception as exc:  # a failing source must not stop the others; its error is reported
+                report = SourceReport(source, error=f"{type(exc).__name__}: {exc}")
+                batch.put_result(source, STATUS, {}, {"error": report.error, "params": config.to_dict(),
+                                                     "steps": {"exp_to_source": {"status": FAILED}}})
+            report.reasons = reasons
+            reports.append(report)
+        batch.flush()
+    return reports
+
+
+def _map_batches(todo: Sequence[SourcePlan], size: int, store_path: Path, config: PipelineConfig,
+                 **executor: Any) -> tuple[dict[str, SourceReport], dict[str, str]]:
+    """Run the sources in jobs of ``size``: (reports, errors of sources whose job could not run)."""
+    chunks = [todo[i:i + size] for i in range(0, len(todo), size)]
+    jobs = {f"sources {c[0].source}..{c[-1].source}": (str(store_path), config.to_dict(),
+                                                       [(p.source, p.provenance, list(p.reasons)) for p in c])
+            for c in chunks}
+    outcome = map_sources(_batch_worker, jobs, **executor)
+    reports = {r.source: r for batch in outcome.results.values() for r in batch}
+    errors = {p.source: error for label, error in outcome.errors.items()
+              for p in chunks[list(jobs).index(label)]}
+    return reports, errors
+
+
+# -- what to recompute ----------------------------------------------------------------
+
+@dataclass(frozen=True)
+class SourcePlan:
+    """What ``process`` will do with one source: its key, provenance and why it is recomputed
+    (empty: it is complete with this very key)."""
+
+    source: str
+    key: SourceKey
+    provenance: dict[str, Any]
+    reasons: tuple[str, ...]
+
+
+def _reasons(previous: Mapping[str, Any] | None, key: SourceKey, force: bool) -> tuple[str, ...]:
+    if force:
+        return (FORCED,)
+    if previous is None:
+        return (NEW,)
+    if "error" in previous:
+        return (FAILED_BEFORE,)
+    old = SourceKey.from_record(previous.get("key"))
+    if old is None:
+        return (NO_KEY,)
+    return tuple(REASONS[part] for part in key.changes(old))
+
+
+def plan_sources(store: Store, config: PipelineConfig, sources: Sequence[str] | None = None,
+                 force: bool = False) -> list[SourcePlan]:
+    """Key, provenance and reasons of every chosen source (default: all), in store order.
+
+    Call after the association-level steps saved their data for ``config``
+    (:func:`spec3c.steps.master_background.prepare_association`).
+    """
     known = store.sources()
-    chosen = list(known) if not sources else list(sources)
-    unknown = [s for s in chosen if s not in known]
+    chosen = list(known) if not sources else list(dict.fromkeys(sources))
+    unknown = [s for s in chosen if s not in set(known)]
     if unknown:
         raise Spec3cError(f"unknown source(s) {', '.join(unknown)} in {store.path}; `spec3c ls --sources` lists them")
-    if force:
-        return chosen, []
-    done = {src for src, key in store.list_results() if key == STATUS and "error" not in store.get_result(src, key)[1]}
-    return [s for s in chosen if s not in done], [s for s in chosen if s in done]
+    infos, exposures = store.list_cutouts(), store.list_exposures()
+    shared: RunProvenance = run_provenance(store, config, mode_of_store(store), infos, exposures)
+    inputs = source_inputs(infos, exposures)
+    has_status = any(key == STATUS for _, key in store.list_results())
+    previous = {src: meta for (src, key), (_, meta) in store.get_results(STATUS).items() if key == STATUS} \
+        if has_status else {}  # every source's last status in one read
+    plans = []
+    for source in chosen:
+        files = inputs.get(source, [])
+        key = shared.key(files)
+        reasons = _reasons(previous.get(source), key, force)
+        plans.append(SourcePlan(source, key, {"key": key.record(), "provenance": shared.record(files)}, reasons))
+    return plans
 
 
-def process_store(
+def process_store(  # noqa: PLR0913 - each is a CLI option
     store_path: str | Path,
     *,
     sources: Sequence[str] | None = None,
@@ -109,26 +285,46 @@ def process_store(
     workers: int | None = None,
     force: bool = False,
     progress: ProgressFn | None = None,
+    scheduler: str | None = None,
 ) -> ProcessReport:
-    """Process the chosen (default: all unfinished) sources of a store."""
+    """Process the chosen (default: all) sources of a store whose key changed.
+
+    ``scheduler``: None runs the sources in ``workers`` local processes;
+    ``"local[:N]"`` on a Dask LocalCluster, ``"tcp://HOST:PORT"`` on a running
+    Dask cluster (the store must be on a path every worker sees).
+    """
     start = time.perf_counter()
-    config = config or resolve_config()
+    config = with_absolute_references(config or resolve_config())
+    store_path = Path(store_path).resolve()
     with open_store(store_path, mode="a") as store:
-        mode_of_store(store)  # a clear error for an unsupported or mixed association, before any work
-        todo, done = pending_sources(store, sources, force)
-        if force:
-            for source in todo:
-                store.delete_results(source)
-        if todo:
-            master_background.prepare_association(store, config.master_background)
-    report = ProcessReport(already_done=done)
-    n_workers = worker_count(workers, len(todo))
-    threads = 0 if n_workers == 1 else max(1, (os.cpu_count() or 1) // n_workers)
-    reports = map_sources(_worker, todo, (str(store_path), config.to_dict(), threads),
-                          workers=workers, progress=progress)
-    report.processed = [reports[s] for s in todo]
+        mode = mode_of_store(store)  # a clear error for an unsupported or mixed association, before any work
+        spectra = mode.process_spectra(store, config, sources) if mode.process_spectra is not None else None
+        if spectra is not None:  # the inputs are extracted spectra (WFSS spec2 x1d): the mode's own pass
+            store.consolidate()
+            return ProcessReport([SourceReport(s, r["steps"], r["seconds"]) for s, r in spectra.items()],
+                                 seconds=time.perf_counter() - start)
+        master_background.prepare_association(store, config.master_background)
+        plans = plan_sources(store, config, sources, force)
+    todo = [p for p in plans if p.reasons]
+    report = ProcessReport(already_done=[p.source for p in plans if not p.reasons])
+    executor: dict[str, Any] = {"workers": workers, "scheduler": scheduler, "progress": progress}
+    if mode.batch_size > 1:
+        results, errors = _map_batches(todo, mode.batch_size, store_path, config, **executor)
+    else:
+        jobs = {p.source: (str(store_path), config.to_dict(), p.provenance, list(p.reasons)) for p in todo}
+        outcome = map_sources(_worker, jobs, **executor)
+        results, errors = outcome.results, outcome.errors
+    for plan in todo:
+        if plan.source in results:
+            report.processed.append(results[plan.source])
+        else:  # the job itself could not run (e.g. its worker died every time it was tried)
+            report.processed.append(SourceReport(plan.source, error=errors[plan.source],
+                                                 reasons=list(plan.reasons)))
     if todo:
         with open_store(store_path, mode="a") as store:
+            for source, error in errors.items():
+                store.put_result(source, STATUS, {}, {"error": error, "params": config.to_dict(),
+                                                     "steps": {"exp_to_source": {"status": FAILED}}})
             store.consolidate()
     report.seconds = time.perf_counter() - start
     return report

@@ -178,10 +178,74 @@ def save_association(store: Store, asn: Any) -> None:
     store.put_result(ASSOCIATION_SOURCE, ASSOCIATION_KEY, {}, {
         "product_name": asn.product_name, "asn_id": asn.asn_id, "asn_type": asn.asn_type,
         "program": asn.program, "target": asn.target, "table_name": asn.path.name,
-        "exp_type": asn.exp_type,
+        "exp_type": asn.exp_type, "asn_pool": getattr(asn, "pool", None),
     })
 
 
 def load_association(store: Store) -> dict[str, Any]:
     """The association recorded at ingest (KeyError if the store predates it)."""
     return store.get_result(ASSOCIATION_SOURCE, ASSOCIATION_KEY)[1]
+
+
+# -- IFU cubes (cube_build) ------------------------------------------------------
+
+S3D = "s3d"
+
+
+@dataclass
+class IfuCube:
+    """One IFU cube (an ``_s3d`` product) as the store keeps it.
+
+    ``s3d/<name>`` holds the header: ``wavelength`` (nz,) float64 plane centres
+    and ``meta`` (``shape`` (nz, ny, nx), ``tiles`` [[p0, p1], ...], ``wcsinfo``,
+    ``ifu``, ``photometry``, ``bands``, ``inputs``, ``channel`` ...).  The planes
+    are stored per wavelength tile under ``s3d/<name>/planes/<p0>``: ``sci``,
+    ``err`` float32, ``dq`` uint32, ``wmap`` float32, each ``(p1 - p0, ny, nx)``,
+    so that a cube larger than memory is written and read tile by tile.
+    ``name`` is the product's base name (the association's plus the bands).
+    """
+
+    name: str
+    wavelength: np.ndarray
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    PLANES = ("sci", "err", "dq", "wmap")
+
+    @staticmethod
+    def key(name: str) -> str:
+        return f"{S3D}/{name}"
+
+    @staticmethod
+    def tile_key(name: str, p0: int) -> str:
+        return f"{S3D}/{name}/planes/{int(p0)}"
+
+    @staticmethod
+    def names(store: Store, source: str) -> list[str]:
+        """Names of the cubes stored for a source, in the order they were built."""
+        found = {key.split("/", 1)[1]: key for src, key in store.list_results(source)
+                 if key.startswith(f"{S3D}/") and "/planes/" not in key}
+        order = {name: store.get_result(source, key)[1].get("order", 0) for name, key in found.items()}
+        return sorted(found, key=lambda n: (order[n], n))
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        nz, ny, nx = self.meta["shape"]
+        return (int(nz), int(ny), int(nx))
+
+    @property
+    def tiles(self) -> list[tuple[int, int]]:
+        return [(int(a), int(b)) for a, b in self.meta["tiles"]]
+
+    def save(self, store: Store, source: str) -> None:
+        store.put_result(source, self.key(self.name), {"wavelength": self.wavelength}, self.meta)
+
+    def save_tile(self, store: Store, source: str, p0: int, planes: dict[str, np.ndarray]) -> None:
+        store.put_result(source, self.tile_key(self.name, p0), {k: planes[k] for k in self.PLANES}, {"p0": int(p0)})
+
+    def read_tile(self, store: Store, source: str, p0: int) -> dict[str, np.ndarray]:
+        return store.get_result(source, self.tile_key(self.name, p0))[0]
+
+    @classmethod
+    def load(cls, store: Store, source: str, name: str) -> IfuCube:
+        arrays, meta = store.get_result(source, cls.key(name))
+        return cls(name, arrays["wavelength"], meta)

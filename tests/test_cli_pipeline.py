@@ -49,7 +49,8 @@ def test_process_again_is_a_no_op_and_force_recomputes(fs_run):
     root, _, _ = fs_run
     store = str(root / "out" / "spec3c.store")
     runner = CliRunner()
-    res = runner.invoke(main, ["process", store, "--workers", "1"])
+    # the same parameters as the run (another aperture file would change every source's key)
+    res = runner.invoke(main, ["process", store, "--workers", "1", f"--steps.extract_1d.override_extract1d={APERTURES}"])
     assert res.exit_code == 0 and "processed 0 sources" in res.output and "3 already complete" in res.output
     source = open_store(store).sources()[0]
     res = runner.invoke(main, ["process", store, "--sources", source, "--force", "--workers", "1",

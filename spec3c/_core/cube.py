@@ -35,7 +35,7 @@ from typing import Literal, NamedTuple
 import numpy as np
 
 from .. import dqflags
-from . import _cube
+from . import _cube, _cube_area
 from ._validate import check_workers
 
 __all__ = [
@@ -320,8 +320,10 @@ class CubeAccumulator:
     def _max_roiw(self) -> float:
         return float(np.max(self._tables[1]))
 
-    def _window(self, dwave: np.ndarray | None) -> tuple[float, float]:
-        """Wavelength preselection of ``map_detector_to_outputframe`` (whole cube)."""
+    def window(self, dwave: np.ndarray | None = None) -> tuple[float, float]:
+        """Wavelength preselection of ``map_detector_to_outputframe`` (whole cube): pixels
+        outside ``[wmin, wmax]`` are not mapped.  Drizzle widens it by ``max(dwave)`` of the
+        exposure's pixels passed to :meth:`add` (``dwave`` required for linear drizzle cubes)."""
         z, dz = self.grid.zcoord, self.grid.cdelt3
         if self.params.weighting != "drizzle":
             tol = self._max_roiw()
@@ -407,7 +409,7 @@ class CubeAccumulator:
         ea = _as_f64(err, "err", (n,))
         dwa = self._check_dwave(dwave, n) if drizzle else np.empty(0)
         dqa = self._check_dq(dq, n)
-        wmin, wmax = self._window(dwa if drizzle else None)
+        wmin, wmax = self.window(dwa if drizzle else None)
         p0, p1 = self.planes
         nvalid = _cube.cube_add(
             xa, ya, wa, fa, ea, dwa, dqa, dq is not None, self._grid_args, self._tables,
@@ -415,6 +417,56 @@ class CubeAccumulator:
         )
         self.n_inputs += 1
         return int(nvalid)
+
+    def add_slicer_area(
+        self,
+        along: np.ndarray,
+        wave: np.ndarray,
+        flux: np.ndarray,
+        err: np.ndarray,
+        column: np.ndarray,
+        origin: tuple[float, float, float],
+    ) -> int:
+        """Add one exposure's pixels by area overlap in the slicer plane (``internal_cal``).
+
+        The grid's axis 1 is the across-slice column (one per slice), axis 2 the
+        along-slice coordinate, and each pixel contributes to its slice's column
+        only: ``flux * A_overlap / A_pixel`` over the (along x wavelength) cells its
+        quadrilateral overlaps (ALGORITHMS.md §11.5, "area" cubes).
+
+        Parameters
+        ----------
+        along, wave : ndarray (n, 4), float
+            The pixel's corners in along-slice coordinate and wavelength (micron).
+        flux, err : ndarray (n,), float
+            Pixels to add (already selected: finite, not DO_NOT_USE).
+        column : ndarray (n,), int
+            Cube column (axis-1 index) of each pixel's slice.
+        origin : (float, float, float)
+            ``(crval_along, crval3, cdelt3)``: the along-slice coordinate of the
+            grid's first cell edge, the wavelength of plane 0's centre and the
+            plane width (the reference's index origins and step).
+
+        Returns
+        -------
+        int
+            Number of (pixel, voxel) contributions added.
+        """
+        n = np.asarray(flux).shape[0]
+        a = _as_f64(along, "along", (n, 4)).ravel()
+        w = _as_f64(wave, "wave", (n, 4)).ravel()
+        f = _as_f64(flux, "flux", (n,))
+        e = _as_f64(err, "err", (n,))
+        col = np.ascontiguousarray(column, dtype=np.int64)
+        _, ny, nx = self.grid.shape
+        if col.shape != (n,) or (n and (col.min() < 0 or col.max() >= nx)):
+            raise ValueError(f"column must be {n} indices in [0, {nx})")
+        p0, p1 = self.planes
+        added = _cube_area.area_add(a, w, f, e, col, self.grid.ycoord, self.grid.zcoord, float(origin[0]),
+                                    self.grid.cdelt2, float(origin[1]), float(origin[2]), nx, p0, p1,
+                                    self._sums())
+        self.n_inputs += 1
+        return int(added)
 
     @staticmethod
     def _check_dwave(dwave: np.ndarray | None, n: int) -> np.ndarray:

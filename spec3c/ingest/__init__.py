@@ -1,6 +1,7 @@
 """``spec3c ingest``: read an association's exposures once into a store.
 
-Every member is validated before anything is written.  Each exposure is
+Every member is read and checked (:mod:`.validate`) before anything is
+written, so a broken member leaves the store as it was.  Each exposure is
 committed atomically; an exposure whose file is unchanged (same sha256) is
 skipped, so a re-run after an interruption completes what is missing.
 """
@@ -13,11 +14,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..asn import Association, read_association
+from ..check import store_writer
 from ..errors import InputError
 from ..results import save_association
 from ..store import Store, create_store, open_store
-from ..store.layout import MANIFEST
+from ..store.layout import LOCK, MANIFEST
 from .reader import exposure_name, read_exposure, sha256_of
+from .staging import Staging
 
 ProgressFn = Callable[[str, int, int], None]
 
@@ -76,7 +79,8 @@ def plan_ingest(asn: Association, store: Store | None, replace: bool) -> list[_P
 
 def _existing_store(path: Path, backend: str | None) -> Store | None:
     if not (path / MANIFEST).exists():
-        if path.exists() and any(path.iterdir()):
+        ours = (LOCK, (path / MANIFEST).with_suffix(".tmp").name)  # a store creation was interrupted
+        if path.exists() and any(p.name not in ours for p in path.iterdir()):
             raise InputError(path, "store folder exists, is not empty and is not a spec3c store")
         return None
     store = open_store(path)
@@ -104,26 +108,37 @@ def ingest(  # noqa: PLR0913 - each flag is a user option
     report = IngestReport(Path(store_path))
     existing = _existing_store(Path(store_path), backend)
     plans = plan_ingest(asn, existing, replace)
-    # only now is anything written; an existing store keeps its backend
-    store = create_store(store_path, existing.backend if existing else backend or "tiledb")
-    try:
-        todo = [p for p in plans if p.action != "unchanged"]
-        if todo:
-            save_association(store, asn)
-        report.unchanged = [p.name for p in plans if p.action == "unchanged"]
+    todo = [p for p in plans if p.action != "unchanged"]
+    report.unchanged = [p.name for p in plans if p.action == "unchanged"]
+    with Staging() as staged:
+        # every member is read and checked before the store changes: a bad one leaves it as it was
         for done, plan in enumerate(todo, start=1):
-            data = read_exposure(plan.path, plan.role, plan.sha256)
-            store.commit_exposure(data.record, data.cutouts, data.images)
-            (report.replaced if plan.action == "replace" else report.ingested).append(plan.name)
-            report.n_cutouts += len(data.cutouts)
+            staged.add(read_exposure(plan.path, plan.role, plan.sha256))
             if progress:
                 progress(plan.name, done, len(todo))
-        if todo:
-            store.consolidate()
-    finally:
-        store.close()
+        if existing is not None:
+            existing.close()
+        # only now is anything written; an existing store keeps its backend
+        store = create_store(store_path, existing.backend if existing else backend or "tiledb")
+        try:
+            with store_writer(store_path):  # (and the leftovers of a killed writer are removed first)
+                _commit(store, asn, todo, staged, report)
+        finally:
+            store.close()
     report.seconds = time.perf_counter() - start
     return report
+
+
+def _commit(store: Store, asn: Association, todo: list[_Planned], staged: Staging, report: IngestReport) -> None:
+    """Write the association and the exposures read (each atomically), then consolidate."""
+    if not todo:
+        return
+    save_association(store, asn)
+    for plan, data in zip(todo, staged.drain(), strict=True):
+        store.commit_exposure(data.record, data.cutouts, data.images)
+        (report.replaced if plan.action == "replace" else report.ingested).append(plan.name)
+        report.n_cutouts += len(data.cutouts)
+    store.consolidate()
 
 
 __all__ = ["IngestReport", "ingest", "plan_ingest", "read_exposure"]

@@ -73,27 +73,42 @@ def slit_meta(slit) -> dict[str, Any]:  # type: ignore[no-untyped-def]
     return meta
 
 
-def read_slits(model, name: str, path: Path) -> list[Cutout]:  # type: ignore[no-untyped-def]
-    """Cutouts (with coordinates) of every slit of a MultiSlitModel."""
-    cutouts = []
-    for index, slit in enumerate(model.slits):
-        meta = slit_meta(slit)
-        if slit.meta.wcs is None:
-            raise InputError(path, f"slit {index} ({meta.get('name')}) has no WCS")
-        planes = {plane: np.asarray(getattr(slit, attr)) for attr, plane in SCIENCE_PLANES.items()}
-        shape = planes["sci"].shape
-        for attr in OPTIONAL_PLANES:
-            value = getattr(slit, attr, None) if slit.hasattr(attr) else None
-            if value is not None and np.shape(value) == shape:
-                planes[attr] = np.asarray(value)
-        planes.update(slit_coordinates(slit.meta.wcs, shape))
+def _slit_cutout(slit, index: int, name: str, path: Path, key: str | None = None) -> Cutout:  # type: ignore[no-untyped-def]
+    """One slit (of a MultiSlitModel, or a SlitModel file) as a cutout; ``key`` None: exp_to_source's key."""
+    meta = slit_meta(slit)
+    if slit.meta.wcs is None:
+        raise InputError(path, f"slit {index} ({meta.get('name')}) has no WCS")
+    planes = {plane: np.asarray(getattr(slit, attr)) for attr, plane in SCIENCE_PLANES.items()}
+    shape = planes["sci"].shape
+    for attr in OPTIONAL_PLANES:
+        value = getattr(slit, attr, None) if slit.hasattr(attr) else None
+        if value is not None and np.shape(value) == shape:
+            planes[attr] = np.asarray(value)
+    planes.update(slit_coordinates(slit.meta.wcs, shape))
+    if key is None:
         try:
             key = source_key(meta)
         except ValueError as exc:
             raise InputError(path, f"slit {index} ({meta.get('name')}): {exc}") from exc
-        meta["slit_index"] = index
-        cutouts.append(Cutout(key, name, str(meta.get("name", index)), meta, planes, wcs_to_asdf(slit.meta.wcs)))
-    return cutouts
+    meta["slit_index"] = index
+    return Cutout(key, name, str(meta.get("name", index)), meta, planes, wcs_to_asdf(slit.meta.wcs))
+
+
+def read_slits(model, name: str, path: Path) -> list[Cutout]:  # type: ignore[no-untyped-def]
+    """Cutouts (with coordinates) of every slit of a MultiSlitModel."""
+    return [_slit_cutout(slit, index, name, path) for index, slit in enumerate(model.slits)]
+
+
+def read_slit_model(model, name: str, path: Path) -> list[Cutout]:  # type: ignore[no-untyped-def]
+    """The one slit of a SlitModel cal file, as a cutout of the association's single source.
+
+    The reference runs no exp_to_source on SlitModel inputs: the whole
+    association is one source (:data:`IMAGE_SOURCE_KEY`), whatever the slits'
+    source ids.
+    """
+    if hasattr(model, "slits"):
+        raise InputError(path, f"a {type(model).__name__} is not a SlitModel (one slit per file)")
+    return [_slit_cutout(model, 0, name, path, key=IMAGE_SOURCE_KEY)]
 
 
 #: one source per association (the reference does no exp_to_source for these image modes)

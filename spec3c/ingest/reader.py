@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import hashlib
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from ..errors import InputError
-from ..fitsio import indexed_hdus
+from ..errors import InputError, Spec3cError
 from ..store.records import Cutout, ExposureRecord
 from .cutouts import model_meta
 
@@ -48,45 +46,65 @@ def read_spectra_tables(model) -> dict[str, np.ndarray]:  # type: ignore[no-unty
     return images
 
 
-def _science_cutouts(model: Any, name: str, path: Path, exp_type: str) -> list[Cutout]:
-    """The cutouts of a science exposure, read as its mode reads them."""
+def _science_data(model: Any, name: str, path: Path, exp_type: str) -> tuple[list[Cutout], dict[str, np.ndarray]]:
+    """The cutouts (and full-frame images, for modes ingested as frames) of a science
+    exposure, read as its mode reads them."""
     from ..modes.registry import mode_for  # the modes import the layout readers beside this module
 
-    mode = mode_for(exp_type, where=str(path))
+    mode = mode_for(exp_type, where=str(path), model_type=type(model).__name__)  # SlitModel files: their own mode
     try:
-        return mode.read_cutouts(model, name, path)
+        if mode.read_frames is not None:
+            return mode.read_frames(model, name, path)
+        return mode.read_cutouts(model, name, path), {}
     except AttributeError as exc:  # a model of another layout than the mode's (e.g. no .slits)
         raise InputError(path, f"a {type(model).__name__} is not a {mode.name} cal file ({exc})") from exc
 
 
 def read_exposure(path: Path, role: str, sha256: str | None = None) -> ExposureData:
-    """Read one ASN member into an :class:`ExposureData` (no store access)."""
-    from stdatamodels.jwst import datamodels
+    """Read one ASN member into an :class:`ExposureData` (no store access).
+
+    The member is checked first (:func:`spec3c.ingest.validate.check_model`):
+    a broken file is an :class:`InputError` naming it and the problem.
+    """
+    from .validate import check_model, open_model
 
     name = exposure_name(path)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # stdatamodels validation chatter; we check below
-        try:
-            with indexed_hdus():
-                model = datamodels.open(path)
-        except Exception as exc:  # stdatamodels raises many types for bad files
-            raise InputError(path, f"cannot be read as a JWST datamodel: {exc}") from exc
+    own = _own_reader(path) if role == "science" else None
+    if own is not None:  # the mode reads (and checks) its files itself
+        read = own(path, name)
+        return ExposureData(_record(path, name, role, sha256, read.model_type, read.meta), read.cutouts, read.images)
+    model = open_model(path)
     with model:
+        check_model(model, path, role)
         model_type = type(model).__name__
         meta = model_meta(model)
         cutouts: list[Cutout] = []
         images: dict[str, np.ndarray] = {}
         if role == "science":
-            cutouts = _science_cutouts(model, name, path, str(meta.get("meta.exposure.type") or ""))
+            cutouts, images = _science_data(model, name, path, str(meta.get("meta.exposure.type") or ""))
         elif hasattr(model, "spec"):
             images = read_spectra_tables(model)
-        record = ExposureRecord(
-            name=name,
-            filename=str(path.resolve()),
-            sha256=sha256 or sha256_of(path),
-            role=role,
-            exp_type=str(meta.get("meta.exposure.type", "")),
-            model_type=model_type,
-            meta=meta,
-        )
+        record = _record(path, name, role, sha256, model_type, meta)
     return ExposureData(record, cutouts, images)
+
+
+def _record(path: Path, name: str, role: str, sha256: str | None, model_type: str,
+            meta: dict[str, Any]) -> ExposureRecord:
+    return ExposureRecord(name=name, filename=str(path.resolve()), sha256=sha256 or sha256_of(path), role=role,
+                          exp_type=str(meta.get("meta.exposure.type", "")), model_type=model_type, meta=meta)
+
+
+def _own_reader(path: Path) -> Any:
+    """The file reader of the mode serving the file's EXP_TYPE (``Mode.read_file``), if it has one."""
+    from astropy.io import fits
+
+    from ..modes.registry import mode_for
+
+    try:
+        exp_type = str(fits.getval(path, "EXP_TYPE", ext=0) or "")
+    except (OSError, KeyError):
+        return None  # the generic reader says what is wrong with the file
+    try:
+        return mode_for(exp_type).read_file
+    except Spec3cError:
+        return None

@@ -18,16 +18,30 @@ from ..naming import SourceNaming
 
 if TYPE_CHECKING:
     from ..algorithms.slit_grid import GridOptions
+    from ..config import PipelineConfig
     from ..steps.context import SourceInputs
+    from ..store.base import Store
     from ..store.records import Cutout
+    from .ifu.traits import IfuTraits
 
-#: how a product is laid out: one file per source, or one file per input exposure
-Layout = Literal["source", "exposure"]
+#: how a product is laid out: one file per source, one file per input exposure, or one file
+#: holding every source of the association (WFSS)
+Layout = Literal["source", "exposure", "association"]
 SOURCE: Layout = "source"
 EXPOSURE: Layout = "exposure"
+ASSOCIATION: Layout = "association"
 
 #: (datamodel, exposure name, file path) -> the exposure's cutouts with coordinates
 ReadCutouts = Callable[[Any, str, Path], "list[Cutout]"]
+#: (datamodel, exposure name, file path) -> (cutouts, full-frame image planes) of an exposure
+ReadFrames = Callable[[Any, str, Path], "tuple[list[Cutout], dict[str, np.ndarray]]"]
+#: (file path, exposure name) -> what ingest stores of a science file, read without the generic
+#: datamodel reader (see :class:`ScienceFile`)
+ReadFile = Callable[[Path, str], "ScienceFile"]
+#: (store, parameters, chosen sources or None) -> {source: status record} of every source processed,
+#: or None when the store's inputs are not spectra (see :attr:`Mode.process_spectra`)
+ProcessSpectra = Callable[["Store", "PipelineConfig", "Sequence[str] | None"],
+                          "dict[str, dict[str, Any]] | None"]
 #: (a source's inputs, grid options) -> the rectified output grid (SlitGrid or LrsGrid)
 BuildGrid = Callable[["SourceInputs", "GridOptions"], Any]
 #: (cutout, master background columns) -> (background float32, DQ bits to OR in), both cutout-shaped
@@ -48,11 +62,34 @@ class Extraction:
         Default of ``use_source_posn`` when neither the parameter nor the aperture file sets it.
     apcorr : ApcorrSpec or None
         The APCORR model of the mode; None: no aperture correction is defined.
+    whole_cutout : bool
+        The aperture is the whole cutout and EXTRACT1D files are not read (WFSS:
+        extract_2d made each cutout the extraction region of its source).
+    several_per_exposure : bool
+        A source has several cutouts in one exposure (WFSS spectral orders): its
+        per-exposure spectra are kept per exposure and slit.
     """
 
     aperture_by_slit: bool = False
     center_on_source: bool = False
     apcorr: ApcorrSpec | None = None
+    whole_cutout: bool = False
+    several_per_exposure: bool = False
+
+
+@dataclass(frozen=True)
+class ScienceFile:
+    """A science file as a mode's own reader (:attr:`Mode.read_file`) gives it to ingest.
+
+    ``meta`` is the flat ``meta.*`` metadata of the file's model (as
+    :func:`spec3c.ingest.cutouts.model_meta`), ``model_type`` its datamodel
+    class name; ``cutouts`` and ``images`` are stored as for any exposure.
+    """
+
+    model_type: str
+    meta: dict[str, Any]
+    cutouts: list[Cutout]
+    images: dict[str, np.ndarray]
 
 
 @dataclass(frozen=True, eq=False)
@@ -86,6 +123,26 @@ class Mode:
     locate_source : LocateSource or None
         Where resample_spec records the source in the output grid (for
         extract_1d's aperture), when the mode finds it from the pointing.
+    read_frames : ReadFrames or None
+        Modes ingested as full frames (IFU): the exposure's cutouts and its
+        full-frame planes (store images), read in one pass; ingest uses it
+        instead of ``read_cutouts``.
+    cube : IfuTraits or None
+        IFU modes: the instrument's bands and cube naming (``cube_build``).
+    read_file : ReadFile or None
+        Reads (and checks) a science file itself, instead of the generic
+        datamodel reader and ``read_cutouts`` (WFSS: thousands of slits, read
+        straight from the FITS extensions; spec2 ``_x1d`` inputs).
+    process_spectra : ProcessSpectra or None
+        Modes whose science inputs may be extracted spectra (WFSS spec2 ``_x1d``):
+        ``process`` hands such a store to this function (exp_to_source of the
+        spectra, then the plan's steps that apply to spectra) instead of the
+        per-source plan.
+    batch_size : int
+        Sources per ``process`` job.  Above 1 a job reads the inputs of its
+        sources in one store query and writes their results in one store
+        write (modes with thousands of small sources, WFSS); each source still
+        runs the plan on its own.
     """
 
     name: str
@@ -100,6 +157,11 @@ class Mode:
     image_exposures: bool = False
     extraction: Extraction = Extraction()
     locate_source: LocateSource | None = None
+    read_frames: ReadFrames | None = None
+    cube: IfuTraits | None = None
+    read_file: ReadFile | None = None
+    process_spectra: ProcessSpectra | None = None
+    batch_size: int = 1
 
     @property
     def resampled(self) -> bool:

@@ -1,19 +1,34 @@
-"""``spec3c export``: write a store's per-source products as FITS files."""
+"""``spec3c export``: write a store's per-source products as FITS files.
+
+A product is written again only when its source was recomputed since it was
+written, or the file is missing or differs from what was written: each
+export records, in the store, the sha256 of every file it wrote for an output
+folder together with the source's ``run`` id (``status``).  Every product
+carries its provenance (:func:`spec3c.products.meta.product_stamp`).
+Sources whose processing failed are not exported; they are reported at the
+end (:class:`ExportIncomplete`) after every other source was written.
+"""
 
 from __future__ import annotations
 
+import hashlib
 import os
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..modes.base import EXPOSURE, SOURCE, Layout
+from ..errors import Spec3cError
+from ..modes.base import ASSOCIATION, EXPOSURE, SOURCE, Layout
 from ..modes.registry import mode_of_store
 from ..naming import ProductNaming
 from ..parallel import ProgressFn, map_sources
-from ..results import STATUS, X1D
+from ..provenance import file_sha256
+from ..results import ASSOCIATION_SOURCE, S3D, STATUS, X1D
 from ..store import Store, open_store
-from .meta import step_statuses
+from .meta import product_stamp, stamping, step_statuses
+from .s3d import write_s3d
+from .wfss import write_wfss_c1d, write_wfss_x1d
 from .writers import (
     write_exposure_crfs,
     write_exposure_x1ds,
@@ -24,12 +39,13 @@ from .writers import (
     write_x1d,
 )
 
-__all__ = ["DEFAULT_SUFFIXES", "export_source", "export_store", "products_available"]
+__all__ = ["DEFAULT_SUFFIXES", "ExportIncomplete", "ExportedPaths", "export_source", "export_store",
+           "products_available"]
 
 #: writes one product of one source: (store, source, naming, output folder) -> path(s) written
 Writer = Callable[[Store, str, ProductNaming, "str | os.PathLike[str]"], "Path | list[Path]"]
 
-DEFAULT_SUFFIXES = ("cal", "crf", "s2d", "x1d", "c1d")
+DEFAULT_SUFFIXES = ("cal", "crf", "s2d", "s3d", "x1d", "c1d")
 
 #: (suffix, layout) -> writer; a mode's ``products`` picks the layout of each suffix it writes
 _WRITERS: dict[tuple[str, Layout], Writer] = {
@@ -37,11 +53,20 @@ _WRITERS: dict[tuple[str, Layout], Writer] = {
     ("crf", SOURCE): write_source_crf,
     ("crf", EXPOSURE): write_exposure_crfs,
     ("s2d", SOURCE): write_s2d,
+    ("s3d", SOURCE): write_s3d,
     ("x1d", SOURCE): write_x1d,
     ("x1d", EXPOSURE): write_exposure_x1ds,
     ("c1d", SOURCE): write_source_c1d,
 }
-_SUFFIXES = tuple(dict.fromkeys(suffix for suffix, _ in _WRITERS))
+#: writes one product holding every source: (store, naming, output folder, sources or None) -> paths
+AssociationWriter = Callable[[Store, ProductNaming, "str | os.PathLike[str]", "Sequence[str] | None"], "list[Path]"]
+
+#: suffix -> writer of the ASSOCIATION layout (WFSS: one x1d and one c1d for all sources)
+_ASSOCIATION_WRITERS: dict[str, AssociationWriter] = {
+    "x1d": write_wfss_x1d,
+    "c1d": write_wfss_c1d,
+}
+_SUFFIXES = tuple(dict.fromkeys([*(suffix for suffix, _ in _WRITERS), *_ASSOCIATION_WRITERS]))
 
 
 def _has_result(suffix: str, layout: Layout, keys: set[str], outlier_ran: bool) -> bool:
@@ -52,16 +77,21 @@ def _has_result(suffix: str, layout: Layout, keys: set[str], outlier_ran: bool) 
         return outlier_ran or any(k.startswith("crf/") for k in keys)
     if suffix == "x1d" and layout == EXPOSURE:
         return any(k.startswith(f"{X1D}/") for k in keys)  # one spectrum per exposure
+    if suffix == S3D:
+        return any(k.startswith(f"{S3D}/") for k in keys)  # one result per cube
     return suffix in keys
 
 
 def products_available(store: Store, source: str) -> list[str]:
     """Suffixes of the store's mode that can be written for ``source``: ``cal`` always;
     ``crf`` when a crf result or an outlier_detection status exists; the others when
-    their result exists."""
+    their result exists.  Without a ``status`` (never processed, or a run that stopped
+    half way) only ``cal``: results without a status are not complete."""
     keys = {key for _, key in store.list_results(source)}
+    if STATUS not in keys:
+        keys = set()
     outlier_ran = STATUS in keys and "outlier_detection" in step_statuses(store.get_result(source, STATUS)[1])
-    products = mode_of_store(store).products
+    products = {s: layout for s, layout in mode_of_store(store).products.items() if layout != ASSOCIATION}
     return [s for s in _SUFFIXES if s in products and _has_result(s, products[s], keys, outlier_ran)]
 
 
@@ -96,10 +126,98 @@ class _CachedStore:
         return self._cached("list_results", source)
 
     def get_result(self, source: str, key: str) -> Any:
+        if "/planes/" in key:  # IFU cube tiles are streamed into the product, never all held
+            return self._store.get_result(source, key)
         return self._cached("get_result", source, key)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._store, name)
+
+
+@dataclass
+class SourceExport:
+    """What exporting one source did: ``products`` is ``{suffix: {file name: sha256}}`` of
+    every product it has in the folder (written now or before), ``run`` its status's run id."""
+
+    source: str
+    run: str | None
+    written: list[Path] = field(default_factory=list)
+    unchanged: list[Path] = field(default_factory=list)
+    products: dict[str, dict[str, str]] = field(default_factory=dict)
+    available: list[str] = field(default_factory=list)  # the suffixes the source has
+
+    @property
+    def paths(self) -> list[Path]:
+        return self.written + self.unchanged
+
+    def record(self) -> dict[str, Any]:
+        """What the store keeps of it (the folder's manifest entry of the source)."""
+        return {"run": self.run, "products": self.products, "available": self.available}
+
+
+def _status(store: Store, source: str) -> dict[str, Any] | None:
+    try:
+        return store.get_result(source, STATUS)[1]
+    except KeyError:
+        return None
+
+
+def _unchanged(out_dir: Path, previous: Mapping[str, Any] | None, run: str | None, suffix: str) -> list[Path] | None:
+    """The ``suffix`` products of a source that are still what an earlier export wrote for the
+    same run of the source (None if any is missing, differs, or the source was recomputed)."""
+    if run is None or not previous or previous.get("run") != run:
+        return None
+    files = previous.get("products", {}).get(suffix)
+    if not files:
+        return None
+    paths = [out_dir / name for name in files]
+    if all(p.is_file() and file_sha256(p) == files[p.name] for p in paths):
+        return paths
+    return None
+
+
+def _up_to_date(source: str, out_dir: Path, previous: Mapping[str, Any] | None, run: str | None,
+                wanted: Sequence[str]) -> SourceExport | None:
+    """The source's export when every wanted product is still what an earlier export wrote for
+    the same run of the source (None: something is to be written)."""
+    if run is None or not previous or previous.get("run") != run or "available" not in previous:
+        return None
+    done = SourceExport(source, run, available=list(previous["available"]))
+    for suffix in (s for s in wanted if s in done.available):
+        kept = _unchanged(out_dir, previous, run, suffix)
+        if kept is None:
+            return None
+        done.unchanged += kept
+        done.products[suffix] = {p.name: previous["products"][suffix][p.name] for p in kept}
+    return done
+
+
+def _export_source(store: Store, source: str, naming: ProductNaming, out_dir: str | os.PathLike[str],
+                   suffixes: Iterable[str], previous: Mapping[str, Any] | None = None) -> SourceExport:
+    wanted = list(suffixes)
+    unknown = [s for s in wanted if s not in _SUFFIXES]
+    if unknown:
+        raise ValueError(f"unknown product suffix(es) {unknown}; choose from {list(_SUFFIXES)}")
+    cached = store if isinstance(store, _CachedStore) else _CachedStore(store)
+    status = _status(cached, source)  # type: ignore[arg-type]
+    if status is not None and "error" in status:
+        raise Spec3cError(f"source {source}: not exported, its processing failed ({status['error']}); "
+                          "run `spec3c process` again")
+    done = SourceExport(source, None if status is None else status.get("run"))
+    available = done.available = products_available(cached, source)  # type: ignore[arg-type]
+    out = Path(out_dir)
+    with stamping(product_stamp(status, source)):
+        for suffix in (s for s in wanted if s in available):
+            kept = _unchanged(out, previous, done.run, suffix)
+            if kept is not None:
+                done.unchanged += kept
+                done.products[suffix] = {p.name: previous["products"][suffix][p.name] for p in kept}  # type: ignore[index]
+                continue
+            written = _writer(cached, suffix)(cached, source, naming, out_dir)  # type: ignore[arg-type]
+            files = written if isinstance(written, list) else [written]
+            done.written += files
+            done.products[suffix] = {p.name: file_sha256(p) for p in files}
+    return done
 
 
 def export_source(
@@ -109,24 +227,64 @@ def export_source(
     out_dir: str | os.PathLike[str],
     suffixes: Iterable[str] = DEFAULT_SUFFIXES,
 ) -> list[Path]:
-    """Write the requested products of one source that exist; return their paths."""
-    wanted = list(suffixes)
-    unknown = [s for s in wanted if s not in _SUFFIXES]
-    if unknown:
-        raise ValueError(f"unknown product suffix(es) {unknown}; choose from {list(_SUFFIXES)}")
-    cached = store if isinstance(store, _CachedStore) else _CachedStore(store)
-    available = products_available(cached, source)  # type: ignore[arg-type]
-    paths: list[Path] = []
-    for suffix in (s for s in wanted if s in available):
-        written = _writer(cached, suffix)(cached, source, naming, out_dir)  # type: ignore[arg-type]
-        paths += written if isinstance(written, list) else [written]
-    return paths
+    """Write the requested products of one source that exist; return their paths.
+
+    Raises :class:`~spec3c.errors.Spec3cError` if the source's processing failed.
+    """
+    return _export_source(store, source, naming, out_dir, suffixes).written
 
 
 def _export_one(source: str, store_path: str, naming: ProductNaming, out_dir: str,
-                suffixes: tuple[str, ...]) -> list[Path]:
+                suffixes: tuple[str, ...], previous: dict[str, Any] | None) -> SourceExport:
     with open_store(store_path) as store:
-        return export_source(store, source, naming, out_dir, suffixes)
+        return _export_source(store, source, naming, out_dir, suffixes, previous)
+
+
+# -- what an output folder holds (kept in the store) -------------------------------------
+
+def _manifest_key(out_dir: Path) -> str:
+    return "exported/" + hashlib.sha256(str(out_dir).encode()).hexdigest()[:16]
+
+
+def _naming_id(naming: ProductNaming) -> list[str | None]:
+    return [naming.template, naming.asn_id, naming.exp_type, naming.asn_table_name, naming.asn_pool]
+
+
+def _load_manifest(store: Store, out_dir: Path, naming: ProductNaming) -> dict[str, Any]:
+    """``{source: {"run": ..., "products": ...}}`` of the last exports to ``out_dir`` with the same naming."""
+    try:
+        meta = store.get_result(ASSOCIATION_SOURCE, _manifest_key(out_dir))[1]
+    except KeyError:
+        return {}
+    same = meta.get("out_dir") == str(out_dir) and meta.get("naming") == _naming_id(naming)
+    return dict(meta.get("sources", {})) if same else {}
+
+
+def _save_manifest(store_path: Path, out_dir: Path, naming: ProductNaming, sources: Mapping[str, Any]) -> None:
+    with open_store(store_path, mode="a") as store:
+        store.put_result(ASSOCIATION_SOURCE, _manifest_key(out_dir), {},
+                         {"out_dir": str(out_dir), "naming": _naming_id(naming), "sources": dict(sources)})
+
+
+class ExportedPaths(list[Path]):
+    """Every product of the exported sources in the folder (a list of paths), with ``written``
+    (written by this export), ``unchanged`` (left as they were) and ``failed`` (source -> error)."""
+
+    def __init__(self, written: Sequence[Path] = (), unchanged: Sequence[Path] = (),
+                 failed: Mapping[str, str] | None = None) -> None:
+        super().__init__([*written, *unchanged])
+        self.written, self.unchanged = list(written), list(unchanged)
+        self.failed = dict(failed or {})
+
+
+class ExportIncomplete(Spec3cError):
+    """Some sources were not exported; ``exported`` holds what the others wrote."""
+
+    def __init__(self, exported: ExportedPaths, out_dir: str | os.PathLike[str]) -> None:
+        self.exported = exported
+        lines = [f"{source}: {error}" for source, error in exported.failed.items()]
+        super().__init__(f"{len(exported.failed)} source(s) not exported ({len(exported.written)} products "
+                         f"written, {len(exported.unchanged)} unchanged in {out_dir}):\n  " + "\n  ".join(lines))
 
 
 def export_store(  # noqa: PLR0913 - each is a CLI option
@@ -137,25 +295,60 @@ def export_store(  # noqa: PLR0913 - each is a CLI option
     sources: Sequence[str] | None = None,
     progress: ProgressFn | None = None,
     workers: int | None = None,
-) -> list[Path]:
+    scheduler: str | None = None,
+) -> ExportedPaths:
     """Export every source (or ``sources``) of the store at ``store_path``.
 
-    Sources are written by ``workers`` processes (default: CPU count; 1 =
-    in this process).  ``progress(source, done, total)`` is called after
-    each source.
+    Sources are written by ``workers`` local processes (default: CPU count;
+    1 = in this process), or on a Dask cluster (``scheduler``, as
+    :func:`spec3c.process.process_store`).  ``progress(source, done, total)``
+    is called after each source.  Products still identical to what an earlier
+    export wrote for the same computation are left alone.
+
+    Raises
+    ------
+    ExportIncomplete
+        After every other source was exported, if some could not be.
     """
+    store_path, out_dir = Path(store_path).resolve(), Path(out_dir).resolve()
     with open_store(store_path) as store:
         known = store.sources()
+        manifest = _load_manifest(store, out_dir, naming)
+        layouts = mode_of_store(store).products
+        with_status = {src for src, key in store.list_results() if key == STATUS} if manifest else set()
+        runs = {s: (_status(store, s) or {}).get("run") for s in with_status}
     keys = list(known) if sources is None else [str(s) for s in sources]
     missing = set(keys) - set(known)
+    if missing and all(layout == ASSOCIATION for layout in layouts.values()):
+        missing = set()  # sources of spectra inputs have no cutouts; the association writers pick them
     if missing:
         raise KeyError(f"sources not in store {store_path}: {sorted(missing)}")
-    args = (str(store_path), naming, str(out_dir), tuple(suffixes))
-    results = map_sources(_export_one, keys, args, workers=workers, progress=progress)
-    paths = [path for source in keys for path in results[source]]
+    per_source = any(layouts[s] != ASSOCIATION for s in suffixes if s in layouts)
+    wanted = tuple(suffixes)
+    # decided here, so that a folder already up to date needs no workers at all
+    kept = {s: done for s in (keys if per_source else [])
+            if (done := _up_to_date(s, out_dir, manifest.get(s), runs.get(s), wanted))}
+    jobs = {s: (str(store_path), naming, str(out_dir), wanted, manifest.get(s))
+            for s in (keys if per_source else []) if s not in kept}
+    outcome = map_sources(_export_one, jobs, workers=workers, scheduler=scheduler, progress=progress)
+    written: list[Path] = []
+    unchanged: list[Path] = []
+    for source in keys:
+        done = kept.get(source) or outcome.results.get(source)
+        if done is not None:
+            written += done.written
+            unchanged += done.unchanged
+            manifest[source] = done.record()
+    with open_store(store_path) as store, stamping(product_stamp(None)):
+        for suffix in (s for s in suffixes if layouts.get(s) == ASSOCIATION):  # one file for all sources
+            written += _ASSOCIATION_WRITERS[suffix](store, naming, out_dir, sources)
     if sources is None:  # association-level products go with a whole-store export
         from .masterbg import write_master_background_products
 
-        with open_store(store_path) as store:
-            paths += write_master_background_products(store, naming, out_dir)
-    return paths
+        with open_store(store_path) as store, stamping(product_stamp(None)):
+            written += write_master_background_products(store, naming, out_dir)
+    _save_manifest(store_path, out_dir, naming, manifest)
+    exported = ExportedPaths(written, unchanged, {s: outcome.errors[s] for s in keys if s in outcome.errors})
+    if exported.failed:
+        raise ExportIncomplete(exported, out_dir)
+    return exported

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
+import re
+import socket
 import tempfile
 import warnings
 from pathlib import Path
@@ -11,9 +14,45 @@ from typing import Any
 
 from stdatamodels.validate import ValidationWarning
 
+from ..errors import Spec3cError
 from ..fitsio import asdf_write_unvalidated, indexed_hdus
+from .meta import stamp_model
 
-__all__ = ["atomic_save", "validate_strict"]
+__all__ = ["atomic_save", "remove_stale_temporaries", "validate_strict"]
+
+#: a product being written: ``.<final name>.<host>.<pid>.<random>.tmp`` beside its final name
+_TEMPORARY = re.compile(r"^\.(?P<final>.+\.fits)\.(?P<host>[^.]*)\.(?P<pid>\d+)\.[^.]+\.tmp$")
+_NO_SPACE = (errno.ENOSPC, errno.EFBIG, errno.EDQUOT)
+
+
+def _host() -> str:
+    return socket.gethostname().replace(".", "-")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # another user's live process
+    return True
+
+
+def remove_stale_temporaries(folder: str | os.PathLike[str]) -> list[Path]:
+    """Remove the temporary files of product writes whose process died (killed mid-write).
+
+    Only files of this host are judged (a live writer elsewhere shares the
+    folder on a network file system); returns the removed paths.
+    """
+    removed = []
+    host = _host()
+    for path in Path(folder).glob(".*.tmp"):
+        match = _TEMPORARY.match(path.name)
+        if match and match["host"] == host and not _alive(int(match["pid"])):
+            path.unlink(missing_ok=True)
+            removed.append(path)
+    return removed
 
 
 def validate_strict(model: Any) -> None:
@@ -53,10 +92,23 @@ def atomic_save(model: Any, path: str | os.PathLike[str], *, fast: bool = False)
     path = Path(path)
     if path.suffix != ".fits":
         raise ValueError(f"{path}: products are FITS files (.fits)")
-    path.parent.mkdir(parents=True, exist_ok=True)
+    stamp_model(model)  # provenance keywords and extension, inside export's meta.stamping block
     model.meta.filename = path.name
     validate_strict(model)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        _write_then_rename(model, path, fast)
+    except OSError as exc:
+        hint = ("; free space (or raise the file-size limit) and export again: the products already "
+                "written are complete" if exc.errno in _NO_SPACE else "")
+        raise Spec3cError(f"{path}: the product could not be written: {exc.strerror or exc}{hint}") from exc
+    return path
+
+
+def _write_then_rename(model: Any, path: Path, fast: bool) -> None:
+    """Write ``model`` to a temporary file beside ``path`` and rename it to ``path``; no file left on failure."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    prefix = f".{path.name}.{_host()}.{os.getpid()}."
+    fd, tmp_name = tempfile.mkstemp(prefix=prefix, suffix=".tmp", dir=path.parent)
     tmp = Path(tmp_name)
     try:
         with os.fdopen(fd, "wb") as f:
@@ -71,4 +123,3 @@ def atomic_save(model: Any, path: str | os.PathLike[str], *, fast: bool = False)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-    return path

@@ -26,7 +26,7 @@ from ..store import Cutout, ExposureRecord, Store
 from .c1d import write_c1d
 from .fits_io import atomic_save
 from .meta import merge_tree, primary_meta, top_level_meta
-from .writers import _exposure_node
+from .writers import _asn_meta, _exposure_node, _resolved
 
 __all__ = ["write_master_background_products"]
 
@@ -37,6 +37,7 @@ def write_master_background_products(store: Store, naming: ProductNaming,
     master = load_association_master(store)
     if master is None or not master.subtract or not master.save_background:
         return []
+    naming = _resolved(store, naming)
     records = store.list_exposures()
     paths = []
     backgrounds = [r for r in records if r.role == "background"]
@@ -55,8 +56,12 @@ def _write_1d(master: MasterBackground, first: ExposureRecord, naming: ProductNa
                                 c["DQ"], c["WEIGHT"], c["N_INPUT"])
     meta = first.meta
     path = out / exposure_product_filename(Path(first.filename).name, naming.asn_id, "masterbg1d")
+    # the reference copies the primary keywords of the first background x1d
+    tree = merge_tree(top_level_meta(first), _asn_meta(naming))
+    with dm.MultiCombinedSpecModel() as empty:
+        tree = primary_meta(tree, empty.schema, keep_unmapped=True)
     return write_c1d({1: spectrum}, {
-        "instrument": meta.get("meta.instrument.name", ""), "exp_type": first.exp_type,
+        "instrument": meta.get("meta.instrument.name", ""), "exp_type": first.exp_type, "tree": tree,
         "source_type": "EXTENDED", "dispersion_direction": meta.get("meta.wcsinfo.dispersion_direction"),
     }, path)
 
@@ -78,24 +83,28 @@ def _write_2d(master: MasterBackground, mode: Mode, record: ExposureRecord,
         bkg, dq = mode.background_2d(cutout, master.columns)
         node = _exposure_node(cutout, record, {})
         node["data"], node["dq"] = bkg, np.asarray(cutout.planes["dq"] | dq, dtype=np.uint32)
+        node["meta"].pop("pointing", None)  # a slit of an exposure: the pointing is the exposure's
         nodes.append(node)
     path = out / exposure_product_filename(Path(record.filename).name, naming.asn_id, "masterbg2d")
     if mode.image_exposures:  # the background of the whole image
         image = dm.ImageModel({k: v for k, v in nodes[0].items() if k in _IMAGE_ARRAYS},
                               validate_on_assignment=False)
-        return _save(image, record, path, wcs=nodes[0]["meta"].get("wcs"))
-    return _save(dm.MultiSlitModel({"slits": nodes}, validate_on_assignment=False), record, path)
+        return _save(image, record, path, naming, wcs=nodes[0]["meta"].get("wcs"))
+    return _save(dm.MultiSlitModel({"slits": nodes}, validate_on_assignment=False), record, path, naming)
 
 
 #: arrays an ImageModel background copy carries (as the reference's copy of the cal)
 _IMAGE_ARRAYS = ("data", "dq", "err", "var_poisson", "var_rnoise", "var_flat")
 
 
-def _save(model: Any, record: ExposureRecord, path: Path, wcs: Any = None) -> Path:
+def _save(model: Any, record: ExposureRecord, path: Path, naming: ProductNaming, wcs: Any = None) -> Path:
     with model:
-        top = top_level_meta(record)
+        top = merge_tree(top_level_meta(record), _asn_meta(naming))
         if wcs is not None:
             top["wcs"] = wcs
         model.instance["meta"] = merge_tree(dict(model.instance.get("meta", {})),
                                             primary_meta(top, model.schema, keep_unmapped=True))
+        xposure = top.get("exposure", {}).get("effective_exposure_time")
+        if xposure is not None:  # XPOSURE in the first SCI header, as the reference
+            model.instance["meta"].setdefault("exposure", {})["effective_exposure_time"] = xposure
         return atomic_save(model, path, fast=True)

@@ -9,21 +9,36 @@ parameters out of a source's ``status`` result.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+import json
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+
+from .. import __version__
+from ..provenance import KEY_PARTS, reference_type
 from ..results import COMPLETE, FAILED, SKIPPED
 from ..store.records import Cutout, ExposureRecord
 
 __all__ = [
     "CAL_STEP_KEYS",
+    "PROVENANCE_EXTNAME",
+    "ProductStamp",
+    "ProductProvenance",
     "SLIT_ATTRIBUTES",
     "cal_steps_for",
     "exposure_slit_meta",
     "flat_to_tree",
     "merge_tree",
     "primary_meta",
+    "product_stamp",
+    "read_provenance",
     "schema_fits_hdus",
+    "stamp_model",
+    "stamping",
     "slit_attributes",
     "step_params",
     "step_statuses",
@@ -168,6 +183,12 @@ def step_params(status: Mapping[str, Any], step: str) -> dict[str, Any]:
 def cal_steps_for(product: str, status: Mapping[str, Any]) -> dict[str, str]:
     """``meta.cal_step`` entries a product gets from the source's step statuses."""
     statuses = step_statuses(status)
+    if statuses.get("assign_mtwcs") == SKIPPED:
+        del statuses["assign_mtwcs"]  # the reference runs it on moving targets only (no S_MTWCS otherwise)
+    if "outlier_detection" in statuses and "adaptive_trace_model" in _PRODUCT_STEPS[product]:
+        # jwst 3.0.0 runs adaptive_trace_model (skip=True by default) after outlier_detection
+        # (not for WFSS); spec3c has no such step, so it is always SKIPPED
+        statuses.setdefault("adaptive_trace_model", SKIPPED)
     out: dict[str, str] = {}
     for step in _PRODUCT_STEPS[product]:
         if step in statuses:
@@ -219,3 +240,138 @@ def primary_meta(
         return out
 
     return keep(meta, "")
+
+
+# -- provenance: what made a product ---------------------------------------------------
+
+#: the product extension with what the primary keywords cannot hold (one row per fact)
+PROVENANCE_EXTNAME = "PROVENANCE"
+#: columns of the PROVENANCE table
+_PROVENANCE_COLUMNS = ("KIND", "NAME", "VALUE", "SHA256")
+#: header cards of the PROVENANCE extension
+SOURCE_CARD, KEY_CARD = "S3CSRC", "S3CKEY"
+
+
+@dataclass(frozen=True)
+class ProductStamp:
+    """What every product of one source records of what made it.
+
+    Primary keywords where the reference has them (``CAL_VER``/``CAL_VCS``,
+    ``R_<REFTYPE>`` = ``meta.ref_file.<reftype>.name`` of each reference file
+    when the product's schema has that keyword); the rest in a ``PROVENANCE``
+    table (columns KIND, NAME, VALUE, SHA256; kinds ``software``, ``input``,
+    ``reference``, ``association``, ``parameter`` (VALUE is JSON), ``key``)
+    whose header names the source (``S3CSRC``) and its key (``S3CKEY``).
+    """
+
+    version: str
+    rows: list[tuple[str, str, str, str]] = field(default_factory=list)
+    references: dict[str, str] = field(default_factory=dict)  # reftype -> path
+    cards: list[tuple[str, str, str]] = field(default_factory=list)
+
+    def table(self) -> np.ndarray:
+        widths = [max([1, *(len(row[i]) for row in self.rows)]) for i in range(len(_PROVENANCE_COLUMNS))]
+        dtype = [(name, f"U{width}") for name, width in zip(_PROVENANCE_COLUMNS, widths, strict=True)]
+        return np.array(self.rows, dtype=dtype)
+
+    def apply(self, model: Any) -> None:
+        """Set the keywords and add the extension to a datamodel about to be saved."""
+        meta = model.instance.setdefault("meta", {})
+        merge_tree(meta, {"calibration_software_version": self.version,
+                          "calibration_software_revision": f"spec3c-{self.version}"})
+        mapped = _schema_keywords(model)
+        refs = {kind: {"name": path} for kind, path in self.references.items() if f"ref_file.{kind}.name" in mapped}
+        if refs:
+            merge_tree(meta, {"ref_file": refs})
+        extra = model.instance.setdefault("extra_fits", {})
+        extra[PROVENANCE_EXTNAME] = {"data": self.table(), "header": [list(card) for card in self.cards]}
+
+
+_KEYWORDS: dict[type, frozenset[str]] = {}
+
+
+def _schema_keywords(model: Any) -> frozenset[str]:
+    """Metadata paths a model's schema maps to FITS keywords (cached per model class)."""
+    kind = type(model)
+    if kind not in _KEYWORDS:
+        _KEYWORDS[kind] = frozenset(schema_fits_hdus(model.schema))
+    return _KEYWORDS[kind]
+
+
+def product_stamp(status: Mapping[str, Any] | None, source: str | None = None) -> ProductStamp:
+    """The stamp of a source's products, from the ``status`` result ``process`` wrote
+    (without a status: the software versions only)."""
+    from ..provenance import dependency_versions
+
+    status = status or {}
+    prov = status.get("provenance", {})
+    software = prov.get("software") or {"spec3c": __version__, **dependency_versions()}
+    version = str(software.get("spec3c", __version__))
+    # sorted everywhere: a status read back from a store has its keys sorted, one still in memory not
+    rows = [("software", name, str(value), "") for name, value in sorted(software.items())]
+    rows += [("input", f["filename"], f"{f['exposure']}/{f['slit']}", f["sha256"])
+             for f in sorted(prov.get("inputs", []), key=lambda f: (f["exposure"], f["slit"]))]
+    refs = prov.get("references", {})
+    rows += [("reference", name, ref["path"], ref["sha256"]) for name, ref in sorted(refs.items())]
+    rows += [("association", name, "", digest) for name, digest in sorted(prov.get("association", {}).items())]
+    ran = status.get("steps", {})  # the plan's steps: other steps' parameters did not shape the product
+    rows += [("parameter", f"{step}.{name}", json.dumps(value), "")
+             for step, params in sorted(status.get("params", {}).items()) if step in ran
+             for name, value in sorted(params.items())]
+    key = status.get("key", {})
+    rows += [("key", part, key[part] if part == "version" else "", "" if part == "version" else key[part])
+             for part in (*KEY_PARTS, "digest") if part in key]
+    cards = [(SOURCE_CARD, source, "spec3c source key")] if source is not None else []
+    if "digest" in key:
+        cards.append((KEY_CARD, key["digest"], "sha256 of what the product was computed from"))
+    references = {kind: ref["path"] for name, ref in refs.items() if (kind := reference_type(name.rpartition(".")[2]))}
+    return ProductStamp(version, rows, references, cards)
+
+
+_STAMP: ContextVar[ProductStamp | None] = ContextVar("spec3c_product_stamp", default=None)
+
+
+@contextmanager
+def stamping(stamp: ProductStamp | None) -> Iterator[None]:
+    """Every product saved inside the block (:func:`spec3c.products.fits_io.atomic_save`) gets ``stamp``."""
+    token = _STAMP.set(stamp)
+    try:
+        yield
+    finally:
+        _STAMP.reset(token)
+
+
+def stamp_model(model: Any) -> None:
+    """Apply the stamp of the enclosing :func:`stamping` block (none outside one)."""
+    stamp = _STAMP.get()
+    if stamp is not None:
+        stamp.apply(model)
+
+
+@dataclass(frozen=True)
+class ProductProvenance:
+    """A product's PROVENANCE extension, read back."""
+
+    source: str | None
+    key: str | None
+    rows: list[tuple[str, str, str, str]]
+
+    def of_kind(self, kind: str) -> list[tuple[str, str, str]]:
+        return [(name, value, sha) for k, name, value, sha in self.rows if k == kind]
+
+    def parameters(self) -> dict[str, dict[str, Any]]:
+        """The resolved parameters the source was processed with: ``{step: {param: value}}``."""
+        out: dict[str, dict[str, Any]] = {}
+        for name, value, _ in self.of_kind("parameter"):
+            step, _, param = name.partition(".")
+            out.setdefault(step, {})[param] = json.loads(value)
+        return out
+
+
+def read_provenance(hdul: Any) -> ProductProvenance | None:
+    """The PROVENANCE extension of an open FITS product (astropy HDUList), None if it has none."""
+    if PROVENANCE_EXTNAME not in hdul:
+        return None
+    hdu = hdul[PROVENANCE_EXTNAME]
+    rows = [tuple(str(row[c]) for c in _PROVENANCE_COLUMNS) for row in hdu.data]
+    return ProductProvenance(hdu.header.get(SOURCE_CARD), hdu.header.get(KEY_CARD), rows)  # type: ignore[arg-type]

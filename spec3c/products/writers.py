@@ -8,6 +8,7 @@ and writes it atomically (:func:`~spec3c.products.fits_io.atomic_save`).
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 import warnings
 from collections.abc import Mapping, Sequence
@@ -16,19 +17,37 @@ from typing import Any
 
 import numpy as np
 from astropy.io import fits
+from gwcs import coordinate_frames as cf
 from stdatamodels.jwst import datamodels as dm
 
-from .. import dqflags
+from .. import __version__, dqflags
 from .._core import match_nans_and_flags
 from ..gwcs_asdf import wcs_from_asdf
+from ..modes.base import Mode
 from ..modes.registry import mode_for
 from ..naming import ProductNaming, exposure_product_filename, product_filename
-from ..results import STATUS, CombinedResult, Resampled2D, Spectrum1D, crf_key, x1d_exposure_key
+from ..results import (
+    STATUS,
+    CombinedResult,
+    Resampled2D,
+    Spectrum1D,
+    crf_key,
+    load_association,
+    x1d_exposure_key,
+)
 from ..steps.replay import replay_input_steps
 from ..store import Store
 from ..store.records import OPTIONAL_PLANES, Cutout, CutoutInfo, ExposureRecord
+from .blend import (
+    attach_hdrtab,
+    blended_values,
+    hdrtab_table,
+    s_region_slit_band,
+    s_region_spectral,
+)
 from .fits_io import atomic_save
 from .meta import (
+    SLIT_ATTRIBUTES,
     cal_steps_for,
     exposure_slit_meta,
     flat_to_tree,
@@ -112,6 +131,13 @@ def product_path(
 def _resolved(store: Store, naming: ProductNaming) -> ProductNaming:
     """``naming`` with ``exp_type`` (from the store's science exposures if unset) and the
     mode's source naming rules filled in."""
+    if naming.asn_pool is None:  # ASNPOOL: the association's pool, as ingest recorded it
+        try:
+            pool = load_association(store).get("asn_pool")
+        except KeyError:
+            pool = None
+        if pool:
+            naming = dataclasses.replace(naming, asn_pool=str(pool))
     exp_type = naming.exp_type
     if not exp_type:
         exp_type = next((r.exp_type for r in store.list_exposures() if r.role == "science" and r.exp_type), None)
@@ -119,7 +145,9 @@ def _resolved(store: Store, naming: ProductNaming) -> ProductNaming:
         raise ValueError("ProductNaming.exp_type is not set and the store has no science exposure")
     if naming.source_naming is not None and exp_type == naming.exp_type:
         return naming
-    return dataclasses.replace(naming, exp_type=exp_type, source_naming=mode_for(exp_type).naming)
+    model_type = next((r.model_type for r in store.list_exposures() if r.role == "science"), None)
+    mode = mode_for(exp_type, model_type=model_type)  # SlitModel inputs have their own mode
+    return dataclasses.replace(naming, exp_type=exp_type, source_naming=mode.naming)
 
 
 def _source_base(naming: ProductNaming, source: str, cutouts: Sequence[Cutout | CutoutInfo]) -> str:
@@ -212,6 +240,8 @@ def _write_multiexposure(
     records = _records(store)
     steps = cal_steps_for(product, status)
     extra = {**_asn_meta(naming), **({"cal_step": steps} if steps else {})}
+    # the reference saves the source-based crf before it records S_OUTLIR in the primary header
+    top_steps = {k: v for k, v in steps.items() if k != "outlier_detection"}
     exposures = []
     for c in cutouts:
         dq = _crf_dq(store, source, c) if product == "crf" else None
@@ -220,7 +250,9 @@ def _write_multiexposure(
             _nan_flagged(node)
         exposures.append(node)
     first = cutouts[0]
-    top = merge_tree(top_level_meta(records[first.exposure]), extra)
+    top = merge_tree(top_level_meta(records[first.exposure]), _asn_meta(naming))
+    if top_steps:
+        merge_tree(top, {"cal_step": top_steps})
     slit_exp_type = exposures[0]["meta"].get("exposure", {}).get("type")
     if slit_exp_type:
         top.setdefault("exposure", {})["type"] = slit_exp_type
@@ -230,6 +262,9 @@ def _write_multiexposure(
             dict(model.instance.get("meta", {})),
             primary_meta(top, model.schema, keep_unmapped=True),
         )
+        xposure = top.get("exposure", {}).get("effective_exposure_time")
+        if xposure is not None:  # the reference keeps it: XPOSURE in the first SCI header
+            model.instance["meta"].setdefault("exposure", {})["effective_exposure_time"] = xposure
         return atomic_save(model, path, fast=True)
 
 
@@ -283,14 +318,14 @@ def _exposure_times(records: Sequence[ExposureRecord]) -> tuple[dict[str, Any], 
         out["effective_exposure_time"] = out["exposure_time"]
     starts: list[Any] = [r.meta.get("meta.exposure.start_time") for r in records]
     ends: list[Any] = [r.meta.get("meta.exposure.end_time") for r in records]
+    mids: list[Any] = [r.meta.get("meta.exposure.mid_time") for r in records]
     if starts and ends and all(v is not None for v in starts + ends):
         start, end = float(min(starts)), float(max(ends))
-        out.update(
-            start_time=start,
-            end_time=end,
-            mid_time=(start + end) / 2,
-            elapsed_exposure_time=(end - start) * 86400.0,
-        )
+        out.update(start_time=start, end_time=end)
+        # EXPMID: the mean of the inputs' (model_blender's "mean" rule)
+        out["mid_time"] = float(np.mean(mids)) if all(v is not None for v in mids) else (start + end) / 2
+    if "duration" in out:
+        out["elapsed_exposure_time"] = out["duration"]  # TELAPSE: summed as DURATION (stcal resample)
     return out, len(groups)
 
 
@@ -317,8 +352,11 @@ def write_s2d(
     SCI/ERR/WHT/CON/VAR_*/WAVELENGTH from the stored :class:`Resampled2D`,
     ``meta.wcs`` the output gwcs (detector -> slit_frame -> world), slit
     attributes copied from the last input (as ``ResampleSpecStep``),
-    BUNIT, PIXAR_SR/PIXAR_A2, summed exposure times, ``meta.resample``,
-    S_REGION and step statuses.  For FITS-only readers the SCI header also
+    BUNIT, PIXAR_SR/PIXAR_A2, exposure times summed over the exposures
+    (TELAPSE as DURATION), ``meta.resample``, S_REGION (the footprint of the
+    output) and step statuses; keywords combined over the inputs as the
+    reference's model_blender does, and its ``HDRTAB`` table (one row of
+    keywords per input).  For FITS-only readers the SCI header also
     gets a ``WAVE-TAB`` spectral axis (``PS1_0 = 'WCS-TABLE'``, ``PS1_1 =
     'wavelength'``, table in a ``WCS-TABLE`` extension) and a linear
     ``SPATIAL`` axis in arcsec; the reference (jwst 3.0) writes neither.
@@ -329,38 +367,21 @@ def write_s2d(
     records = _records(store)
     s2d = Resampled2D.load(store, source)
     ny, nx = s2d.sci.shape
-    inputs = [records[c.exposure] for c in cutouts]
-
-    meta = top_level_meta(records[cutouts[0].exposure], cutouts[0], keep_sci=True)
-    merge_tree(meta, _asn_meta(naming))
-    times, pointings = _exposure_times(inputs)
-    merge_tree(meta, {"exposure": times, "resample": _resample_meta(status, s2d, pointings)})
-    steps = cal_steps_for("s2d", status)
-    if steps:
-        merge_tree(meta, {"cal_step": steps})
-    for key in ("bunit_data", "bunit_err"):
-        if s2d.meta.get(key):
-            meta[key] = s2d.meta[key]
-    photometry = {
-        k: float(s2d.meta[k])
-        for k in ("pixelarea_steradians", "pixelarea_arcsecsq")
-        if s2d.meta.get(k) is not None
-    }
-    if photometry:
-        meta["photometry"] = photometry
-    else:
-        meta.pop("photometry", None)
-    wcsinfo = dict(meta.get("wcsinfo", {}))
-    wcsinfo.pop("s_region", None)
+    meta, inputs = _s2d_meta(naming, status, cutouts, records, s2d)
     axis = 2 if s2d.meta.get("dispersion_direction") == 2 else 1  # MIRI LRS: wavelength along y
-    wcsinfo.update(s2d.meta.get("fits_wcsinfo") or s2d_fits_wcs((ny, nx), s2d.meta))
-    if s2d.meta.get("s_region"):
-        wcsinfo["s_region"] = str(s2d.meta["s_region"])
-    meta["wcsinfo"] = wcsinfo
-    meta["wcs"] = wcs_from_asdf(s2d.wcs_asdf)
+    wcsinfo = meta["wcsinfo"]
+    first_region = records[cutouts[0].exposure].meta.get("meta.wcsinfo.s_region")
+    if wcsinfo.get("s_region"):
+        s_region = None  # the resampling gave one
+    elif _image_inputs(cutouts, records) and first_region:  # a slit in an image (MIRI LRS)
+        s_region = s_region_slit_band(str(first_region), meta["wcs"])
+    else:
+        s_region = s2d_s_region(meta["wcs"], (ny, nx))
+    if s_region:
+        wcsinfo["s_region"] = s_region
 
-    attrs = {k: v for k, v in _slit_scalars(cutouts[-1]).items() if k in _S2D_SLIT_ATTRIBUTES}
-    attrs.update({k: s2d.meta[k] for k in _S2D_SLIT_ATTRIBUTES if s2d.meta.get(k) is not None})
+    attrs = _s2d_slit_attributes(cutouts, records, s2d)
+    table = hdrtab_table(inputs)
     tree: dict[str, Any] = {
         "meta": meta,
         **attrs,
@@ -384,7 +405,117 @@ def write_s2d(
     }
     path = Path(out_dir) / product_filename(_source_base(naming, source, cutouts), suffix)
     with dm.SlitModel(tree, validate_on_assignment=False) as model:
+        if table is not None:
+            attach_hdrtab(model, table)
         return atomic_save(model, path)
+
+
+def _mode(naming: ProductNaming, records: Mapping[str, ExposureRecord]) -> Mode:
+    model_type = next((r.model_type for r in records.values() if r.role == "science"), None)
+    return mode_for(str(naming.exp_type), model_type=model_type)
+
+
+def _image_inputs(cutouts: Sequence[Cutout], records: Mapping[str, ExposureRecord]) -> bool:
+    """The source's inputs are whole-exposure images (ImageModel), not slits."""
+    return records[cutouts[0].exposure].model_type == "ImageModel"
+
+
+def _input_meta(record: ExposureRecord, cutout: Cutout, naming: ProductNaming,
+                steps: Mapping[str, str], image: bool) -> dict[str, Any]:
+    """Metadata tree of one input as it entered resample_spec (an HDRTAB row)."""
+    meta = flat_to_tree(record.meta) if image else exposure_slit_meta(record, cutout)
+    merge_tree(meta, _asn_meta(naming))
+    merge_tree(meta, {"cal_step": dict(steps)})
+    meta["filename"] = Path(record.filename).name
+    meta["model_type"] = record.model_type if image else "SlitModel"
+    meta["calibration_software_version"] = __version__
+    meta["calibration_software_revision"] = f"spec3c-{__version__}"
+    return meta
+
+
+def _s2d_meta(naming: ProductNaming, status: Mapping[str, Any], cutouts: Sequence[Cutout],
+              records: Mapping[str, ExposureRecord], s2d: Resampled2D) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """The metadata tree of a source's s2d (the reference's: the first input's, keywords
+    blended over the inputs, the resampling's exposure times) and the inputs' trees."""
+    image = _image_inputs(cutouts, records)
+    first = records[cutouts[0].exposure]
+    meta = flat_to_tree(first.meta) if image else top_level_meta(first, cutouts[0], keep_sci=True)
+    for key in ("model_type", "filename", "date"):
+        meta.pop(key, None)
+    merge_tree(meta, _asn_meta(naming))
+    input_steps = {k: v for k, v in cal_steps_for("s2d", status).items() if k != "resample"}
+    inputs = [_input_meta(records[c.exposure], c, naming, input_steps, image) for c in cutouts]
+    for path, value in blended_values(inputs).items():
+        node = meta
+        *parents, leaf = path.split(".")
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = value
+    times, pointings = _exposure_times([records[c.exposure] for c in cutouts])
+    merge_tree(meta, {"exposure": times, "resample": _resample_meta(status, s2d, pointings)})
+    steps = cal_steps_for("s2d", status)
+    if steps:
+        merge_tree(meta, {"cal_step": steps})
+    for key in ("bunit_data", "bunit_err"):
+        if s2d.meta.get(key):
+            meta[key] = s2d.meta[key]
+    photometry = {
+        k: float(s2d.meta[k])
+        for k in ("pixelarea_steradians", "pixelarea_arcsecsq")
+        if s2d.meta.get(k) is not None
+    }
+    if photometry:
+        meta["photometry"] = photometry
+    else:
+        meta.pop("photometry", None)
+    wcsinfo = dict(meta.get("wcsinfo", {}))
+    wcsinfo.pop("s_region", None)
+    wcsinfo.update(s2d.meta.get("fits_wcsinfo") or s2d_fits_wcs(s2d.sci.shape, s2d.meta))
+    if s2d.meta.get("s_region"):
+        wcsinfo["s_region"] = str(s2d.meta["s_region"])
+    meta["wcsinfo"] = wcsinfo
+    meta["wcs"] = wcs_from_asdf(s2d.wcs_asdf)
+    return meta, inputs
+
+
+#: slit attributes resample_spec leaves out for image (ImageModel) inputs, which have none
+_IMAGE_NO_SLIT = ("name", "xstart", "xsize", "ystart", "ysize", "source_id", "slitlet_id")
+
+
+def _s2d_slit_attributes(cutouts: Sequence[Cutout], records: Mapping[str, ExposureRecord],
+                         s2d: Resampled2D) -> dict[str, Any]:
+    """Slit attributes of an s2d: the first input's (keywords only), then those ResampleSpecStep
+    copies from the last input, then the resampling's own."""
+    keyworded = _slit_keywords()
+    attrs = {k: v for k, v in _slit_scalars(cutouts[0]).items() if k in keyworded}
+    attrs.update({k: v for k, v in _slit_scalars(cutouts[-1]).items() if k in _S2D_SLIT_ATTRIBUTES})
+    attrs.update({k: s2d.meta[k] for k in _S2D_SLIT_ATTRIBUTES if s2d.meta.get(k) is not None})
+    if _image_inputs(cutouts, records):
+        for key in _IMAGE_NO_SLIT:
+            attrs.pop(key, None)
+    return attrs
+
+
+@functools.cache
+def _slit_keywords() -> frozenset[str]:
+    """Slit attributes the SlitModel schema writes as keywords."""
+    with dm.SlitModel() as model:
+        props = model.schema.get("properties", {})
+        found = set()
+        for sub in model.schema.get("allOf", []):
+            props = {**props, **sub.get("properties", {})}
+        for name in SLIT_ATTRIBUTES:
+            if isinstance(props.get(name), Mapping) and "fits_keyword" in props[name]:
+                found.add(name)
+    return frozenset(found)
+
+
+def s2d_s_region(wcs: Any, shape: tuple[int, int]) -> str | None:
+    """S_REGION of an s2d whose output frame is celestial (None otherwise)."""
+    frame = wcs.output_frame
+    if not any(isinstance(f, cf.CelestialFrame) for f in getattr(frame, "frames", [frame])):
+        return None
+    return s_region_spectral(wcs, shape)
 
 
 def _central_wavelengths(wavelength: np.ndarray) -> np.ndarray:
@@ -466,7 +597,11 @@ def write_x1d(
     status = _status(store, source)
     cutouts = replay_input_steps(store, source, _cutouts(store, source), status)
     path = Path(out_dir) / product_filename(_source_base(naming, source, cutouts), suffix)
-    return _write_spectrum(store, naming, status, Spectrum1D.load(store, source), cutouts, path)
+    try:
+        s2d: Resampled2D | None = Resampled2D.load(store, source)
+    except KeyError:
+        s2d = None
+    return _write_spectrum(store, naming, status, Spectrum1D.load(store, source), cutouts, path, s2d)
 
 
 def write_exposure_x1ds(
@@ -485,10 +620,41 @@ def write_exposure_x1ds(
     return paths
 
 
+def _extraction_position(spectrum: Spectrum1D, wcs: Any) -> tuple[float, float] | None:
+    """(RA, Dec) at the centre of the extraction aperture (the reference's SLIT_RA/SLIT_DEC)."""
+    row, col = spectrum.meta.get("extraction_row"), spectrum.meta.get("extraction_col")
+    if row is None or col is None or wcs is None:
+        return None
+    x, y = (float(row), float(col)) if spectrum.meta.get("dispersion_direction") == 2 else (float(col), float(row))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        world = wcs(x, y)
+    ra, dec = float(world[0]), float(world[1])
+    return (ra, dec) if np.isfinite(ra) and np.isfinite(dec) else None
+
+
+def _place(attrs: dict[str, Any], spectrum: Spectrum1D, record: ExposureRecord, wcs: Any) -> None:
+    """Extraction limits as the reference records them (x across, y along the dispersion when it
+    is along y), SLIT_RA/SLIT_DEC at the aperture centre, PA_APER; in place."""
+    if attrs.get("dispersion_direction") == 2:
+        for a, b in (("extraction_xstart", "extraction_ystart"), ("extraction_xstop", "extraction_ystop")):
+            va, vb = attrs.pop(a, None), attrs.pop(b, None)
+            attrs.update({k: v for k, v in ((a, vb), (b, va)) if v is not None})
+    centre = _extraction_position(spectrum, wcs)
+    if centre is not None:
+        attrs["slit_ra"], attrs["slit_dec"] = centre
+    angle = record.meta.get("meta.aperture.position_angle")
+    if angle is not None:
+        attrs.setdefault("position_angle", float(angle))
+
+
 def _write_spectrum(store: Store, naming: ProductNaming, status: Mapping[str, Any], spectrum: Spectrum1D,
-                    cutouts: Sequence[Cutout], path: Path) -> Path:
+                    cutouts: Sequence[Cutout], path: Path, s2d: Resampled2D | None = None) -> Path:
+    """One x1d: the extraction of the s2d (``s2d`` given: the s2d's primary keywords, as the
+    reference's extract_1d copies them) or of an unresampled exposure (that exposure's)."""
     records = _records(store)
     record = records[cutouts[0].exposure]
+    image = _image_inputs(cutouts, records)
 
     units = (
         _COUNT_UNITS
@@ -496,6 +662,20 @@ def _write_spectrum(store: Store, naming: ProductNaming, status: Mapping[str, An
         else CALIBRATED_UNITS
     )
     attrs = _spec_attributes(spectrum, cutouts, record)
+    if s2d is not None:
+        meta = _s2d_meta(naming, status, cutouts, records, s2d)[0]
+        wcs = meta["wcs"]
+        if not _mode(naming, records).extraction.aperture_by_slit:
+            attrs["name"] = naming.exp_type  # extract_1d names a resampled slit by its EXP_TYPE
+        if image:
+            attrs.pop("source_id", None)  # ImageModel inputs have no source id
+    else:
+        meta = top_level_meta(record, cutouts[0])
+        wcs = wcs_from_asdf(cutouts[0].wcs_asdf) if cutouts[0].wcs_asdf else None
+        if image:
+            for key in ("source_id", "source_type", "slitlet_id"):
+                attrs.pop(key, None)
+    _place(attrs, spectrum, record, wcs)
     ra = attrs.get("slit_ra", attrs.get("source_ra", float("nan")))
     dec = attrs.get("slit_dec", attrs.get("source_dec", float("nan")))
     spec_node = {
@@ -503,7 +683,8 @@ def _write_spectrum(store: Store, naming: ProductNaming, status: Mapping[str, An
         "meta": {"wcs": spectral_gwcs(ra, dec, spectrum.columns["WAVELENGTH"])},
         **attrs,
     }
-    meta = top_level_meta(record, cutouts[0])
+    for key in ("wcs", "model_type", "filename", "date"):
+        meta.pop(key, None)
     merge_tree(meta, _asn_meta(naming))
     steps = cal_steps_for("x1d", status)
     if steps:
@@ -523,8 +704,9 @@ def _write_spectrum(store: Store, naming: ProductNaming, status: Mapping[str, An
 def write_exposure_crfs(
     store: Store, source: str, naming: ProductNaming, out_dir: PathLike, suffix: str = "crf"
 ) -> list[Path]:
-    """ImageModel inputs: one ``<exposure>_<asn_id>_crf.fits`` ImageModel per exposure (the
-    reference's outlier_detection output), DQ with the outlier flags, NaN where DO_NOT_USE."""
+    """ImageModel (and SlitModel) inputs: one ``<exposure>_<asn_id>_crf.fits`` per input file, of
+    the input's class (the reference's outlier_detection output), DQ with the outlier flags, NaN
+    where DO_NOT_USE; a SlitModel keeps its slit attributes and WAVELENGTH."""
     naming = _resolved(store, naming)
     status = _status(store, source)
     cutouts = replay_input_steps(store, source, _cutouts(store, source), status)
@@ -534,16 +716,20 @@ def write_exposure_crfs(
     for cutout in cutouts:
         record = records[cutout.exposure]
         dq = _crf_dq(store, source, cutout)
+        slit_model = record.model_type == "SlitModel"
+        left_out = ("dq",) if slit_model else ("dq", "wavelength")
         node = {attr: _f32(cutout.planes[plane]).copy() for plane, attr in _EXPOSURE_PLANES.items()
-                if plane in cutout.planes and plane not in ("dq", "wavelength")}
+                if plane in cutout.planes and plane not in left_out}
+        if slit_model:
+            node.update(_slit_scalars(cutout))
         node["dq"] = np.array(cutout.planes["dq"] if dq is None else dq, dtype=np.uint32)
         _nan_flagged(node)
         meta = merge_tree(flat_to_tree(record.meta), extra)
         meta["wcs"] = wcs_from_asdf(cutout.wcs_asdf)
         path = Path(out_dir) / exposure_product_filename(Path(record.filename).name, naming.asn_id, suffix)
-        with dm.ImageModel(node, validate_on_assignment=False) as model:
-            model.instance["meta"] = merge_tree(dict(model.instance.get("meta", {})),
-                                                primary_meta(meta, model.schema, keep_unmapped=True))
+        with (dm.SlitModel if slit_model else dm.ImageModel)(node, validate_on_assignment=False) as model:
+            # all of the input's metadata, SCI keywords (BUNIT, PIXAR_*, WCS) included, as the reference
+            model.instance["meta"] = merge_tree(dict(model.instance.get("meta", {})), meta)
             model.meta.filename = path.name
             paths.append(atomic_save(model, path, fast=True))
     return paths
@@ -562,7 +748,16 @@ def write_source_c1d(
     tree = merge_tree(top_level_meta(record), _asn_meta(naming))
     for key in ("wcs", "wcsinfo", "photometry", "bunit_data", "bunit_err"):
         tree.pop(key, None)
+    # the reference copies the first x1d's primary keywords (its step statuses included); no
+    # SCI-header keyword, so the file has no empty SCI extension
+    merge_tree(tree, {"cal_step": cal_steps_for("x1d", _status(store, source))})
+    with dm.MultiCombinedSpecModel() as empty:
+        tree = primary_meta(tree, empty.schema, keep_unmapped=True)
+    spec_meta = combined.spec_meta
+    if _image_inputs(cutouts, _records(store)):  # ImageModel inputs have no source id or type
+        spec_meta = {order: {k: v for k, v in m.items() if k not in ("source_id", "source_type")}
+                     for order, m in spec_meta.items()}
     meta = {"instrument": record.meta.get("meta.instrument.name", ""), "exp_type": record.exp_type,
-            "tree": tree, "spec": combined.spec_meta}
+            "tree": tree, "spec": spec_meta}
     path = Path(out_dir) / product_filename(_source_base(naming, source, cutouts), suffix)
     return write_c1d(combined.orders, meta, path)

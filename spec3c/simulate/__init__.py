@@ -19,9 +19,12 @@ from collections.abc import Callable
 from pathlib import Path
 
 from .miri import MIRI_MODES, simulate_miri
+from .miri.mrs import MRS_MODES, simulate_mrs
 from .nirspec import NIRSPEC_MODES, simulate_nirspec
+from .nirspec.ifu import IFU_MODES, simulate_nirspec_ifu
 from .options import Progress, SimOptions, SimulationResult
 from .truth import Truth, TruthSource, load_truth
+from .wfss import WFSS_MODES, simulate_wfss
 
 __all__ = [
     "MODES",
@@ -38,7 +41,10 @@ Simulator = Callable[[str, "str | Path", SimOptions, "Progress | None"], Simulat
 #: mode name -> the simulator of its instrument folder
 _SIMULATORS: dict[str, Simulator] = {
     **dict.fromkeys(NIRSPEC_MODES, simulate_nirspec),
+    **dict.fromkeys(IFU_MODES, simulate_nirspec_ifu),
     **dict.fromkeys(MIRI_MODES, simulate_miri),
+    **dict.fromkeys(MRS_MODES, simulate_mrs),
+    **dict.fromkeys(WFSS_MODES, simulate_wfss),
 }
 MODES: tuple[str, ...] = tuple(_SIMULATORS)
 

@@ -36,7 +36,8 @@ class SimOptions:
     """Random seed; equal seeds give identical files."""
 
     n_exposures: int = 3
-    """Number of science exposures (>= 1); nod positions are cycled."""
+    """Number of science exposures (>= 1); nod positions are cycled.  ``miri-mrs``: dither positions
+    of the 4-point pattern (cycled), each written once per detector and band."""
 
     n_sources: int | None = None
     """Number of slits/sources (>= 1; the mode's default when None).  MIRI LRS has exactly one."""
@@ -63,6 +64,23 @@ class SimOptions:
     lists.  The science exposures then keep their sky (``nod_subtracted`` is forced False) so
     that master_background has something to remove.  Not for ``miri-lrs-slitless``."""
 
+    channels: tuple[int, ...] | None = None
+    """``miri-mrs`` only: MRS channels (1-4) to simulate, all four when None.  A detector always
+    records its two channels (MIRIFUSHORT 1+2, MIRIFULONG 3+4), so ``(1,)`` writes the same
+    files as ``(1, 2)``."""
+
+    bands: tuple[str, ...] | None = None
+    """``miri-mrs`` only: MRS bands (``SHORT``, ``MEDIUM``, ``LONG``) to simulate, ``("SHORT",)``
+    when None; one file per detector, band and dither position."""
+
+    grism: str | None = None
+    """``niriss-wfss``/``nircam-wfss`` only: ``"R"`` or ``"C"`` (NIRISS GR150R/GR150C, NIRCam
+    GRISMR/GRISMC); the mode's default (``simulate/wfss/instrument.json``) when None."""
+
+    module: str | None = None
+    """``nircam-wfss`` only: ``"A"`` or ``"B"``, every exposure on that module; None alternates
+    the exposures between modules A and B (each sees its own half of the field)."""
+
     def __post_init__(self) -> None:
         if self.n_exposures < 1:
             raise ValueError(f"n_exposures must be >= 1, got {self.n_exposures}")
@@ -82,3 +100,4 @@ class SimulationResult:
     cal_paths: list[Path]
     truth_path: Path
     mode: str
+    x1d_asn_path: Path | None = None  # WFSS: the association of the spec2 x1d files

@@ -102,6 +102,10 @@ def write_truth(path: Path, truth: Truth) -> None:
     asdf.AsdfFile(tree).write_to(path, all_array_compression="zlib")
 
 
+#: per-slit truth keys every simulator writes; others (e.g. WFSS ``contamination``) are kept as written
+_KNOWN = ("source_key", "source_ypos", "source_ra", "source_dec", "cosmic_rays")
+
+
 def load_truth(path: str | Path) -> Truth:
     """Read a truth file written by :func:`spec3c.simulate.simulate`.
 
@@ -138,6 +142,7 @@ def load_truth(path: str | Path) -> Truth:
                     "source_ypos": float(d["source_ypos"]),
                     **{c: float(d[c]) for c in ("source_ra", "source_dec") if c in d},
                     "cosmic_rays": np.array(d["cosmic_rays"], dtype=np.int64).reshape(-1, 2),
+                    **{k: v for k, v in d.items() if k not in _KNOWN and isinstance(v, (int, float, str))},
                 }
                 for sn, d in slits.items()
             }

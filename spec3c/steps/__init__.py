@@ -13,6 +13,7 @@ from collections.abc import Callable
 from . import (
     assign_mtwcs,
     combine_1d,
+    cube_build,
     extract_1d,
     master_background,
     outlier_detection,
@@ -30,6 +31,7 @@ STEPS: dict[str, Step] = {
     "outlier_detection": outlier_detection.run,
     "pixel_replace": pixel_replace.run,
     "resample_spec": resample_spec.run,
+    "cube_build": cube_build.run,
     "extract_1d": extract_1d.run,
     "combine_1d": combine_1d.run,
 }

@@ -24,6 +24,9 @@ from ..modes.base import Extraction
 from ..results import COMPLETE, SKIPPED, Resampled2D, Spectrum1D, x1d_exposure_key
 from .context import SourceInputs, StepContext, StepOutcome
 
+#: smaller spectra are extracted on one thread (waking an OpenMP team costs more than the sums)
+_THREADED_PIXELS = 1 << 16
+
 #: header attributes copied from the s2d to the spectrum
 SPEC_ATTRIBUTES = ("name", "slitlet_id", "source_id", "source_name", "source_alias", "source_type",
                    "stellarity", "source_xpos", "source_ypos", "source_ra", "source_dec", "shutter_state")
@@ -149,7 +152,7 @@ def extract(s2d: Resampled2D, ap: Aperture, exp_type: str, photom_done: bool,
         bkg, _, _ = box_profile(shape, ap, s2d.wavelength, background=True)
     fit = None if bkg is None or ap.bkg_fit is None else BackgroundFit(ap.bkg_fit, ap.bkg_order)
     res = box_extract(s2d.sci, (s2d.var_poisson, s2d.var_rnoise, s2d.var_flat), profile,
-                      bkg_profile=bkg, bkg_fit=fit)
+                      bkg_profile=bkg, bkg_fit=fit, workers=1 if s2d.sci.size < _THREADED_PIXELS else 0)
     masked = np.ma.masked_array(s2d.wavelength, mask=np.isnan(s2d.wavelength) | (profile <= 0))
     weights = np.ma.masked_array(profile, mask=masked.mask)
     wavelength = np.ma.asarray(np.ma.average(masked, weights=weights, axis=0)).filled(np.nan)
@@ -163,7 +166,7 @@ def extract(s2d: Resampled2D, ap: Aperture, exp_type: str, photom_done: bool,
         extraction_xstop=int(cols_hit[-1]) + 1 if cols_hit.size else None,
         extraction_ystart=float(lower) + 1, extraction_ystop=float(upper) + 1,
         extraction_row=centre_row, extraction_col=centre_col,
-        spectral_order=1, dispersion_direction=1, exp_type=exp_type,
+        spectral_order=int(s2d.meta.get("spectral_order") or 1), dispersion_direction=1, exp_type=exp_type,
         flux_unit=flux_unit, flux_var_unit=fvar_unit, sb_unit=sb_unit, sb_var_unit=sbvar_unit,
         aperture=ap.__dict__, source_location=None if trace is None else float(trace[0]),
     )
@@ -225,7 +228,9 @@ def extract_spectrum(s2d: Resampled2D, what: Spectrum, params: Extract1dParams,
     if params.extraction_type not in ("box", None, "none"):
         return StepOutcome(SKIPPED, f"extraction_type {params.extraction_type!r} needs a PSF reference; "
                                     "only box extraction is available"), None
-    ref = read_extract1d(params.override_extract1d) if params.override_extract1d else None
+    # a whole-cutout mode (WFSS) reads no EXTRACT1D file: the reference gives it the whole cutout
+    reference = None if what.traits.whole_cutout else params.override_extract1d
+    ref = read_extract1d(reference) if reference else None
     along_y = s2d.meta.get("dispersion_direction") == 2
     if along_y:
         s2d, ref = transposed(s2d), transposed_reference(ref)
@@ -239,7 +244,7 @@ def extract_spectrum(s2d: Resampled2D, what: Spectrum, params: Extract1dParams,
     if ap is None:
         return StepOutcome(SKIPPED, f"no aperture for {name!r} in {params.override_extract1d}"), None
     spectrum = extract(s2d, ap, what.exp_type, what.photom_done, what.located)
-    spectrum.meta["aperture_file"] = params.override_extract1d
+    spectrum.meta["aperture_file"] = reference
     if along_y:
         spectrum.meta["dispersion_direction"] = 2
     if params.apply_apcorr and params.override_apcorr and point:
@@ -267,27 +272,45 @@ def run(ctx: StepContext) -> StepOutcome:
 def _extract_exposures(ctx: StepContext) -> StepOutcome:
     """Every (outlier-flagged) exposure extracted without resampling; the spectra go to combine_1d."""
     messages = []
+    per_slit = ctx.mode.extraction.several_per_exposure
     for k, cutout in enumerate(ctx.inputs.cutouts):
-        p = cutout.planes  # flagged pixels (outliers included) become NaN, as the reference's extract_1d
-        match_nans_and_flags(p["sci"], p["dq"], p["err"], p["var_poisson"], p["var_rnoise"], p["var_flat"])
-        image = image_spectrum(p["sci"], {v: p[v] for v in ("var_poisson", "var_rnoise", "var_flat")},
-                               p["wavelength"], _image_meta(ctx.inputs, k), cutout.wcs_asdf)
         what = Spectrum(ctx.mode.extraction, ctx.inputs.exp_type(k), ctx.photom_done())
-        outcome, spectrum = extract_spectrum(image, what, ctx.config.extract_1d)
+        outcome, spectrum = extract_cutout(ctx.inputs, k, what, ctx.config.extract_1d)
         if spectrum is None:
             return outcome
-        spectrum.meta["exposure"] = cutout.exposure
-        spectrum.save(ctx.store, ctx.source, x1d_exposure_key(cutout.exposure))
+        key = x1d_exposure_key(cutout.exposure)
+        spectrum.save(ctx.store, ctx.source, f"{key}/{cutout.slit}" if per_slit else key)
         ctx.spectra.append(spectrum)
         messages.append(outcome.message)
     return StepOutcome(COMPLETE, f"{len(ctx.spectra)} exposures: " + ", ".join(messages))
 
 
+def extract_cutout(inputs: SourceInputs, k: int, what: Spectrum, params: Extract1dParams,
+                   ) -> tuple[StepOutcome, Spectrum1D | None]:
+    """Extract input ``k`` as it is (no resampling); its flagged pixels become NaN first, in place.
+
+    The spectrum's meta records the ``exposure`` and ``slit`` it comes from.
+    """
+    cutout = inputs.cutouts[k]
+    p = cutout.planes  # flagged pixels (outliers included) become NaN, as the reference's extract_1d
+    match_nans_and_flags(p["sci"], p["dq"], p["err"], p["var_poisson"], p["var_rnoise"], p["var_flat"],
+                         workers=1 if p["sci"].size < _THREADED_PIXELS else 0)
+    image = image_spectrum(p["sci"], {v: p[v] for v in ("var_poisson", "var_rnoise", "var_flat")},
+                           p["wavelength"], _image_meta(inputs, k), cutout.wcs_asdf)
+    outcome, spectrum = extract_spectrum(image, what, params)
+    if spectrum is not None:
+        spectrum.meta.update(exposure=cutout.exposure, slit=cutout.slit)
+    return outcome, spectrum
+
+
 def _image_meta(inputs: SourceInputs, k: int) -> dict[str, Any]:
-    """What extraction reads from an unresampled image's metadata."""
+    """What extraction reads from an unresampled image's (or grism cutout's) metadata."""
     cutout, meta = inputs.cutouts[k], inputs.exposure_meta(k)
-    return {"name": cutout.slit, "source_id": cutout.meta.get("source_id"),
-            "source_type": cutout.meta.get("source_type"), "bunit_data": inputs.bunit(k),
-            "pixelarea_steradians": meta.get("meta.photometry.pixelarea_steradians"),
-            "dispersion_direction": cutout.meta["dispersion_direction"],
+    c = cutout.meta
+    attributes = {a: c[a] for a in SPEC_ATTRIBUTES if c.get(a) is not None}
+    return {**attributes, "name": c.get("name", cutout.slit), "bunit_data": inputs.bunit(k),
+            "pixelarea_steradians": c.get("meta.photometry.pixelarea_steradians")
+            or meta.get("meta.photometry.pixelarea_steradians"),
+            "dispersion_direction": c.get("dispersion_direction", c.get("meta.wcsinfo.dispersion_direction")),
+            "spectral_order": c.get("meta.wcsinfo.spectral_order"),
             "filter": meta.get("meta.instrument.filter")}

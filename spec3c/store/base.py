@@ -16,7 +16,9 @@ invisible and are overwritten when the exposure is ingested again.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
@@ -121,6 +123,11 @@ class Store(ABC):
         """All cutouts of ``source`` (committed exposures only), sorted by
         (exposure, slit), with the requested planes (default: all stored)."""
 
+    def read_cutouts_of(self, sources: Sequence[str], planes: Iterable[str] | None = None) -> dict[str, list[Cutout]]:
+        """:meth:`read_cutouts` of several sources (backends read them in one go)."""
+        wanted = None if planes is None else list(planes)
+        return {s: self.read_cutouts(s, wanted) for s in dict.fromkeys(sources)}
+
     def source(self, source: str | int, planes: Iterable[str] | None = None) -> SourceStack:
         """That source's cutouts stacked across exposures, with their coordinates."""
         key = str(source)
@@ -164,6 +171,19 @@ class Store(ABC):
     def list_results(self, source: str | None = None) -> list[tuple[str, str]]:
         """(source, key) pairs of stored results, sorted."""
 
+    def put_results(
+        self, results: Iterable[tuple[str, str, Mapping[str, np.ndarray], Mapping[str, Any]]]
+    ) -> None:
+        """Store (replace) many ``(source, key, arrays, meta)`` results (backends write them in one go)."""
+        for source, key, arrays, meta in results:
+            self.put_result(source, key, arrays, meta)
+
+    def get_results(self, key: str) -> dict[tuple[str, str], tuple[dict[str, np.ndarray], dict[str, Any]]]:
+        """Every result named ``key`` or ``key/...``, of every source, by (source, key) (backends read
+        them in one go)."""
+        return {(src, k): self.get_result(src, k) for src, k in self.list_results()
+                if k == key or k.startswith(f"{key}/")}
+
     def delete_result(self, source: str, key: str) -> None:
         """Remove one result if it exists."""
         if (source, key) in self.list_results(source):
@@ -187,7 +207,12 @@ class Store(ABC):
             return 0
         if self.path.is_file():
             return self.path.stat().st_size
-        return sum(p.stat().st_size for p in self.path.rglob("*") if p.is_file())
+        total = 0
+        for folder, _, files in os.walk(self.path):  # os.walk skips folders removed meanwhile
+            for name in files:
+                with contextlib.suppress(FileNotFoundError):  # removed by a concurrent vacuum
+                    total += os.stat(os.path.join(folder, name)).st_size
+        return total
 
 
 def _normalised(c: Cutout) -> Cutout:
@@ -209,21 +234,51 @@ def loads_meta(text: str | bytes) -> dict[str, Any]:
     return json.loads(text) if text else {}
 
 
-def pack_arrays(arrays: Mapping[str, np.ndarray]) -> bytes:
-    """Serialise named arrays into one uncompressed ``.npz`` blob."""
-    import io
+#: first bytes of a blob of raw arrays (:func:`pack_arrays`); older blobs are ``.npz`` (``PK``)
+_RAW_MAGIC = b"S3CA"
 
-    buf = io.BytesIO()
-    named: dict[str, Any] = {k: np.asarray(v) for k, v in arrays.items()}  # savez's **kwds
-    np.savez(buf, **named)
-    return buf.getvalue()
+
+def pack_arrays(arrays: Mapping[str, np.ndarray]) -> bytes:
+    """Serialise named arrays into one blob: a JSON directory (name, dtype, shape, offset) and the raw bytes.
+
+    Arrays of structured or object dtype go into an uncompressed ``.npz`` blob
+    instead (numpy's format keeps their field descriptions).  Raw blobs read
+    ~100 times faster than ``.npz`` (a 20-array spectrum: 30 us instead of 3 ms).
+    """
+    import io
+    import struct
+
+    named: dict[str, Any] = {str(k): np.asarray(v) for k, v in arrays.items()}  # savez's **kwds
+    if any(a.dtype.names is not None or a.dtype.hasobject for a in named.values()):
+        buf = io.BytesIO()
+        np.savez(buf, **named)
+        return buf.getvalue()
+    parts, directory, offset = [], [], 0
+    for name, a in named.items():
+        data = np.ascontiguousarray(a).tobytes()
+        directory.append([name, a.dtype.str, list(a.shape), offset, len(data)])
+        parts.append(data)
+        offset += len(data)
+    header = json.dumps(directory).encode()
+    return b"".join([_RAW_MAGIC, struct.pack("<I", len(header)), header, *parts])
 
 
 def unpack_arrays(blob: bytes) -> dict[str, np.ndarray]:
-    """Inverse of :func:`pack_arrays`."""
+    """Inverse of :func:`pack_arrays` (reads both blob formats)."""
     import io
+    import struct
 
     if not blob:
         return {}
-    with np.load(io.BytesIO(bytes(blob)), allow_pickle=False) as npz:
-        return {k: npz[k] for k in npz.files}
+    data = bytes(blob)
+    if data[:4] != _RAW_MAGIC:
+        with np.load(io.BytesIO(data), allow_pickle=False) as npz:
+            return {k: npz[k] for k in npz.files}
+    (size,) = struct.unpack("<I", data[4:8])
+    base = 8 + size
+    out = {}
+    for name, dtype, shape, offset, nbytes in json.loads(data[8:base]):
+        dt = np.dtype(dtype)
+        count = nbytes // dt.itemsize if dt.itemsize else 0
+        out[name] = np.frombuffer(data, dtype=dt, count=count, offset=base + offset).reshape(shape).copy()
+    return out

@@ -16,6 +16,8 @@ from ..errors import StoreError
 from .base import SCHEMA_VERSION
 
 MANIFEST = "spec3c-store.json"
+#: writers hold a shared flock on this file (spec3c.check.store_writer); not store content
+LOCK = ".spec3c-lock"
 
 
 def write_manifest(path: Path, backend: str) -> None:
@@ -29,9 +31,9 @@ def write_manifest(path: Path, backend: str) -> None:
                 f"{path}: already a {found['backend']} store; cannot create a {backend} store there"
             )
         return
-    if any(path.iterdir()):
+    tmp = manifest.with_suffix(".tmp")  # a leftover of a creation killed before its rename is ours
+    if any(p.name not in (tmp.name, LOCK) for p in path.iterdir()):
         raise StoreError(f"{path}: folder exists, is not empty and is not a spec3c store")
-    tmp = manifest.with_suffix(".tmp")
     tmp.write_text(json.dumps({"backend": backend, "schema_version": SCHEMA_VERSION}) + "\n")
     os.replace(tmp, manifest)
 

@@ -7,23 +7,32 @@ Layout (a folder holding a manifest and four TileDB arrays)::
     STORE/cutouts     sparse, dims source, exposure, slit; capacity 2;
                       attrs ny, nx, meta, wcs, one var-length attribute per plane
     STORE/images      sparse, dims exposure, plane  attrs shape, dtype, data (zstd)
+    STORE/frames/<exposure>.<id>
+                      dense, dims y, x (tiles 64 x 512), one attribute per full-frame
+                      image plane (shuffle + zstd): the 2-D planes of an exposure that
+                      share its largest shape (IFU frames); their ``images`` cells
+                      only name the array and attribute
     STORE/results     sparse, dims source, key      attrs meta, data (packed arrays, zstd)
 
 Each write is a TileDB fragment, which appears atomically.  An exposure's
 cutouts and images are written first and its record last, so readers (which
 only see cutouts of recorded exposures) never see a half-written exposure;
 re-ingesting overwrites the orphaned cells (no duplicates allowed: the newest
-fragment wins).
+fragment wins).  A re-ingested exposure gets a new frames array; the old one is
+removed once the new record is committed.
 """
 
 from __future__ import annotations
 
 import gc
+import shutil
 import time
+import uuid
 import warnings
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import numpy as np
 import tiledb
@@ -43,6 +52,12 @@ from .base import (
 from .layout import read_manifest, write_manifest
 
 _ARRAYS = ("exposures", "cutouts", "images", "results")
+#: folder of the dense full-frame arrays, one per exposure (not consolidated: written once)
+_FRAMES = "frames"
+#: tile extents (rows, columns) of the full-frame arrays
+_FRAME_TILE = (64, 512)
+#: reads retried after a concurrent consolidation vacuumed the fragments they had opened
+_READ_ATTEMPTS = 5
 
 
 def _config(threads: int = 2) -> tiledb.Config:
@@ -80,7 +95,8 @@ def _schema(dims: tuple[str, ...], attrs: list[tiledb.Attr], ctx: tiledb.Ctx, ca
 
 def _create_arrays(root: Path, ctx: tiledb.Ctx) -> None:
     text = {"dtype": str, "var": True, "ctx": ctx}
-    blob = {"dtype": bytes, "var": True, "filters": _filters(), "ctx": ctx}
+    # opaque blobs as var-length uint8: tiledb-py writes Python bytes cells ~12x slower
+    blob = {"dtype": np.uint8, "var": True, "filters": _filters(), "ctx": ctx}
     plane_attrs = [
         tiledb.Attr(name, dtype=dt.newbyteorder("="), var=True, filters=_filters(), ctx=ctx)
         for name, dt in ALL_PLANES.items()
@@ -110,14 +126,19 @@ def _create_arrays(root: Path, ctx: tiledb.Ctx) -> None:
         ),
     }
     for name, schema in schemas.items():
-        tiledb.Array.create(str(root / name), schema, ctx=ctx)
+        uri = root / name
+        if tiledb.object_type(str(uri), ctx=ctx) == "array":
+            continue
+        if uri.exists():  # a creation killed half-way: nothing was ever written to it
+            shutil.rmtree(uri)
+        tiledb.Array.create(str(uri), schema, ctx=ctx)
 
 
 def _objects(values: list[Any]) -> np.ndarray:
     """1-D object array of var-length cells (np.array would stack equal-length cells)."""
     out = np.empty(len(values), dtype=object)
     for i, v in enumerate(values):
-        out[i] = v
+        out[i] = np.frombuffer(v, dtype=np.uint8) if isinstance(v, bytes | bytearray) else v
     return out
 
 
@@ -141,7 +162,7 @@ class TileDBStore(Store):
         assert self.path is not None
         self._writable = mode != "r"
         self.ctx = tiledb.Ctx(_config(threads))
-        if mode == "w" and not (self.path / "cutouts").exists():
+        if mode == "w":  # a new store, or one whose creation was interrupted
             write_manifest(self.path, self.backend)
             _create_arrays(self.path, self.ctx)
         self._manifest = read_manifest(self.path, expected_backend=self.backend)
@@ -160,10 +181,31 @@ class TileDBStore(Store):
         return tiledb.open(self._uri(name), mode, ctx=self.ctx)
 
     def _read_all(self, name: str, attrs: list[str], cond: str | None = None) -> dict[str, Any]:
-        with self._open(name) as arr:
-            query = arr.query(attrs=attrs, cond=cond) if cond else arr.query(attrs=attrs)
-            ndim = arr.schema.ndim
-            return query.multi_index[tuple(slice(None) for _ in range(ndim))]
+        for attempt in range(_READ_ATTEMPTS):
+            try:
+                with self._open(name) as arr:
+                    query = arr.query(attrs=attrs, cond=cond) if cond else arr.query(attrs=attrs)
+                    ndim = arr.schema.ndim
+                    return query.multi_index[tuple(slice(None) for _ in range(ndim))]
+            except tiledb.TileDBError:
+                # a writer's vacuum removed fragments this reader had listed: reopen and read again
+                if attempt == _READ_ATTEMPTS - 1:
+                    raise
+                time.sleep(0.02 * (attempt + 1))
+        raise AssertionError("unreachable")
+
+    def _read_ranges(self, name: str, attrs: list[str], ranges: tuple[Any, ...]) -> dict[str, Any]:
+        """Cells in ``ranges`` (one entry per dimension: ``slice(None)``, a key, a list of keys and
+        ``slice(lo, hi)``), read through the array's index (a condition reads every cell)."""
+        for attempt in range(_READ_ATTEMPTS):
+            try:
+                with self._open(name) as arr:
+                    return arr.query(attrs=attrs).multi_index[ranges]
+            except tiledb.TileDBError:  # a concurrent vacuum (see _read_all)
+                if attempt == _READ_ATTEMPTS - 1:
+                    raise
+                time.sleep(0.02 * (attempt + 1))
+        raise AssertionError("unreachable")
 
     # -- exposures --------------------------------------------------------
     def list_exposures(self) -> list[ExposureRecord]:
@@ -190,6 +232,8 @@ class TileDBStore(Store):
             self._write_images(record.name, images)
         with self._open("exposures", "w") as arr:  # the commit point
             arr[np.array([record.name])] = {"record": np.array([record.to_json()])}
+        if self._writable:
+            self._remove_frames(record.name, keep=self._frames_folder(record.name))
 
     def _write_cutouts(self, cutouts: list[Cutout]) -> None:
         data: dict[str, Any] = {
@@ -206,14 +250,51 @@ class TileDBStore(Store):
             arr[tuple(keys)] = data
 
     def _write_images(self, exposure: str, images: Mapping[str, np.ndarray]) -> None:
+        frames = _frame_planes(images)
+        folder = self._write_frames(exposure, {n: images[n] for n in frames}) if frames else None
         names = sorted(images)
-        metas = [dumps_meta({"shape": list(images[n].shape), "dtype": images[n].dtype.str}) for n in names]
-        blobs = [np.ascontiguousarray(images[n]).tobytes() for n in names]
+        metas, blobs = [], []
+        for n in names:
+            meta: dict[str, Any] = {"shape": list(images[n].shape), "dtype": images[n].dtype.str}
+            if n in frames:
+                meta.update(frame=folder, attr=frames[n])
+            metas.append(dumps_meta(meta))
+            blobs.append(b"" if n in frames else np.ascontiguousarray(images[n]).tobytes())
         with self._open("images", "w") as arr:
             arr[np.array([exposure] * len(names)), np.array(names)] = {
                 "meta": np.array(metas),
                 "data": _objects(blobs),
             }
+
+    def _write_frames(self, exposure: str, planes: Mapping[str, np.ndarray]) -> str:
+        """A new dense array holding ``planes`` (one shape); returns its folder name."""
+        folder = f"{quote(exposure, safe='')}.{uuid.uuid4().hex[:12]}"
+        uri = self._uri(f"{_FRAMES}/{folder}")
+        Path(self._uri(_FRAMES)).mkdir(exist_ok=True)
+        ny, nx = next(iter(planes.values())).shape
+        domain = tiledb.Domain(
+            tiledb.Dim("y", domain=(0, ny - 1), tile=min(_FRAME_TILE[0], ny), dtype=np.int32, ctx=self.ctx),
+            tiledb.Dim("x", domain=(0, nx - 1), tile=min(_FRAME_TILE[1], nx), dtype=np.int32, ctx=self.ctx),
+            ctx=self.ctx,
+        )
+        attrs = _frame_attrs(planes)
+        schema = tiledb.ArraySchema(domain=domain, sparse=False, ctx=self.ctx, attrs=[
+            tiledb.Attr(attr, dtype=planes[name].dtype.newbyteorder("="), filters=_filters(), ctx=self.ctx)
+            for name, attr in attrs.items()])
+        tiledb.Array.create(uri, schema, ctx=self.ctx)
+        with tiledb.open(uri, "w", ctx=self.ctx) as arr:
+            arr[:] = {attr: np.ascontiguousarray(planes[name], dtype=planes[name].dtype.newbyteorder("="))
+                      for name, attr in attrs.items()}
+        return folder
+
+    def _remove_frames(self, exposure: str, keep: str | None = None) -> None:
+        """Remove the frames arrays of ``exposure`` but ``keep``."""
+        root = Path(self._uri(_FRAMES))
+        if root.is_dir():
+            prefix = f"{quote(exposure, safe='')}."
+            for folder in root.iterdir():
+                if folder.name.startswith(prefix) and "." not in folder.name[len(prefix):] and folder.name != keep:
+                    shutil.rmtree(folder, ignore_errors=True)
 
     def _delete_stale(self, exposure: str, keep: set[tuple[str, str]], planes: set[str]) -> None:
         """Delete cells of an earlier ingest of ``exposure`` that the new one does not overwrite."""
@@ -235,6 +316,7 @@ class TileDBStore(Store):
             arr.query(cond=_eq("name", name)).submit()
         self._delete_cells("cutouts", name)
         self._delete_cells("images", name)
+        self._remove_frames(name)
 
     # -- cutouts ----------------------------------------------------------
     def list_cutouts(self, source: str | None = None) -> list[CutoutInfo]:
@@ -255,19 +337,33 @@ class TileDBStore(Store):
     def read_cutouts(self, source: str, planes: Iterable[str] | None = None) -> list[Cutout]:
         wanted = list(ALL_PLANES) if planes is None else [p for p in planes if p in ALL_PLANES]
         rows = self._read_all("cutouts", ["ny", "nx", "meta", "wcs", *wanted], cond=_eq("source", source))
+        return self._cutouts_of_rows(rows, wanted).get(source, [])
+
+    def read_cutouts_of(self, sources: Sequence[str], planes: Iterable[str] | None = None) -> dict[str, list[Cutout]]:
+        wanted = list(ALL_PLANES) if planes is None else [p for p in planes if p in ALL_PLANES]
+        keys = list(dict.fromkeys(str(s) for s in sources))
+        if not keys:
+            return {}
+        rows = self._read_ranges("cutouts", ["ny", "nx", "meta", "wcs", *wanted], (keys, slice(None), slice(None)))
+        found = self._cutouts_of_rows(rows, wanted)
+        return {s: found.get(s, []) for s in keys}
+
+    def _cutouts_of_rows(self, rows: dict[str, Any], wanted: list[str]) -> dict[str, list[Cutout]]:
+        """Cutouts of committed exposures in a query result, by source, sorted by (exposure, slit)."""
         committed = self._committed()
-        out = []
-        for i, (exp, slit) in enumerate(zip(_text(rows["exposure"]), _text(rows["slit"]), strict=True)):
+        out: dict[str, list[Cutout]] = {}
+        for i, (src, exp, slit) in enumerate(zip(_text(rows["source"]), _text(rows["exposure"]),
+                                                 _text(rows["slit"]), strict=True)):
             if exp not in committed:
                 continue
             meta = loads_meta(rows["meta"][i])
             stored = set(meta.pop("_planes", ALL_PLANES))
             shape = (int(rows["ny"][i]), int(rows["nx"][i]))
             arrays = {p: np.array(rows[p][i]).reshape(shape) for p in wanted if p in stored}
-            out.append(Cutout(source, exp, slit, meta, arrays, bytes(rows["wcs"][i])))
+            out.setdefault(src, []).append(Cutout(src, exp, slit, meta, arrays, bytes(rows["wcs"][i])))
         del rows
         gc.collect()  # tiledb-py frees large query buffers only in the cycle collector
-        return sorted(out, key=lambda c: (c.exposure, c.slit))
+        return {s: sorted(c, key=lambda c: (c.exposure, c.slit)) for s, c in out.items()}
 
     # -- images -----------------------------------------------------------
     def _image_rows(self, exposure: str, attrs: list[str]) -> dict[str, Any]:
@@ -280,7 +376,10 @@ class TileDBStore(Store):
         for name, meta, blob in zip(_text(rows["plane"]), rows["meta"], rows["data"], strict=True):
             if name == plane:
                 m = loads_meta(meta)
-                image = np.frombuffer(bytes(blob), dtype=m["dtype"]).reshape(m["shape"]).copy()
+                if "frame" in m:
+                    image = self._read_frames(m["frame"], {plane: m["attr"]})[plane]
+                else:
+                    image = np.frombuffer(bytes(blob), dtype=m["dtype"]).reshape(m["shape"]).copy()
                 del rows
                 gc.collect()
                 return image
@@ -289,12 +388,32 @@ class TileDBStore(Store):
     def read_images(self, exposure: str) -> dict[str, np.ndarray]:
         rows = self._image_rows(exposure, ["meta", "data"])
         out = {}
+        frames: dict[str, dict[str, str]] = {}
         for name, meta, blob in zip(_text(rows["plane"]), rows["meta"], rows["data"], strict=True):
             m = loads_meta(meta)
-            out[name] = np.frombuffer(bytes(blob), dtype=m["dtype"]).reshape(m["shape"]).copy()
+            if "frame" in m:
+                frames.setdefault(m["frame"], {})[name] = m["attr"]
+            else:
+                out[name] = np.frombuffer(bytes(blob), dtype=m["dtype"]).reshape(m["shape"]).copy()
         del rows
+        for folder, attrs in frames.items():
+            out.update(self._read_frames(folder, attrs))
         gc.collect()
         return out
+
+    def _read_frames(self, folder: str, attrs: Mapping[str, str]) -> dict[str, np.ndarray]:
+        """Planes ``{name: attribute}`` of one frames array, whole."""
+        with tiledb.open(self._uri(f"{_FRAMES}/{folder}"), ctx=self.ctx) as arr:
+            data = arr.query(attrs=list(attrs.values()))[:]
+        return {name: np.array(data[attr]) for name, attr in attrs.items()}
+
+    def _frames_folder(self, exposure: str) -> str | None:
+        rows = self._read_all("images", ["meta"], cond=_eq("exposure", exposure))
+        for meta in rows["meta"]:
+            m = loads_meta(meta)
+            if "frame" in m:
+                return str(m["frame"])
+        return None
 
     def list_images(self, exposure: str) -> list[str]:
         return sorted(_text(self._image_rows(exposure, ["meta"])["plane"]))
@@ -309,8 +428,32 @@ class TileDBStore(Store):
                 "data": _objects([pack_arrays(arrays)]),
             }
 
+    def put_results(
+        self, results: Iterable[tuple[str, str, Mapping[str, np.ndarray], Mapping[str, Any]]]
+    ) -> None:
+        items = list(results)
+        if not items:
+            return
+        latest = {(src, key): (arrays, meta) for src, key, arrays, meta in items}  # one cell per key
+        keys = list(latest)
+        with self._open("results", "w") as arr:
+            arr[np.array([k[0] for k in keys]), np.array([k[1] for k in keys])] = {
+                "meta": np.array([dumps_meta(latest[k][1]) for k in keys]),
+                "data": _objects([pack_arrays(latest[k][0]) for k in keys]),
+            }
+
+    def get_results(self, key: str) -> dict[tuple[str, str], tuple[dict[str, np.ndarray], dict[str, Any]]]:
+        ranges = [key, slice(f"{key}/", f"{key}0")]  # the key and every "key/..." ('0' follows '/')
+        rows = self._read_ranges("results", ["meta", "data"], (slice(None), ranges))
+        out = {(src, k): (unpack_arrays(bytes(blob)), loads_meta(meta)) for src, k, meta, blob in
+               zip(_text(rows["source"]), _text(rows["key"]), rows["meta"], rows["data"], strict=True)
+               if k == key or k.startswith(f"{key}/")}
+        del rows
+        gc.collect()
+        return out
+
     def get_result(self, source: str, key: str) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-        rows = self._read_all("results", ["meta", "data"], cond=f"{_eq('source', source)} and {_eq('key', key)}")
+        rows = self._read_ranges("results", ["meta", "data"], ([source], [key]))
         if len(rows["meta"]) == 0:
             raise KeyError(f"no result {key!r} for source {source!r}")
         return unpack_arrays(bytes(rows["data"][0])), loads_meta(rows["meta"][0])
@@ -344,3 +487,18 @@ class TileDBStore(Store):
                 except tiledb.TileDBError as exc:
                     warnings.warn(f"{uri}: consolidation ({mode}) failed, reads may be slower: {exc}",
                                   Spec3cWarning, stacklevel=2)
+
+
+def _frame_planes(images: Mapping[str, np.ndarray]) -> dict[str, str]:
+    """The full-frame planes of an exposure's images: the 2-D ones of the largest 2-D shape,
+    each with the attribute name it gets in the dense array."""
+    shapes = [a.shape for a in images.values() if a.ndim == 2 and a.size > 0]
+    if not shapes:
+        return {}
+    frame = max(shapes, key=lambda sh: (sh[0] * sh[1], sh))
+    names = sorted(n for n, a in images.items() if a.shape == frame)
+    return {n: f"p{k}" for k, n in enumerate(names)}
+
+
+def _frame_attrs(planes: Mapping[str, np.ndarray]) -> dict[str, str]:
+    return {n: f"p{k}" for k, n in enumerate(sorted(planes))}

@@ -264,6 +264,37 @@ class StoreContract(ABC):
         np.testing.assert_array_equal(both["sci"], img)
         assert s.read_images("nope") == {}
 
+    def test_full_frames_mixed_with_other_planes(self, store: Store) -> None:
+        """IFU exposures: many full-frame planes of several dtypes beside 1-D and smaller planes;
+        a re-commit replaces them all, a delete removes them."""
+        if not store.supports_images:
+            pytest.skip("backend without images")
+        rng = np.random.default_rng(2)
+        frames = {"sci": rng.normal(size=(70, 530)).astype(">f4"), "dq": rng.integers(0, 9, (70, 530)).astype(np.uint32),
+                  "ra": rng.normal(size=(70, 530)), "slice": rng.integers(0, 40, (70, 530)).astype(np.int16),
+                  "dec.x": np.full((70, 530), np.nan)}
+        others = {"spec0.wavelength": np.linspace(1, 2, 9), "small": np.ones((2, 3), np.float32)}
+        store.commit_exposure(make_record("e1"), [], images={**frames, **others})
+        store.commit_exposure(make_record("e2"), [], images={"sci": np.zeros((4, 4), np.float32)})
+        s = self.reopen(store)
+        got = s.read_images("e1")
+        assert sorted(got) == sorted({**frames, **others})
+        for name, value in {**frames, **others}.items():
+            np.testing.assert_array_equal(got[name], value)
+            assert got[name].dtype.newbyteorder("=") == value.dtype.newbyteorder("=")
+        np.testing.assert_array_equal(s.read_image("e1", "slice"), frames["slice"])
+        changed = {**frames, "sci": frames["sci"] + 1}
+        del changed["ra"]
+        store.commit_exposure(make_record("e1"), [], images=changed)
+        s = self.reopen(store)
+        assert s.list_images("e1") == sorted(changed)
+        np.testing.assert_array_equal(s.read_images("e1")["sci"], changed["sci"])
+        np.testing.assert_array_equal(s.read_image("e2", "sci"), np.zeros((4, 4)))
+        store.delete_exposure("e1")
+        s = self.reopen(store)
+        assert s.read_images("e1") == {} and s.list_images("e1") == []
+        assert s.list_images("e2") == ["sci"]
+
     # -- results --------------------------------------------------------------
     def test_results_round_trip_and_delete(self, store: Store) -> None:
         writer = self.reopen(store, "a")

@@ -20,6 +20,7 @@ from spec3c.algorithms.slit_grid import GridInput, build_slit_grid
 from spec3c.asn import read_association
 from spec3c.gwcs_asdf import wcs_from_asdf, wcs_to_asdf
 from spec3c.ingest import ingest
+from spec3c.errors import Spec3cError
 from spec3c.modes.registry import mode_for
 from spec3c.products import (
     ProductNaming,
@@ -294,7 +295,8 @@ def test_crf_nan_where_flagged(mos):
         cutouts = store.read_cutouts(source)
         stored = [store.get_result(source, crf_key(c.exposure, c.slit))[0]["dq"] for c in cutouts]
     with _open(path) as model:
-        assert model.meta.cal_step.outlier_detection == "COMPLETE"
+        # as jwst 3.0.0: the source-based crf is saved before S_OUTLIR reaches its primary header
+        assert model.meta.cal_step.outlier_detection is None
         for exp, c, dq in zip(model.exposures, cutouts, stored, strict=True):
             assert exp.meta.cal_step.outlier_detection == "COMPLETE"
             assert np.all(exp.dq[FLAGGED] & dqflags.OUTLIER)
@@ -371,7 +373,7 @@ def test_specutils_reads_s2d(mos):
 def test_x1d_table_layout(mos):
     path = _by_suffix(mos["paths"][mos["sources"][0]])["x1d"]
     with fits.open(path) as hdul:
-        assert [h.name for h in hdul] == ["PRIMARY", "EXTRACT1D", "ASDF"]  # no empty SCI
+        assert [h.name for h in hdul] == ["PRIMARY", "EXTRACT1D", "PROVENANCE", "ASDF"]  # no empty SCI
         hdr = hdul["EXTRACT1D"].header
         cols = hdul["EXTRACT1D"].columns
         assert cols.names == list(X1D_COLUMNS)
@@ -450,7 +452,7 @@ def _failing_to_fits(self, init, *args, **kwargs):
 @pytest.mark.parametrize("writer", [write_source_cal, write_source_crf, write_s2d, write_x1d])
 def test_failed_write_leaves_no_file(mos, tmp_path, monkeypatch, writer):
     monkeypatch.setattr(dm.JwstDataModel, "to_fits", _failing_to_fits)
-    with open_store(mos["store"]) as store, pytest.raises(OSError, match="disk full"):
+    with open_store(mos["store"]) as store, pytest.raises(Spec3cError, match="disk full"):
         writer(store, mos["sources"][0], mos["naming"], tmp_path)
     assert list(tmp_path.iterdir()) == []
 
@@ -460,7 +462,7 @@ def test_failed_write_keeps_previous_product(mos, tmp_path, monkeypatch):
         path = write_x1d(store, mos["sources"][0], mos["naming"], tmp_path)
         before = path.read_bytes()
         monkeypatch.setattr(dm.JwstDataModel, "to_fits", _failing_to_fits)
-        with pytest.raises(OSError):
+        with pytest.raises(Spec3cError, match="could not be written"):
             write_x1d(store, mos["sources"][0], mos["naming"], tmp_path)
     assert path.read_bytes() == before
     assert sorted(p.name for p in tmp_path.iterdir()) == [path.name]
@@ -492,7 +494,7 @@ def test_export_store_selection_and_progress(mos, fs, tmp_path):
     with pytest.raises(KeyError, match="nope"):
         export_store(mos["store"], tmp_path, mos["naming"], sources=["nope"])
     with open_store(mos["store"]) as store, pytest.raises(ValueError, match="suffix"):
-        export_source(store, mos["sources"][0], mos["naming"], tmp_path, suffixes=("s3d",))
+        export_source(store, mos["sources"][0], mos["naming"], tmp_path, suffixes=("s4d",))
 
 
 # -- metadata helpers -------------------------------------------------------------

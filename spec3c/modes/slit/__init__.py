@@ -1,7 +1,16 @@
-"""NIRSpec fixed slit and MOS: one source per slit, drizzled onto the NIRSpec slit grid."""
+"""NIRSpec fixed slit and MOS: one source per slit, drizzled onto the NIRSpec slit grid.
+
+Exposures come as MultiSlitModel cal files (one per exposure, every slit), or
+as SlitModel cal files (one slit per file, as some stage-2 tools write them):
+the reference then runs no exp_to_source, so the whole association is one
+source, its outlier-flagged inputs are written per file (``_crf``) and the
+``_s2d``/``_x1d`` carry the association's product name as it is
+(:data:`SLIT_MODEL_MODES`).
+"""
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -10,9 +19,9 @@ import numpy as np
 from ...algorithms.apcorr import ApcorrSpec
 from ...algorithms.master_background import expand, fs_point_scale
 from ...algorithms.slit_grid import GridOptions, SlitGrid, build_slit_grid
-from ...ingest.cutouts import read_slits
+from ...ingest.cutouts import read_slit_model, read_slits
 from ...naming import SourceNaming
-from ..base import SOURCE, Extraction, Mode
+from ..base import EXPOSURE, SOURCE, Extraction, Mode
 
 if TYPE_CHECKING:
     from ...steps.context import SourceInputs
@@ -70,3 +79,23 @@ NIRSPEC_MOS = Mode(
     background_note="NIRSpec MOS: background set to 0, as the reference",
     extraction=Extraction(center_on_source=True, apcorr=ApcorrSpec("NrsMosApcorrModel", "phase")),
 )
+
+
+def _slit_model_variant(mode: Mode) -> Mode:
+    """``mode`` for SlitModel inputs: one source per association, exposure-based ``_crf`` (no ``_cal``)."""
+    return dataclasses.replace(
+        mode,
+        name=f"{mode.name}-slitmodel",
+        read_cutouts=read_slit_model,
+        products={"crf": EXPOSURE, "s2d": SOURCE, "x1d": SOURCE},
+        naming=SourceNaming(whole_association=True),
+        image_exposures=True,  # each file is one cutout, read whole
+    )
+
+
+NIRSPEC_FS_SLITMODEL = _slit_model_variant(NIRSPEC_FS)
+NIRSPEC_MOS_SLITMODEL = _slit_model_variant(NIRSPEC_MOS)
+
+#: the datamodel class of one-slit-per-file inputs, and the modes that serve them
+SLIT_MODEL = "SlitModel"
+SLIT_MODEL_MODES: tuple[Mode, ...] = (NIRSPEC_FS_SLITMODEL, NIRSPEC_MOS_SLITMODEL)

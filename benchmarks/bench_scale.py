@@ -1,0 +1,201 @@
+"""The scale that hurts survey users: NIRSpec MOS, many sources x many exposures (issue 10).
+
+    python benchmarks/bench_scale.py [--sources 600] [--exposures 24] [--n-columns 200]
+        [--executors pool,cluster] [--reference-sources 10,30] [--workdir bench_out/scale]
+
+1. Simulates NIRSpec MOS with ``--sources`` slitlets in ``--exposures``
+   exposures (cutouts ``--n-columns`` long along the dispersion, ~24 rows).
+2. Times spec3c's ``ingest``, ``process`` and ``export`` (fresh processes,
+   2 workers) with each executor: ``pool`` (the local process pool) and
+   ``cluster`` (``--scheduler local:2``, a Dask LocalCluster); peak memory is
+   the PSS summed over the whole process tree (Dask nanny and workers
+   included), sampled every 0.5 s.
+3. Runs the reference (jwst calwebb_spec3) on subsets of the *same* data:
+   the first K slitlets of every exposure, for each K of
+   ``--reference-sources``; its per-source cost at two sizes shows it is
+   linear, and a line through them extrapolates it to ``--sources``.
+4. Re-runs ``process`` and ``export`` once more (nothing changed: the
+   incremental no-op), and prints one table.
+
+Cutout size: ``--n-columns`` sets the stored bytes (about 56 bytes per pixel
+in the store, 600 x 24 x 24 x 200 pixels = 3.9 GB; the _cal inputs as much
+again): pick it for the disk at hand.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import psutil
+
+HERE = Path(__file__).resolve().parent
+APERTURE = {"id": "NRS_MSASPEC", "region_type": "target", "disp_axis": 1, "extract_width": 5,
+            "use_source_posn": True}
+EXECUTORS = {"pool": ["--workers", "2"], "cluster": ["--scheduler", "local:2"]}
+
+
+def _oracle():  # type: ignore[no-untyped-def]
+    spec = importlib.util.spec_from_file_location("spec3c_oracle", HERE / "oracle.py")
+    module = importlib.util.module_from_spec(spec)
+    assert spec.loader is not None
+    sys.modules["spec3c_oracle"] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+@dataclass
+class Measured:
+    seconds: float
+    peak_pss_mb: float
+
+
+def _tree_pss(root: psutil.Process) -> int:
+    total = 0
+    for proc in [root, *root.children(recursive=True)]:
+        try:
+            total += proc.memory_full_info().pss
+        except psutil.Error:  # gone between listing and reading, or not ours to read
+            pass
+    return total
+
+
+def measure(cmd: list[str], log: Path) -> Measured:
+    """Run ``cmd``; wall time and peak PSS summed over it and all its descendants."""
+    start = time.perf_counter()
+    with log.open("w") as out:
+        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT)
+        root = psutil.Process(proc.pid)
+        peak = 0
+        while proc.poll() is None:
+            try:
+                peak = max(peak, _tree_pss(root))
+            except psutil.Error:
+                pass
+            time.sleep(0.5)
+    if proc.returncode != 0:
+        sys.exit(f"failed ({proc.returncode}): {' '.join(cmd)}\n{log.read_text()[-3000:]}")
+    return Measured(time.perf_counter() - start, peak / 2**20)
+
+
+def run_spec3c(asn: Path, aperture: Path, work: Path, executor: str) -> dict[str, Measured]:
+    """ingest, process, export, then process + export again (nothing changed)."""
+    exe = str(Path(sys.executable).with_name("spec3c"))
+    store, out = work / f"{executor}.store", work / f"{executor}_out"
+    for p in (store, out):
+        shutil.rmtree(p, ignore_errors=True)
+    how = EXECUTORS[executor]
+    process = [exe, "process", str(store), *how, f"--steps.extract_1d.override_extract1d={aperture}"]
+    export = [exe, "export", str(store), "--output-dir", str(out), *how]
+    return {
+        "ingest": measure([exe, "ingest", str(asn), "--store", str(store)], work / f"{executor}_ingest.log"),
+        "process": measure(process, work / f"{executor}_process.log"),
+        "export": measure(export, work / f"{executor}_export.log"),
+        "again": measure(process, work / f"{executor}_process_again.log"),
+        "export again": measure(export, work / f"{executor}_export_again.log"),
+    }
+
+
+def subset(asn: Path, k: int, dest: Path) -> Path:
+    """The same exposures with only their first ``k`` slitlets (the reference's subset of the data)."""
+    from stdatamodels.jwst import datamodels as dm
+
+    dest.mkdir(parents=True, exist_ok=True)
+    doc = json.loads(asn.read_text())
+    for member in doc["products"][0]["members"]:
+        with dm.open(asn.parent / member["expname"]) as model:
+            while len(model.slits) > k:
+                model.slits.pop()
+            model.save(dest / member["expname"])
+    out = dest / asn.name
+    out.write_text(json.dumps(doc, indent=2))
+    return out
+
+
+def _line(points: list[tuple[int, float]]) -> tuple[float, float]:
+    """(intercept, seconds per source) through the two extreme (sources, seconds) points."""
+    (n0, t0), (n1, t1) = points[0], points[-1]
+    slope = (t1 - t0) / (n1 - n0) if n1 != n0 else t1 / n1
+    return t1 - slope * n1, slope
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sources", type=int, default=600)
+    parser.add_argument("--exposures", type=int, default=24)
+    parser.add_argument("--n-columns", type=int, default=200, help="Cutout length along the dispersion.")
+    parser.add_argument("--executors", default="pool,cluster", help="pool (local processes), cluster (Dask).")
+    parser.add_argument("--reference-sources", default="10,30", help="Subset sizes the reference runs on; "
+                        "empty: no reference.")
+    parser.add_argument("--reference-timeout", type=float, default=None, help="Seconds before a reference run is stopped.")
+    parser.add_argument("--workdir", type=Path, default=Path("bench_out/scale"))
+    parser.add_argument("--reuse-input", action="store_true", help="Keep the simulated inputs of an earlier run.")
+    args = parser.parse_args()
+    oracle = _oracle()
+    from spec3c.simulate import SimOptions, simulate
+
+    work = (args.workdir / f"mos{args.sources}x{args.exposures}").resolve()
+    work.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    existing = sorted((work / "input").glob("*_asn.json"))
+    if args.reuse_input and existing:
+        asn = existing[0]
+    else:
+        shutil.rmtree(work / "input", ignore_errors=True)
+        asn = simulate("nirspec-mos", work / "input", SimOptions(seed=args.sources, n_sources=args.sources,
+                       n_exposures=args.exposures, n_columns=args.n_columns)).asn_path
+    simulated = time.perf_counter() - t0
+    aperture = oracle.write_extract1d_json(work / "extract1d.json", [APERTURE])
+    ours = {name: run_spec3c(asn, aperture, work, name) for name in args.executors.split(",") if name}
+
+    reference: list[tuple[int, float, float]] = []
+    sizes = [int(k) for k in args.reference_sources.split(",") if k]
+    if sizes and oracle.jwst_python() is None:
+        print("no jwst venv: the reference is not run")
+        sizes = []
+    for k in sizes:
+        sub = subset(asn, k, work / f"ref{k}" / "input")
+        shutil.rmtree(work / f"ref{k}" / "out", ignore_errors=True)
+        run = oracle.run_reference(sub, work / f"ref{k}" / "out", extract1d=aperture, timeout=args.reference_timeout)
+        if not run.ok:
+            sys.exit(f"reference on {k} sources failed ({run.returncode}); log {run.log_path}")
+        reference.append((k, run.wall_seconds, run.peak_rss_mb))
+    _print(args, simulated, ours, reference, work)
+
+
+def _print(args, simulated, ours, reference, work) -> None:  # type: ignore[no-untyped-def]
+    store_gb = sum(p.stat().st_size for p in work.glob("*.store/**/*") if p.is_file()) / 2**30 / max(1, len(ours))
+    inputs_gb = sum(p.stat().st_size for p in (work / "input").glob("*.fits")) / 2**30
+    print(f"\nNIRSpec MOS, {args.sources} sources x {args.exposures} exposures, cutouts ~24 x {args.n_columns} "
+          f"pixels; inputs {inputs_gb:.1f} GiB, store {store_gb:.1f} GiB; simulated in {simulated:.0f} s; "
+          f"{psutil.cpu_count()} cores\n")
+    print(f"{'spec3c':<9} {'ingest s':>9} {'process s':>10} {'export s':>9} {'total s':>8} {'total min':>9} "
+          f"{'peak PSS MiB':>13} {'no-op process s':>16} {'no-op export s':>15}")
+    for name, m in ours.items():
+        total = sum(m[k].seconds for k in ("ingest", "process", "export"))
+        peak = max(m[k].peak_pss_mb for k in ("ingest", "process", "export"))
+        print(f"{name:<9} {m['ingest'].seconds:9.1f} {m['process'].seconds:10.1f} {m['export'].seconds:9.1f} "
+              f"{total:8.1f} {total / 60:9.1f} {peak:13.0f} {m['again'].seconds:16.1f} {m['export again'].seconds:15.1f}")
+    if not reference:
+        return
+    print(f"\n{'jwst on':<9} {'wall s':>9} {'s/source':>10} {'peak RSS MiB':>13}")
+    for k, wall, peak in reference:
+        print(f"{k:<3}sources {wall:9.1f} {wall / k:10.1f} {peak:13.0f}")
+    intercept, per_source = _line([(k, wall) for k, wall, _ in reference])
+    est = intercept + per_source * args.sources
+    print(f"\njwst extrapolated to {args.sources} sources: {intercept:.0f} s + {per_source:.1f} s/source = "
+          f"{est:.0f} s ({est / 3600:.1f} h)")
+    for name, m in ours.items():
+        total = sum(m[k].seconds for k in ("ingest", "process", "export"))
+        print(f"speed-up, spec3c {name} (ingest+process+export): {est / total:.1f}x")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,102 @@
+"""The field-of-view flags of NIRSpec IFU cubes (jwst 3.0.0 ``cube_dq_utils.c``: ``dq_nirspec``,
+``match_wave_plane_nirspec``, ``overlap_slice_with_spaxels``), ALGORITHMS.md §11.6.
+
+Per wavelength plane, each slice's pixels within ``roiw_ave`` of the plane
+give the min/max of their tangent-plane coordinates; the spaxels on a
+Bresenham line between the (min, min) and (max, max) corners are flagged as
+partially covered (4).  :meth:`CubeAccumulator.finalize` then turns
+flagged-but-empty voxels into holes (DQ 1).
+
+The reference's line code has two quirks reproduced here so that DQ matches:
+its start/end swaps assign instead of swapping, so a steep line (more rows
+than columns) becomes the diagonal ``x = y`` from the start row to the end
+row; and the line always rises (it joins the two
+minima to the two maxima).  Indices are truncated toward zero and the
+end points are rounded to float32 first, as in C.  Points outside the plane
+(which the C code writes out of bounds) are dropped.
+
+MIRI cubes get no FOV flags: the reference's MIRI test (``overlap_fov_with_spaxels``)
+can never pass, so every empty MIRI voxel is NON_SCIENCE.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .._core.cube import FOV_PARTIAL, CubeGrid
+
+__all__ = ["nirspec_fov", "slice_line"]
+
+_INIT_MIN = np.float32(10000.0)
+_INIT_MAX = np.float32(-10000.0)
+
+
+def slice_line(x1: int, y1: int, x2: int, y2: int) -> tuple[np.ndarray, np.ndarray]:
+    """Spaxel ``(x, y)`` indices the reference's ``overlap_slice_with_spaxels`` marks (``x1 <= x2``,
+    ``y1 <= y2``)."""
+    dx, dy = x2 - x1, y2 - y1
+    if abs(dy) > abs(dx):  # steep: the C "swap" sets both ends to (y1, y1), (y2, y2): a diagonal
+        rows = np.arange(y1, y2 + 1)
+        return rows, rows.copy()
+    xs = np.arange(x1, x2 + 1)
+    if dx == 0 or dy == 0:
+        return xs, np.full(xs.size, y1)
+    e0 = dx // 2
+    j = np.arange(xs.size)
+    steps = np.maximum(0, -((e0 - j * dy) // dx))  # ceil((j*dy - e0) / dx), at least 0
+    return xs, y1 + steps
+
+
+def nirspec_fov(grid: CubeGrid, planes: tuple[int, int], xi: np.ndarray, eta: np.ndarray,  # noqa: PLR0913
+                wave: np.ndarray, slice_no: np.ndarray, roiw_ave: float, out: np.ndarray) -> None:
+    """OR the FOV flags of one exposure into ``out`` ``(p1 - p0, ny, nx)`` (uint32).
+
+    Parameters
+    ----------
+    grid : CubeGrid
+    planes : (p0, p1)
+        The tile's planes.
+    xi, eta, wave : ndarray (n,)
+        Tangent-plane centres (arcsec) and wavelengths of the exposure's pixels that
+        were mapped to the cube.
+    slice_no : ndarray (n,) int
+        Slice number 1-30 of each pixel.
+    roiw_ave : float
+        Wavelength half-window (drizzle: mean plane width; else mean pixel roiw).
+    """
+    p0, p1 = planes
+    nz, ny, nx = grid.shape
+    z = grid.zcoord
+    lo = np.searchsorted(z, wave - roiw_ave, side="right")  # first plane with z > w - r
+    hi = np.searchsorted(z, wave + roiw_ave, side="left")   # planes < hi have z < w + r
+    lo, hi = np.maximum(lo, p0), np.minimum(hi, p1)
+    count = np.maximum(hi - lo, 0)
+    if not count.any():
+        return
+    pix = np.repeat(np.arange(wave.size), count)
+    plane = np.repeat(lo, count) + (np.arange(pix.size) - np.repeat(np.cumsum(count) - count, count))
+    keep = np.abs(z[plane] - wave[pix]) < roiw_ave
+    pix, plane = pix[keep], plane[keep]
+    sl = slice_no[pix].astype(np.int64) - 1
+    ok = (sl >= 0) & (sl < 30)
+    pix, plane, sl = pix[ok], plane[ok], sl[ok]
+    key = (plane - p0) * 30 + sl
+    size = (p1 - p0) * 30
+    c1min, c2min = np.full(size, _INIT_MIN, np.float64), np.full(size, _INIT_MIN, np.float64)
+    c1max, c2max = np.full(size, _INIT_MAX, np.float64), np.full(size, _INIT_MAX, np.float64)
+    np.minimum.at(c1min, key, xi[pix])
+    np.minimum.at(c2min, key, eta[pix])
+    np.maximum.at(c1max, key, xi[pix])
+    np.maximum.at(c2max, key, eta[pix])
+    found = ((c1min != _INIT_MIN) & (c2min != _INIT_MIN) & (c1max != _INIT_MAX) & (c2max != _INIT_MAX)
+             & (c1min != c1max) & (c2min != c2max))
+    xstart, ystart = float(np.float32(grid.xcoord[0])), float(np.float32(grid.ycoord[0]))
+    flat = out.reshape(p1 - p0, ny * nx)
+    for k in np.flatnonzero(found):
+        ends = [float(np.float32(v[k])) for v in (c1min, c2min, c1max, c2max)]
+        x1, x2 = (int((ends[i] - xstart) / grid.cdelt1) for i in (0, 2))
+        y1, y2 = (int((ends[i] - ystart) / grid.cdelt2) for i in (1, 3))
+        xs, ys = slice_line(x1, y1, x2, y2)
+        index = ys * nx + xs
+        index = index[(index >= 0) & (index < ny * nx)]
+        flat[k // 30, index] |= np.uint32(FOV_PARTIAL)

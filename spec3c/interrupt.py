@@ -1,0 +1,77 @@
+"""Ctrl-C for a command that runs worker processes: stop everything within a second or two.
+
+A terminal's Ctrl-C sends SIGINT to every process of the foreground group,
+pool workers included; each would die in the middle of a job with its own
+traceback, and a pool may even restart them.  Inside :func:`interruptible`
+SIGINT is instead *blocked* in this process, so every worker started in the
+block inherits the block (a signal mask survives ``exec``) and ignores it.
+A watcher thread takes the signal: it terminates the worker processes this
+process started, then interrupts the main thread (a real signal, SIGUSR1,
+so a blocking wait returns), where it surfaces as ``KeyboardInterrupt``.
+Threads that libraries started before the block (BLAS pools) still accept
+SIGINT; when one takes it, the Python handler does the same in the main thread.
+Writes are atomic, so what a terminated worker was writing never appears.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import signal
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from types import FrameType
+
+__all__ = ["interruptible"]
+
+def _raise_interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
+
+
+def _stop_and_raise(signum: int, frame: FrameType | None) -> None:
+    """SIGINT reached a thread started before the block (a library's pool): the same, in the main thread."""
+    _stop_children()
+    raise KeyboardInterrupt
+
+
+def _stop_children() -> None:
+    for child in multiprocessing.active_children():
+        child.terminate()
+
+
+def _watch(main_ident: int, done: threading.Event) -> None:
+    while not done.is_set():
+        if signal.sigtimedwait({signal.SIGINT}, 0.2) is None:
+            continue
+        _stop_children()
+        if not done.is_set():
+            signal.pthread_kill(main_ident, signal.SIGUSR1)
+
+
+@contextmanager
+def interruptible() -> Iterator[None]:
+    """Run the block with Ctrl-C stopping its worker processes and raising ``KeyboardInterrupt``.
+
+    Only in the main thread of a process whose SIGINT is handled the usual
+    way (not ignored, as it is for a background job); otherwise the block runs
+    unchanged.
+    """
+    if (threading.current_thread() is not threading.main_thread()
+            or signal.getsignal(signal.SIGINT) is signal.SIG_IGN):
+        yield
+        return
+    previous_usr1 = signal.signal(signal.SIGUSR1, _raise_interrupt)
+    previous_int = signal.signal(signal.SIGINT, _stop_and_raise)
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    done = threading.Event()
+    watcher = threading.Thread(target=_watch, args=(threading.get_ident(), done), name="spec3c-sigint",
+                               daemon=True)
+    watcher.start()
+    try:
+        yield
+    finally:
+        done.set()
+        watcher.join()
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+        signal.signal(signal.SIGINT, previous_int)
+        signal.signal(signal.SIGUSR1, previous_usr1)

@@ -1,0 +1,86 @@
+"""MIRI MRS and NIRSpec IFU: full-frame exposures of one source, combined into 3-D cubes.
+
+Ingest keeps every exposure as full detector frames (store images) with the
+per-pixel coordinates cube_build needs (:mod:`.miri`, :mod:`.nirspec`), plus one
+empty "marker" cutout of the association's one source carrying the exposure's
+IFU metadata (bands, footprint, rotation, slice geometry) and its gwcs.
+
+Plan: ``cube_build`` builds one ``_s3d`` cube per band (channel x sub-band, or
+grating x filter) or per channel / grating / all (``output_type``).  The
+reference's spec3 plan around it is ``assign_mtwcs, master_background,
+outlier_detection (mode ifu), cube_build, extract_1d, spectral_leak (MRS)``: a
+step added to this package's ``*_PLAN`` runs on the same source; an
+``outlier_detection`` that saves ``crf/<exposure>/<slit>`` DQ results is used
+by cube_build (flagged pixels are not mapped), and extract_1d reads the
+stored cubes (``spec3c.results.IfuCube``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from ...errors import Spec3cError
+from ...naming import SourceNaming
+from ..base import SOURCE, Mode
+from .miri import read_miri_frames
+from .nirspec import read_nirspec_frames
+from .traits import MIRI_TRAITS, NIRSPEC_TRAITS
+
+if TYPE_CHECKING:
+    from ...algorithms.slit_grid import GridOptions
+    from ...steps.context import SourceInputs
+    from ...store.records import Cutout
+
+#: the steps run per association, in the reference's order (outlier_detection ifu,
+#: extract_1d for cubes and spectral_leak go here once spec3c has them)
+IFU_PLAN = ("cube_build",)
+IFU_PRODUCTS = {"s3d": SOURCE}
+
+
+def miri_cutouts(model: Any, name: str, path: Path) -> list[Cutout]:
+    return read_miri_frames(model, name, path)[0]
+
+
+def nirspec_cutouts(model: Any, name: str, path: Path) -> list[Cutout]:
+    return read_nirspec_frames(model, name, path)[0]
+
+
+def no_slit_grid(inputs: SourceInputs, options: GridOptions) -> Any:
+    raise Spec3cError("IFU exposures have no 2-D output grid: cube_build makes their 3-D cubes")
+
+
+def no_background_2d(cutout: Cutout, master: Mapping[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    raise Spec3cError("master_background for IFU exposures is not in spec3c yet")
+
+
+MIRI_MRS = Mode(
+    name="miri-mrs",
+    exp_types=("MIR_MRS",),
+    read_cutouts=miri_cutouts,
+    read_frames=read_miri_frames,
+    plan=IFU_PLAN,
+    build_grid=no_slit_grid,
+    products=IFU_PRODUCTS,
+    naming=SourceNaming(whole_association=True),
+    background_2d=no_background_2d,
+    image_exposures=True,
+    cube=MIRI_TRAITS,
+)
+
+NIRSPEC_IFU = Mode(
+    name="nirspec-ifu",
+    exp_types=("NRS_IFU",),
+    read_cutouts=nirspec_cutouts,
+    read_frames=read_nirspec_frames,
+    plan=IFU_PLAN,
+    build_grid=no_slit_grid,
+    products=IFU_PRODUCTS,
+    naming=SourceNaming(whole_association=True),
+    background_2d=no_background_2d,
+    image_exposures=True,
+    cube=NIRSPEC_TRAITS,
+)

@@ -1,0 +1,169 @@
+"""MIRI MRS exposures as full frames (jwst 3.0.0 ``map_miri_pixel_to_sky``, ``find_corners_miri``).
+
+A MIRIFUSHORT/MIRIFULONG cal file holds two channels side by side; each
+channel owns a range of detector columns (``instrument.json``).  Per pixel:
+RA/Dec/wavelength from ``detector -> world``; ``dwave = |λ(y - 0.4999) -
+λ(y + 0.4999)|``; along-slice α at ``x ∓ 0.4999`` and the slice's β from
+``detector -> alpha_beta``; the four corners ``(α1, β ∓ Δβ/2)``, ``(α2, β ±
+Δβ/2)`` mapped ``alpha_beta -> world`` at the pixel's wavelength, with ``Δβ``
+the spacing of the channel's slice β values.  Columns outside every channel
+of the file keep NaN coordinates.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ...errors import InputError
+from ...store.records import Cutout
+from .frames import (
+    corner_offsets,
+    evaluate,
+    footprint,
+    input_wcs,
+    instrument_table,
+    label_map,
+    marker_cutout,
+    rotation_angle,
+    s_region,
+    scatter,
+    science_planes,
+)
+
+#: half a pixel, as the reference steps to a pixel's edges
+HALF = 0.4999
+
+
+def channel_limits(wcs: Any, channel: str) -> tuple[int, int]:
+    """Image columns ``[start, end)`` of a channel (``miri_slice_limit_coords``: through the
+    ``detector -> coordinates`` transform when the data were oversampled)."""
+    info = instrument_table()["miri"]["channels"][channel]
+    xs, xe = float(info["xstart"]), float(info["xend"])
+    if "coordinates" in wcs.available_frames:
+        xc, _ = wcs.get_transform("detector", "coordinates")(np.array([xs, xe]), np.array([0.0, 0.0]))
+        return int(np.floor(xc[0])), int(np.ceil(xc[1]))
+    return int(xs), int(xe)
+
+
+def _channels(model: Any, path: Path) -> tuple[list[str], str]:
+    channel = str(model.meta.instrument.channel or "")
+    band = str(model.meta.instrument.band or "").lower()
+    known = instrument_table()["miri"]
+    if not channel or any(c not in known["channels"] for c in channel):
+        raise InputError(path, f"CHANNEL (meta.instrument.channel) is {channel!r}, expected channels 1-4 (e.g. '12')")
+    if band not in known["subchannels"]:
+        raise InputError(path, f"BAND (meta.instrument.band) is {band!r}, expected one of {known['subchannels']}")
+    return list(channel), band
+
+
+def _channel_of_column(shape: tuple[int, int], limits: dict[str, tuple[int, int]]) -> np.ndarray:
+    """Per column: the index + 1 of the channel whose range holds it (0: none)."""
+    owner = np.zeros(shape[1], dtype=np.int8)
+    for k, (start, end) in enumerate(limits.values(), start=1):
+        owner[max(start, 0):max(end, 0)] = k
+    return owner
+
+
+def _slice_width(beta: np.ndarray) -> float:
+    """Spacing of the two smallest distinct β values of a channel (NaN if fewer than 2)."""
+    values = np.unique(beta[np.isfinite(beta)])
+    return float(abs(values[1] - values[0])) if values.size > 1 else float("nan")
+
+
+def _rotation(wcs: Any, lam: np.ndarray, columns: slice) -> float:
+    """ifualign angle of a channel: α = 0 and 2 arcsec at β = 0 and the channel's median λ."""
+    lam_med = float(np.nanmedian(lam[:, columns])) if np.isfinite(lam[:, columns]).any() else float("nan")
+    ab2world = wcs.get_transform("alpha_beta", wcs.output_frame.name)
+    step = float(instrument_table()["miri"]["ifualign_alpha_step_arcsec"])
+    ra1, dec1, _ = ab2world(0.0, 0.0, lam_med)
+    ra2, dec2, _ = ab2world(step, 0.0, lam_med)
+    return rotation_angle(float(ra1), float(dec1), float(ra2), float(dec2))
+
+
+def _lambda_passes_through(wcs: Any, x: np.ndarray, y: np.ndarray, lam: np.ndarray) -> bool:
+    """Whether the world wavelength is the ``detector -> alpha_beta`` one (true of jwst's MRS WCS:
+    the later transforms pass it through), checked on up to 1000 of the pixels."""
+    pick = np.linspace(0, x.size - 1, min(x.size, 1000)).astype(np.intp)
+    det = wcs.get_transform(wcs.available_frames[0], "alpha_beta")
+    local = np.asarray(det(x[pick], y[pick])[2], dtype=np.float64)
+    return bool(np.allclose(local, lam[pick], rtol=1e-13, atol=0, equal_nan=True))
+
+
+def _local(wcs: Any, x: np.ndarray, y: np.ndarray, full_chain_lambda: bool) -> tuple[np.ndarray, ...]:
+    """α at ``x ∓ 0.4999``, the slice's β and ``dwave = |λ(y - 0.4999) - λ(y + 0.4999)|``."""
+    det = wcs.available_frames[0]
+
+    def one(xc: np.ndarray, yc: np.ndarray) -> tuple[np.ndarray, ...]:
+        alpha1, beta, _ = wcs.transform(det, "alpha_beta", xc - HALF, yc)
+        alpha2 = wcs.transform(det, "alpha_beta", xc + HALF, yc)[0]
+        if full_chain_lambda:
+            lam_lo, lam_hi = wcs(xc, yc - HALF)[2], wcs(xc, yc + HALF)[2]
+        else:
+            lam_lo = wcs.transform(det, "alpha_beta", xc, yc - HALF)[2]
+            lam_hi = wcs.transform(det, "alpha_beta", xc, yc + HALF)[2]
+        return alpha1, alpha2, beta, np.abs(lam_lo - lam_hi)
+
+    return evaluate(one, x, y)
+
+
+def _corners_world(wcs: Any, alpha1: np.ndarray, alpha2: np.ndarray, beta: np.ndarray, dbeta: np.ndarray,
+                   lam: np.ndarray) -> tuple[np.ndarray, ...]:
+    """The corners ``(α1, β ∓ Δβ/2)``, ``(α2, β ± Δβ/2)`` mapped ``alpha_beta -> world`` at the pixel's λ."""
+    out = wcs.output_frame
+
+    def one(a1: np.ndarray, a2: np.ndarray, b: np.ndarray, db: np.ndarray, lc: np.ndarray) -> tuple[np.ndarray, ...]:
+        lo, hi = b - db / 2.0, b + db / 2.0
+        ra1, dec1, _ = wcs.transform("alpha_beta", out, a1, lo, lc)
+        ra2, dec2, _ = wcs.transform("alpha_beta", out, a1, hi, lc)
+        ra3, dec3, _ = wcs.transform("alpha_beta", out, a2, hi, lc)
+        ra4, dec4, _ = wcs.transform("alpha_beta", out, a2, lo, lc)
+        return ra1, dec1, ra2, dec2, ra3, dec3, ra4, dec4
+
+    return evaluate(one, alpha1, alpha2, beta, dbeta, lam)
+
+
+def read_miri_frames(model: Any, name: str, path: Path) -> tuple[list[Cutout], dict[str, np.ndarray]]:
+    """The exposure's marker cutout and full-frame planes (science + coordinates)."""
+    wcs = input_wcs(model, path, "alpha_beta")
+    planes = science_planes(model, path)
+    shape = planes["sci"].shape
+    channels, band = _channels(model, path)
+    limits = {c: channel_limits(wcs, c) for c in channels}
+    slices = label_map(model, wcs, shape, path)
+
+    yy, xx = np.indices(shape, dtype=np.float64)
+    ra, dec, lam = (v.reshape(shape) for v in evaluate(lambda x, y: wcs(x, y), xx.ravel(), yy.ravel()))
+    owner = np.broadcast_to(_channel_of_column(shape, limits), shape)
+    index = np.flatnonzero((owner > 0) & np.isfinite(ra))
+    x, y, lam_valid = xx.ravel()[index], yy.ravel()[index], lam.ravel()[index]
+    alpha1, alpha2, beta, dwave = _local(wcs, x, y, not _lambda_passes_through(wcs, x, y, lam_valid))
+    widths = {k: _slice_width(beta[owner.ravel()[index] == k]) for k in range(1, len(channels) + 1)}
+    dbeta = np.array([widths[int(k)] for k in owner.ravel()[index]], dtype=np.float64)
+    corners = _corners_world(wcs, alpha1, alpha2, beta, dbeta, lam_valid)
+    del alpha1, alpha2, beta
+
+    inside = owner > 0
+    planes.update({
+        "wavelength": np.where(inside, lam, np.nan), "ra": np.where(inside, ra, np.nan),
+        "dec": np.where(inside, dec, np.nan), "slice": slices.astype(np.int16),
+        "dwave": scatter(shape, index, dwave),
+    })
+    full = [scatter(shape, index, c) for c in corners]
+    planes.update(corner_offsets(planes["ra"], planes["dec"], full))
+
+    text, spectral = s_region(model)
+    ifu = {
+        "instrument": "MIRI",
+        "bands": [[c, band] for c in channels],
+        "shape": list(shape),
+        "x_limits": {c: list(v) for c, v in limits.items()},
+        "slice_width": {c: widths[k] for k, c in enumerate(channels, start=1)},
+        "footprint": {c: footprint(ra[:, s:e], dec[:, s:e], modulo=True) for c, (s, e) in limits.items()},
+        "rotation": {c: _rotation(wcs, lam, slice(s, e)) for c, (s, e) in limits.items()},
+        "s_region": text,
+        "spectral_region": spectral,
+    }
+    return [marker_cutout(model, name, ifu)], planes

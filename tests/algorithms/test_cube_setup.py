@@ -1,0 +1,137 @@
+"""Cube parameters, sky geometry and the NIRSpec field-of-view lines (``cube_build`` algorithms)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from astropy.modeling import models as am
+
+from spec3c.algorithms.cube_fov import nirspec_fov, slice_line
+from spec3c.algorithms.cube_setup import (
+    BandPars,
+    CubeRequest,
+    WaveTable,
+    cube_setup,
+    radec_to_std,
+    sky_geometry,
+    slicer_geometry,
+    wrap_ra,
+)
+
+
+def _c_line(x1: int, y1: int, x2: int, y2: int) -> list[tuple[int, int]]:
+    """A literal port of jwst 3.0.0 ``overlap_slice_with_spaxels`` (its assignments included)."""
+    dx, dy = x2 - x1, y2 - y1
+    steep = abs(dy) > abs(dx)
+    if steep:
+        x1 = y1
+        y1 = x1
+        x2 = y2
+        y2 = x2
+    if x1 > x2:
+        x1 = x2
+        x2 = x1
+        y1 = y2
+        y2 = y1
+    dx, dy = x2 - x1, y2 - y1
+    error = int(dx / 2.0)
+    ystep = 1 if y1 < y2 else -1
+    y = y1
+    out = []
+    for x in range(x1, x2 + 1):
+        out.append((y, x) if steep else (x, y))
+        error -= abs(dy)
+        if error < 0:
+            y += ystep
+            error += dx
+    return out
+
+
+def test_slice_line_is_the_reference_line():
+    rng = np.random.default_rng(3)
+    for _ in range(500):
+        x1, y1 = (int(v) for v in rng.integers(0, 40, 2))
+        x2, y2 = x1 + int(rng.integers(0, 30)), y1 + int(rng.integers(0, 30))
+        xs, ys = slice_line(x1, y1, x2, y2)
+        assert list(zip(xs.tolist(), ys.tolist(), strict=True)) == _c_line(x1, y1, x2, y2)
+
+
+def test_nirspec_fov_flags_the_slice_lines():
+    from spec3c._core.cube import FOV_PARTIAL, CubeGrid
+
+    xc = np.arange(-5, 6) * 0.1
+    grid = CubeGrid(xc, xc, np.array([1.0, 1.1, 1.2]), 0.1, 0.1)
+    out = np.zeros((3, 11, 11), np.uint32)
+    # one slice: pixels along a line at plane 1 only (roiw 0.04 keeps the other planes out)
+    xi = np.linspace(-0.31, 0.29, 20)
+    nirspec_fov(grid, (0, 3), xi, xi * 0.5, np.full(20, 1.1), np.full(20, 7), 0.04, out)
+    assert out[0].sum() == 0 and out[2].sum() == 0
+    ys, xs = np.nonzero(out[1])
+    assert set(np.unique(out[1])) == {0, FOV_PARTIAL}
+    assert (xs.min(), xs.max()) == (int((np.float32(-0.31) - np.float32(-0.5)) / 0.1), int((np.float32(0.29) + 0.5) / 0.1))
+
+
+def _band(spaxel=0.13, step=0.001, rois=0.1, **kw):
+    values = {"wavemin": 4.9, "wavemax": 5.7, "rois": rois, "roiw": 0.002, "power": 2.0, "softrad": 0.01,
+              "scalerad": 0.1, **kw}
+    return BandPars(spaxel, step, **values)
+
+
+def test_cube_setup_rules():
+    one = cube_setup([_band()], CubeRequest(weighting="msm"), n_files=4)
+    assert (one.spatial_size, one.spectral_size, one.rois, one.weight_power) == (0.13, 0.001, 0.1, 2.0)
+    few = cube_setup([_band()], CubeRequest(weighting="msm"), n_files=2)
+    assert few.rois == pytest.approx(0.15)  # ROIs assume 4 dithers
+    assert cube_setup([_band()], CubeRequest(weighting="emsm"), n_files=2).rois == 0.1  # not for EMSM
+    two = cube_setup([_band(0.17, wavemin=7.5, wavemax=8.7), _band()], CubeRequest(scalew=0.002), n_files=8)
+    assert (two.spatial_size, two.spectral_size, two.wavemin, two.wavemax) == (0.13, 0.002, 4.9, 8.7)
+    user = cube_setup([_band()], CubeRequest(scalexy=0.2, wavemin=5.0, wavemax=5.1, weight_power=0), n_files=4)
+    assert (user.spatial_size, user.wavemin, user.wavemax, user.weight_power) == (0.2, 5.0, 5.1, 2.0)
+    with pytest.raises(ValueError, match="different CUBEPAR spectral steps"):
+        cube_setup([_band(step=0.001), _band(step=0.002)], CubeRequest(), n_files=4)
+    with pytest.raises(ValueError, match="softrad"):
+        cube_setup([_band(softrad=float("nan"))], CubeRequest(weighting="msm"), n_files=4)
+
+
+def test_non_linear_cube_takes_the_table():
+    wave = np.linspace(4.0, 6.0, 21)
+    table = WaveTable(wave, np.full(21, 0.1), np.full(21, 0.003), np.full(21, 2.0), np.full(21, 0.01), np.full(21, 0.1))
+    setup = cube_setup([_band(wavemin=4.97, wavemax=5.63)], CubeRequest(linear_wave=False, weighting="msm"),
+                       n_files=2, table=table)
+    assert not setup.linear and setup.spectral_size is None
+    np.testing.assert_allclose(setup.table.wavelength, wave[9:18])  # nearest entries, widened past the limits
+    np.testing.assert_allclose(setup.rois, 0.15)  # table ROIs x 1.5 below 4 files
+
+
+def test_tangent_plane_matches_a_gnomonic_projection():
+    ra0, dec0 = 80.5, -69.5
+    ra = ra0 + np.array([0.0, 1e-3, -2e-3])
+    dec = dec0 + np.array([0.0, 5e-4, 1e-3])
+    xi, eta = radec_to_std(ra0, dec0, ra, dec)
+    x, y = (am.RotateCelestial2Native(ra0, dec0, 180.0) | am.Sky2Pix_TAN())(ra, dec)
+    np.testing.assert_allclose(xi, -x * 3600, atol=1e-9)
+    np.testing.assert_allclose(eta, y * 3600, atol=1e-9)
+    rxi, reta = radec_to_std(ra0, dec0, ra, dec, 30.0)
+    np.testing.assert_allclose(np.hypot(rxi, reta), np.hypot(xi, eta), atol=1e-12)
+
+
+def test_sky_geometry_and_wrap():
+    assert wrap_ra(np.array([359.9, 359.8, 0.1, np.nan])).tolist() == pytest.approx([359.9, 359.8, 360.1])
+    corners_ra = np.array([80.499, 80.501, 80.499, 80.501])
+    corners_dec = np.array([-69.5005, -69.5005, -69.4995, -69.4995])
+    setup = cube_setup([_band(step=0.01)], CubeRequest(), n_files=4)
+    frame = sky_geometry(corners_ra, corners_dec, setup)
+    assert frame.crval1 == pytest.approx(80.5) and frame.crval2 == pytest.approx(-69.5)
+    nz, ny, nx = frame.geometry.grid.shape
+    assert nx % 2 == ny % 2 == 1 and nz == 80
+    half = 0.001 * math.cos(math.radians(69.5)) * 3600
+    assert (nx // 2 - 1) * 0.13 <= half + 0.13 and nx // 2 == math.ceil(half / 0.13) + 1
+
+
+def test_slicer_geometry_one_column_per_slice():
+    frame = slicer_geometry([-1.5e-3, 1.4e-3, 0.0, 0.0], [-14.5e-3, 14.5e-3, 0.0, 0.0], 3.0, 3.1, 0.002, 30)
+    nz, ny, nx = frame.grid.shape
+    assert nx in (30, 31) and frame.grid.cdelt2 == pytest.approx(frame.grid.cdelt1 / 2) and nz in (50, 51)
+    assert frame.crval1 == pytest.approx(-14.5e-3)  # 30 columns of 29/30 pitch centred on the slices

@@ -1,0 +1,34 @@
+"""Job functions the distributed tests send to workers (importable there: the test puts this folder
+on the workers' PYTHONPATH)."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+
+def square(item: str, offset: int) -> int:
+    return int(item) ** 2 + offset
+
+
+def die_once(item: str, marks: str, victims: str) -> str:
+    """For items in ``victims``: kill the worker process the first time the item runs (as the OOM
+    killer would); then succeed."""
+    mark = Path(marks) / item
+    if item in victims and not mark.exists():
+        mark.write_text(str(os.getpid()))
+        os._exit(17)
+    return f"{item} done by {os.getpid()}"
+
+
+def fail(item: str) -> str:
+    raise ValueError(f"bad item {item}")
+
+
+def always_die(item: str) -> str:
+    """``bad`` kills its worker every time (after a second, so that ``good`` is never caught running)."""
+    if item == "bad":
+        time.sleep(1.0)
+        os._exit(17)
+    return item

@@ -1,0 +1,60 @@
+"""The executor interface without a cluster: the local pool, errors per job, retries of dead
+workers, ``--scheduler`` parsing, and no Dask import unless Dask is asked for."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import dask_jobs
+import pytest
+
+from spec3c.errors import Spec3cError
+from spec3c.parallel import LocalExecutor, map_sources, open_executor, shared_executor
+
+
+def test_serial_executor_collects_results_errors_and_progress():
+    calls = []
+    with open_executor(None, 1) as executor:
+        assert isinstance(executor, LocalExecutor) and executor.slots == 1
+        out = executor.map(dask_jobs.square, {"2": (1,), "3": (0,)}, progress=lambda *a: calls.append(a))
+        bad = executor.map(dask_jobs.fail, {"x": ()})
+    assert out.results == {"2": 5, "3": 9} and not out.errors
+    assert calls == [("2", 1, 2), ("3", 2, 2)]
+    assert bad.errors == {"x": "ValueError: bad item x"}
+
+
+def test_pool_retries_jobs_whose_worker_died(tmp_path):
+    """Two items kill their worker process the first time they run; every item still completes (the
+    jobs that were only waiting when a worker died are not counted as attempts)."""
+    with LocalExecutor(2) as executor:
+        out = executor.map(dask_jobs.die_once, {item: (str(tmp_path), "ac") for item in "abcd"})
+        again = executor.map(dask_jobs.square, {"4": (0,)})  # the restarted pool still serves
+    assert sorted(out.results) == list("abcd") and not out.errors
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a", "c"]
+    assert again.results == {"4": 16}
+
+
+def test_pool_gives_up_on_a_job_that_always_kills_its_worker(tmp_path):
+    with LocalExecutor(2) as executor:
+        out = executor.map(dask_jobs.always_die, {"bad": (), "good": ()})
+    assert out.results == {"good": "good"}
+    assert "worker process died 3 times" in out.errors["bad"]
+
+
+def test_shared_executor_is_reused():
+    with shared_executor(None, 1) as outer, shared_executor(None, 2) as inner:
+        assert inner is outer
+        assert map_sources(dask_jobs.square, {"5": (0,)}).results == {"5": 25}
+
+
+@pytest.mark.parametrize("spec", ["local:two", "local:"])
+def test_bad_scheduler_is_a_clear_error(spec):
+    with pytest.raises(Spec3cError, match="local:N"):
+        open_executor(spec)
+
+
+def test_local_pool_needs_no_dask():
+    code = ("import sys, spec3c.process, spec3c.products.export, spec3c.cli; "
+            "assert not [m for m in sys.modules if m.split('.')[0] in ('dask', 'distributed')]")
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=120)

@@ -1,0 +1,49 @@
+"""Small simulated datasets shared by the reliability tests (this folder's helpers are importable)."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from harness import EXAMPLES, Baseline
+
+from spec3c.cli import main
+from spec3c.simulate import SimOptions, simulate
+
+#: the aperture file of the simulated NIRSpec fixed slits
+FS_APERTURES = f"--steps.extract_1d.override_extract1d={EXAMPLES / 'extract1d_nirspec_fs.json'}"
+
+
+@pytest.fixture(scope="session")
+def fs_input(tmp_path_factory) -> Path:
+    """NIRSpec fixed slits, 2 nods, 3 slits of 100 columns: the folder with the cal files and the ASN."""
+    folder = tmp_path_factory.mktemp("fs") / "in"
+    simulate("nirspec-fs", folder, SimOptions(seed=11, n_exposures=2, n_columns=100))
+    return folder
+
+
+def asn_of(folder: Path) -> Path:
+    return next(folder.glob("*_asn.json"))
+
+
+@pytest.fixture(scope="session")
+def fs_output(fs_input, tmp_path_factory) -> Path:
+    """An uninterrupted ``spec3c run`` of ``fs_input`` (store and products), not to be changed."""
+    out = tmp_path_factory.mktemp("fs_run") / "out"
+    res = CliRunner().invoke(main, ["run", str(asn_of(fs_input)), "-o", str(out), "--workers", "1", FS_APERTURES])
+    assert res.exit_code == 0, res.output
+    return out
+
+
+@pytest.fixture
+def fs_output_copy(fs_output, tmp_path) -> Path:
+    """A copy of ``fs_output`` a test may change."""
+    return Path(shutil.copytree(fs_output, tmp_path / "out"))
+
+
+@pytest.fixture(scope="session")
+def fs_baseline(fs_input, tmp_path_factory) -> Baseline:
+    """Stage by stage (subprocesses), with the store kept after ingest and after process."""
+    return Baseline(asn_of(fs_input), tmp_path_factory.mktemp("baseline"), (FS_APERTURES,)).build()
