@@ -12,8 +12,10 @@
    included), sampled every 0.5 s.
 3. Runs the reference (jwst calwebb_spec3) on subsets of the *same* data:
    the first K slitlets of every exposure, for each K of
-   ``--reference-sources``; its per-source cost at two sizes shows it is
-   linear, and a line through them extrapolates it to ``--sources``.
+   ``--reference-sources``; its per-source cost at two sizes shows whether
+   it is linear, and the line through them (a fixed cost plus a marginal cost
+   per source) extrapolates it to ``--sources`` and ``--project-to``.
+   spec3c's products are compared with the reference's on the largest subset.
 4. Re-runs ``process`` and ``export`` once more (nothing changed: the
    incremental no-op), and prints one table.
 
@@ -137,6 +139,8 @@ def main() -> None:
     parser.add_argument("--reference-timeout", type=float, default=None, help="Seconds before a reference run is stopped.")
     parser.add_argument("--workdir", type=Path, default=Path("bench_out/scale"))
     parser.add_argument("--reuse-input", action="store_true", help="Keep the simulated inputs of an earlier run.")
+    parser.add_argument("--project-to", type=int, default=600,
+                        help="Also extrapolate both pipelines linearly to this many sources.")
     args = parser.parse_args()
     oracle = _oracle()
     from spec3c.simulate import SimOptions, simulate
@@ -195,6 +199,29 @@ def _print(args, simulated, ours, reference, work) -> None:  # type: ignore[no-u
     for name, m in ours.items():
         total = sum(m[k].seconds for k in ("ingest", "process", "export"))
         print(f"speed-up, spec3c {name} (ingest+process+export): {est / total:.1f}x")
+        x1d, n, s2d_med, s2d_95, pairs = _agreement(work / f"{name}_out", work / f"ref{reference[-1][0]}" / "out", work)
+        print(f"  agreement with jwst on its {reference[-1][0]} sources: x1d median |dflux|/flux {x1d:.1e} "
+              f"({n} sources with S/N > 10), s2d median {s2d_med:.1e}, p95 {s2d_95:.1e} ({pairs} s2d)")
+    if args.project_to != args.sources:
+        far = intercept + per_source * args.project_to
+        print(f"\nprojected to {args.project_to} sources (linear): jwst {far / 3600:.1f} h", end="")
+        for name, m in ours.items():
+            total = sum(m[k].seconds for k in ("ingest", "process", "export"))
+            print(f"; spec3c {name} {total * args.project_to / args.sources / 60:.0f} min", end="")
+        print()
+
+
+def _agreement(ours: Path, ref: Path, work: Path) -> tuple[float, int, float, float, int]:
+    """bench_slit's x1d (S/N > 10 sources, from the truth) and s2d agreement measures."""
+    spec = importlib.util.spec_from_file_location("spec3c_bench_slit", HERE / "bench_slit.py")
+    module = importlib.util.module_from_spec(spec)
+    assert spec.loader is not None
+    sys.modules["spec3c_bench_slit"] = module  # dataclasses look their module up
+    spec.loader.exec_module(module)
+    from spec3c.simulate import load_truth
+
+    truth = load_truth(next((work / "input").glob("*_truth.asdf")))
+    return module.x1d_agreement(ours, ref, truth) + module.s2d_agreement(ours, ref)
 
 
 if __name__ == "__main__":

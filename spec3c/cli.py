@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -15,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from . import __version__
+from . import log as logs
 from .errors import Spec3cError
 
 if TYPE_CHECKING:
@@ -26,6 +28,8 @@ if TYPE_CHECKING:
 
 #: ``spec3c --debug``: errors show their traceback
 _DEBUG = False
+
+_log = logs.logger("cli")
 
 
 class _Interrupted(click.ClickException):
@@ -57,9 +61,13 @@ def _fail_cleanly(func: Callable[..., Any]) -> Callable[..., Any]:
         try:
             with interruptible():
                 return func(*args, **kwargs)
-        except (click.ClickException, click.exceptions.Exit, click.exceptions.Abort):
+        except click.ClickException as exc:
+            _log.error("%s", exc.format_message(), extra=logs.FILE_ONLY)  # the terminal shows it as click does
+            raise
+        except (click.exceptions.Exit, click.exceptions.Abort):
             raise
         except KeyboardInterrupt as exc:
+            _log.warning("interrupted", extra=logs.FILE_ONLY)
             if _DEBUG:
                 raise
             stopped = _Interrupted("interrupted; what was written is complete: run the same command again "
@@ -71,6 +79,8 @@ def _fail_cleanly(func: Callable[..., Any]) -> Callable[..., Any]:
                 os._exit(stopped.exit_code)  # now: tearing down the loaded modules takes seconds
             raise stopped from exc
         except Exception as exc:
+            _log.error("%s", _message(exc), extra=logs.FILE_ONLY)
+            _log.debug("traceback of the error", exc_info=True, extra=logs.FILE_ONLY)  # --debug: also on stderr
             if _DEBUG:
                 raise
             raise click.ClickException(_message(exc)) from exc
@@ -79,19 +89,42 @@ def _fail_cleanly(func: Callable[..., Any]) -> Callable[..., Any]:
 
 
 class _Bar:
-    """A tqdm progress bar on stderr, fed by ``(label, done, total)`` callbacks."""
+    """Progress fed by ``(label, done, total)`` callbacks.
+
+    A tqdm bar when stderr is a terminal; otherwise (a batch job's log) an
+    INFO line of logger ``spec3c.<desc>`` every tenth of the work or every
+    :attr:`EVERY` seconds, and at the end.  Nothing with ``--quiet``.
+    """
+
+    #: seconds between two progress lines at most (when stderr is not a terminal)
+    EVERY = 30.0
 
     def __init__(self, desc: str, unit: str) -> None:
         self.desc, self.unit = desc, unit
         self.bar: tqdm | None = None
+        settings = logs.current()
+        self.terminal = sys.stderr.isatty() and not (settings is not None and settings.quiet)
+        self.log = logs.logger(desc)
+        self._tenth, self._at = 0, time.monotonic()
 
     def __call__(self, label: str, done: int, total: int) -> None:
+        if not self.terminal:
+            self._log_line(label, done, total)
+            return
         from tqdm import tqdm
 
         if self.bar is None:
             self.bar = tqdm(total=total, desc=self.desc, unit=self.unit, file=sys.stderr, leave=True)
         self.bar.set_postfix_str(label[-40:], refresh=False)
         self.bar.update(done - self.bar.n)
+
+    def _log_line(self, label: str, done: int, total: int) -> None:
+        tenth, now = done * 10 // max(total, 1), time.monotonic()
+        if done < total and tenth <= self._tenth and now - self._at < self.EVERY:
+            return
+        self._tenth, self._at = tenth, now
+        self.log.info("%d/%d %s(s) done (%d %%), last: %s", done, total, self.unit, 100 * done // max(total, 1),
+                      label)
 
     def close(self) -> None:
         if self.bar is not None:
@@ -100,8 +133,16 @@ class _Bar:
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="spec3c")
-@click.option("--debug", is_flag=True, help="Show the traceback of an error (e.g. for a bug report).")
-def main(debug: bool) -> None:
+@click.option("--log-level", type=click.Choice(logs.LEVELS, case_sensitive=False), default="INFO",
+              show_default=True, help="Log records at this level and above (stderr and --log-file).")
+@click.option("--log-file", type=click.Path(dir_okay=False, path_type=Path), default=None, metavar="PATH",
+              help="Also write the log to PATH (appended to), every record at --log-level.")
+@click.option("--quiet", "-q", is_flag=True,
+              help="Only warnings and errors on stderr, no progress (--log-file still gets the rest).")
+@click.option("--debug", is_flag=True,
+              help="Show the traceback of an error (e.g. for a bug report); implies --log-level DEBUG.")
+@click.pass_context
+def main(ctx: click.Context, log_level: str, log_file: Path | None, quiet: bool, debug: bool) -> None:
     """spec3c: JWST stage-3 spectroscopy (calwebb_spec3) over an array store.
 
     \b
@@ -110,9 +151,20 @@ def main(debug: bool) -> None:
       spec3c ingest sim/asn.json --store prog.store     # read the exposures once
       spec3c ls prog.store                              # what is in the store
       spec3c show prog.store --source 12345_1           # one source's cutouts
+
+    \b
+    Logging (options before the command): what each step does per source at
+    INFO, skips and caveats at WARNING, on stderr (--quiet: warnings and errors
+    only) and in --log-file; a progress bar on a terminal, progress lines else.
     """
     global _DEBUG
     _DEBUG = debug
+    try:
+        logs.configure("DEBUG" if debug else log_level, log_file, quiet=quiet, debug=debug)
+    except OSError as exc:
+        raise click.ClickException(f"{log_file}: the log file cannot be written ({exc.strerror or exc})") from exc
+    ctx.call_on_close(logs.reset)
+    _log.info("spec3c %s %s", __version__, ctx.invoked_subcommand, extra=logs.FILE_ONLY)
 
 
 @main.command()
@@ -470,6 +522,41 @@ def export(store_path: Path, output_dir: Path, suffix: str, sources: str | None,
     """
     exported = _export(store_path, output_dir, suffix, sources, workers, scheduler)
     click.echo(f"wrote {len(exported.written)} products to {output_dir} ({len(exported.unchanged)} unchanged)")
+
+
+@main.command()
+@click.argument("store_path", metavar="STORE", type=click.Path(exists=True, path_type=Path))
+@click.option("--output-dir", "-o", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Folder for index.html and the per-source pages and figures (sources/).")
+@click.option("--sources", default=None, help="Comma-separated source keys (default: all).")
+@click.option("--workers", type=int, default=None, help="Parallel drawing processes (default: CPU count).")
+@_SCHEDULER_OPTION
+@_fail_cleanly
+def qa(store_path: Path, output_dir: Path, sources: str | None, workers: int | None,  # noqa: PLR0913
+       scheduler: str | None) -> None:
+    """Write a quality-assurance web page of STORE: OUTPUT_DIR/index.html.
+
+    \b
+    Per source, PNG figures of what the store holds: the s2d with the
+    extraction aperture (IFU: each cube's white-light image), the 1-D spectra
+    with their error band, and each exposure's outlier map; the index is a
+    sortable table of the sources (median S/N, outlier-flagged fraction, step
+    statuses) linking to each source's page.  Needs matplotlib:
+    pip install 'spec3c[qa]'.
+    """
+    from .qa import write_qa
+
+    _check_writable(output_dir, "QA page")
+    chosen = [s.strip() for s in sources.split(",") if s.strip()] if sources else None
+    bar = _Bar("qa", "source")
+    try:
+        report = write_qa(store_path, output_dir, chosen, workers=workers, scheduler=scheduler, progress=bar)
+    finally:
+        bar.close()
+    click.echo(f"wrote {report.index} ({len(report.rows)} sources, {report.n_images} figures)")
+    if report.failed:
+        lines = "\n  ".join(f"{source}: {error}" for source, error in report.failed.items())
+        raise click.ClickException(f"{len(report.failed)} source(s) have no figures:\n  {lines}")
 
 
 def _single_source(asn: Path) -> bool:

@@ -336,14 +336,17 @@ def compare_arrays(hdu: str, column: str | None, a: Any, b: Any) -> ArrayDiff:
     return diff
 
 
-def _tables(report: FileReport, key: str, a: Any, b: Any) -> None:
+def _tables(report: FileReport, key: str, a: Any, b: Any, ignore: Sequence[str] = ()) -> None:
+    """Columns of two tables; in HDRTAB (the inputs' headers, a column per keyword) the ignored
+    keywords' columns are left out as the keywords are."""
     cols_a = list(a.columns.names) if a is not None else []
     cols_b = list(b.columns.names) if b is not None else []
     report.structure += [f"column {key}[{c}] only in A" for c in cols_a if c not in cols_b]
     report.structure += [f"column {key}[{c}] only in B" for c in cols_b if c not in cols_a]
     if a is None or b is None:
         return
-    for col in (c for c in cols_b if c in cols_a):
+    skipped = {k.upper() for k in ignore} if key.split(",")[0] == "HDRTAB" else set()
+    for col in (c for c in cols_b if c in cols_a and c.upper() not in skipped):
         report.arrays.append(compare_arrays(key, col, a[col], b[col]))
 
 
@@ -379,7 +382,7 @@ def _compare_hdu(report: FileReport, key: str, a: Any, b: Any, tol: Tolerances) 
         report.structure.append(f"{key} is a {'table' if is_table_a else 'image'} in A, "
                                 f"a {'table' if is_table_b else 'image'} in B")
     elif is_table_b:
-        _tables(report, key, a.data, b.data)
+        _tables(report, key, a.data, b.data, tol.ignore_keywords)
     elif (a.data is None) != (b.data is None):
         report.structure.append(f"{key} has data only in {'B' if a.data is None else 'A'}")
     elif a.data is not None:

@@ -38,6 +38,11 @@ def fill_value(text: str, where: str) -> float:
 class StepParams:
     skip: bool = _p(False, "Do not run this step.")
 
+    def uses_reference(self, reftype: str) -> bool:
+        """Whether the step, with these parameters, reads its ``override_<reftype>`` file
+        (CRDS chooses only those, :mod:`spec3c.reffiles`)."""
+        return True
+
 
 @dataclass(frozen=True)
 class AssignMtwcsParams(StepParams):
@@ -64,6 +69,9 @@ class OutlierDetectionParams(StepParams):
     backg: float = _p(0.0, "Background level subtracted before flagging.")
     resample_data: bool = _p(True, "Resample before taking the median (False: median on the input grid).")
     good_bits: str = _p("~DO_NOT_USE", "DQ bits that count as good.")
+    kernel_size: str = _p("7 7", "IFU: median-filter window (two odd sizes, y x) normalising the neighbour differences.")
+    threshold_percent: float = _p(99.8, "IFU: flag pixels above this percentile of the normalised neighbour difference.")
+    ifu_second_check: bool = _p(False, "IFU: also flag pixels whose neighbour difference is NaN in every exposure.")
     save_intermediate_results: bool = _p(False, "Not supported yet: the median and blot images stay in memory.")
 
     def __post_init__(self) -> None:
@@ -153,7 +161,8 @@ class CubeBuildParams(StepParams):
     wavemax: float | None = _p(None, "Maximum wavelength of the cubes in micron.")
     skip_dqflagging: bool = _p(False, "Do not flag holes from the field of view (empty voxels are all NON_SCIENCE).")
     offset_file: str | None = _p(None, "ASDF file of RA/Dec offsets (arcsec) per input file.")
-    override_cubepar: str | None = _p(None, "jwst-format CUBEPAR reference file (required).")
+    override_cubepar: str | None = _p(None, "jwst-format CUBEPAR reference file (required: this or CRDS's "
+                                            "when CRDS_PATH is set).")
     max_memory: str | None = _p(None, "Memory for one cube, e.g. 4GB (default: a quarter of the machine's RAM); "
                                       "larger cubes are built in wavelength tiles. Also --max-memory.")
 
@@ -176,9 +185,10 @@ class CubeBuildParams(StepParams):
 
 @dataclass(frozen=True)
 class Extract1dParams(StepParams):
-    override_extract1d: str | None = _p(None, "jwst-format EXTRACT1D JSON aperture file.")
-    apply_apcorr: bool = _p(True, "Apply the aperture correction (needs override_apcorr).")
-    override_apcorr: str | None = _p(None, "jwst-format APCORR file.")
+    override_extract1d: str | None = _p(None, "jwst-format EXTRACT1D JSON aperture file (default: CRDS's when "
+                                              "CRDS_PATH is set, else none: the whole slit; N/A: none).")
+    apply_apcorr: bool = _p(True, "Apply the aperture correction (needs an APCORR file: override_apcorr or CRDS).")
+    override_apcorr: str | None = _p(None, "jwst-format APCORR file (default: CRDS's when CRDS_PATH is set; N/A: none).")
     subtract_background: bool | None = _p(None, "Subtract the side-band background (None: as the aperture file says).")
     use_source_posn: bool | None = _p(None, "Centre the aperture on the source position (None: mode default).")
     position_offset: float = _p(0.0, "Extra aperture offset in pixels.")
@@ -186,12 +196,54 @@ class Extract1dParams(StepParams):
     bkg_order: int | None = _p(None, "Polynomial order of the background fit.")
     smoothing_length: int | None = _p(None, "Boxcar width applied to the background along dispersion.")
     extraction_type: str = _p("box", "box (optimal is only defined for MIRI LRS with a PSF file).")
+    center_xy: str | None = _p(None, "IFU: aperture centre 'x y' in cube spaxels (0-based), instead of the "
+                                     "source position.")
+    ifu_autocen: bool = _p(False, "IFU point sources: centre on the brightest source the DAOFIND method finds in "
+                                  "the cube's median image (below 26 micron).")
+    bkg_sigma_clip: float = _p(3.0, "IFU: sigma-clipping threshold of the background statistics.")
+    ifu_rfcorr: bool = _p(True, "MIRI MRS band cubes: 1-D residual fringe correction into the RF_* columns. Not "
+                                "in spec3c yet: the RF_* columns are NaN (as the reference's with false), and a "
+                                "note says so when true.")
+    ifu_set_srctype: str | None = _p(None, "MIRI MRS: extract as POINT or EXTENDED whatever SRCTYPE says.")
+    ifu_rscale: float | None = _p(None, "MIRI MRS: extraction radius in PSF FWHMs (0.5-3; the EXTRACT1D radii "
+                                        "are 2 FWHM).")
+    ifu_covar_scale: float = _p(1.0, "IFU: factor on the extracted errors for the cube's spaxel covariance.")
+
+    def __post_init__(self) -> None:
+        self.center()
+        if self.ifu_set_srctype is not None and self.ifu_set_srctype not in ("POINT", "EXTENDED"):
+            raise Spec3cError(f"--steps.extract_1d.ifu_set_srctype={self.ifu_set_srctype!r}: expected POINT or "
+                              "EXTENDED")
+        if self.ifu_rscale is not None and not 0.5 <= self.ifu_rscale <= 3.0:
+            raise Spec3cError(f"--steps.extract_1d.ifu_rscale={self.ifu_rscale}: expected a value from 0.5 to 3")
+
+    def center(self) -> tuple[float, float] | None:
+        """``center_xy`` as two floats (``"x y"``, ``"x,y"`` or ``"[x, y]"``), or None."""
+        if self.center_xy is None:
+            return None
+        words = str(self.center_xy).replace(",", " ").strip("[]() ").split()
+        try:
+            x, y = (float(w) for w in words)
+        except ValueError:
+            raise Spec3cError(f"--steps.extract_1d.center_xy={self.center_xy!r}: expected two numbers, x and y") \
+                from None
+        return x, y
+
+    def uses_reference(self, reftype: str) -> bool:
+        return reftype != "apcorr" or self.apply_apcorr
 
 
 @dataclass(frozen=True)
 class Combine1dParams(StepParams):
     exptime_key: str = _p("exposure_time", "Weight: exposure_time, integration_time or unit_weight.")
     sigma_clip: float | None = _p(None, "Reject points beyond this many MADs of the median.")
+
+
+@dataclass(frozen=True)
+class SpectralLeakParams(StepParams):
+    override_mrsptcorr: str | None = _p(None, "jwst-format MRSPTCORR reference file (MIRI MRS; its LEAKCOR table "
+                                              "gives the fraction of channel 1B light leaking into channel 3A; "
+                                              "default: CRDS's when CRDS_PATH is set; N/A: none, the step skips).")
 
 
 @dataclass(frozen=True)
@@ -206,6 +258,7 @@ class PipelineConfig:
     cube_build: CubeBuildParams = field(default_factory=CubeBuildParams)
     extract_1d: Extract1dParams = field(default_factory=Extract1dParams)
     combine_1d: Combine1dParams = field(default_factory=Combine1dParams)
+    spectral_leak: SpectralLeakParams = field(default_factory=SpectralLeakParams)
 
     def step(self, name: str) -> StepParams:
         """The parameters of step ``name`` (any step of :data:`STEP_PARAMS`)."""

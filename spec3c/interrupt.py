@@ -22,7 +22,16 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from types import FrameType
 
-__all__ = ["interruptible"]
+__all__ = ["interruptible", "interrupted", "stop_children"]
+
+#: set once SIGINT arrived in an :func:`interruptible` block (a pool must not restart its workers then)
+_INTERRUPTED = threading.Event()
+
+
+def interrupted() -> bool:
+    """Whether Ctrl-C arrived in this process's :func:`interruptible` block."""
+    return _INTERRUPTED.is_set()
+
 
 def _raise_interrupt(signum: int, frame: FrameType | None) -> None:
     raise KeyboardInterrupt
@@ -30,11 +39,13 @@ def _raise_interrupt(signum: int, frame: FrameType | None) -> None:
 
 def _stop_and_raise(signum: int, frame: FrameType | None) -> None:
     """SIGINT reached a thread started before the block (a library's pool): the same, in the main thread."""
-    _stop_children()
+    _INTERRUPTED.set()
+    stop_children()
     raise KeyboardInterrupt
 
 
-def _stop_children() -> None:
+def stop_children() -> None:
+    """Terminate the worker processes this process started."""
     for child in multiprocessing.active_children():
         child.terminate()
 
@@ -43,7 +54,8 @@ def _watch(main_ident: int, done: threading.Event) -> None:
     while not done.is_set():
         if signal.sigtimedwait({signal.SIGINT}, 0.2) is None:
             continue
-        _stop_children()
+        _INTERRUPTED.set()
+        stop_children()
         if not done.is_set():
             signal.pthread_kill(main_ident, signal.SIGUSR1)
 

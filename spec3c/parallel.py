@@ -37,6 +37,8 @@ from pathlib import Path
 from typing import Any, Generic, TypeVar
 
 from .errors import Spec3cError
+from .interrupt import interrupted
+from .log import LogForwarder, WorkerLogging, configure_worker, worker_logging
 
 T = TypeVar("T")
 ProgressFn = Callable[[str, int, int], None]
@@ -94,11 +96,12 @@ def run_job(func: Callable[..., T], item: str, args: tuple[Any, ...], threads: i
 _RUNNING_DIR: str | None = None
 
 
-def _init_local_worker(threads: int, running_dir: str) -> None:
+def _init_local_worker(threads: int, running_dir: str, logging_settings: WorkerLogging) -> None:
     global _RUNNING_DIR
     # read by libgomp when it loads, i.e. before any kernel module is imported in this process
     os.environ["OMP_NUM_THREADS"] = str(threads)
     _RUNNING_DIR = running_dir
+    configure_worker(logging_settings)  # its records go to the parent's handlers
 
 
 def _run_local_job(func: Callable[..., T], item: str, args: tuple[Any, ...], threads: int) -> T:
@@ -113,12 +116,15 @@ def _run_local_job(func: Callable[..., T], item: str, args: tuple[Any, ...], thr
         os.unlink(note)
 
 
-def _run_dask_job(func: Callable[..., T], item: str, args: tuple[Any, ...], host_threads: Mapping[str, int]) -> T:
-    """A job on a Dask worker: the cores of its host shared among the host's worker threads."""
+def _run_dask_job(func: Callable[..., T], item: str, args: tuple[Any, ...], host_threads: Mapping[str, int],
+                  logging_settings: WorkerLogging) -> T:
+    """A job on a Dask worker: the cores of its host shared among the host's worker threads; its
+    records written as the client process writes them (stderr, and the log file if the worker sees it)."""
     from urllib.parse import urlparse
 
     from distributed import get_worker
 
+    configure_worker(logging_settings)
     worker = get_worker()
     host = urlparse(worker.address).hostname or ""
     share = host_threads.get(host) or int(getattr(worker.state, "nthreads", 1))
@@ -180,13 +186,16 @@ class LocalExecutor(Executor):
         self.threads = max(1, (os.cpu_count() or 1) // self.slots)
         self._pool: ProcessPoolExecutor | None = None
         self._running_dir: str | None = None
+        self._logs: LogForwarder | None = None  # the workers' log records, to this process's handlers
 
     def _get_pool(self) -> ProcessPoolExecutor:
         if self._pool is None:
             self._running_dir = tempfile.mkdtemp(prefix="spec3c-pool-")
+            if self._logs is None:
+                self._logs = LogForwarder()
             self._pool = ProcessPoolExecutor(max_workers=self.slots, mp_context=multiprocessing.get_context("spawn"),
                                              initializer=_init_local_worker,
-                                             initargs=(self.threads, self._running_dir))
+                                             initargs=(self.threads, self._running_dir, worker_logging(self._logs)))
         return self._pool
 
     def warm(self, modules: Sequence[str]) -> None:
@@ -229,6 +238,9 @@ class LocalExecutor(Executor):
                     continue
                 del pending[item]
                 yield item, True, value
+            if lost and interrupted():  # Ctrl-C terminated the workers: no restart
+                self._shutdown(wait=False)
+                raise KeyboardInterrupt
             if lost:  # a worker died: the jobs it was running count one attempt; the others just go again
                 running = self._running() & set(lost) or set(lost)
                 self._shutdown(wait=False)
@@ -248,6 +260,9 @@ class LocalExecutor(Executor):
 
     def close(self) -> None:
         self._shutdown(wait=True)
+        if self._logs is not None:  # after the workers exited: their last records are in
+            self._logs.close()
+            self._logs = None
 
 
 class DaskExecutor(Executor):
@@ -308,9 +323,9 @@ class DaskExecutor(Executor):
             return
         if not self._workers():
             raise Spec3cError(f"the Dask cluster at {self._client.scheduler.address} has no workers")
-        token, host_threads = uuid.uuid4().hex[:12], self._host_threads()
+        token, host_threads, logs = uuid.uuid4().hex[:12], self._host_threads(), worker_logging()
         futures = {
-            self._client.submit(_run_dask_job, func, item, args, host_threads, pure=False,
+            self._client.submit(_run_dask_job, func, item, args, host_threads, logs, pure=False,
                                 key=f"spec3c-{getattr(func, '__name__', 'job')}-{token}-{item}"): item
             for item, args in jobs.items()
         }

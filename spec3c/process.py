@@ -27,6 +27,7 @@ from typing import Any
 from . import __version__
 from .config import PipelineConfig, resolve_config
 from .errors import Spec3cError
+from .log import TRACEBACK, log_step, logger
 from .modes.registry import mode_of_store
 from .parallel import ProgressFn, map_sources
 from .provenance import (
@@ -37,10 +38,13 @@ from .provenance import (
     source_inputs,
     with_absolute_references,
 )
+from .reffiles import reference_header, select_references
 from .results import COMPLETE, FAILED, SKIPPED, STATUS
 from .steps import STEPS, master_background
 from .steps.context import StepContext, StepOutcome, science_inputs
 from .store import Store, open_store
+
+_log = logger("process")
 
 #: why a source without a usable previous key is computed
 NEW, FAILED_BEFORE, NO_KEY, FORCED = "new (no complete run yet)", "failed before", "no key recorded", "forced"
@@ -99,13 +103,16 @@ def run_source(store: Store, source: str, config: PipelineConfig,
         store.delete_result(source, STATUS)  # from here until the new status, the source is "not complete"
     recording = _RecordingStore(store)
     inputs = science_inputs(store, source)
-    report.steps["exp_to_source"] = StepOutcome(COMPLETE, f"{len(inputs)} cutouts").record(
-        time.perf_counter() - start)
+    grouped = StepOutcome(COMPLETE, f"{len(inputs)} cutouts")
+    report.steps["exp_to_source"] = grouped.record(time.perf_counter() - start)
+    grouped.log("exp_to_source", source, time.perf_counter() - start)
     ctx = StepContext(recording, source, mode_of_store(store), inputs, config)  # type: ignore[arg-type]
     for name in ctx.mode.plan:
         t0 = time.perf_counter()
         outcome = StepOutcome(SKIPPED, "skipped by parameter") if config.step(name).skip else STEPS[name](ctx)
-        report.steps[name] = outcome.record(time.perf_counter() - t0)
+        seconds = time.perf_counter() - t0
+        report.steps[name] = outcome.record(seconds)
+        outcome.log(name, source, seconds)
     for key in sorted(before - recording.written - {STATUS}):
         store.delete_result(source, key)
     report.seconds = time.perf_counter() - start
@@ -125,10 +132,18 @@ def _worker(source: str, store_path: str, config_dict: dict[str, dict[str, Any]]
         try:
             report = run_source(store, source, config, provenance)
         except Exception as exc:  # a failing source must not stop the others; its error is reported
-            report = SourceReport(source, error=f"{type(exc).__name__}: {exc}")
+            report = _failed(source, exc)
             store.put_result(source, STATUS, {}, {"error": report.error, "params": config.to_dict(),
                                                  "steps": {"exp_to_source": {"status": FAILED}}})
     report.reasons = reasons
+    return report
+
+
+def _failed(source: str, exc: Exception) -> SourceReport:
+    """The report of a source whose processing raised ``exc`` (logged; the traceback only at DEBUG)."""
+    report = SourceReport(source, error=f"{type(exc).__name__}: {exc}")
+    _log.error("source %s failed: %s", source, report.error)
+    _log.debug("source %s: traceback of the failure", source, exc_info=True, extra=TRACEBACK)
     return report
 
 
@@ -201,7 +216,7 @@ def _batch_worker(label: str, store_path: str, config_dict: dict[str, dict[str, 
             try:
                 report = run_source(batch, source, config, provenance)  # type: ignore[arg-type]
             except Exception as exc:  # a failing source must not stop the others; its error is reported
-                report = SourceReport(source, error=f"{type(exc).__name__}: {exc}")
+                report = _failed(source, exc)
                 batch.put_result(source, STATUS, {}, {"error": report.error, "params": config.to_dict(),
                                                      "steps": {"exp_to_source": {"status": FAILED}}})
             report.reasons = reasons
@@ -251,11 +266,12 @@ def _reasons(previous: Mapping[str, Any] | None, key: SourceKey, force: bool) ->
 
 
 def plan_sources(store: Store, config: PipelineConfig, sources: Sequence[str] | None = None,
-                 force: bool = False) -> list[SourcePlan]:
+                 force: bool = False, selection: Mapping[str, Any] | None = None) -> list[SourcePlan]:
     """Key, provenance and reasons of every chosen source (default: all), in store order.
 
     Call after the association-level steps saved their data for ``config``
-    (:func:`spec3c.steps.master_background.prepare_association`).
+    (:func:`spec3c.steps.master_background.prepare_association`).  ``selection``: how the
+    reference files of ``config`` were chosen (:meth:`spec3c.reffiles.ReferenceSelection.record`).
     """
     known = store.sources()
     chosen = list(known) if not sources else list(dict.fromkeys(sources))
@@ -263,7 +279,7 @@ def plan_sources(store: Store, config: PipelineConfig, sources: Sequence[str] | 
     if unknown:
         raise Spec3cError(f"unknown source(s) {', '.join(unknown)} in {store.path}; `spec3c ls --sources` lists them")
     infos, exposures = store.list_cutouts(), store.list_exposures()
-    shared: RunProvenance = run_provenance(store, config, mode_of_store(store), infos, exposures)
+    shared: RunProvenance = run_provenance(store, config, mode_of_store(store), infos, exposures, selection)
     inputs = source_inputs(infos, exposures)
     has_status = any(key == STATUS for _, key in store.list_results())
     previous = {src: meta for (src, key), (_, meta) in store.get_results(STATUS).items() if key == STATUS} \
@@ -289,24 +305,36 @@ def process_store(  # noqa: PLR0913 - each is a CLI option
 ) -> ProcessReport:
     """Process the chosen (default: all) sources of a store whose key changed.
 
+    The reference files are chosen first, once for the association: the overrides in
+    ``config``, else CRDS's choice when a CRDS cache is configured (:mod:`spec3c.reffiles`).
+
     ``scheduler``: None runs the sources in ``workers`` local processes;
     ``"local[:N]"`` on a Dask LocalCluster, ``"tcp://HOST:PORT"`` on a running
     Dask cluster (the store must be on a path every worker sees).
     """
     start = time.perf_counter()
-    config = with_absolute_references(config or resolve_config())
     store_path = Path(store_path).resolve()
     with open_store(store_path, mode="a") as store:
         mode = mode_of_store(store)  # a clear error for an unsupported or mixed association, before any work
+        # the reference files: overrides, else CRDS's choice for the association (once, here)
+        selection = select_references(config or resolve_config(), mode.plan, reference_header(store.list_exposures()))
+        config = with_absolute_references(selection.config)
         spectra = mode.process_spectra(store, config, sources) if mode.process_spectra is not None else None
         if spectra is not None:  # the inputs are extracted spectra (WFSS spec2 x1d): the mode's own pass
+            for source, result in spectra.items():
+                for step, record in result["steps"].items():
+                    log_step(step, source, record)
             store.consolidate()
             return ProcessReport([SourceReport(s, r["steps"], r["seconds"]) for s, r in spectra.items()],
                                  seconds=time.perf_counter() - start)
         master_background.prepare_association(store, config.master_background)
-        plans = plan_sources(store, config, sources, force)
+        plans = plan_sources(store, config, sources, force, selection.record())
     todo = [p for p in plans if p.reasons]
     report = ProcessReport(already_done=[p.source for p in plans if not p.reasons])
+    _log.info("%s: %d source(s) to process (%s mode, steps %s), %d already complete", store_path, len(todo),
+              mode.name, ", ".join(mode.plan), len(report.already_done))
+    for plan in todo:
+        _log.debug("source %s: computed because %s", plan.source, "; ".join(plan.reasons))
     executor: dict[str, Any] = {"workers": workers, "scheduler": scheduler, "progress": progress}
     if mode.batch_size > 1:
         results, errors = _map_batches(todo, mode.batch_size, store_path, config, **executor)

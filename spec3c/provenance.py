@@ -14,7 +14,8 @@ A source's **key** (:class:`SourceKey`) has five parts, each a sha256 except the
     the resolved parameters of the mode's steps (a skipped step counts only
     as skipped; reference-file paths are left out: their content is the next part);
 ``references``
-    every reference file a parameter names (``override_*``, ``user_background``),
+    every reference file a parameter names (``override_*``, which holds CRDS's
+    choice when no override was given, :mod:`spec3c.reffiles`; ``user_background``),
     by its sha256;
 ``version``
     the spec3c version.
@@ -265,6 +266,9 @@ class RunProvenance:
     association: dict[str, str]
     dependencies: dict[str, str] = field(default_factory=dependency_versions)
     version: str = __version__
+    #: how the reference files were chosen (:meth:`spec3c.reffiles.ReferenceSelection.record`): the
+    #: names the products give them and the CRDS context; not in the key (the files' content is)
+    selection: dict[str, Any] = field(default_factory=dict)
 
     def key(self, inputs: Sequence[InputFile]) -> SourceKey:
         return SourceKey(
@@ -282,15 +286,19 @@ class RunProvenance:
             "inputs": [asdict(f) for f in inputs],
             "references": self.references,
             "association": self.association,
+            **({"reference_selection": self.selection} if self.selection else {}),
         }
 
 
 def run_provenance(store: Store, config: PipelineConfig, mode: Mode,
-                   infos: Sequence[CutoutInfo], exposures: Sequence[ExposureRecord]) -> RunProvenance:
+                   infos: Sequence[CutoutInfo], exposures: Sequence[ExposureRecord],
+                   selection: Mapping[str, Any] | None = None) -> RunProvenance:
     """The shared provenance of a run of ``config`` on ``store`` (after the association-level
-    steps saved their data, i.e. after ``master_background.prepare_association``)."""
+    steps saved their data, i.e. after ``master_background.prepare_association``); ``selection``:
+    how its reference files were chosen (:mod:`spec3c.reffiles`)."""
     return RunProvenance(
         parameters=plan_parameters(config, mode.plan),
         references=reference_files(config, mode.plan),
         association=association_data(store, config, mode, infos, exposures),
+        selection=dict(selection or {}),
     )

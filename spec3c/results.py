@@ -10,13 +10,16 @@ key                    content
 ``s2d``                :class:`Resampled2D`
 ``x1d``                :class:`Spectrum1D` (one spectrum per source for slit modes)
 ``x1d/<exp>``          :class:`Spectrum1D` of one exposure (slitless: no resampling)
+``x1d/<cube>``         :class:`Spectrum1D` extracted from one IFU cube (``s3d/<cube>``)
 ``c1d``                :class:`CombinedResult` (combine_1d of the ``x1d/<exp>`` spectra)
 ``master_background``  the master spectrum the source's background came from
+``s3d/<cube>``         :class:`IfuCube` header; its planes in ``s3d/<cube>/planes/...`` slabs
 =====================  ==============================================================
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -41,6 +44,11 @@ def crf_key(exposure: str, slit: str) -> str:
 
 def x1d_exposure_key(exposure: str) -> str:
     return f"{X1D}/{exposure}"
+
+
+def x1d_cube_key(cube: str) -> str:
+    """Where the spectrum extracted from IFU cube ``cube`` is kept."""
+    return f"{X1D}/{cube}"
 
 
 @dataclass
@@ -104,6 +112,8 @@ X1D_COLUMNS: dict[str, str] = {
     "BKGD_VAR_FLAT": "f8",
     "NPIXELS": "f8",
 }
+#: the columns MIRI MRS spectra add (stdatamodels ``MRSSpecModel``): residual-fringe corrected values
+MRS_X1D_COLUMNS: dict[str, str] = {"RF_FLUX": "f8", "RF_SURF_BRIGHT": "f8", "RF_BACKGROUND": "f8"}
 
 
 @dataclass
@@ -127,13 +137,15 @@ class Spectrum1D:
     @classmethod
     def load(cls, store: Store, source: str, key: str = X1D) -> Spectrum1D:
         columns, meta = store.get_result(source, key)
-        return cls({k: columns[k] for k in X1D_COLUMNS if k in columns}, meta)
+        return cls({k: columns[k] for k in (*X1D_COLUMNS, *MRS_X1D_COLUMNS) if k in columns}, meta)
 
     def table(self) -> np.ndarray:
-        """The columns as a structured array (stdatamodels spec_table layout)."""
+        """The columns as a structured array (stdatamodels spec_table layout; with the
+        :data:`MRS_X1D_COLUMNS` when the spectrum has them)."""
         n = len(self.columns["WAVELENGTH"])
-        out = np.zeros(n, dtype=[(k, v) for k, v in X1D_COLUMNS.items()])
-        for name in X1D_COLUMNS:
+        layout = {**X1D_COLUMNS, **(MRS_X1D_COLUMNS if "RF_FLUX" in self.columns else {})}
+        out = np.zeros(n, dtype=[(k, v) for k, v in layout.items()])
+        for name in layout:
             if name in self.columns:
                 out[name] = self.columns[name]
         return out
@@ -190,6 +202,8 @@ def load_association(store: Store) -> dict[str, Any]:
 # -- IFU cubes (cube_build) ------------------------------------------------------
 
 S3D = "s3d"
+#: largest piece of a cube plane stored as one result (a big blob costs the store many times its size)
+SLAB_BYTES = 8 << 20
 
 
 @dataclass
@@ -199,10 +213,11 @@ class IfuCube:
     ``s3d/<name>`` holds the header: ``wavelength`` (nz,) float64 plane centres
     and ``meta`` (``shape`` (nz, ny, nx), ``tiles`` [[p0, p1], ...], ``wcsinfo``,
     ``ifu``, ``photometry``, ``bands``, ``inputs``, ``channel`` ...).  The planes
-    are stored per wavelength tile under ``s3d/<name>/planes/<p0>``: ``sci``,
-    ``err`` float32, ``dq`` uint32, ``wmap`` float32, each ``(p1 - p0, ny, nx)``,
-    so that a cube larger than memory is written and read tile by tile.
-    ``name`` is the product's base name (the association's plus the bands).
+    ``sci``, ``err`` (float32), ``dq`` (uint32) and ``wmap`` (float32) are stored
+    per wavelength tile ``[p0, p1)`` in slabs of at most :data:`SLAB_BYTES`
+    along the wavelength axis, ``s3d/<name>/planes/<p0>/<plane>/<q0>`` (``q0``
+    relative to ``p0``), so a cube larger than memory is written and read piece
+    by piece.  ``name`` is the product's base name (the association's plus the bands).
     """
 
     name: str
@@ -214,10 +229,6 @@ class IfuCube:
     @staticmethod
     def key(name: str) -> str:
         return f"{S3D}/{name}"
-
-    @staticmethod
-    def tile_key(name: str, p0: int) -> str:
-        return f"{S3D}/{name}/planes/{int(p0)}"
 
     @staticmethod
     def names(store: Store, source: str) -> list[str]:
@@ -236,14 +247,36 @@ class IfuCube:
     def tiles(self) -> list[tuple[int, int]]:
         return [(int(a), int(b)) for a, b in self.meta["tiles"]]
 
+    def _slabs(self, nplanes: int, ny: int, nx: int) -> range:
+        per = max(1, SLAB_BYTES // max(ny * nx * 4, 1))  # every plane is 4 bytes a voxel
+        return range(0, nplanes, per)
+
+    def _slab_key(self, p0: int, plane: str, q0: int) -> str:
+        return f"{S3D}/{self.name}/planes/{int(p0)}/{plane}/{int(q0)}"
+
     def save(self, store: Store, source: str) -> None:
         store.put_result(source, self.key(self.name), {"wavelength": self.wavelength}, self.meta)
 
     def save_tile(self, store: Store, source: str, p0: int, planes: dict[str, np.ndarray]) -> None:
-        store.put_result(source, self.tile_key(self.name, p0), {k: planes[k] for k in self.PLANES}, {"p0": int(p0)})
+        """Store the planes ``(p1 - p0, ny, nx)`` of the tile starting at plane ``p0``."""
+        nplanes, ny, nx = planes["sci"].shape
+        slabs = self._slabs(nplanes, ny, nx)
+        for plane in self.PLANES:
+            for q0 in slabs:
+                part = planes[plane][q0:q0 + slabs.step]
+                store.put_result(source, self._slab_key(p0, plane, q0), {"data": part}, {})
+
+    def iter_plane(self, store: Store, source: str, tile: tuple[int, int], plane: str) -> Iterator[np.ndarray]:
+        """The slabs of one plane of a tile, in wavelength order (``(n, ny, nx)`` each)."""
+        p0, p1 = tile
+        _, ny, nx = self.shape
+        for q0 in self._slabs(p1 - p0, ny, nx):
+            yield store.get_result(source, self._slab_key(p0, plane, q0))[0]["data"]
 
     def read_tile(self, store: Store, source: str, p0: int) -> dict[str, np.ndarray]:
-        return store.get_result(source, self.tile_key(self.name, p0))[0]
+        """Every plane of the tile starting at ``p0``, whole."""
+        tile = next(t for t in self.tiles if t[0] == p0)
+        return {plane: np.concatenate(list(self.iter_plane(store, source, tile, plane))) for plane in self.PLANES}
 
     @classmethod
     def load(cls, store: Store, source: str, name: str) -> IfuCube:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import os
 import tempfile
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,7 +29,7 @@ from .process import plan_sources, run_source
 from .products.export import export_source
 from .products.meta import read_provenance
 from .provenance import KEY_PARTS, SourceKey
-from .results import load_association
+from .results import ASSOCIATION_SOURCE, load_association
 from .steps import master_background
 from .store import Cutout, CutoutInfo, ExposureRecord, Store, open_store
 from .store.memory import MemoryStore
@@ -41,7 +41,11 @@ _VOLATILE_CARDS = frozenset({"DATE", "CHECKSUM", "DATASUM"})
 
 
 class OverlayStore(Store):
-    """A store's exposures, cutouts and images, with results in memory (writes never reach the store)."""
+    """A store's exposures, cutouts and images, with results in memory (writes never reach the store).
+
+    The association's records (``_association``: the ASN, what was exported ...) are read from the
+    store until written or deleted here; every source's results are only those written here.
+    """
 
     backend = "overlay"
     supports_concurrent_writes = False
@@ -50,6 +54,7 @@ class OverlayStore(Store):
         super().__init__(base.path)
         self._base = base
         self._results = MemoryStore()
+        self._deleted: set[tuple[str, str]] = set()
 
     @property
     def schema_version(self) -> int:
@@ -73,23 +78,38 @@ class OverlayStore(Store):
     def read_image(self, exposure: str, plane: str) -> np.ndarray:
         return self._base.read_image(exposure, plane)
 
-    def read_images(self, exposure: str) -> dict[str, np.ndarray]:
-        return self._base.read_images(exposure)
+    def read_cutouts_of(self, sources: Sequence[str], planes: Iterable[str] | None = None) -> dict[str, list[Cutout]]:
+        return self._base.read_cutouts_of(sources, planes)
+
+    def read_images(self, exposure: str, planes: Iterable[str] | None = None) -> dict[str, np.ndarray]:
+        return self._base.read_images(exposure, planes)
 
     def list_images(self, exposure: str) -> list[str]:
         return self._base.list_images(exposure)
 
     def put_result(self, source: str, key: str, arrays: Mapping[str, np.ndarray], meta: Mapping[str, Any]) -> None:
+        self._deleted.discard((source, key))
         self._results.put_result(source, key, arrays, meta)
 
+    def _inherited(self, source: str | None) -> list[tuple[str, str]]:
+        if source not in (None, ASSOCIATION_SOURCE):
+            return []
+        return [item for item in self._base.list_results(ASSOCIATION_SOURCE) if item not in self._deleted]
+
     def get_result(self, source: str, key: str) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-        return self._results.get_result(source, key)
+        try:
+            return self._results.get_result(source, key)
+        except KeyError:
+            if (source, key) not in self._inherited(source):
+                raise
+            return self._base.get_result(source, key)
 
     def list_results(self, source: str | None = None) -> list[tuple[str, str]]:
-        return self._results.list_results(source)
+        return sorted(set(self._results.list_results(source)) | set(self._inherited(source)))
 
     def _delete_result(self, source: str, key: str) -> None:
         self._results.delete_result(source, key)
+        self._deleted.add((source, key))
 
 
 def _same_data(a: Any, b: Any) -> bool:
@@ -163,7 +183,7 @@ def verify_product(product: str | os.PathLike[str], store_path: str | os.PathLik
         naming = ProductNaming(asn["product_name"], asn["asn_id"], asn.get("exp_type"), asn.get("table_name"))
         store = OverlayStore(base)
         master_background.prepare_association(store, config.master_background)
-        plan = plan_sources(store, config, [prov.source])[0]
+        plan = plan_sources(store, config, [prov.source], selection=prov.reference_selection())[0]
         recorded = _recorded_key(prov.of_kind("key"))
         changes = plan.key.changes(recorded) if recorded is not None else list(KEY_PARTS)
         run_source(store, prov.source, config, plan.provenance)

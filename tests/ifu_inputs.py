@@ -113,6 +113,7 @@ def _meta(model: dm.IFUImageModel, exp_type: str, name: str, source_type: str) -
     m.target.type = "FIXED"
     m.target.ra = RA0
     m.target.dec = DEC0
+    m.wcsinfo.dispersion_direction = 2 if exp_type == "MIR_MRS" else 1  # as assign_wcs sets it
     m.coordinates.reference_frame = "ICRS"
     m.bunit_data = "MJy/sr"
     m.bunit_err = "MJy/sr"

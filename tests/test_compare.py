@@ -117,3 +117,24 @@ def test_cli_exit_status_and_json(folders, tmp_path):
     assert report["failures"] and report["files"][0]["name"] == "x_s2d.fits"
     res = runner.invoke(main, ["compare", str(a), str(b), "--median-rel", "0.1"])
     assert res.exit_code == 0
+
+
+def _with_hdrtab(path: Path, cal_ver: str, exp_type: str) -> Path:
+    table = fits.BinTableHDU.from_columns([
+        fits.Column("CAL_VER", "16A", array=[cal_ver] * 3),
+        fits.Column("EXP_TYPE", "16A", array=[exp_type] * 3),
+    ], name="HDRTAB")
+    fits.HDUList([fits.PrimaryHDU(), table]).writeto(path)
+    return path
+
+
+def test_hdrtab_columns_of_volatile_keywords_are_left_out(tmp_path):
+    """HDRTAB holds the inputs' headers, a column per keyword: CAL_VER there names the software
+    as the keyword does, and is ignored like it; any other column is compared."""
+    for name in ("a", "b", "c"):
+        (tmp_path / name).mkdir()
+    _with_hdrtab(tmp_path / "a" / "x_s2d.fits", "spec3c 0.1", "NRS_FIXEDSLIT")
+    _with_hdrtab(tmp_path / "b" / "x_s2d.fits", "1.20.2", "NRS_FIXEDSLIT")
+    _with_hdrtab(tmp_path / "c" / "x_s2d.fits", "1.20.2", "NRS_MSASPEC")
+    assert compare_dirs(tmp_path / "a", tmp_path / "b", Tolerances()).ok
+    assert not compare_dirs(tmp_path / "a", tmp_path / "c", Tolerances()).ok

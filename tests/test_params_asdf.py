@@ -93,7 +93,7 @@ def test_precedence_defaults_file_command_line_skip(tmp_path):
 
 
 @pytest.mark.parametrize(("changes", "message"), [
-    ({"outlier_detection": {"kernel_size": "5 5"}}, "outlier_detection.kernel_size = '5 5': spec3c does not implement"),
+    ({"outlier_detection": {"rolling_window_width": 5}}, "outlier_detection.rolling_window_width = 5: spec3c does not implement"),
     ({"extract_1d": {"soss_atoca": False}}, "extract_1d.soss_atoca"),
     ({"extract_1d": {"override_psf": "psf.fits"}}, "does not use a PSF reference file"),
     ({"adaptive_trace_model": {"skip": False}}, "adaptive_trace_model.skip = False: spec3c does not implement the step"),

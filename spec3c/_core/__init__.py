@@ -10,6 +10,7 @@ from .blot import blot_image
 from .boxextract import BoxExtraction, box_extract
 from .cube import CubeAccumulator, CubeGrid, CubeParams, CubePlanes
 from .drizzle import Drizzle, VarianceCombiner
+from .medfilt import nan_median_filter
 from .median import stack_median
 from .nanflags import match_nans_and_flags
 from .outlier import flag_direct, flag_resampled_crs
@@ -32,6 +33,7 @@ __all__ = [
     "flag_resampled_crs",
     "match_nans_and_flags",
     "max_threads",
+    "nan_median_filter",
     "openmp_enabled",
     "stack_median",
 ]

@@ -18,6 +18,13 @@ Two kinds of jwst-format APCORR reference file are supported:
     and ``apcorr[:nelem_wl, :nelem_size]``; bilinear interpolation in
     (size, wavelength), both axes clamped at the grid edges, NaN in -> NaN out.
 
+``"radial"`` (MIRI MRS, NIRSpec IFU; ``MirMrsApcorrModel``, ``NrsIfuApcorrModel``)
+    one table (no row selection, as the reference's ``ApCorrRadial``) of
+    ``wavelength`` (W,), ``radius`` (R, W) and ``apcorr`` (R, W): both are
+    interpolated linearly in wavelength at the cube's planes, then the
+    correction linearly in radius at each plane's extraction radius, every
+    interpolation extrapolating beyond the table (:func:`radial_correction`).
+
 The size is the ``NPIXELS`` column of the extracted spectrum (pixels).  Tables
 whose ``SIZEUNIT`` starts with ``arcsec`` are converted with a pixel scale the
 caller supplies (see :func:`aperture_correction`).
@@ -34,6 +41,7 @@ from typing import Literal
 import numpy as np
 
 from ..errors import InputError, Spec3cWarning
+from .interp import linear_extrapolated
 
 __all__ = [
     "DEFAULT_PIXEL_PHASE",
@@ -42,6 +50,7 @@ __all__ = [
     "ApcorrSpec",
     "apply_correction",
     "nirspec_pixel_phase",
+    "radial_correction",
     "read_apcorr",
 ]
 
@@ -53,15 +62,16 @@ class ApcorrSpec:
     ----------
     model : str
         stdatamodels class name (``NrsMosApcorrModel``, ``MirLrsApcorrModel`` ...).
-    kind : {"phase", "lrs"}
+    kind : {"phase", "lrs", "radial"}
         ``phase``: NIRSpec tables (wavelength × size × pixel phase) matched on
-        filter and grating; ``lrs``: MIRI LRS tables matched on subarray.
+        filter and grating; ``lrs``: MIRI LRS tables matched on subarray;
+        ``radial``: IFU tables (radius × wavelength), one per file.
     match_slit : bool
         Rows are also matched on the slit name (NIRSpec fixed slits).
     """
 
     model: str
-    kind: Literal["phase", "lrs"]
+    kind: Literal["phase", "lrs", "radial"]
     match_slit: bool = False
 
 
@@ -69,7 +79,8 @@ class ApcorrSpec:
 DEFAULT_PIXEL_PHASE = 0.5
 
 
-_FLUX_COLUMNS = ("FLUX", "FLUX_ERROR", "SURF_BRIGHT", "SB_ERROR")
+#: the MRS residual-fringe columns (RF_*) are corrected as the reference's ApCorrRadial does for MIRI
+_FLUX_COLUMNS = ("FLUX", "FLUX_ERROR", "SURF_BRIGHT", "SB_ERROR", "RF_FLUX", "RF_SURF_BRIGHT")
 _VAR_COLUMNS = (
     "FLUX_VAR_POISSON",
     "FLUX_VAR_RNOISE",
@@ -134,6 +145,8 @@ def read_apcorr(
     """
     path = str(path)
     cls_name, kind = spec.model, spec.kind
+    if kind == "radial":
+        return _radial_table(path, cls_name)
     if kind == "lrs":
         match: dict[str, str | None] = {"subarray": subarray}
     else:
@@ -173,6 +186,27 @@ def _open_table(path: str, cls_name: str) -> tuple[np.ndarray, str]:
     if sizeunit is None:
         raise InputError(path, "APCORR extension has no SIZEUNIT keyword")
     return table, str(sizeunit)
+
+
+def _radial_table(path: str, cls_name: str) -> ApcorrTable:
+    """The one table of an IFU APCORR file, arrays in the file's dtypes (the reference computes
+    with them as they are)."""
+    from stdatamodels.jwst.datamodels import apcorr as apcorr_models
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            with getattr(apcorr_models, cls_name)(path) as model:
+                node = model.apcorr_table
+                wl = np.array(node.wavelength).reshape(-1)
+                radius, ac = np.array(node.radius), np.array(node.apcorr)
+                unit = str(node.radius_units)
+    except Exception as exc:  # noqa: BLE001 - any unreadable file
+        raise InputError(path, f"cannot read APCORR reference file ({exc})") from exc
+    if radius.ndim != 2 or radius.shape != ac.shape or radius.shape[1] != wl.size or wl.size < 2 or len(radius) < 2:
+        raise InputError(path, f"APCORR table layout wavelength{wl.shape} radius{radius.shape} apcorr{ac.shape} "
+                               "is not (W,), (R, W), (R, W) with W, R >= 2")
+    return ApcorrTable(path, "radial", unit, wl, radius, ac)
 
 
 def _match_row(
@@ -336,11 +370,44 @@ def aperture_correction(
     return np.where(ok & (c != 0), c, ones)
 
 
+def radial_correction(table: ApcorrTable, wavelength: np.ndarray, radius: np.ndarray,
+                      pixel_scale: float | None = None) -> np.ndarray:
+    """Aperture correction of an IFU spectrum at each plane (``ApCorrRadial``), shape (n,).
+
+    Parameters
+    ----------
+    table : ApcorrTable
+        A ``"radial"`` table.
+    wavelength : (n,) micron
+        The spectrum's wavelengths.
+    radius : (n,) pixels
+        The extraction radius used at each wavelength.
+    pixel_scale : float
+        Arcsec per cube spaxel, needed when the table's radii are in arcsec (they are divided
+        by it in the table's dtype, as the reference divides them in place).
+    """
+    if table.kind != "radial":
+        raise ValueError(f"{table.path}: not an IFU (radial) APCORR table")
+    sizes = table.size
+    if table.size_in_arcsec:
+        if pixel_scale is None or not np.isfinite(pixel_scale) or pixel_scale <= 0:
+            raise ValueError(f"{table.path}: radii in {table.sizeunit!r} need a positive pixel_scale (arcsec/pixel)")
+        sizes = sizes / float(pixel_scale)
+    lam = np.asarray(wavelength, dtype=np.float64)
+    # every tabulated radius and its corrections at the spectrum's wavelengths, (R, n)
+    size_at = linear_extrapolated(table.wavelength, sizes.T, lam).T
+    corr_at = linear_extrapolated(table.wavelength, table.apcorr.T, lam).T
+    out = np.empty(lam.size)
+    for k in range(lam.size):
+        out[k] = linear_extrapolated(size_at[:, k], corr_at[:, k], float(radius[k]))
+    return out
+
+
 def apply_correction(columns: dict[str, np.ndarray], correction: np.ndarray) -> None:
     """Multiply the flux-like columns by ``correction`` in place, variances by its square.
 
     Corrected (when present, names case-insensitive): FLUX, FLUX_ERROR,
-    SURF_BRIGHT, SB_ERROR (x c) and FLUX_VAR_{POISSON,RNOISE,FLAT},
+    SURF_BRIGHT, SB_ERROR, RF_FLUX, RF_SURF_BRIGHT (x c) and FLUX_VAR_{POISSON,RNOISE,FLAT},
     SB_VAR_{POISSON,RNOISE,FLAT} (x c^2).  BACKGROUND, NPIXELS and DQ are untouched.
     """
     c = np.asarray(correction, dtype=np.float64)

@@ -16,6 +16,7 @@ from pathlib import Path
 from ..asn import Association, read_association
 from ..check import store_writer
 from ..errors import InputError
+from ..log import logger
 from ..results import save_association
 from ..store import Store, create_store, open_store
 from ..store.layout import LOCK, MANIFEST
@@ -23,6 +24,8 @@ from .reader import exposure_name, read_exposure, sha256_of
 from .staging import Staging
 
 ProgressFn = Callable[[str, int, int], None]
+
+_log = logger("ingest")
 
 
 @dataclass
@@ -110,10 +113,16 @@ def ingest(  # noqa: PLR0913 - each flag is a user option
     plans = plan_ingest(asn, existing, replace)
     todo = [p for p in plans if p.action != "unchanged"]
     report.unchanged = [p.name for p in plans if p.action == "unchanged"]
+    _log.info("%s: %d member(s) to read into %s, %d unchanged", asn.path, len(todo), store_path,
+              len(report.unchanged))
     with Staging() as staged:
         # every member is read and checked before the store changes: a bad one leaves it as it was
         for done, plan in enumerate(todo, start=1):
-            staged.add(read_exposure(plan.path, plan.role, plan.sha256))
+            data = read_exposure(plan.path, plan.role, plan.sha256)
+            _log.debug("read %s (%s, %d cutouts, %d images)", plan.path, plan.role, len(data.cutouts),
+                       len(data.images or ()))
+            staged.add(data)
+            del data
             if progress:
                 progress(plan.name, done, len(todo))
         if existing is not None:
@@ -138,6 +147,8 @@ def _commit(store: Store, asn: Association, todo: list[_Planned], staged: Stagin
         store.commit_exposure(data.record, data.cutouts, data.images)
         (report.replaced if plan.action == "replace" else report.ingested).append(plan.name)
         report.n_cutouts += len(data.cutouts)
+        _log.info("%s exposure %s (%s): %d cutouts", "replaced" if plan.action == "replace" else "ingested",
+                  plan.name, plan.role, len(data.cutouts))
     store.consolidate()
 
 

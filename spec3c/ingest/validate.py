@@ -165,13 +165,14 @@ def _planes(path: Path, label: str, part: Any) -> dict[str, np.ndarray]:
 
 
 def _check_units(path: Path, label: str, part: Any, model: Any) -> None:
-    unit = part.meta.bunit_data or model.meta.bunit_data
+    # the slit's own BUNIT, else the file's (a MultiSlitModel's top level has none in its schema)
+    unit = getattr(part.meta, "bunit_data", None) or getattr(model.meta, "bunit_data", None)
     calibrated = model.meta.cal_step.photom == "COMPLETE"
     allowed = _CALIBRATED_UNITS if calibrated else (*_CALIBRATED_UNITS, _UNCALIBRATED_UNIT)
     if unit not in allowed:
         why = "photom COMPLETE" if calibrated else "photom not run"
         raise InputError(path, f"{label}: SCI BUNIT is {unit!r}; expected one of {', '.join(allowed)} ({why})")
-    err_unit = part.meta.bunit_err or model.meta.bunit_err
+    err_unit = getattr(part.meta, "bunit_err", None) or getattr(model.meta, "bunit_err", None)
     if err_unit is not None and err_unit != unit:
         raise InputError(path, f"{label}: ERR BUNIT {err_unit!r} differs from SCI BUNIT {unit!r}")
 

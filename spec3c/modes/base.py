@@ -22,14 +22,16 @@ if TYPE_CHECKING:
     from ..steps.context import SourceInputs
     from ..store.base import Store
     from ..store.records import Cutout
+    from .ifu.extraction import IfuExtraction
     from .ifu.traits import IfuTraits
 
-#: how a product is laid out: one file per source, one file per input exposure, or one file
-#: holding every source of the association (WFSS)
-Layout = Literal["source", "exposure", "association"]
+#: how a product is laid out: one file per source, one file per input exposure, one file
+#: holding every source of the association (WFSS), or one file per IFU cube of the source
+Layout = Literal["source", "exposure", "association", "cube"]
 SOURCE: Layout = "source"
 EXPOSURE: Layout = "exposure"
 ASSOCIATION: Layout = "association"
+CUBE: Layout = "cube"
 
 #: (datamodel, exposure name, file path) -> the exposure's cutouts with coordinates
 ReadCutouts = Callable[[Any, str, Path], "list[Cutout]"]
@@ -68,6 +70,8 @@ class Extraction:
     several_per_exposure : bool
         A source has several cutouts in one exposure (WFSS spectral orders): its
         per-exposure spectra are kept per exposure and slit.
+    ifu : IfuExtraction or None
+        IFU modes: the spectra are extracted from the cubes (:mod:`spec3c.steps.extract_1d_ifu`).
     """
 
     aperture_by_slit: bool = False
@@ -75,6 +79,7 @@ class Extraction:
     apcorr: ApcorrSpec | None = None
     whole_cutout: bool = False
     several_per_exposure: bool = False
+    ifu: IfuExtraction | None = None
 
 
 @dataclass(frozen=True)

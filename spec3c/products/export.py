@@ -19,13 +19,16 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import Spec3cError
-from ..modes.base import ASSOCIATION, EXPOSURE, SOURCE, Layout
+from ..log import logger
+from ..modes.base import ASSOCIATION, CUBE, EXPOSURE, SOURCE, Layout
 from ..modes.registry import mode_of_store
 from ..naming import ProductNaming
 from ..parallel import ProgressFn, map_sources
 from ..provenance import file_sha256
 from ..results import ASSOCIATION_SOURCE, S3D, STATUS, X1D
 from ..store import Store, open_store
+from .ifu_crf import write_ifu_crfs
+from .ifu_x1d import write_cube_x1ds
 from .meta import product_stamp, stamping, step_statuses
 from .s3d import write_s3d
 from .wfss import write_wfss_c1d, write_wfss_x1d
@@ -42,6 +45,8 @@ from .writers import (
 __all__ = ["DEFAULT_SUFFIXES", "ExportIncomplete", "ExportedPaths", "export_source", "export_store",
            "products_available"]
 
+_log = logger("export")
+
 #: writes one product of one source: (store, source, naming, output folder) -> path(s) written
 Writer = Callable[[Store, str, ProductNaming, "str | os.PathLike[str]"], "Path | list[Path]"]
 
@@ -56,6 +61,7 @@ _WRITERS: dict[tuple[str, Layout], Writer] = {
     ("s3d", SOURCE): write_s3d,
     ("x1d", SOURCE): write_x1d,
     ("x1d", EXPOSURE): write_exposure_x1ds,
+    ("x1d", CUBE): write_cube_x1ds,
     ("c1d", SOURCE): write_source_c1d,
 }
 #: writes one product holding every source: (store, naming, output folder, sources or None) -> paths
@@ -75,8 +81,8 @@ def _has_result(suffix: str, layout: Layout, keys: set[str], outlier_ran: bool) 
         return True
     if suffix == "crf":
         return outlier_ran or any(k.startswith("crf/") for k in keys)
-    if suffix == "x1d" and layout == EXPOSURE:
-        return any(k.startswith(f"{X1D}/") for k in keys)  # one spectrum per exposure
+    if suffix == "x1d" and layout in (EXPOSURE, CUBE):
+        return any(k.startswith(f"{X1D}/") for k in keys)  # one spectrum per exposure, or per IFU cube
     if suffix == S3D:
         return any(k.startswith(f"{S3D}/") for k in keys)  # one result per cube
     return suffix in keys
@@ -96,7 +102,10 @@ def products_available(store: Store, source: str) -> list[str]:
 
 
 def _writer(store: Store, suffix: str) -> Writer:
-    return _WRITERS[(suffix, mode_of_store(store).products[suffix])]
+    mode = mode_of_store(store)
+    if suffix == "crf" and mode.cube is not None:  # IFU: full-frame IFUImageModel exposures
+        return write_ifu_crfs
+    return _WRITERS[(suffix, mode.products[suffix])]
 
 
 class _CachedStore:
@@ -217,6 +226,9 @@ def _export_source(store: Store, source: str, naming: ProductNaming, out_dir: st
             files = written if isinstance(written, list) else [written]
             done.written += files
             done.products[suffix] = {p.name: file_sha256(p) for p in files}
+    _log.info("source %s: %d product(s) written, %d unchanged (%s)", source, len(done.written),
+              len(done.unchanged), ", ".join(s for s in wanted if s in done.products))
+    _log.debug("source %s: wrote %s", source, ", ".join(p.name for p in done.written))
     return done
 
 

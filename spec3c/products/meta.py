@@ -260,14 +260,22 @@ class ProductStamp:
     ``R_<REFTYPE>`` = ``meta.ref_file.<reftype>.name`` of each reference file
     when the product's schema has that keyword); the rest in a ``PROVENANCE``
     table (columns KIND, NAME, VALUE, SHA256; kinds ``software``, ``input``,
-    ``reference``, ``association``, ``parameter`` (VALUE is JSON), ``key``)
+    ``reference``, ``association``, ``parameter`` (VALUE is JSON), ``note``
+    (NAME the step, VALUE a caveat of its result, e.g. an aperture correction
+    asked for without an APCORR file), ``selection`` (how the reference files
+    were chosen, :mod:`spec3c.reffiles`: NAME a reference parameter, VALUE its
+    ``R_<REFTYPE>`` name ``crds://<file>`` or ``N/A``; or NAME ``crds_context`` /
+    ``crds_version``), ``key``)
     whose header names the source (``S3CSRC``) and its key (``S3CKEY``).
+    Files CRDS chose are named as jwst names them, with the context
+    (``CRDS_CTX``) and crds version (``CRDS_VER``).
     """
 
     version: str
     rows: list[tuple[str, str, str, str]] = field(default_factory=list)
-    references: dict[str, str] = field(default_factory=dict)  # reftype -> path
+    references: dict[str, str] = field(default_factory=dict)  # reftype -> path, crds://<file> or N/A
     cards: list[tuple[str, str, str]] = field(default_factory=list)
+    crds: dict[str, str] = field(default_factory=dict)  # meta.ref_file.crds: context_used, sw_version
 
     def table(self) -> np.ndarray:
         widths = [max([1, *(len(row[i]) for row in self.rows)]) for i in range(len(_PROVENANCE_COLUMNS))]
@@ -281,6 +289,9 @@ class ProductStamp:
                           "calibration_software_revision": f"spec3c-{self.version}"})
         mapped = _schema_keywords(model)
         refs = {kind: {"name": path} for kind, path in self.references.items() if f"ref_file.{kind}.name" in mapped}
+        crds = {name: value for name, value in self.crds.items() if f"ref_file.crds.{name}" in mapped}
+        if crds:
+            refs["crds"] = crds
         if refs:
             merge_tree(meta, {"ref_file": refs})
         extra = model.instance.setdefault("extra_fits", {})
@@ -318,14 +329,28 @@ def product_stamp(status: Mapping[str, Any] | None, source: str | None = None) -
     rows += [("parameter", f"{step}.{name}", json.dumps(value), "")
              for step, params in sorted(status.get("params", {}).items()) if step in ran
              for name, value in sorted(params.items())]
+    rows += [("note", step, str(note), "") for step, entry in sorted(ran.items()) if isinstance(entry, Mapping)
+             for note in entry.get("notes") or ()]
     key = status.get("key", {})
     rows += [("key", part, key[part] if part == "version" else "", "" if part == "version" else key[part])
              for part in (*KEY_PARTS, "digest") if part in key]
     cards = [(SOURCE_CARD, source, "spec3c source key")] if source is not None else []
     if "digest" in key:
         cards.append((KEY_CARD, key["digest"], "sha256 of what the product was computed from"))
-    references = {kind: ref["path"] for name, ref in refs.items() if (kind := reference_type(name.rpartition(".")[2]))}
-    return ProductStamp(version, rows, references, cards)
+    selection = prov.get("reference_selection", {})
+    names: dict[str, str] = selection.get("names", {})
+    rows += [("selection", name, str(value), "") for name, value in sorted(names.items())]
+    rows += [("selection", name, str(selection[name]), "") for name in _CRDS_FIELDS if selection.get(name)]
+    references = {kind: names.get(name, ref["path"]) for name, ref in refs.items()
+                  if (kind := reference_type(name.rpartition(".")[2]))}
+    references.update({kind: value for name, value in names.items() if name not in refs
+                       and (kind := reference_type(name.rpartition(".")[2]))})
+    crds = {attr: str(selection[name]) for name, attr in _CRDS_FIELDS.items() if selection.get(name)}
+    return ProductStamp(version, rows, references, cards, crds)
+
+
+#: the CRDS facts of a reference selection -> their ``meta.ref_file.crds`` field (CRDS_CTX, CRDS_VER)
+_CRDS_FIELDS = {"crds_context": "context_used", "crds_version": "sw_version"}
 
 
 _STAMP: ContextVar[ProductStamp | None] = ContextVar("spec3c_product_stamp", default=None)
@@ -358,6 +383,22 @@ class ProductProvenance:
 
     def of_kind(self, kind: str) -> list[tuple[str, str, str]]:
         return [(name, value, sha) for k, name, value, sha in self.rows if k == kind]
+
+    def reference_selection(self) -> dict[str, Any]:
+        """How the reference files were chosen (:meth:`spec3c.reffiles.ReferenceSelection.record`),
+        empty when the product does not say."""
+        rows = {name: value for name, value, _ in self.of_kind("selection")}
+        if not rows:
+            return {}
+        return {"names": {name: value for name, value in rows.items() if name not in _CRDS_FIELDS},
+                **{name: rows.get(name) for name in _CRDS_FIELDS}}
+
+    def notes(self) -> dict[str, list[str]]:
+        """The caveats the steps recorded: ``{step: [note, ...]}``."""
+        out: dict[str, list[str]] = {}
+        for step, note, _ in self.of_kind("note"):
+            out.setdefault(step, []).append(note)
+        return out
 
     def parameters(self) -> dict[str, dict[str, Any]]:
         """The resolved parameters the source was processed with: ``{step: {param: value}}``."""

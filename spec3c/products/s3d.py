@@ -4,8 +4,8 @@ SCI, ERR, DQ, WMAP ``(nz, ny, nx)``, the ``WCS-TABLE`` wavelength table, the
 FITS WCS keywords Cubeviz reads (``RA---TAN``/``DEC--TAN`` with a PC matrix,
 ``WAVE`` or ``WAVE-TAB`` + ``PS3_0``/``PS3_1``), ``PIXAR_SR``/``PIXAR_A2``,
 ``S_REGION`` and the gwcs the reference builds from those keywords.  Metadata
-come from the cube's first input (``IFUCubeModel.update``) with the exposure
-times blended over the inputs.
+come from the cube's first input (``IFUCubeModel.update``) with keywords blended over
+the inputs (DETECTOR, exposure times, ...) by the schema's rules, as ``model_blender``.
 
 The cube planes are streamed from the store tile by tile into the file: the
 datamodel is built and validated by stdatamodels with memory-free placeholders
@@ -22,7 +22,7 @@ import os
 import socket
 import tempfile
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -35,12 +35,13 @@ from ..modes.registry import mode_of_store
 from ..naming import ProductNaming, product_filename
 from ..results import COMPLETE, IfuCube
 from ..store import Store
+from ..store.records import ExposureRecord
+from .blend import blended_values
 from .fits_io import validate_strict
-from .meta import cal_steps_for, merge_tree, stamp_model, top_level_meta
+from .meta import cal_steps_for, flat_to_tree, merge_tree, stamp_model, top_level_meta
 from .writers import (
     PathLike,
     _asn_meta,
-    _exposure_times,
     _records,
     _resolved,
     _source_base,
@@ -51,7 +52,7 @@ __all__ = ["cube_gwcs", "write_s3d"]
 
 #: wcsinfo keywords of the inputs that mean nothing for a combined cube (the reference drops them)
 _DROPPED_WCSINFO = ("v2_ref", "v3_ref", "ra_ref", "dec_ref", "roll_ref", "v3yangle", "vparity", "s_region",
-                    "spectral_region", "dispersion_direction", "waverange_start", "waverange_end")
+                    "spectral_region", "waverange_start", "waverange_end")
 #: cube plane -> (datamodel attribute, FITS extension, dtype)
 _PLANES = {"sci": ("data", "SCI", np.float32), "err": ("err", "ERR", np.float32),
            "dq": ("dq", "DQ", np.uint32), "wmap": ("weightmap", "WMAP", np.float32)}
@@ -113,19 +114,43 @@ def _wavetable(cube: IfuCube) -> np.ndarray:
     return table
 
 
+def _blended(records: Mapping[str, ExposureRecord], cube: IfuCube) -> dict[str, Any]:
+    """Keywords combined over the cube's inputs (``meta path -> value``), as the reference's
+    ``blend_output_metadata``: the schema's blend rules (DETECTOR ``MULTIPLE`` over NRS1+NRS2,
+    exposure times summed, ...) over the (band, file) inputs -- a MIRI file counts once per
+    band of the cube --, only when the association has more than one input (else the first
+    input's values stand)."""
+    inputs = _blend_inputs(cube)
+    return blended_values([flat_to_tree(records[e].meta) for e in inputs]) if inputs else {}
+
+
+def _blend_inputs(cube: IfuCube) -> list[str]:
+    inputs = cube.meta.get("blend_inputs")
+    if inputs is None:  # a cube stored before the blend list: its distinct inputs
+        inputs = cube.meta["inputs"] if len(cube.meta["inputs"]) > 1 else []
+    return list(inputs)
+
+
 def _cube_meta(store: Store, source: str, naming: ProductNaming, cube: IfuCube) -> dict[str, Any]:
     records = _records(store)
     reference = records[cube.meta["reference_input"]]
     meta = top_level_meta(reference, keep_sci=True)
     merge_tree(meta, _asn_meta(naming))
-    times, _ = _exposure_times([records[e] for e in cube.meta["inputs"]])
-    merge_tree(meta, {"exposure": times})
+    for path, value in _blended(records, cube).items():
+        node = meta
+        *parents, leaf = path.split(".")
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = value
     status = _status(store, source)
     steps = cal_steps_for("s2d", status)
     steps.pop("resample", None)
     steps["cube_build"] = COMPLETE
     merge_tree(meta, {"cal_step": steps})
-    wcsinfo = {k: v for k, v in dict(meta.get("wcsinfo", {})).items() if k not in _DROPPED_WCSINFO}
+    # blending copies the first input's metadata the cube schema has: WAVSTART/WAVEND stay
+    kept = ("waverange_start", "waverange_end") if _blend_inputs(cube) else ()
+    dropped = [k for k in _DROPPED_WCSINFO if k not in kept]
+    wcsinfo = {k: v for k, v in dict(meta.get("wcsinfo", {})).items() if k not in dropped}
     wcsinfo.update(cube.meta["wcsinfo"])
     meta["wcsinfo"] = wcsinfo
     meta["photometry"] = dict(cube.meta["photometry"])
@@ -188,8 +213,10 @@ def _stream(hdulist: fits.HDUList, cube: IfuCube, store: Store, source: str, pat
                     out.append(hdu)
                 continue
             stream = fits.StreamingHDU(str(path), hdu.header)
-            for p0, _ in cube.tiles:
-                stream.write(_big_endian(streamed[hdu.name], cube.read_tile(store, source, p0)[streamed[hdu.name]]))
+            plane = streamed[hdu.name]
+            for tile in cube.tiles:
+                for slab in cube.iter_plane(store, source, tile, plane):
+                    stream.write(_big_endian(plane, slab))
             stream.close()
 
 

@@ -114,12 +114,15 @@ def _outlier_planes(store: Store, source: str, cutout: Cutout) -> dict[str, np.n
     """DQ with the outlier flags, and SCI/ERR/VAR_* NaN where DO_NOT_USE (the reference's crf)."""
     from .._core import match_nans_and_flags
 
+    names = ("sci", "err", "var_poisson", "var_rnoise", "var_flat")
+    frames = cutout.planes
+    if frames["sci"].size == 0:  # IFU: an empty marker cutout, the exposure is stored as full frames
+        frames = store.read_images(cutout.exposure, planes=(*names, "dq"))
     try:
         dq = store.get_result(source, crf_key(cutout.exposure, cutout.slit))[0]["dq"]
     except KeyError:  # outlier detection did not run for this source (e.g. one exposure)
-        dq = cutout.planes["dq"]
-    planes = {name: np.array(cutout.planes[name], dtype=np.float32) for name in
-              ("sci", "err", "var_poisson", "var_rnoise", "var_flat")}
+        dq = frames["dq"]
+    planes = {name: np.array(frames[name], dtype=np.float32) for name in names}
     planes["dq"] = np.array(dq, dtype=np.uint32)
     match_nans_and_flags(planes["sci"], planes["dq"], planes["err"], planes["var_poisson"],
                          planes["var_rnoise"], planes["var_flat"])

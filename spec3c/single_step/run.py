@@ -30,6 +30,7 @@ from pathlib import Path
 from ..asn import Association, read_association
 from ..config import PipelineConfig
 from ..errors import InputError, Spec3cError
+from ..log import step_logger
 from ..naming import exposure_product_filename
 from ..params_asdf import standalone_suffix
 from ..store import ExposureRecord
@@ -38,7 +39,7 @@ __all__ = ["SINGLE_STEPS", "StepRun", "run_step", "standalone_name"]
 
 #: the steps that run alone on FITS products, and what they take
 SINGLE_STEPS = {
-    "extract_1d": "_s2d files (SlitModel or MultiSlitModel; _s3d cubes: with the IFU extraction)",
+    "extract_1d": "_s2d files (SlitModel or MultiSlitModel) or IFU _s3d cubes (IFUCubeModel)",
     "combine_1d": "_x1d files, or an association of them",
     "resample_spec": "_cal/_crf exposures, or an association",
     "outlier_detection": "_cal/_crf exposures, or an association",
@@ -96,6 +97,8 @@ def _extract(inputs: Sequence[Path], config: PipelineConfig, out_dir: Path) -> S
         if written is not None:
             run.written.append(written)
         run.messages += [f"{path.name}: {o.status} {o.message}".rstrip() for o in outcomes]
+        for note in dict.fromkeys(note for o in outcomes for note in o.notes):  # also in the product's PROVENANCE
+            step_logger("extract_1d").warning("%s: %s", path.name, note)
     return run
 
 

@@ -1,4 +1,5 @@
-"""Single steps on spectral products: ``extract_1d`` on ``_s2d`` files, ``combine_1d`` on ``_x1d`` files.
+"""Single steps on spectral products: ``extract_1d`` on ``_s2d`` files (and IFU ``_s3d`` cubes,
+:mod:`.cubes`), ``combine_1d`` on ``_x1d`` files.
 
 Each 2-D spectrum of an ``_s2d`` (a SlitModel, or every slit of a
 MultiSlitModel, written by jwst or by spec3c) becomes the
@@ -36,6 +37,7 @@ from ..steps.combine_1d import _weight_time, combine_spectra, weight_kind
 from ..steps.context import StepOutcome
 from ..steps.extract_1d import SPEC_ATTRIBUTES, Spectrum, extract_spectrum
 from ..store.records import Cutout, ExposureRecord
+from .cubes import extract_cube_file, is_cube, write_cube_x1d
 
 __all__ = ["combine_files", "extract_file", "read_s2d_slit", "read_x1d"]
 
@@ -175,9 +177,8 @@ def _s2d_meta(part: Any, model: Any, wcs: Any, shape: tuple[int, ...], mode: Mod
 
 
 def _extract_cube(path: Path) -> None:
-    """Hook for ``_s3d`` inputs: extraction from IFU cubes comes with the IFU extraction."""
-    raise InputError(path, "extract_1d on an IFU cube (_s3d) is not available as a single step yet; "
-                           "it comes with the IFU extraction (spec3c.single_step.spectra._extract_cube)")
+    """``_s3d`` inputs are IFU cubes, extracted by :func:`extract_file` (:mod:`.cubes`), not slit by slit."""
+    raise InputError(path, "an IFU cube (_s3d): extract_file extracts it whole (spec3c.single_step.cubes)")
 
 
 def read_s2d_slit(path: Path, model: Any, part: Any) -> tuple[Resampled2D, Spectrum]:
@@ -217,10 +218,16 @@ def extract_file(path: Path, config: PipelineConfig, out_path: Path) -> tuple[Pa
 
     Returns the written path (None when no spectrum could be extracted) and each slit's outcome.
     """
-    params = config.extract_1d
     start = time.perf_counter()
     with _open(path) as model:
-        record = _record(path, model)
+        config = _choose_references(config, _record(path, model))
+        if is_cube(model):  # an IFU cube: one spectrum, the IFU extraction
+            spectrum, outcome = extract_cube_file(path, model, config)
+            if spectrum is None:
+                return None, [outcome]
+            status = _status("extract_1d", [outcome], config, time.perf_counter() - start)
+            return write_cube_x1d(model, spectrum, config, status, out_path), [outcome]
+        record, params = _record(path, model), config.extract_1d
         spectra: list[tuple[Spectrum1D, Cutout]] = []
         outcomes = []
         for index, part in enumerate(_parts(model)):
@@ -236,11 +243,20 @@ def extract_file(path: Path, config: PipelineConfig, out_path: Path) -> tuple[Pa
         return _write_x1d(model, record, spectra, config, status, out_path), outcomes
 
 
+def _choose_references(config: PipelineConfig, record: ExposureRecord) -> PipelineConfig:
+    """``config`` with extract_1d's reference files chosen as ``spec3c process`` chooses them
+    (override, else CRDS from the input's metadata, else none: :mod:`spec3c.reffiles`)."""
+    from ..reffiles import reference_header, select_references
+
+    return select_references(config, ("extract_1d",), reference_header([record])).config
+
+
 def _status(step: str, outcomes: Sequence[StepOutcome], config: PipelineConfig, seconds: float) -> dict[str, Any]:
     """The ``status`` record a product's stamp is made from (what ran, with which parameters)."""
     done = any(o.status == COMPLETE for o in outcomes)
     message = "; ".join(o.message for o in outcomes if o.message)
-    record = StepOutcome(COMPLETE if done else outcomes[0].status, message).record(seconds)
+    notes = tuple(dict.fromkeys(note for o in outcomes for note in o.notes))
+    record = StepOutcome(COMPLETE if done else outcomes[0].status, message, notes=notes).record(seconds)
     return {"steps": {step: record}, "params": {step: dataclasses.asdict(config.step(step))}}
 
 

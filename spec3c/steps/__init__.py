@@ -19,6 +19,7 @@ from . import (
     outlier_detection,
     pixel_replace,
     resample_spec,
+    spectral_leak,
 )
 from .context import StepContext, StepOutcome
 
@@ -34,4 +35,5 @@ STEPS: dict[str, Step] = {
     "cube_build": cube_build.run,
     "extract_1d": extract_1d.run,
     "combine_1d": combine_1d.run,
+    "spectral_leak": spectral_leak.run,
 }

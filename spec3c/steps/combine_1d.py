@@ -110,7 +110,7 @@ def combine_spectra(
     note = "" if understood else f" (exptime_key {params.exptime_key!r} not understood: unit weight)"
     combined = combine(inputs, sigma_clip=params.sigma_clip)
     if not combined:
-        return StepOutcome(SKIPPED, "no valid input spectra" + note, details), None, {}
+        return StepOutcome(SKIPPED, "no valid input spectra" + note, details, warn=True), None, {}
     n_used = len(spectra) - len(rejected)
     message = f"combined {n_used} of {len(spectra)} spectra into {len(combined)} order(s), weight {kind}{note}"
     return StepOutcome(COMPLETE, message, details), combined, {order: spec_meta[order] for order in combined}

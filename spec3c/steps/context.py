@@ -16,6 +16,7 @@ from ..algorithms.slit_grid import GridInput, GridOptions
 from ..config import PipelineConfig
 from ..errors import InputError
 from ..gwcs_asdf import wcs_from_asdf
+from ..log import log_step
 from ..results import COMPLETE, Resampled2D, Spectrum1D
 from ..store import Cutout, ExposureRecord, Store
 
@@ -33,16 +34,39 @@ class StepDetails:
 
 @dataclass(frozen=True)
 class StepOutcome:
-    """Status of one step for one source (S_<STEP> keyword values)."""
+    """Status of one step for one source (S_<STEP> keyword values).
+
+    Attributes
+    ----------
+    status : str
+        COMPLETE, SKIPPED or FAILED.
+    message : str
+        What was done (or why not), in a few words.
+    details : StepDetails or None
+    notes : tuple of str
+        Caveats of the result, e.g. a correction asked for that could not be
+        applied: logged as warnings, kept in the status and recorded in every
+        product of the source (PROVENANCE rows of kind ``note``).
+    warn : bool
+        A skip the user should hear of (the step could not run as asked),
+        logged as a warning; routine skips are logged as information.
+    """
 
     status: str = COMPLETE
     message: str = ""
     details: StepDetails | None = None
+    notes: tuple[str, ...] = ()
+    warn: bool = False
 
     def record(self, seconds: float) -> dict[str, Any]:
         """What the source's ``status`` result keeps of this step."""
         extra = self.details.record() if self.details is not None else {}
-        return {"status": self.status, "message": self.message, "seconds": round(seconds, 4), **extra}
+        notes = {"notes": list(self.notes)} if self.notes else {}
+        return {"status": self.status, "message": self.message, "seconds": round(seconds, 4), **extra, **notes}
+
+    def log(self, step: str, source: str, seconds: float) -> None:
+        """One log line for this outcome (logger ``spec3c.step.<step>``), a warning per note, details at DEBUG."""
+        log_step(step, source, self.record(seconds), warn=self.warn)
 
 
 

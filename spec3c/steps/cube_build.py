@@ -50,6 +50,8 @@ from ..modes.ifu.traits import IfuTraits
 from ..results import COMPLETE, SKIPPED, IfuCube, load_association
 from .context import StepContext, StepDetails, StepOutcome
 from .cube_inputs import (
+    CORNERS,
+    SKY,
     CubeSpec,
     Offsets,
     Pixels,
@@ -179,14 +181,13 @@ def cube_params(setup: CubeSetup, weighting: str) -> CubeParams:
 
 def plane_tiles(shape: tuple[int, int, int], budget: int, pixels: int) -> list[tuple[int, int]]:
     """Wavelength tiles ``[p0, p1)`` whose accumulator fits in ``budget`` bytes beside one
-    exposure of ``pixels`` detector pixels (at least one plane per tile)."""
+    exposure of ``pixels`` detector pixels.  The tiles get at least a quarter of the budget
+    (an exposure is read whatever the budget: a smaller share would only multiply the
+    reads); a tile has at least one plane."""
     nz, ny, nx = shape
-    room = budget - pixels * PIXEL_BYTES
-    per_tile = max(1, min(nz, room // max(VOXEL_BYTES * ny * nx, 1))) if room > 0 else 1
+    room = max(budget - pixels * PIXEL_BYTES, budget // 4)
+    per_tile = int(max(1, min(nz, room // max(VOXEL_BYTES * ny * nx, 1))))
     return [(p0, min(p0 + per_tile, nz)) for p0 in range(0, nz, per_tile)]
-
-
-# -- mapping one exposure ------------------------------------------------------------
 
 
 def _project(frame: SkyFrame, pix: Pixels, reach: np.ndarray, drizzle: bool) -> tuple[np.ndarray, np.ndarray]:
@@ -275,8 +276,10 @@ def accumulate(ctx: StepContext, jobs: list[tuple[CubeBuild, tuple[int, int]]], 
         tiles.append(TileBuild(build.frame, acc, np.zeros(acc.shape, np.uint32) if flags else None,
                                build.weights.weighting))
     exposures = list(dict.fromkeys(e for build, _ in jobs for e in build.spec.exposures))
+    drizzled = any(build.weights.weighting == "drizzle" for build, _ in jobs)
+    wanted = (*SKY, *CORNERS) if drizzled else SKY
     for exposure in exposures:
-        frames = read_frames(ctx, exposure)
+        frames = read_frames(ctx, exposure, wanted)
         ifu = ifu_meta(ctx, exposure)
         shift = offsets.of(exposure_filename(ctx, exposure))
         for (build, _), tile in zip(jobs, tiles, strict=True):
@@ -357,6 +360,9 @@ def _cube_meta(ctx: StepContext, spec: CubeSpec, frame: SkyFrame, setup: CubeSet
     return {
         "order": order, "shape": list(frame.geometry.grid.shape), "tiles": [list(t) for t in tiles],
         "bands": [list(b) for b in spec.bands], "inputs": spec.exposures,
+        # the reference blends the cube's metadata over its (band, file) inputs, a MIRI file once
+        # per band, when the association has more than one input (IFUCubeData.blend_output_metadata)
+        "blend_inputs": [e for _, e in spec.files] if len({c.exposure for c in ctx.inputs.cutouts}) > 1 else [],
         "reference_input": spec.files[0][1], "coord_system": params.choice("coord_system"),
         "wcsinfo": cube_wcsinfo(frame, setup), "ifu": cube_ifu_meta(setup, params.choice("weighting")),
         "photometry": {"pixelarea_arcsecsq": area, "pixelarea_steradians": area * 2.3504e-11},
@@ -394,9 +400,10 @@ def prepare_cube(ctx: StepContext, spec: CubeSpec, setup: CubeSetup, traits: Ifu
         raise Spec3cError(f"cube {spec.name}: {exc}") from exc
     largest = max(int(np.prod(ifu_meta(ctx, e)["shape"])) for e in spec.exposures)
     tiles = plane_tiles(frame.geometry.grid.shape, budget, largest)
-    if budget < largest * PIXEL_BYTES + VOXEL_BYTES * int(np.prod(frame.geometry.grid.shape[1:])):
-        warnings.warn(f"cube {spec.name}: max_memory is below what one exposure and one plane need; building "
-                      "one plane at a time", Spec3cWarning, stacklevel=2)
+    if budget - largest * PIXEL_BYTES < budget // 4:
+        warnings.warn(f"cube {spec.name}: max_memory={budget} bytes leaves little beside reading one exposure "
+                      f"(~{largest * PIXEL_BYTES} bytes); the cube is built in {len(tiles)} tiles of a quarter of it",
+                      Spec3cWarning, stacklevel=2)
     cube = IfuCube(spec.name, np.asarray(frame.geometry.grid.zcoord),
                    _cube_meta(ctx, spec, frame, setup, params, tiles, order))
     return CubeBuild(spec, frame, weights, cube)
@@ -417,7 +424,8 @@ def run(ctx: StepContext) -> StepOutcome:
         return StepOutcome(SKIPPED, f"{ctx.mode.name} is not an IFU mode")
     params = ctx.config.cube_build
     if params.override_cubepar is None:
-        raise Spec3cError("cube_build needs a CUBEPAR reference file: --steps.cube_build.override_cubepar=FILE")
+        raise Spec3cError("cube_build needs a CUBEPAR reference file: --steps.cube_build.override_cubepar=FILE, "
+                          "or a CRDS cache that has one (CRDS_PATH)")
     internal = params.choice("coord_system") == "internal_cal"
     if internal and not traits.internal_cal:
         raise Spec3cError(f"coord_system=internal_cal is not valid for {ctx.mode.name}; use ifualign")

@@ -107,18 +107,28 @@ class Pixels:
     corners: list[np.ndarray]  # ra1, dec1, ..., ra4, dec4 (absolute, deg)
 
 
-def read_frames(ctx: StepContext, exposure: str) -> dict[str, np.ndarray]:
-    """An exposure's stored frames, NaN/DO_NOT_USE made consistent, with the outlier flags
-    of a previous outlier_detection (``crf/<exposure>/<slit>``) when there are some."""
-    frames = ctx.store.read_images(exposure)
-    if not frames:
-        raise Spec3cError(f"exposure {exposure} has no stored frames: re-ingest the association")
+#: planes of the stored frames every cube reads (the variances only to find invalid pixels)
+SCIENCE = ("sci", "err", "dq", "var_poisson", "var_rnoise", "var_flat")
+SKY = ("wavelength", "ra", "dec", "dwave", "slice")
+SLICER = ("wavelength", "slicer_along", "slicer_lam")
+
+
+def read_frames(ctx: StepContext, exposure: str, planes: Sequence[str]) -> dict[str, np.ndarray]:
+    """``planes`` of an exposure's stored frames (with the science planes), NaN/DO_NOT_USE made
+    consistent, with the outlier flags of a previous outlier_detection (``crf/<exposure>/<slit>``)
+    when there are some."""
+    frames = ctx.store.read_images(exposure, planes=(*SCIENCE, *planes))
+    missing = [p for p in (*SCIENCE, *planes) if p not in frames]
+    if missing:
+        raise Spec3cError(f"exposure {exposure}: no stored {', '.join(missing)} frames: re-ingest the association")
     slit = next(c.slit for c in ctx.inputs.cutouts if c.exposure == exposure)
     key = crf_key(exposure, slit)
     if (ctx.source, key) in ctx.store.list_results(ctx.source):
         frames["dq"] = np.asarray(ctx.store.get_result(ctx.source, key)[0]["dq"], dtype=np.uint32)
     match_nans_and_flags(frames["sci"], frames["dq"], frames["err"], frames["var_poisson"],
                          frames["var_rnoise"], frames["var_flat"], do_not_use=dqflags.DO_NOT_USE)
+    for name in ("var_poisson", "var_rnoise", "var_flat"):
+        del frames[name]
     return frames
 
 

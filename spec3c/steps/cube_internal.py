@@ -24,7 +24,7 @@ from ..modes.ifu.frames import box_pixels, instrument_table
 from ..modes.ifu.traits import IfuTraits
 from ..results import IfuCube
 from .context import StepContext
-from .cube_inputs import CubeSpec, ifu_meta, read_frames
+from .cube_inputs import SLICER, CubeSpec, ifu_meta, read_frames
 
 #: wavelengths of the slicer frame below this are in metres (the reference's test)
 _METRES = 1.0e-4
@@ -100,7 +100,7 @@ def build_internal_cube(ctx: StepContext, spec: CubeSpec, cubepar: CubePars, tra
     cdelt3 = np.float64(params.scalew) if params.scalew != 0 else np.float32(pars.spectral_step)
     ifu = ifu_meta(ctx, exposure)
     frame = _geometry(ifu, wavemin, wavemax, cdelt3)
-    frames = read_frames(ctx, exposure)
+    frames = read_frames(ctx, exposure, SLICER)
     along, lam = frames["slicer_along"], frames["slicer_lam"]
     corners = (np.stack([along, _shifted(along, 0, 1), _shifted(along, 1, 1), _shifted(along, 1, 0)]),
                np.stack([lam, _shifted(lam, 0, 1), _shifted(lam, 1, 1), _shifted(lam, 1, 0)]))

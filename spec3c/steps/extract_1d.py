@@ -22,6 +22,7 @@ from ..config import Extract1dParams
 from ..errors import Spec3cError, Spec3cWarning
 from ..modes.base import Extraction
 from ..results import COMPLETE, SKIPPED, Resampled2D, Spectrum1D, x1d_exposure_key
+from . import extract_1d_ifu
 from .context import SourceInputs, StepContext, StepOutcome
 
 #: smaller spectra are extracted on one thread (waking an OpenMP team costs more than the sums)
@@ -227,7 +228,7 @@ def extract_spectrum(s2d: Resampled2D, what: Spectrum, params: Extract1dParams,
     """Extract one 2-D spectrum (resampled, or an unresampled exposure) with the step's parameters."""
     if params.extraction_type not in ("box", None, "none"):
         return StepOutcome(SKIPPED, f"extraction_type {params.extraction_type!r} needs a PSF reference; "
-                                    "only box extraction is available"), None
+                                    "only box extraction is available", warn=True), None
     # a whole-cutout mode (WFSS) reads no EXTRACT1D file: the reference gives it the whole cutout
     reference = None if what.traits.whole_cutout else params.override_extract1d
     ref = read_extract1d(reference) if reference else None
@@ -242,21 +243,44 @@ def extract_spectrum(s2d: Resampled2D, what: Spectrum, params: Extract1dParams,
     name = aperture_id(what.traits, what.exp_type, s2d.meta.get("name"))
     ap = resolve_aperture(ref, s2d.sci.shape, name, what.traits.center_on_source, overrides)
     if ap is None:
-        return StepOutcome(SKIPPED, f"no aperture for {name!r} in {params.override_extract1d}"), None
+        return StepOutcome(SKIPPED, f"no aperture for {name!r} in {params.override_extract1d}", warn=True), None
     spectrum = extract(s2d, ap, what.exp_type, what.photom_done, what.located)
     spectrum.meta["aperture_file"] = reference
     if along_y:
         spectrum.meta["dispersion_direction"] = 2
-    if params.apply_apcorr and params.override_apcorr and point:
-        if what.traits.apcorr is None:
-            raise Spec3cError(f"extract_1d: no aperture correction is defined for EXP_TYPE {what.exp_type}; "
-                              "set apply_apcorr=false")
-        aperture_correct(spectrum, s2d, what.traits.apcorr, params.override_apcorr)
-    return StepOutcome(COMPLETE, f"{len(spectrum.columns['WAVELENGTH'])} columns"), spectrum
+    notes = _aperture_correction(spectrum, s2d, what, params) if point else ()
+    meta = spectrum.meta
+    message = (f"{len(spectrum.columns['WAVELENGTH'])} columns, cross-dispersion aperture "
+               f"{meta['extraction_ystart']:.2f}-{meta['extraction_ystop']:.2f}")
+    if meta.get("apcorr"):
+        message += ", aperture-corrected"
+    return StepOutcome(COMPLETE, message, notes=notes), spectrum
+
+
+#: the note of a point source's spectrum that ``apply_apcorr`` asked to correct, without an APCORR file
+APCORR_MISSING = ("apply_apcorr is true but there is no APCORR reference file (override_apcorr is not set): "
+                  "the point-source fluxes are not aperture-corrected")
+
+
+def _aperture_correction(spectrum: Spectrum1D, s2d: Resampled2D, what: Spectrum,
+                         params: Extract1dParams) -> tuple[str, ...]:
+    """Aperture-correct a point source's spectrum if asked; the note to record when it cannot be done."""
+    if not params.apply_apcorr:
+        return ()
+    if not params.override_apcorr:
+        return (APCORR_MISSING,)
+    if what.traits.apcorr is None:
+        raise Spec3cError(f"extract_1d: no aperture correction is defined for EXP_TYPE {what.exp_type}; "
+                          "set apply_apcorr=false")
+    aperture_correct(spectrum, s2d, what.traits.apcorr, params.override_apcorr)
+    return ()
 
 
 def run(ctx: StepContext) -> StepOutcome:
-    """The step: extract the source's ``s2d``, or every exposure when the mode is not resampled."""
+    """The step: extract the source's ``s2d``, or every exposure when the mode is not resampled,
+    or every IFU cube (:mod:`.extract_1d_ifu`)."""
+    if ctx.mode.extraction.ifu is not None:
+        return extract_1d_ifu.run(ctx)
     if not ctx.mode.resampled:
         return _extract_exposures(ctx)
     if ctx.s2d is None:
@@ -272,6 +296,7 @@ def run(ctx: StepContext) -> StepOutcome:
 def _extract_exposures(ctx: StepContext) -> StepOutcome:
     """Every (outlier-flagged) exposure extracted without resampling; the spectra go to combine_1d."""
     messages = []
+    notes: dict[str, None] = {}  # each note once, in order
     per_slit = ctx.mode.extraction.several_per_exposure
     for k, cutout in enumerate(ctx.inputs.cutouts):
         what = Spectrum(ctx.mode.extraction, ctx.inputs.exp_type(k), ctx.photom_done())
@@ -282,7 +307,8 @@ def _extract_exposures(ctx: StepContext) -> StepOutcome:
         spectrum.save(ctx.store, ctx.source, f"{key}/{cutout.slit}" if per_slit else key)
         ctx.spectra.append(spectrum)
         messages.append(outcome.message)
-    return StepOutcome(COMPLETE, f"{len(ctx.spectra)} exposures: " + ", ".join(messages))
+        notes.update(dict.fromkeys(outcome.notes))
+    return StepOutcome(COMPLETE, f"{len(ctx.spectra)} exposures: " + "; ".join(messages), notes=tuple(notes))
 
 
 def extract_cutout(inputs: SourceInputs, k: int, what: Spectrum, params: Extract1dParams,

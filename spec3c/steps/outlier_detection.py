@@ -29,6 +29,7 @@ from .._core import (
 from ..algorithms.slit_grid import GridOptions, SlitGrid
 from ..config import OutlierDetectionParams
 from ..results import COMPLETE, SKIPPED, crf_key
+from . import outlier_detection_ifu
 from .common import (
     background_level,
     data_scale,
@@ -113,7 +114,12 @@ class OutlierDetails(StepDetails):
 
 
 def run(ctx: StepContext) -> StepOutcome:
-    """The step: flag every input of the source, and save each input's crf DQ."""
+    """The step: flag every input of the source, and save each input's crf DQ.
+
+    IFU modes (full detector frames) take the reference's ``ifu`` mode instead
+    (:mod:`.outlier_detection_ifu`)."""
+    if ctx.mode.cube is not None:
+        return outlier_detection_ifu.run(ctx)
     outcome = detect(ctx.inputs, ctx.config.outlier_detection, ctx.build_grid)
     if isinstance(outcome.details, OutlierDetails):
         for c in ctx.inputs.cutouts:
@@ -133,7 +139,7 @@ def detect(inputs: SourceInputs, params: OutlierDetectionParams,
     for k, gid in enumerate(inputs.group_ids()):
         groups.setdefault(gid, []).append(k)
     if len(groups) < 2:
-        return StepOutcome(SKIPPED, f"{len(groups)} exposure(s): outlier detection needs at least 2")
+        return StepOutcome(SKIPPED, f"{len(groups)} exposure(s): outlier detection needs at least 2", warn=True)
     bad_bits = parse_bad_bits(params.good_bits)
     for c in inputs.cutouts:
         p = c.planes

@@ -148,9 +148,12 @@ class Store(ABC):
     def read_image(self, exposure: str, plane: str) -> np.ndarray:
         """A full-frame plane of a committed exposure (KeyError if absent)."""
 
-    def read_images(self, exposure: str) -> dict[str, np.ndarray]:
-        """Every image plane of a committed exposure (backends read them in one go)."""
-        return {plane: self.read_image(exposure, plane) for plane in self.list_images(exposure)}
+    def read_images(self, exposure: str, planes: Iterable[str] | None = None) -> dict[str, np.ndarray]:
+        """The image planes of a committed exposure: all, or those of ``planes`` it has
+        (backends read them in one go)."""
+        wanted = None if planes is None else set(planes)
+        return {plane: self.read_image(exposure, plane) for plane in self.list_images(exposure)
+                if wanted is None or plane in wanted}
 
     @abstractmethod
     def list_images(self, exposure: str) -> list[str]:

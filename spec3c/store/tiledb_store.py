@@ -25,6 +25,7 @@ removed once the new record is committed.
 from __future__ import annotations
 
 import gc
+import os
 import shutil
 import time
 import uuid
@@ -127,11 +128,17 @@ def _create_arrays(root: Path, ctx: tiledb.Ctx) -> None:
     }
     for name, schema in schemas.items():
         uri = root / name
-        if tiledb.object_type(str(uri), ctx=ctx) == "array":
-            continue
-        if uri.exists():  # a creation killed half-way: nothing was ever written to it
+        if tiledb.object_type(str(uri), ctx=ctx) == "array":  # created whole: only a complete
+            continue  # array is ever renamed to its name
+        if uri.exists():  # a store of an earlier version whose creation was killed: never written
             shutil.rmtree(uri)
-        tiledb.Array.create(str(uri), schema, ctx=ctx)
+        # created under a temporary name, then renamed: a kill mid-creation (a schema file half
+        # written) leaves only the temporary folder, removed by the next attempt
+        creating = root / f".{name}.creating"
+        if creating.exists():
+            shutil.rmtree(creating)
+        tiledb.Array.create(str(creating), schema, ctx=ctx)
+        os.rename(creating, uri)
 
 
 def _objects(values: list[Any]) -> np.ndarray:
@@ -385,11 +392,14 @@ class TileDBStore(Store):
                 return image
         raise KeyError(f"exposure {exposure!r} has no image plane {plane!r}")
 
-    def read_images(self, exposure: str) -> dict[str, np.ndarray]:
+    def read_images(self, exposure: str, planes: Iterable[str] | None = None) -> dict[str, np.ndarray]:
+        wanted = None if planes is None else set(planes)
         rows = self._image_rows(exposure, ["meta", "data"])
         out = {}
         frames: dict[str, dict[str, str]] = {}
         for name, meta, blob in zip(_text(rows["plane"]), rows["meta"], rows["data"], strict=True):
+            if wanted is not None and name not in wanted:
+                continue
             m = loads_meta(meta)
             if "frame" in m:
                 frames.setdefault(m["frame"], {})[name] = m["attr"]
@@ -405,7 +415,7 @@ class TileDBStore(Store):
         """Planes ``{name: attribute}`` of one frames array, whole."""
         with tiledb.open(self._uri(f"{_FRAMES}/{folder}"), ctx=self.ctx) as arr:
             data = arr.query(attrs=list(attrs.values()))[:]
-        return {name: np.array(data[attr]) for name, attr in attrs.items()}
+        return {name: data[attr] for name, attr in attrs.items()}
 
     def _frames_folder(self, exposure: str) -> str | None:
         rows = self._read_all("images", ["meta"], cond=_eq("exposure", exposure))

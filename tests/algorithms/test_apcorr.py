@@ -208,7 +208,7 @@ def test_read_errors(tmp_path, fs_file):
     with pytest.raises(InputError, match="cannot read"):  # FS file is not a MOS model
         read_apcorr(fs_file, apcorr_spec("NRS_MSASPEC"), filter="CLEAR", grating="PRISM")
     with pytest.raises(Spec3cError, match="not supported"):
-        apcorr_spec("NRS_IFU")
+        apcorr_spec("NRS_LAMP")  # a calibration exposure type no stage-3 mode serves
     with pytest.raises(InputError, match="cannot read"):
         read_apcorr(tmp_path / "missing.fits", apcorr_spec("NRS_MSASPEC"), filter="CLEAR", grating="PRISM")
     junk = tmp_path / "junk.fits"

@@ -45,10 +45,14 @@ def _corners(images: dict[str, np.ndarray], y: np.ndarray, x: np.ndarray) -> lis
 def test_registry_serves_the_ifus():
     mrs, nrs = mode_for("MIR_MRS"), mode_for("NRS_IFU")
     assert (mrs.name, nrs.name) == ("miri-mrs", "nirspec-ifu")
+    assert mrs.plan == ("outlier_detection", "cube_build", "extract_1d", "spectral_leak")  # the reference: MRS only
+    assert nrs.plan == ("outlier_detection", "cube_build", "extract_1d")
     for mode in (mrs, nrs):
-        assert mode.plan == ("cube_build",) and dict(mode.products) == {"s3d": "source"}
+        assert dict(mode.products) == {"crf": "exposure", "s3d": "source", "x1d": "cube"}
+        assert mode.extraction.ifu is not None and mode.extraction.apcorr.kind == "radial"
         assert mode.naming.whole_association and mode.read_frames is not None and mode.cube is not None
     assert mrs.cube.per_channel and mrs.cube.spectral_tears and not mrs.cube.internal_cal
+    assert mrs.extraction.ifu.residual_fringe_columns and not nrs.extraction.ifu.residual_fringe_columns
     assert nrs.cube.slice_fov and nrs.cube.internal_cal
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from astropy.io import fits
+from line_flux import line_flux
 from stdatamodels.jwst import datamodels as dm
 
 from spec3c.simulate import SimOptions, load_truth, simulate
@@ -31,17 +32,6 @@ def mrs_run(tmp_path_factory, oracle, jwst_py):
     steps = reference_file_paths(res.asn_path).jwst_overrides()
     run = oracle.run_reference(res.asn_path, root / "out", steps=steps, timeout=1800, python=jwst_py)
     return res, run
-
-
-def line_flux(lam: np.ndarray, flux: np.ndarray, centre: float, sigma: float) -> float:
-    """Integral of ``flux`` minus a straight continuum over ``centre +- 6 sigma`` (flux x micron);
-    the continuum is fitted 10 to 25 sigma away on both sides."""
-    ok = np.isfinite(flux)
-    d = np.abs(lam - centre)
-    side = ok & (d > 10 * sigma) & (d < 25 * sigma)
-    cont = np.polyval(np.polyfit(lam[side], flux[side], 1), lam)
-    win = ok & (d < 6 * sigma)
-    return float(np.sum((flux - cont)[win] * np.gradient(lam)[win]))
 
 
 def test_reference_products(mrs_run):

@@ -18,9 +18,9 @@ from stdatamodels.validate import ValidationWarning
 from spec3c import dqflags
 from spec3c.algorithms.slit_grid import GridInput, build_slit_grid
 from spec3c.asn import read_association
+from spec3c.errors import Spec3cError
 from spec3c.gwcs_asdf import wcs_from_asdf, wcs_to_asdf
 from spec3c.ingest import ingest
-from spec3c.errors import Spec3cError
 from spec3c.modes.registry import mode_for
 from spec3c.products import (
     ProductNaming,

@@ -14,6 +14,7 @@ from ifu_inputs import DEC0, RA0, Scene, ingested_set
 from stdatamodels.jwst import datamodels as dm
 
 from spec3c.config import resolve_config
+from spec3c.errors import Spec3cWarning
 from spec3c.modes.registry import mode_of_store
 from spec3c.naming import ProductNaming
 from spec3c.products import s3d
@@ -31,7 +32,9 @@ def _built(ingested, folder, **params):
     store = open_store(folder, mode="a")
     overrides = {"cube_build": {"override_cubepar": str(ingested.cubepar), **params}}
     ctx = StepContext(store, "1", mode_of_store(store), science_inputs(store, "1"), resolve_config(overrides=overrides))
-    assert cube_build.run(ctx).status == "COMPLETE"
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "cube .*max_memory", Spec3cWarning)  # tiny budget on purpose
+        assert cube_build.run(ctx).status == "COMPLETE"
     return store
 
 
@@ -109,7 +112,7 @@ def test_streamed_file_equals_the_stdatamodels_file(miri_products, tmp_path):
         name = IfuCube.names(store, "1")[0]
         cube = IfuCube.load(store, "1", name)
         planes = {k: np.concatenate([cube.read_tile(store, "1", p0)[k] for p0, _ in cube.tiles]) for k in IfuCube.PLANES}
-        meta = s3d._cube_meta(store, "1", _naming(store), cube)
+        meta = s3d._cube_meta(store, "1", s3d._resolved(store, _naming(store)), cube)
     model = s3d._model(cube, meta, planes)
     model.meta.filename = paths[0].name
     whole = tmp_path / paths[0].name
@@ -128,7 +131,7 @@ def test_streamed_file_equals_the_stdatamodels_file(miri_products, tmp_path):
 
 def test_tiled_cube_gives_the_same_product(tmp_path_factory, miri_products, tmp_path):
     paths, _ = miri_products
-    store = _built(ingested_set(tmp_path_factory, "miri", SCENE, n_dithers=2), tmp_path / "store", max_memory="7MB")
+    store = _built(ingested_set(tmp_path_factory, "miri", SCENE, n_dithers=2), tmp_path / "store", max_memory="4MB")
     with store:
         cube = IfuCube.load(store, "1", IfuCube.names(store, "1")[0])
         assert len(cube.tiles) > 2
@@ -155,3 +158,46 @@ def test_nirspec_table_and_internal_cubes(tmp_path_factory, tmp_path, params):
         else:
             assert path.name.endswith("_g395h-f290lp_internal_s3d.fits")
             assert (info.ctype1, info.cunit1) == ("NRSSLICERX", "meter")
+
+
+def test_metadata_blended_over_the_cube_inputs():
+    """NRS1 + NRS2 of one exposure: DETECTOR MULTIPLE and the exposure times summed over both files
+    (jwst's model_blender over the cube's inputs); a MIRI file counts once per band of the cube;
+    one input in the association: the first input's values stand."""
+    from types import SimpleNamespace
+
+    def record(detector: str, start: float) -> SimpleNamespace:
+        return SimpleNamespace(meta={"meta.instrument.detector": detector, "meta.exposure.exposure_time": 2334.0,
+                                     "meta.exposure.effective_exposure_time": 2334.0,
+                                     "meta.exposure.duration": 2400.0, "meta.exposure.start_time": start,
+                                     "meta.exposure.end_time": start + 0.03, "meta.exposure.mid_time": start + 0.015})
+
+    records = {"a_nrs1": record("NRS1", 60000.0), "a_nrs2": record("NRS2", 60000.0),
+               "b_nrs1": record("NRS1", 60001.0)}
+    both = SimpleNamespace(meta={"inputs": ["a_nrs1", "a_nrs2"], "blend_inputs": ["a_nrs1", "a_nrs2"]})
+    out = s3d._blended(records, both)
+    assert out["instrument.detector"] == "MULTIPLE"
+    assert out["exposure.effective_exposure_time"] == out["exposure.exposure_time"] == 4668.0
+    assert out["exposure.duration"] == 4800.0
+    one_band = SimpleNamespace(meta={"inputs": ["a_nrs1", "b_nrs1"], "blend_inputs": ["a_nrs1", "b_nrs1"]})
+    out = s3d._blended(records, one_band)
+    assert out["instrument.detector"] == "NRS1"
+    assert (out["exposure.start_time"], out["exposure.end_time"]) == (60000.0, 60001.03)
+    assert out["exposure.mid_time"] == pytest.approx(60000.515)
+    twice = SimpleNamespace(meta={"inputs": ["a_nrs1"], "blend_inputs": ["a_nrs1", "a_nrs1"]})
+    assert s3d._blended(records, twice)["exposure.exposure_time"] == 4668.0
+    assert s3d._blended(records, SimpleNamespace(meta={"inputs": ["a_nrs1"], "blend_inputs": []})) == {}
+
+
+def test_miri_multi_cube_counts_a_file_once_per_band(tmp_path_factory, tmp_path):
+    store = _built(ingested_set(tmp_path_factory, "miri", SCENE, n_dithers=2), tmp_path / "store",
+                   output_type="multi")
+    with store:
+        (path,) = s3d.write_s3d(store, "1", _naming(store), tmp_path / "out")
+    with fits.open(path) as hdul:
+        header = hdul[0].header
+        assert header["DETECTOR"] == "MIRIFUSHORT"
+        assert header["CHANNEL"] == "12"
+        # two dithers x two channels of each MIRIFUSHORT file (1000 s each)
+        assert header["EFFEXPTM"] == header["TMEASURE"] == 4000.0
+        assert header["DURATION"] == 4200.0

@@ -7,13 +7,10 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from harness import EXAMPLES, Baseline
+from harness import FS_APERTURES, Baseline, asn_of
 
 from spec3c.cli import main
 from spec3c.simulate import SimOptions, simulate
-
-#: the aperture file of the simulated NIRSpec fixed slits
-FS_APERTURES = f"--steps.extract_1d.override_extract1d={EXAMPLES / 'extract1d_nirspec_fs.json'}"
 
 
 @pytest.fixture(scope="session")
@@ -22,10 +19,6 @@ def fs_input(tmp_path_factory) -> Path:
     folder = tmp_path_factory.mktemp("fs") / "in"
     simulate("nirspec-fs", folder, SimOptions(seed=11, n_exposures=2, n_columns=100))
     return folder
-
-
-def asn_of(folder: Path) -> Path:
-    return next(folder.glob("*_asn.json"))
 
 
 @pytest.fixture(scope="session")

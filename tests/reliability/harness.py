@@ -35,6 +35,14 @@ EXAMPLES = REPO / "examples"
 #: the four commands a trial can kill
 PHASES = ("run", "ingest", "process", "export")
 
+#: the aperture file of the simulated NIRSpec fixed slits
+FS_APERTURES = f"--steps.extract_1d.override_extract1d={EXAMPLES / 'extract1d_nirspec_fs.json'}"
+
+
+def asn_of(folder: Path) -> Path:
+    """The association file in ``folder``."""
+    return next(folder.glob("*_asn.json"))
+
 
 def spec3c_command(*args: str | Path) -> list[str]:
     """The command line of ``spec3c ARGS`` with this interpreter."""

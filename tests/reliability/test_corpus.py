@@ -14,7 +14,6 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from conftest import FS_APERTURES
 from corrupt import (
     BREAKERS,
     Where,
@@ -25,8 +24,8 @@ from corrupt import (
     set_header,
     symlink_outside,
 )
-from harness import snapshot, spec3c_command
-from hypothesis import HealthCheck, given, settings
+from harness import FS_APERTURES, snapshot, spec3c_command
+from hypothesis import HealthCheck, Phase, example, given, settings
 from hypothesis import strategies as st
 
 from spec3c.cli import main
@@ -82,8 +81,11 @@ def _applicable(case: str, where: Where) -> bool:
     return not (case == "inf_value" and where.plane == "dq")
 
 
-@settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+# no shrinking: each example is a whole ``spec3c run``; a failure is reported as drawn
+@settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture],
+          phases=[Phase.explicit, Phase.reuse, Phase.generate])
 @given(case=st.sampled_from(sorted(BREAKERS)), where=MEMBER_CASES)
+@example(case="wrong_bunit", where=Where(slit=0, text=""))  # an empty BUNIT: once an AttributeError
 def test_drawn_damage_refused(fs_input, fs_output, case, where):
     if not _applicable(case, where):
         where = Where(where.slit, where.fy, where.fx, "err", where.sign, where.text)

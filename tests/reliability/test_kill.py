@@ -8,8 +8,15 @@ Also: the same products whatever runs the sources (1 or 2 local workers, Dask).
 from __future__ import annotations
 
 import pytest
-from conftest import FS_APERTURES, asn_of
-from harness import PHASES, data_differences, product_data, run_spec3c, run_trial
+from harness import (
+    FS_APERTURES,
+    PHASES,
+    asn_of,
+    data_differences,
+    product_data,
+    run_spec3c,
+    run_trial,
+)
 
 #: seed of the CI trial of each command (the kill lands just after a write chosen by the seed)
 SEEDS = {"run": 3, "ingest": 5, "process": 7, "export": 11}

@@ -7,8 +7,7 @@ import json
 from pathlib import Path
 
 from click.testing import CliRunner
-from conftest import asn_of
-from harness import data_differences, product_data
+from harness import asn_of, data_differences, product_data
 
 from spec3c.check import check_store
 from spec3c.cli import main

@@ -17,8 +17,15 @@ import warnings
 from pathlib import Path
 
 import pytest
-from conftest import FS_APERTURES, asn_of
-from harness import data_differences, product_data, run_spec3c, spec3c_command, temporaries
+from harness import (
+    FS_APERTURES,
+    asn_of,
+    data_differences,
+    product_data,
+    run_spec3c,
+    spec3c_command,
+    temporaries,
+)
 
 from spec3c.check import check_store
 from spec3c.errors import Spec3cError

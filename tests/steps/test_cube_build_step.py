@@ -13,11 +13,11 @@ import shutil
 import asdf
 import numpy as np
 import pytest
-from ifu_inputs import RA0, DEC0, Scene, ingested_set
+from ifu_inputs import DEC0, RA0, Scene, ingested_set
 
 from spec3c.algorithms.cube_setup import radec_to_std
 from spec3c.config import resolve_config
-from spec3c.errors import InputError, Spec3cError
+from spec3c.errors import InputError, Spec3cError, Spec3cWarning
 from spec3c.modes.registry import mode_of_store
 from spec3c.results import IfuCube
 from spec3c.steps import cube_build
@@ -26,6 +26,8 @@ from spec3c.store import open_store
 
 #: a flat 5 MJy/sr scene with a point source (sigma 0.25") 0.4" from the pointing
 SCENE = Scene(flat=5.0, point_flux=50.0, point_ra=RA0 + 0.3 / 3600, point_dec=DEC0 - 0.25 / 3600)
+#: a memory budget that makes the test cubes tiles of a few planes
+SMALL = "4MB"
 #: spaxels farther than this from the point source see only the flat scene (< 1e-6 of it)
 FAR = 1.6  # arcsec
 
@@ -119,8 +121,9 @@ def test_tiled_build_equals_whole_build(tmp_path_factory, context, kind, weighti
     ingested = ingested_set(tmp_path_factory, kind, SCENE)
     whole = context(ingested, weighting=weighting)
     cube_build.run(whole)
-    tiled = context(ingested, weighting=weighting, max_memory="7MB")
-    outcome = cube_build.run(tiled)
+    tiled = context(ingested, weighting=weighting, max_memory=SMALL)
+    with pytest.warns(Spec3cWarning, match="leaves little"):  # the test frames are big beside the cubes
+        outcome = cube_build.run(tiled)
     assert max(outcome.details.tiles.values()) > 2
     a, b = _cubes(whole), _cubes(tiled)
     assert a.keys() == b.keys()
@@ -260,10 +263,12 @@ def test_passes_share_the_budget():
 
 
 def test_plane_tiles_fit_the_budget():
-    tiles = cube_build.plane_tiles((100, 10, 10), budget=10_000 * cube_build.PIXEL_BYTES + 20 * 100 * cube_build.VOXEL_BYTES,
-                                   pixels=10_000)
+    tiles = cube_build.plane_tiles((100, 10, 10), budget=100 * cube_build.PIXEL_BYTES + 20 * 100 * cube_build.VOXEL_BYTES,
+                                   pixels=100)
     assert tiles[0] == (0, 20) and tiles[-1] == (80, 100) and len(tiles) == 5
     assert cube_build.plane_tiles((7, 10, 10), budget=1, pixels=10**6) == [(k, k + 1) for k in range(7)]
+    # below one exposure's needs, a quarter of the budget goes to the tiles
+    assert cube_build.plane_tiles((100, 10, 10), budget=80 * 100 * cube_build.VOXEL_BYTES, pixels=10**6)[0] == (0, 20)
     assert cube_build.plane_tiles((7, 10, 10), budget=2**40, pixels=10**6) == [(0, 7)]
 
 
@@ -282,7 +287,7 @@ def test_each_exposure_read_once_when_the_cubes_fit(tmp_path_factory, context, m
     ctx = context(ingested, **params)
     reads = []
     real = ctx.store.read_images
-    monkeypatch.setattr(ctx.store, "read_images", lambda name: reads.append(name) or real(name))
+    monkeypatch.setattr(ctx.store, "read_images", lambda name, **kw: reads.append(name) or real(name, **kw))
     outcome = cube_build.run(ctx)
     assert len(outcome.details.cubes) == (1 if params else 2)
     assert sorted(reads) == sorted(c.exposure for c in ctx.inputs.cutouts)
@@ -290,10 +295,11 @@ def test_each_exposure_read_once_when_the_cubes_fit(tmp_path_factory, context, m
 
 def test_tiled_cubes_read_each_exposure_once_per_tile(tmp_path_factory, context, monkeypatch):
     ingested = ingested_set(tmp_path_factory, "nirspec", SCENE)
-    ctx = context(ingested, max_memory="7MB")
+    ctx = context(ingested, max_memory=SMALL)
     reads = []
     real = ctx.store.read_images
-    monkeypatch.setattr(ctx.store, "read_images", lambda name: reads.append(name) or real(name))
-    outcome = cube_build.run(ctx)
+    monkeypatch.setattr(ctx.store, "read_images", lambda name, **kw: reads.append(name) or real(name, **kw))
+    with pytest.warns(Spec3cWarning, match="leaves little"):
+        outcome = cube_build.run(ctx)
     (tiles,) = outcome.details.tiles.values()
     assert tiles > 2 and len(reads) == tiles * len(ctx.inputs.cutouts)

@@ -5,13 +5,20 @@ per-pixel coordinates cube_build needs (:mod:`.miri`, :mod:`.nirspec`), plus one
 empty "marker" cutout of the association's one source carrying the exposure's
 IFU metadata (bands, footprint, rotation, slice geometry) and its gwcs.
 
-Plan: ``cube_build`` builds one ``_s3d`` cube per band (channel x sub-band, or
-grating x filter) or per channel / grating / all (``output_type``).  The
+Plan: ``outlier_detection`` (the reference's ifu mode,
+:mod:`spec3c.steps.outlier_detection_ifu`) flags each detector's pixels that
+stand out from their across-slice neighbours in every exposure and saves
+``crf/<exposure>/<slit>`` DQ (exported as ``_crf`` IFUImageModels);
+``cube_build`` builds one ``_s3d`` cube per band (channel x sub-band, or
+grating x filter) or per channel / grating / all (``output_type``);
+``extract_1d`` extracts one ``_x1d`` spectrum from each cube
+(:mod:`spec3c.steps.extract_1d_ifu`, the rules in :mod:`.extraction`);
+MIRI MRS then runs ``spectral_leak`` on the channel 3A spectrum.  The
 reference's spec3 plan around it is ``assign_mtwcs, master_background,
 outlier_detection (mode ifu), cube_build, extract_1d, spectral_leak (MRS)``: a
-step added to this package's ``*_PLAN`` runs on the same source; an
-``outlier_detection`` that saves ``crf/<exposure>/<slit>`` DQ results is used
-by cube_build (flagged pixels are not mapped), and extract_1d reads the
+step added to this package's ``*_PLAN`` runs on the same source; the
+``crf/<exposure>/<slit>`` DQ results are used by cube_build (flagged pixels
+are not mapped), and extract_1d reads the
 stored cubes (``spec3c.results.IfuCube``).
 """
 
@@ -25,7 +32,8 @@ import numpy as np
 
 from ...errors import Spec3cError
 from ...naming import SourceNaming
-from ..base import SOURCE, Mode
+from ..base import CUBE, EXPOSURE, SOURCE, Extraction, Mode
+from .extraction import MIRI_EXTRACTION, NIRSPEC_EXTRACTION
 from .miri import read_miri_frames
 from .nirspec import read_nirspec_frames
 from .traits import MIRI_TRAITS, NIRSPEC_TRAITS
@@ -35,10 +43,13 @@ if TYPE_CHECKING:
     from ...steps.context import SourceInputs
     from ...store.records import Cutout
 
-#: the steps run per association, in the reference's order (outlier_detection ifu,
-#: extract_1d for cubes and spectral_leak go here once spec3c has them)
-IFU_PLAN = ("cube_build",)
-IFU_PRODUCTS = {"s3d": SOURCE}
+#: the steps run per association, in the reference's order; outlier_detection runs the reference's
+#: ifu mode (:mod:`spec3c.steps.outlier_detection_ifu`)
+IFU_PLAN = ("outlier_detection", "cube_build", "extract_1d")
+#: MIRI MRS: then spectral_leak corrects the channel 3A spectrum (:mod:`spec3c.steps.spectral_leak`)
+MRS_PLAN = (*IFU_PLAN, "spectral_leak")
+#: crf: one IFUImageModel per input exposure (:mod:`spec3c.products.ifu_crf`)
+IFU_PRODUCTS = {"crf": EXPOSURE, "s3d": SOURCE, "x1d": CUBE}
 
 
 def miri_cutouts(model: Any, name: str, path: Path) -> list[Cutout]:
@@ -62,12 +73,13 @@ MIRI_MRS = Mode(
     exp_types=("MIR_MRS",),
     read_cutouts=miri_cutouts,
     read_frames=read_miri_frames,
-    plan=IFU_PLAN,
+    plan=MRS_PLAN,
     build_grid=no_slit_grid,
     products=IFU_PRODUCTS,
     naming=SourceNaming(whole_association=True),
     background_2d=no_background_2d,
     image_exposures=True,
+    extraction=Extraction(apcorr=MIRI_EXTRACTION.apcorr, ifu=MIRI_EXTRACTION),
     cube=MIRI_TRAITS,
 )
 
@@ -82,5 +94,6 @@ NIRSPEC_IFU = Mode(
     naming=SourceNaming(whole_association=True),
     background_2d=no_background_2d,
     image_exposures=True,
+    extraction=Extraction(apcorr=NIRSPEC_EXTRACTION.apcorr, ifu=NIRSPEC_EXTRACTION),
     cube=NIRSPEC_TRAITS,
 )

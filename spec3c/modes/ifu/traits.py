@@ -50,6 +50,9 @@ class IfuTraits:
         NIRSpec slice-line field-of-view DQ flags (else none, as the reference's MIRI code).
     internal_cal : bool
         ``coord_system=internal_cal`` is allowed (NIRSpec only).
+    across_slice_axis : int
+        Frame axis across the slices (perpendicular to the dispersion): MIRI 1
+        (x), NIRSpec 0 (y); outlier_detection compares neighbours along it.
     """
 
     instrument: str
@@ -59,6 +62,7 @@ class IfuTraits:
     spectral_tears: bool
     slice_fov: bool
     internal_cal: bool
+    across_slice_axis: int = 1
 
     def region(self, band: BandKey) -> str:
         """Key of a band's entries in the exposure's ``ifu`` metadata."""
@@ -139,5 +143,5 @@ MIRI_TRAITS = IfuTraits(
 NIRSPEC_TRAITS = IfuTraits(
     instrument="NIRSPEC", band_order=_nirspec_bands(),
     group_by={"band": "band", "grating": "band"},
-    per_channel=False, spectral_tears=False, slice_fov=True, internal_cal=True,
+    per_channel=False, spectral_tears=False, slice_fov=True, internal_cal=True, across_slice_axis=0,
 )
