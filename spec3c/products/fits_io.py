@@ -97,11 +97,30 @@ def atomic_save(model: Any, path: str | os.PathLike[str], *, fast: bool = False)
     validate_strict(model)
     try:
         _write_then_rename(model, path, fast)
-    except OSError as exc:
+    except Exception as exc:
+        os_error = _os_error_of(exc)
+        if os_error is None:
+            raise
+        # a short write (astropy: "N requested and M written", no errno) is a full disk or file-size limit too
+        short = os_error.errno is None and "written" in str(os_error)
+        reason = "File too large or disk full (a short write)" if short else (os_error.strerror or str(os_error))
         hint = ("; free space (or raise the file-size limit) and export again: the products already "
-                "written are complete" if exc.errno in _NO_SPACE else "")
-        raise Spec3cError(f"{path}: the product could not be written: {exc.strerror or exc}{hint}") from exc
+                "written are complete" if short or os_error.errno in _NO_SPACE else "")
+        raise Spec3cError(f"{path}: the product could not be written: {reason}{hint}") from exc
     return path
+
+
+def _os_error_of(exc: BaseException) -> OSError | None:
+    """The OSError behind ``exc``: itself, or one it was raised while handling (astropy's clean-up
+    after a failed write, e.g. a full disk, can raise an unrelated error on top of it)."""
+    seen: set[int] = set()
+    error: BaseException | None = exc
+    while error is not None and id(error) not in seen:
+        if isinstance(error, OSError):
+            return error
+        seen.add(id(error))
+        error = error.__cause__ or error.__context__
+    return None
 
 
 def _write_then_rename(model: Any, path: Path, fast: bool) -> None:

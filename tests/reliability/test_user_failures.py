@@ -50,6 +50,8 @@ def test_file_size_limit_mid_export(fs_baseline, tmp_path, workers):
     assert res.returncode == 1, res.stderr
     assert "Traceback" not in res.stderr
     assert "File too large" in res.stderr and "export again" in res.stderr
+    failed = [line for line in res.stderr.splitlines() if line.startswith("  ") and ": " in line]
+    assert failed and all("File too large" in line for line in failed), res.stderr  # each one clear
     assert sum(line.startswith("Error:") for line in res.stderr.splitlines()) == 1
     written = product_data(out)
     assert written, "the products under the limit are written"
