@@ -14,6 +14,8 @@ REF_VENV  := .venv-jwst
 REF_STAMP := $(REF_VENV)/.jwst-installed
 
 SOAK_TRIALS ?= 50
+# pytest-xdist processes for `make test` (a test file stays on one; the oracle's shared jwst runs are made once)
+TEST_WORKERS ?= 2
 
 .PHONY: demo test lint bench soak clean
 
@@ -38,7 +40,8 @@ demo: $(STAMP)
 	$(BIN)/spec3c ls $(DEMO)/output/spec3c.store --sources
 
 test: lint $(REF_STAMP)
-	SPEC3C_JWST_PYTHON=$(CURDIR)/$(REF_VENV)/bin/python OMP_NUM_THREADS=2 $(BIN)/python -m pytest -q
+	SPEC3C_JWST_PYTHON=$(CURDIR)/$(REF_VENV)/bin/python OMP_NUM_THREADS=2 $(BIN)/python -m pytest -q \
+		-n $(TEST_WORKERS) --dist loadfile
 
 lint: $(STAMP)
 	$(BIN)/ruff check spec3c tests benchmarks

@@ -9,7 +9,7 @@
    2 workers) with each executor: ``pool`` (the local process pool) and
    ``cluster`` (``--scheduler local:2``, a Dask LocalCluster); peak memory is
    the PSS summed over the whole process tree (Dask nanny and workers
-   included), sampled every 0.5 s.
+   included), sampled every 50 ms (``measure.py``; the reference the same way).
 3. Runs the reference (jwst calwebb_spec3) on subsets of the *same* data:
    the first K slitlets of every exposure, for each K of
    ``--reference-sources``; its per-source cost at two sizes shows whether
@@ -30,61 +30,19 @@ import argparse
 import importlib.util
 import json
 import shutil
-import subprocess
 import sys
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import psutil
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+from measure import Measured, load_oracle, measure, measure_reference  # noqa: E402
+
 APERTURE = {"id": "NRS_MSASPEC", "region_type": "target", "disp_axis": 1, "extract_width": 5,
             "use_source_posn": True}
 EXECUTORS = {"pool": ["--workers", "2"], "cluster": ["--scheduler", "local:2"]}
-
-
-def _oracle():  # type: ignore[no-untyped-def]
-    spec = importlib.util.spec_from_file_location("spec3c_oracle", HERE / "oracle.py")
-    module = importlib.util.module_from_spec(spec)
-    assert spec.loader is not None
-    sys.modules["spec3c_oracle"] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-@dataclass
-class Measured:
-    seconds: float
-    peak_pss_mb: float
-
-
-def _tree_pss(root: psutil.Process) -> int:
-    total = 0
-    for proc in [root, *root.children(recursive=True)]:
-        try:
-            total += proc.memory_full_info().pss
-        except psutil.Error:  # gone between listing and reading, or not ours to read
-            pass
-    return total
-
-
-def measure(cmd: list[str], log: Path) -> Measured:
-    """Run ``cmd``; wall time and peak PSS summed over it and all its descendants."""
-    start = time.perf_counter()
-    with log.open("w") as out:
-        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT)
-        root = psutil.Process(proc.pid)
-        peak = 0
-        while proc.poll() is None:
-            try:
-                peak = max(peak, _tree_pss(root))
-            except psutil.Error:
-                pass
-            time.sleep(0.5)
-    if proc.returncode != 0:
-        sys.exit(f"failed ({proc.returncode}): {' '.join(cmd)}\n{log.read_text()[-3000:]}")
-    return Measured(time.perf_counter() - start, peak / 2**20)
 
 
 def run_spec3c(asn: Path, aperture: Path, work: Path, executor: str) -> dict[str, Measured]:
@@ -142,7 +100,7 @@ def main() -> None:
     parser.add_argument("--project-to", type=int, default=600,
                         help="Also extrapolate both pipelines linearly to this many sources.")
     args = parser.parse_args()
-    oracle = _oracle()
+    oracle = load_oracle()
     from spec3c.simulate import SimOptions, simulate
 
     work = (args.workdir / f"mos{args.sources}x{args.exposures}").resolve()
@@ -167,10 +125,10 @@ def main() -> None:
     for k in sizes:
         sub = subset(asn, k, work / f"ref{k}" / "input")
         shutil.rmtree(work / f"ref{k}" / "out", ignore_errors=True)
-        run = oracle.run_reference(sub, work / f"ref{k}" / "out", extract1d=aperture, timeout=args.reference_timeout)
+        run = measure_reference(sub, work / f"ref{k}" / "out", extract1d=aperture, timeout=args.reference_timeout)
         if not run.ok:
             sys.exit(f"reference on {k} sources failed ({run.returncode}); log {run.log_path}")
-        reference.append((k, run.wall_seconds, run.peak_rss_mb))
+        reference.append((k, run.wall_seconds, run.peak_pss_mb))
     _print(args, simulated, ours, reference, work)
 
 
@@ -189,7 +147,7 @@ def _print(args, simulated, ours, reference, work) -> None:  # type: ignore[no-u
               f"{total:8.1f} {total / 60:9.1f} {peak:13.0f} {m['again'].seconds:16.1f} {m['export again'].seconds:15.1f}")
     if not reference:
         return
-    print(f"\n{'jwst on':<9} {'wall s':>9} {'s/source':>10} {'peak RSS MiB':>13}")
+    print(f"\n{'jwst on':<9} {'wall s':>9} {'s/source':>10} {'peak PSS MiB':>13}")
     for k, wall, peak in reference:
         print(f"{k:<3}sources {wall:9.1f} {wall / k:10.1f} {peak:13.0f}")
     intercept, per_source = _line([(k, wall) for k, wall, _ in reference])

@@ -5,64 +5,34 @@
 For each size: simulate MOS (N sources x 3 exposures), write one EXTRACT1D
 aperture file used by both pipelines (NRS_MSASPEC, width 5, centred on the
 source), run spec3c's three stages and the reference in fresh processes, and
-print one table: wall time and peak memory (sum of RSS over the process tree,
-sampled every 50 ms) of each, their ratio, and the agreement of products —
-per-source median |dflux|/flux of x1d for sources with S/N > 10 (from the
-simulator truth), and the s2d relative difference over pixels with weight > 0.
+print one table: wall time and peak memory (PSS summed over the process tree,
+sampled every 50 ms by ``measure.py``, both pipelines) of each, their ratio,
+and the agreement of products — per-source median |dflux|/flux of x1d for
+sources with S/N > 10 (from the simulator truth), and the s2d relative
+difference over pixels with weight > 0.
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import shutil
-import subprocess
 import sys
-import time
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
 import numpy as np
-import psutil
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+# bench_modes.py imports Measured, _oracle and measure from here
+from measure import Measured, measure, measure_reference  # noqa: E402
+from measure import load_oracle as _oracle  # noqa: E402
+
+__all__ = ["Measured", "_oracle", "measure", "run_spec3c", "s2d_agreement", "x1d_agreement"]
+
 APERTURE = {"id": "NRS_MSASPEC", "region_type": "target", "disp_axis": 1, "extract_width": 5,
             "use_source_posn": True}
-
-
-def _oracle():  # type: ignore[no-untyped-def]
-    spec = importlib.util.spec_from_file_location("spec3c_oracle", HERE / "oracle.py")
-    module = importlib.util.module_from_spec(spec)
-    assert spec.loader is not None
-    sys.modules["spec3c_oracle"] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-@dataclass
-class Measured:
-    seconds: float
-    peak_mb: float
-
-
-def measure(cmd: list[str], cwd: Path | None = None) -> Measured:
-    """Run ``cmd``; wall time and peak total RSS of it and all its children."""
-    start = time.perf_counter()
-    proc = subprocess.Popen(cmd, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    parent = psutil.Process(proc.pid)
-    peak = 0
-    while proc.poll() is None:
-        try:
-            procs = [parent, *parent.children(recursive=True)]
-            peak = max(peak, sum(p.memory_info().rss for p in procs if p.is_running()))
-        except psutil.Error:
-            pass
-        time.sleep(0.05)
-    out = proc.stdout.read() if proc.stdout else ""
-    if proc.returncode != 0:
-        sys.exit(f"failed ({proc.returncode}): {' '.join(cmd)}\n{out[-3000:]}")
-    return Measured(time.perf_counter() - start, peak / 2**20)
 
 
 def run_spec3c(asn: Path, aperture: Path, work: Path) -> dict[str, Measured]:
@@ -71,10 +41,10 @@ def run_spec3c(asn: Path, aperture: Path, work: Path) -> dict[str, Measured]:
     for p in (store, out):
         shutil.rmtree(p, ignore_errors=True)
     return {
-        "ingest": measure([exe, "ingest", str(asn), "--store", str(store)]),
+        "ingest": measure([exe, "ingest", str(asn), "--store", str(store)], work / "spec3c_ingest.log"),
         "process": measure([exe, "process", str(store), "--workers", "2",
-                            f"--steps.extract_1d.override_extract1d={aperture}"]),
-        "export": measure([exe, "export", str(store), "--output-dir", str(out)]),
+                            f"--steps.extract_1d.override_extract1d={aperture}"], work / "spec3c_process.log"),
+        "export": measure([exe, "export", str(store), "--output-dir", str(out)], work / "spec3c_export.log"),
     }
 
 
@@ -132,7 +102,7 @@ class _Sim:
 @dataclass
 class _LoggedRun:
     wall_seconds: float
-    peak_rss_mb: float
+    peak_pss_mb: float
     partial: int | None = None
 
 
@@ -188,7 +158,7 @@ def main() -> None:
             ref = _logged_reference(work / "reference")
         elif not args.no_reference and oracle.jwst_python() is not None:
             shutil.rmtree(work / "reference", ignore_errors=True)
-            ref = oracle.run_reference(sim.asn_path, work / "reference", extract1d=aperture)
+            ref = measure_reference(sim.asn_path, work / "reference", extract1d=aperture)
         truth = load_truth(sim.truth_path)
         agree = (x1d_agreement(work / "spec3c_out", work / "reference", truth) + s2d_agreement(
             work / "spec3c_out", work / "reference")) if ref else None
@@ -198,7 +168,7 @@ def main() -> None:
 
 def _print(rows, n_exposures: int) -> None:  # type: ignore[no-untyped-def]
     print(f"\nNIRSpec MOS, {n_exposures} exposures per source, 2 cores "
-          "(peak = total RSS of the process tree)\n")
+          "(peak = PSS summed over the process tree)\n")
     head = (f"{'sources':>7} {'ingest s':>9} {'process s':>10} {'export s':>9} {'p+e s':>7} {'spec3c MiB':>11} "
             f"{'jwst s':>8} {'jwst MiB':>9} {'speed-up p+e':>13} {'speed-up all':>13} "
             f"{'x1d med|df|/f':>14} {'n':>4} {'s2d med':>9} {'s2d p95':>9} {'n':>4}")
@@ -206,12 +176,12 @@ def _print(rows, n_exposures: int) -> None:  # type: ignore[no-untyped-def]
     for n, ours, ref, agree in rows:
         pe = ours["process"].seconds + ours["export"].seconds
         total = pe + ours["ingest"].seconds
-        peak = max(m.peak_mb for m in ours.values())
+        peak = max(m.peak_pss_mb for m in ours.values())
         line = (f"{n:7d} {ours['ingest'].seconds:9.1f} {ours['process'].seconds:10.1f} "
                 f"{ours['export'].seconds:9.1f} {pe:7.1f} {peak:11.0f}")
         if ref is not None:
             x1d, nx, s2d_med, s2d_95, ns = agree
-            line += (f" {ref.wall_seconds:8.1f} {ref.peak_rss_mb:9.0f} {ref.wall_seconds / pe:13.1f} "
+            line += (f" {ref.wall_seconds:8.1f} {ref.peak_pss_mb:9.0f} {ref.wall_seconds / pe:13.1f} "
                      f"{ref.wall_seconds / total:13.1f} {x1d:14.1e} {nx:4d} {s2d_med:9.2e} {s2d_95:9.2e} {ns:4d}")
         print(line)
         if ref is not None and getattr(ref, "partial", None) is not None:

@@ -22,8 +22,10 @@ This module is a leaf: it imports only the standard library.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import socket
 import sys
 import threading
 import time
@@ -367,12 +369,12 @@ class LogForwarder:
         if self._closed:
             return
         self._closed = True
-        from multiprocessing.connection import Client
-
-        try:  # accept() does not return when the listener is closed under it: a last connection wakes it
-            Client(self.address, family="AF_UNIX", authkey=self.authkey).close()
-        except (OSError, EOFError):
-            pass
+        # accept() does not return when the listener is closed under it: a last connection wakes it.  A bare
+        # socket, not a Client: a Client waits for the handshake, forever if the accepting thread saw
+        # ``_closed`` and ended before this connection (the handshake fails on the bare socket, as meant).
+        with contextlib.suppress(OSError), socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as wake:
+            wake.settimeout(timeout)
+            wake.connect(self.address)
         deadline = time.monotonic() + timeout
         self._accepting.join(timeout)
         self._listener.close()

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import io
 import logging
+import socket
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -230,3 +232,18 @@ def test_a_worker_forwards_its_records(tmp_path, caplog):
     got = [(r.name, r.levelno, r.getMessage()) for r in caplog.records]
     assert ("spec3c.step.x", logging.WARNING, "a b") in got and ("spec3c.process", logging.DEBUG, "tb") in got
     assert any("ValueError: boom" in (r.exc_text or "") for r in caplog.records)
+
+
+def test_close_returns_when_the_accepting_thread_has_already_ended():
+    """close() must not wait on a handshake nobody answers (it once hung CI this way)."""
+    forwarder = logs.LogForwarder()
+    forwarder._closed = True  # the accepting thread sees this after its next connection ...
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as nudge:
+        nudge.connect(forwarder.address)
+    forwarder._accepting.join(10)
+    assert not forwarder._accepting.is_alive()
+    forwarder._closed = False  # ... and ended: close() is now called with nobody accepting
+    closing = threading.Thread(target=forwarder.close, daemon=True)
+    closing.start()
+    closing.join(20)
+    assert not closing.is_alive(), "LogForwarder.close() hangs when the accepting thread has ended"

@@ -8,6 +8,7 @@ import os
 import re
 import socket
 import tempfile
+import time
 import warnings
 from pathlib import Path
 from typing import Any
@@ -29,14 +30,37 @@ def _host() -> str:
     return socket.gethostname().replace(".", "-")
 
 
-def _alive(pid: int) -> bool:
+def _writer_alive(pid: int, written: float) -> bool:
+    """Whether the process ``pid`` that last modified a temporary file at ``written`` still runs.
+
+    A killed writer whose parent died too stays a zombie until init reaps it,
+    and ``kill(pid, 0)`` succeeds on a zombie: on Linux the process state is
+    read from ``/proc``.  A process that started after the file was written
+    is a later one given the same pid, not the writer.
+    """
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
-        return True  # another user's live process
-    return True
+        pass  # another user's process: /proc still tells its state
+    state = _proc_state(pid)
+    if state is None:  # no /proc (not Linux): trust kill()
+        return True
+    status, started = state
+    return status not in ("Z", "X") and started <= written
+
+
+def _proc_state(pid: int) -> tuple[str, float] | None:
+    """(state letter, start time as Unix time) of ``pid`` from ``/proc``; None where there is no ``/proc``."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        uptime = float(Path("/proc/uptime").read_text().split()[0])
+    except OSError:
+        return ("X", 0.0) if Path("/proc/self/stat").exists() else None  # gone since kill(), or no /proc
+    fields = stat[stat.rindex(")") + 2:].split()  # after "pid (comm) ": fields[0] is the state
+    started = time.time() - uptime + int(fields[19]) / os.sysconf("SC_CLK_TCK")  # stat field 22
+    return fields[0], started - 1.0  # a second of slack for clock-tick rounding
 
 
 def remove_stale_temporaries(folder: str | os.PathLike[str]) -> list[Path]:
@@ -49,7 +73,13 @@ def remove_stale_temporaries(folder: str | os.PathLike[str]) -> list[Path]:
     host = _host()
     for path in Path(folder).glob(".*.tmp"):
         match = _TEMPORARY.match(path.name)
-        if match and match["host"] == host and not _alive(int(match["pid"])):
+        if not match or match["host"] != host:
+            continue
+        try:
+            written = path.stat().st_mtime
+        except FileNotFoundError:
+            continue  # its writer finished meanwhile
+        if not _writer_alive(int(match["pid"]), written):
             path.unlink(missing_ok=True)
             removed.append(path)
     return removed

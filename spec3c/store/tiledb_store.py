@@ -57,6 +57,8 @@ _ARRAYS = ("exposures", "cutouts", "images", "results")
 _FRAMES = "frames"
 #: tile extents (rows, columns) of the full-frame arrays
 _FRAME_TILE = (64, 512)
+#: memory budgets tried in turn for a consolidation (the first is _config's): a cell must fit the buffers
+_CONSOLIDATION_BUDGETS = (256 * 2**20, 2 * 2**30, 8 * 2**30)
 #: reads retried after a concurrent consolidation vacuumed the fragments they had opened
 _READ_ATTEMPTS = 5
 
@@ -488,15 +490,31 @@ class TileDBStore(Store):
         for name in _ARRAYS:
             uri = self._uri(name)
             for mode in ("fragments", "fragment_meta"):
-                cfg = _config()
-                cfg["sm.consolidation.mode"] = mode
-                cfg["sm.vacuum.mode"] = mode
                 try:
-                    tiledb.consolidate(uri, config=cfg, ctx=self.ctx)
-                    tiledb.vacuum(uri, config=cfg, ctx=self.ctx)
+                    self._consolidate(uri, mode)
                 except tiledb.TileDBError as exc:
                     warnings.warn(f"{uri}: consolidation ({mode}) failed, reads may be slower: {exc}",
                                   Spec3cWarning, stacklevel=2)
+
+    def _consolidate(self, uri: str, mode: str) -> None:
+        """Consolidate then vacuum ``uri``; with a larger memory budget when one cell does not fit in it.
+
+        A result cell (an IFU cube's planes) can be larger than the consolidation
+        buffers of the small default budget: libtiledb then reads 0 cells.
+        """
+        for budget in _CONSOLIDATION_BUDGETS:
+            cfg = _config()
+            cfg["sm.consolidation.mode"] = mode
+            cfg["sm.vacuum.mode"] = mode
+            cfg["sm.mem.total_budget"] = str(budget)
+            try:
+                tiledb.consolidate(uri, config=cfg, ctx=self.ctx)
+            except tiledb.TileDBError as exc:
+                if "read 0 cells" not in str(exc) or budget == _CONSOLIDATION_BUDGETS[-1]:
+                    raise
+                continue
+            tiledb.vacuum(uri, config=cfg, ctx=self.ctx)
+            return
 
 
 def _frame_planes(images: Mapping[str, np.ndarray]) -> dict[str, str]:

@@ -45,3 +45,19 @@ def jwst_py(oracle: ModuleType) -> Path:
             pytest.fail(f"SPEC3C_JWST_PYTHON={wanted}: no executable python there")
         pytest.skip("no jwst venv (set SPEC3C_JWST_PYTHON, or `make test` creates .venv-jwst)")
     return py
+
+
+@pytest.fixture(scope="session")
+def mrs_reference(tmp_path_factory, oracle: ModuleType, jwst_py: Path):
+    """(simulation, jwst ReferenceRun, jwst steps) of calwebb_spec3 on the shared MIRI MRS dataset."""
+    from shared_runs import ifu_reference
+
+    return ifu_reference("miri-mrs", tmp_path_factory, oracle, jwst_py)
+
+
+@pytest.fixture(scope="session")
+def nirspec_ifu_reference(tmp_path_factory, oracle: ModuleType, jwst_py: Path):
+    """(simulation, jwst ReferenceRun, jwst steps) of calwebb_spec3 on the shared NIRSpec IFU dataset."""
+    from shared_runs import ifu_reference
+
+    return ifu_reference("nirspec-ifu", tmp_path_factory, oracle, jwst_py)

@@ -1,18 +1,18 @@
-"""outlier_detection (mode ifu) against jwst 3.0.0's OutlierDetectionStep on simulated IFU cal files.
+"""outlier_detection (mode ifu) against jwst 3.0.0 on simulated IFU cal files.
 
-jwst runs the step alone on the association (it picks the ``ifu`` mode from
-EXP_TYPE and saves one ``<input>_<asn_id>_outlierdetectionstep.fits`` per
-input); spec3c runs ``spec3c run`` (outlier_detection only) and exports its
-``_crf`` files, and ``spec3c step outlier_detection`` writes the standalone
-copies under jwst's names.  Per exposure the OUTLIER flags must be identical,
-and so must the whole DQ and the SCI/ERR NaNs.  MIRI MRS: 4 dithers of MIRIFUSHORT
-(neighbours along x); NIRSpec IFU: 2 dithers of NRS1 and NRS2 (along y).
+jwst's calwebb_spec3 run on each IFU dataset (shared with the other IFU oracle
+modules, ``shared_runs.py``) writes one ``_crf`` per input; spec3c runs
+``spec3c run`` (outlier_detection only) on the same association and exports
+its ``_crf`` files, and ``spec3c step outlier_detection`` writes the
+standalone copies under the names jwst's OutlierDetectionStep gives them.
+Per exposure the OUTLIER flags must be identical, and so must the whole DQ
+and the SCI/ERR NaNs.  MIRI MRS: 4 dithers of MIRIFUSHORT (neighbours along
+x); NIRSpec IFU: 4 dithers of NRS1 and NRS2 (along y).
 """
 
 from __future__ import annotations
 
 import json
-import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -22,47 +22,34 @@ from stdatamodels.jwst import datamodels as dm
 
 from spec3c import dqflags
 from spec3c.cli import main
-from spec3c.simulate import SimOptions, simulate
 
 pytestmark = [pytest.mark.oracle, pytest.mark.slow]
 
-SCRIPT = """
-import json, sys
-from jwst.outlier_detection import OutlierDetectionStep
-cfg = json.loads(sys.argv[1])
-OutlierDetectionStep.call(cfg["asn"], save_results=True, output_dir=cfg["out"])
-"""
 
-CASES = {
-    "miri-mrs": SimOptions(seed=3, n_exposures=4, channels=(1, 2), bands=("SHORT",)),
-    "nirspec-ifu": SimOptions(seed=21, n_exposures=2, n_sources=1, n_columns=128),
-}
-
-
-@pytest.fixture(scope="module", params=sorted(CASES))
-def both(request, tmp_path_factory, oracle, jwst_py):
+@pytest.fixture(scope="module", params=["miri-mrs", "nirspec-ifu"])
+def both(request, tmp_path_factory):
     mode = request.param
+    sim, run, _ = request.getfixturevalue("mrs_reference" if mode == "miri-mrs" else "nirspec_ifu_reference")
+    assert run.returncode == 0, run.log_path.read_text()[-3000:]
     root = tmp_path_factory.mktemp(f"oracle_ifu_outlier_{mode}")
-    sim = simulate(mode, root / "input", CASES[mode])
-    (root / "jwst").mkdir()
-    done = subprocess.run([str(jwst_py), "-c", SCRIPT, json.dumps({"asn": str(sim.asn_path), "out": str(root / "jwst")})],
-                          capture_output=True, text=True, env=oracle.offline_env(oracle.make_crds_cache(root / "crds")),
-                          timeout=900, check=False)
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     res = CliRunner().invoke(main, ["run", str(sim.asn_path), "-o", str(root / "spec3c"), "--workers", "1",
                                     "--skip", "cube_build", "--skip", "extract_1d"])
     assert res.exit_code == 0, res.output
-    return mode, sim, root, done.stderr
+    return mode, sim, root, run
+
+
+def _reference_crf(run, cal: Path, asn_id: str) -> Path:
+    return run.products["crf"][0].parent / cal.name.replace("_cal.fits", f"_{asn_id}_crf.fits")
 
 
 def test_outlier_flags_identical_to_jwst(both):
-    mode, sim, root, log = both
+    mode, sim, root, run = both
     asn_id = json.loads(sim.asn_path.read_text())["asn_id"]
-    assert "Outlier Detection mode: ifu" in log
+    assert "Outlier Detection mode: ifu" in run.log_path.read_text()
     lines = []
     for cal in sim.cal_paths:
         stem = cal.name.removesuffix("_cal.fits")
-        ref_path = root / "jwst" / f"{stem}_{asn_id}_outlierdetectionstep.fits"
+        ref_path = _reference_crf(run, cal, asn_id)
         ours_path = root / "spec3c" / f"{stem}_{asn_id}_crf.fits"
         with dm.open(ref_path) as ref, dm.open(ours_path) as ours:
             assert isinstance(ours, dm.IFUImageModel)
@@ -85,13 +72,17 @@ def test_crf_names_match(both):
 
 
 def test_standalone_step_equals_jwst(both):
-    mode, sim, root, _ = both
+    """``spec3c step outlier_detection`` writes jwst's standalone names with the data of jwst's ``_crf``."""
+    mode, sim, root, run = both
+    asn_id = json.loads(sim.asn_path.read_text())["asn_id"]
     res = CliRunner().invoke(main, ["step", "outlier_detection", str(sim.asn_path), "-o", str(root / "step")])
     assert res.exit_code == 0, res.output
     ours = sorted((root / "step").glob("*.fits"))
-    assert [p.name for p in ours] == sorted(p.name for p in (root / "jwst").glob("*.fits"))
-    for path in ours:
-        with dm.open(path) as mine, dm.open(root / "jwst" / path.name) as ref:
+    assert [p.name for p in ours] == sorted(c.name.replace("_cal.fits", f"_{asn_id}_outlierdetectionstep.fits")
+                                            for c in sim.cal_paths)
+    for cal in sim.cal_paths:
+        mine_path = root / "step" / cal.name.replace("_cal.fits", f"_{asn_id}_outlierdetectionstep.fits")
+        with dm.open(mine_path) as mine, dm.open(_reference_crf(run, cal, asn_id)) as ref:
             np.testing.assert_array_equal(mine.dq, ref.dq)
             np.testing.assert_array_equal(mine.data, ref.data)
             np.testing.assert_array_equal(mine.err, ref.err)

@@ -6,10 +6,10 @@
    APCORR files and parameters.  The differences measure the extraction only: every
    column must agree to float64 rounding of the aperture areas (the issue's target,
    median |dFLUX|/FLUX <= 1e-3, is met by many orders of magnitude).
-2. End to end: jwst ``calwebb_spec3`` and ``spec3c run`` on the same simulated MIRI
-   MRS and NIRSpec IFU exposures (the simulators' reference files; outlier_detection
-   skipped on both sides, so that the x1d differences are those of cube_build and
-   extract_1d), x1d against x1d;
+2. End to end: jwst ``calwebb_spec3`` (the run shared with the other IFU oracle
+   modules, ``shared_runs.py``) and ``spec3c run`` on the same simulated MIRI MRS and
+   NIRSpec IFU exposures with the simulators' reference files, x1d against x1d
+   (outlier_detection flags the same pixels on both sides: test_ifu_outlier_reference);
    and ``spec3c step extract_1d`` on jwst's own ``_s3d`` against jwst's ``_x1d``.
 
 jwst's residual fringe correction (``ifu_rfcorr``) is switched off: spec3c does not
@@ -173,25 +173,14 @@ def test_extraction_of_the_same_cubes(tmp_path_factory, tmp_path, oracle, jwst_p
     assert max(medians.values()) <= 1e-3
 
 
-def _end_to_end(tmp_path: Path, oracle, jwst_py: Path, mode: str, options, cube_params: dict) -> None:
+def _end_to_end(tmp_path: Path, reference: tuple, mode: str) -> None:
     from click.testing import CliRunner
 
     from spec3c.cli import main
-    from spec3c.simulate import simulate
 
-    res = simulate(mode, tmp_path / "input", options)
-    if mode == "miri-mrs":
-        from spec3c.simulate.miri.mrs import reference_file_paths
-    else:
-        from spec3c.simulate.nirspec.ifu import reference_file_paths
-    steps = reference_file_paths(res.asn_path).jwst_overrides()
-    steps["extract_1d"].update(apply_apcorr=True, ifu_rfcorr=False)
-    steps["cube_build"].update(cube_params)
-    steps["outlier_detection"] = {"skip": True}
-    run = oracle.run_reference(res.asn_path, tmp_path / "jwst", steps=steps, timeout=1800, python=jwst_py)
+    res, run, steps = reference
     assert run.returncode == 0, run.log_path.read_text()[-3000:]
-    args = ["run", str(res.asn_path), "--output-dir", str(tmp_path / "spec3c"), "--workers", "1",
-            "--skip", "outlier_detection"]
+    args = ["run", str(res.asn_path), "--output-dir", str(tmp_path / "spec3c"), "--workers", "1"]
     for step in ("cube_build", "extract_1d"):
         args += [f"--steps.{step}.{k}={v}" for k, v in steps[step].items()]
     result = CliRunner().invoke(main, args, catch_exceptions=False)
@@ -222,15 +211,9 @@ def _end_to_end(tmp_path: Path, oracle, jwst_py: Path, mode: str, options, cube_
         _compare_x1d(ref, mine)
 
 
-def test_mrs_end_to_end(tmp_path, oracle, jwst_py):
-    from spec3c.simulate import SimOptions
-
-    _end_to_end(tmp_path, oracle, jwst_py, "miri-mrs",
-                SimOptions(seed=3, n_exposures=2, channels=(1,), bands=("SHORT",)), {"channel": "1"})
+def test_mrs_end_to_end(tmp_path, mrs_reference):
+    _end_to_end(tmp_path, mrs_reference, "miri-mrs")
 
 
-def test_nirspec_ifu_end_to_end(tmp_path, oracle, jwst_py):
-    from spec3c.simulate import SimOptions
-
-    _end_to_end(tmp_path, oracle, jwst_py, "nirspec-ifu", SimOptions(seed=21, n_exposures=2, n_sources=1,
-                                                                      n_columns=64), {})
+def test_nirspec_ifu_end_to_end(tmp_path, nirspec_ifu_reference):
+    _end_to_end(tmp_path, nirspec_ifu_reference, "nirspec-ifu")

@@ -10,57 +10,16 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from shared_runs import SLIT_CASES, slit_case
 from stdatamodels.jwst import datamodels
 
 from spec3c import dqflags
-from spec3c.config import resolve_config
-from spec3c.ingest import ingest
-from spec3c.process import process_store
-from spec3c.products import ProductNaming, export_store
-from spec3c.results import load_association
-from spec3c.simulate import SimOptions, simulate
-from spec3c.store import open_store
 
 pytestmark = pytest.mark.oracle
 
-_LRS_FS = [{"id": "MIR_LRS-FIXEDSLIT", "disp_axis": 2, "extract_width": 9, "use_source_posn": True}]
-CASES = {
-    # name: (mode, simulate kwargs, apertures, instrument, exp_type, jwst steps, spec3c overrides)
-    "fs-background": ("nirspec-fs", {"n_exposures": 3, "n_columns": 400, "with_background": 2},
-                      [{"id": "ANY", "extract_width": 9, "use_source_posn": True}], "NIRSPEC", "NRS_FIXEDSLIT",
-                      {"master_background": {"save_background": True}},
-                      {"master_background": {"save_background": True}}),
-    "mos-moving": ("nirspec-mos", {"n_exposures": 3, "n_columns": 300, "n_sources": 5, "moving_target": True},
-                   [{"id": "NRS_MSASPEC", "extract_width": 5, "use_source_posn": True}], "NIRSPEC", "NRS_MSASPEC",
-                   {}, {}),
-    "lrs-fs-background": ("miri-lrs-fs", {"n_exposures": 2, "with_background": 2}, _LRS_FS, "MIRI",
-                          "MIR_LRS-FIXEDSLIT", {}, {}),
-    "lrs-slitless": ("miri-lrs-slitless", {"n_exposures": 3},
-                     [{"id": "MIR_LRS-SLITLESS", "disp_axis": 2, "xstart": 33, "xstop": 41,
-                       "bkg_coeff": [[11.5], [26.5], [47.5], [62.5]], "bkg_order": 0}],
-                     "MIRI", "MIR_LRS-SLITLESS", {"resample_spec": {"skip": True}}, {}),
-}
-
-
-@pytest.fixture(scope="module", params=list(CASES))
+@pytest.fixture(scope="module", params=list(SLIT_CASES))
 def both(request, tmp_path_factory, oracle, jwst_py):
-    mode, sim_kw, apertures, instrument, exp_type, ref_steps, ours_steps = CASES[request.param]
-    root = tmp_path_factory.mktemp(request.param)
-    sim = simulate(mode, root / "input", SimOptions(seed=5, **sim_kw))
-    ap = oracle.write_extract1d_json(root / "extract1d.json", [{"disp_axis": 1, **a} for a in apertures],
-                                     instrument=instrument, exp_type=exp_type)
-    ref = oracle.run_reference(sim.asn_path, root / "reference", extract1d=ap, steps=ref_steps,
-                               timeout=900, python=jwst_py)
-    assert ref.returncode == 0, ref.log_path.read_text()[-3000:]
-    ingest(sim.asn_path, root / "store")
-    config = resolve_config(overrides={"extract_1d": {"override_extract1d": str(ap)}, **ours_steps})
-    report = process_store(root / "store", config=config, workers=1)
-    assert not report.failed, [r.error for r in report.failed]
-    with open_store(root / "store") as store:
-        asn = load_association(store)
-    naming = ProductNaming(asn["product_name"], asn["asn_id"], asn["exp_type"], asn["table_name"])
-    export_store(root / "store", root / "ours", naming, workers=1)
-    return root / "reference", root / "ours"
+    return slit_case(request.param, tmp_path_factory, oracle, jwst_py)
 
 
 def _products(folder):

@@ -15,8 +15,8 @@ from astropy.io import fits
 from line_flux import line_flux
 from stdatamodels.jwst import datamodels as dm
 
-from spec3c.simulate import SimOptions, load_truth, simulate
-from spec3c.simulate.miri.mrs import load_mrs_truth, reference_file_paths
+from spec3c.simulate import load_truth
+from spec3c.simulate.miri.mrs import load_mrs_truth
 from spec3c.simulate.miri.mrs.instrument import channel_spec
 
 pytestmark = [pytest.mark.oracle, pytest.mark.slow]
@@ -25,12 +25,8 @@ PRODUCT = "jw01050-o003_t001_miri"
 
 
 @pytest.fixture(scope="module")
-def mrs_run(tmp_path_factory, oracle, jwst_py):
-    root = tmp_path_factory.mktemp("oracle_mrs")
-    res = simulate("miri-mrs", root / "input",
-                   SimOptions(seed=3, n_exposures=4, channels=(1, 2), bands=("SHORT",)))
-    steps = reference_file_paths(res.asn_path).jwst_overrides()
-    run = oracle.run_reference(res.asn_path, root / "out", steps=steps, timeout=1800, python=jwst_py)
+def mrs_run(mrs_reference):
+    res, run, _ = mrs_reference
     return res, run
 
 

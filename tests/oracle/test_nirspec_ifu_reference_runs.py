@@ -9,26 +9,23 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from astropy.io import fits
+from shared_runs import NIRSPEC_IFU_OPTIONS
 from stdatamodels.jwst import datamodels as dm
 
 from spec3c import dqflags
-from spec3c.simulate import SimOptions, load_truth, simulate
-from spec3c.simulate.nirspec.ifu import load_ifu_truth, reference_file_paths
+from spec3c.simulate import load_truth
+from spec3c.simulate.nirspec.ifu import load_ifu_truth
 from spec3c.simulate.nirspec.ifu_layout import build_ifu
 
 pytestmark = [pytest.mark.oracle, pytest.mark.slow]
 
-SEED, NCOL = 21, 128
+SEED, NCOL = NIRSPEC_IFU_OPTIONS.seed, NIRSPEC_IFU_OPTIONS.n_columns
 PRODUCT = "jw01249-o005_t001_nirspec_g395h-f290lp"
 
 
 @pytest.fixture(scope="module")
-def ifu_run(tmp_path_factory, oracle, jwst_py):
-    root = tmp_path_factory.mktemp("oracle_nrs_ifu")
-    res = simulate("nirspec-ifu", root / "input", SimOptions(seed=SEED, n_exposures=4, n_sources=1, n_columns=NCOL))
-    steps = reference_file_paths(res.asn_path).jwst_overrides()
-    steps["extract_1d"]["apply_apcorr"] = True
-    run = oracle.run_reference(res.asn_path, root / "out", steps=steps, timeout=1500, python=jwst_py)
+def ifu_run(nirspec_ifu_reference):
+    res, run, _ = nirspec_ifu_reference
     return res, run
 
 
@@ -104,7 +101,7 @@ def test_outlier_detection_finds_the_warm_pixels(ifu_run):
     ifu = load_ifu_truth(res.truth_path)
     found = total = cr_found = cr_total = 0
     for cal in res.cal_paths:
-        crf_path = cal.parent.parent / "out" / cal.name.replace("_cal.fits", "_o005_crf.fits")
+        crf_path = run.products["crf"][0].parent / cal.name.replace("_cal.fits", "_o005_crf.fits")
         with dm.open(crf_path) as crf:
             flagged = (crf.dq & dqflags.OUTLIER) != 0
         wp = ifu.warm_pixels[cal.stem.split("_")[3].upper()]

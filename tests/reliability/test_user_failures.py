@@ -100,6 +100,28 @@ def test_temporaries_of_dead_writers_are_removed(tmp_path):
     assert alive.exists() and other_host.exists()
 
 
+def test_temporaries_of_zombie_writers_and_reused_pids_are_removed(tmp_path):
+    """A killed worker whose parent died stays a zombie until reaped; a live pid may be a later process."""
+    host = socket.gethostname().replace(".", "-")
+    exited = subprocess.Popen(["true"])  # exits at once and is not reaped until wait(): a zombie
+    child = exited.pid
+    try:
+        deadline = time.monotonic() + 10
+        while Path(f"/proc/{child}/stat").read_text().rsplit(") ", 1)[1][0] != "Z":
+            assert time.monotonic() < deadline, "the child did not become a zombie"
+            time.sleep(0.01)
+        zombie = tmp_path / f".a_x1d.fits.{host}.{child}.abc123.tmp"
+        reused = tmp_path / f".b_x1d.fits.{host}.{os.getpid()}.abc123.tmp"  # written before this process began
+        live = tmp_path / f".c_x1d.fits.{host}.{os.getpid()}.abc123.tmp"
+        for p in (zombie, reused, live):
+            p.write_bytes(b"partial")
+        os.utime(reused, (0, 0))
+        assert sorted(remove_stale_temporaries(tmp_path)) == sorted([zombie, reused])
+        assert live.exists()
+    finally:
+        exited.wait()
+
+
 # -- Ctrl-C -------------------------------------------------------------------------------------
 
 def _wait_for(path: Path, pattern: str, proc: subprocess.Popen[str], timeout: float) -> None:

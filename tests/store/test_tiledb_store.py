@@ -42,3 +42,27 @@ def test_creation_killed_mid_array_is_redone(tmp_path, monkeypatch):
     with TileDBStore(path, "w") as store:
         assert store.read_images("nothing") == {}
     assert not list(path.glob(".*.creating"))
+
+
+def test_results_larger_than_the_consolidation_buffers_are_consolidated(tmp_path):
+    """An IFU cube result (tens of MB in one cell) once made libtiledb's consolidation 'read 0 cells'
+    under the small default budget: consolidate() must merge such fragments without a warning."""
+    import warnings
+
+    import numpy as np
+
+    from spec3c.store import open_store
+
+    path = tmp_path / "store.tdb"
+    create_store(path, "tiledb").close()
+    cube = np.arange(40 * 40 * 4000, dtype=np.float32).reshape(4000, 40, 40)  # 25 MB per plane
+    with open_store(path, mode="w") as store:
+        for key in ("cube/a", "cube/b"):  # two fragments
+            store.put_result("1", key, {"sci": cube, "err": cube, "wmap": cube}, {"n": 1})
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            store.consolidate()
+        arrays, meta = store.get_result("1", "cube/b")
+    np.testing.assert_array_equal(arrays["wmap"], cube)
+    assert meta == {"n": 1}
+    assert len([p for p in (path / "results" / "__fragments").iterdir()]) == 1

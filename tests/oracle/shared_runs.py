@@ -1,0 +1,128 @@
+"""Reference runs that several oracle test modules compare against, made once per test session.
+
+A jwst run takes 10-60 s; the modules that look at the same dataset from
+different sides (products, headers, outlier flags, x1d) share one run.  Under
+pytest-xdist the workers share it too: the first to need it builds it under a
+file lock in the session's common temporary folder, the others wait and load
+it (:func:`shared`).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import pickle
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from spec3c.config import resolve_config
+from spec3c.ingest import ingest
+from spec3c.process import process_store
+from spec3c.products import ProductNaming, export_store
+from spec3c.results import load_association
+from spec3c.simulate import SimOptions, simulate
+from spec3c.store import open_store
+
+
+def shared(tmp_path_factory: Any, name: str, build: Callable[[Path], Any]) -> Any:
+    """``build(folder)`` once per session (across xdist workers); its picklable result, loaded by every caller."""
+    base = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        base = base.parent  # the folder all workers of this session share
+    root = base / f"shared-{name}"
+    root.mkdir(exist_ok=True)
+    result = root / "result.pickle"
+    with (root / ".lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not result.exists():  # a failed build leaves none: the next caller tries again
+            work = root / "run"
+            if work.exists():
+                import shutil
+
+                shutil.rmtree(work)
+            work.mkdir()
+            value = build(work)
+            partial = root / "result.pickle.part"
+            partial.write_bytes(pickle.dumps(value))
+            partial.replace(result)
+    return pickle.loads(result.read_bytes())
+
+
+# -- slit modes: master_background, moving targets, MIRI LRS (test_modes_reference, test_headers_reference) --
+
+_LRS_FS = [{"id": "MIR_LRS-FIXEDSLIT", "disp_axis": 2, "extract_width": 9, "use_source_posn": True}]
+SLIT_CASES = {
+    # name: (mode, simulate kwargs, apertures, instrument, exp_type, jwst steps, spec3c overrides)
+    "fs-background": ("nirspec-fs", {"n_exposures": 3, "n_columns": 400, "with_background": 2},
+                      [{"id": "ANY", "extract_width": 9, "use_source_posn": True}], "NIRSPEC", "NRS_FIXEDSLIT",
+                      {"master_background": {"save_background": True}},
+                      {"master_background": {"save_background": True}}),
+    "mos-moving": ("nirspec-mos", {"n_exposures": 3, "n_columns": 300, "n_sources": 5, "moving_target": True},
+                   [{"id": "NRS_MSASPEC", "extract_width": 5, "use_source_posn": True}], "NIRSPEC", "NRS_MSASPEC",
+                   {}, {}),
+    "lrs-fs-background": ("miri-lrs-fs", {"n_exposures": 2, "with_background": 2}, _LRS_FS, "MIRI",
+                          "MIR_LRS-FIXEDSLIT", {}, {}),
+    "lrs-slitless": ("miri-lrs-slitless", {"n_exposures": 3},
+                     [{"id": "MIR_LRS-SLITLESS", "disp_axis": 2, "xstart": 33, "xstop": 41,
+                       "bkg_coeff": [[11.5], [26.5], [47.5], [62.5]], "bkg_order": 0}],
+                     "MIRI", "MIR_LRS-SLITLESS", {"resample_spec": {"skip": True}}, {}),
+}
+
+
+def slit_case(name: str, tmp_path_factory: Any, oracle: Any, jwst_py: Path) -> tuple[Path, Path]:
+    """(reference products folder, spec3c products folder) of one :data:`SLIT_CASES` entry."""
+
+    def build(root: Path) -> tuple[Path, Path, int, str]:
+        mode, sim_kw, apertures, instrument, exp_type, ref_steps, ours_steps = SLIT_CASES[name]
+        sim = simulate(mode, root / "input", SimOptions(seed=5, **sim_kw))
+        ap = oracle.write_extract1d_json(root / "extract1d.json", [{"disp_axis": 1, **a} for a in apertures],
+                                         instrument=instrument, exp_type=exp_type)
+        ref = oracle.run_reference(sim.asn_path, root / "reference", extract1d=ap, steps=ref_steps,
+                                   timeout=900, python=jwst_py)
+        if ref.returncode != 0:
+            return root / "reference", root / "ours", ref.returncode, ref.log_path.read_text()[-3000:]
+        ingest(sim.asn_path, root / "store")
+        config = resolve_config(overrides={"extract_1d": {"override_extract1d": str(ap)}, **ours_steps})
+        report = process_store(root / "store", config=config, workers=1)
+        assert not report.failed, [r.error for r in report.failed]
+        with open_store(root / "store") as store:
+            asn = load_association(store)
+        naming = ProductNaming(asn["product_name"], asn["asn_id"], asn["exp_type"], asn["table_name"])
+        export_store(root / "store", root / "ours", naming, workers=1)
+        return root / "reference", root / "ours", 0, ""
+
+    ref_dir, ours_dir, returncode, log_tail = shared(tmp_path_factory, f"slit-{name}", build)
+    assert returncode == 0, log_tail
+    return ref_dir, ours_dir
+
+
+# -- IFU: one calwebb_spec3 run per instrument (products/truth, outlier flags, x1d end to end) --
+
+#: MIRI MRS: 4 dithers of channels 1 and 2, SHORT (MIRIFUSHORT)
+MRS_OPTIONS = SimOptions(seed=3, n_exposures=4, channels=(1, 2), bands=("SHORT",))
+#: NIRSpec IFU: 4 dithers of one point source, 128 columns per slice
+NIRSPEC_IFU_OPTIONS = SimOptions(seed=21, n_exposures=4, n_sources=1, n_columns=128)
+
+
+def ifu_reference(mode: str, tmp_path_factory: Any, oracle: Any, jwst_py: Path) -> tuple[Any, Any, dict]:
+    """(simulation result, jwst ReferenceRun, jwst step parameters) of calwebb_spec3 on the IFU dataset of ``mode``.
+
+    The simulator's CUBEPAR/EXTRACT1D/APCORR (and for MRS MRSPTCORR) files,
+    aperture correction on and no residual-fringe correction (spec3c has none).
+    """
+    if mode == "miri-mrs":
+        from spec3c.simulate.miri.mrs import reference_file_paths
+        options = MRS_OPTIONS
+    else:
+        from spec3c.simulate.nirspec.ifu import reference_file_paths
+        options = NIRSPEC_IFU_OPTIONS
+
+    def build(root: Path) -> tuple[Any, Any, dict]:
+        res = simulate(mode, root / "input", options)
+        steps = reference_file_paths(res.asn_path).jwst_overrides()
+        steps["extract_1d"].update(apply_apcorr=True, ifu_rfcorr=False)
+        run = oracle.run_reference(res.asn_path, root / "jwst", steps=steps, timeout=1800, python=jwst_py)
+        return res, run, steps
+
+    return shared(tmp_path_factory, f"ifu-{mode}", build)
