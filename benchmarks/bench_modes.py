@@ -15,8 +15,10 @@ file for both pipelines):
   combine_1d (the reference is run with ``resample_spec.skip=true``: jwst 3.0.0
   otherwise resamples non-TSO LRS slitless, unlike its documented flow).
 
-Printed per case: wall time and peak memory (sum of RSS over the process
-tree) of both (spec3c: one ``spec3c run`` command, store in the output folder), the ratio, and the agreement of the x1d (and c1d) products:
+Printed per case: wall time and peak memory (PSS summed over the process
+tree, sampled every 50 ms by ``measure.py``, for both pipelines; spec3c: one
+``spec3c run`` command, store in the output folder), the ratio, and the
+agreement of the x1d (and c1d) products:
 median over spectra of the median |dflux|/flux where the reference's
 FLUX/FLUX_ERROR > 10, plus each pipeline's median flux / simulated truth.
 """
@@ -34,7 +36,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_slit import Measured, _oracle, measure  # noqa: E402
+from measure import Measured, load_oracle, measure, measure_reference  # noqa: E402
 
 CASES = ("fs-background", "mos-moving", "lrs-fs", "lrs-fs-background", "lrs-slitless")
 
@@ -138,15 +140,15 @@ def run_case(case: Case, work: Path, reference: bool, oracle) -> dict:  # type: 
     ap = oracle.write_extract1d_json(work / "extract1d.json", aps, instrument=case.instrument, exp_type=case.exp_type)
     row = {"case": case.name, "inputs": len(json.loads(sim.asn_path.read_text())["products"][0]["members"])}
     ours = run_spec3c(sim.asn_path, ap, work)
-    row["spec3c_s"], row["spec3c_mb"] = ours.seconds, ours.peak_mb
+    row["spec3c_s"], row["spec3c_mb"] = ours.seconds, ours.peak_pss_mb
     out = work / "spec3c_out"
     suffix = "c1d" if case.name == "lrs-slitless" else "x1d"
     row["spec3c_truth"] = truth_ratio(out, suffix, truth)
     if reference:
-        ref = oracle.run_reference(sim.asn_path, work / "reference", extract1d=ap, steps=case.ref_steps)
+        ref = measure_reference(sim.asn_path, work / "reference", extract1d=ap, steps=case.ref_steps)
         if not ref.ok:
             sys.exit(f"reference failed, see {ref.log_path}")
-        row["jwst_s"], row["jwst_mb"] = ref.wall_seconds, ref.peak_rss_mb
+        row["jwst_s"], row["jwst_mb"] = ref.wall_seconds, ref.peak_pss_mb
         row["x1d_rel"], row["x1d_n"] = agreement(out, work / "reference", "x1d")
         if case.name == "lrs-slitless":
             row["c1d_rel"], _ = agreement(out, work / "reference", "c1d")
@@ -161,7 +163,7 @@ def main() -> None:
     ap.add_argument("--no-reference", action="store_true", help="time spec3c only")
     ap.add_argument("--mos-sources", type=int, default=12, help="slitlets of the mos-moving case")
     args = ap.parse_args()
-    oracle = _oracle()
+    oracle = load_oracle()
     cases = _cases(args.mos_sources)
     rows = []
     for name in args.cases.split(","):

@@ -41,10 +41,6 @@ class Measured:
     returncode: int = 0
     stopped: str = ""  # "timeout" or "memory" when measure() killed it
 
-    @property
-    def peak_mb(self) -> float:  # the name bench_modes.py reads
-        return self.peak_pss_mb
-
 
 def _pss_bytes(pid: int) -> int:
     """PSS of one process (0 if it is gone or not readable)."""
