@@ -66,3 +66,19 @@ def test_results_larger_than_the_consolidation_buffers_are_consolidated(tmp_path
     np.testing.assert_array_equal(arrays["wmap"], cube)
     assert meta == {"n": 1}
     assert len([p for p in (path / "results" / "__fragments").iterdir()]) == 1
+
+
+def test_reads_do_not_use_the_asynchronous_tile_merge(tmp_path):
+    """libtiledb 2.30 crashed a CI worker (SIGSEGV in ``MergeUnit::~MergeUnit``, the asynchronous
+    tile merge of the sparse global-order reader) while reading the cutouts after a re-commit:
+    every context the store reads through has that merge switched off, and reads stay correct."""
+    from spec3c.testing.store import assert_cutouts_equal, make_cutout, make_record
+
+    store = TileDBStore(tmp_path / "store.tdb", mode="w")
+    assert store.ctx.config()["sm.query.sparse_global_order.preprocess_tile_merge"] == "0"
+    for seed in range(3):  # several fragments and a delete condition: the reads the merge served
+        store.commit_exposure(make_record("e1", sha=str(seed) * 64), [make_cutout("a", "e1", "s", seed=seed)])
+    reader = TileDBStore(tmp_path / "store.tdb")
+    assert reader.ctx.config()["sm.query.sparse_global_order.preprocess_tile_merge"] == "0"
+    [got] = reader.read_cutouts("a")
+    assert_cutouts_equal(got, make_cutout("a", "e1", "s", seed=2))
