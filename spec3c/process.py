@@ -24,6 +24,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from . import __version__
 from .config import PipelineConfig, resolve_config
 from .errors import Spec3cError
@@ -74,16 +76,62 @@ class ProcessReport:
         return Counter(reason for r in self.processed for reason in r.reasons)
 
 
+#: results a source run holds before writing them to the store in one go (bytes)
+_PENDING_BYTES = 64 * 2**20
+
+
 class _RecordingStore:
-    """The store, remembering which results a run writes (to remove the stale ones after)."""
+    """The store, remembering which results a run writes (to remove the stale ones after).
+
+    Results are written in few store writes (one TileDB fragment each, ~0.1 s apiece) instead
+    of one per result: they are held, as copies, until a result is read or deleted, more than
+    :data:`_PENDING_BYTES` are held, or the run ends (:meth:`flush`).
+    """
 
     def __init__(self, store: Store) -> None:
         self._store = store
         self.written: set[str] = set()
+        self._pending: dict[tuple[str, str], tuple[dict[str, Any], Mapping[str, Any]]] = {}
+        self._pending_bytes = 0
 
     def put_result(self, source: str, key: str, arrays: Mapping[str, Any], meta: Mapping[str, Any]) -> None:
         self.written.add(key)
-        self._store.put_result(source, key, arrays, meta)
+        size = sum(np.asarray(a).nbytes for a in arrays.values())
+        if size > _PENDING_BYTES:  # a large result (an IFU cube tile) goes straight to the store
+            self.flush()
+            self._store.put_result(source, key, arrays, meta)
+            return
+        self._pending[(source, key)] = ({k: np.array(a, copy=True) for k, a in arrays.items()}, dict(meta))
+        self._pending_bytes += size
+        if self._pending_bytes > _PENDING_BYTES:
+            self.flush()
+
+    def put_results(self, results: Any) -> None:
+        for source, key, arrays, meta in results:
+            self.put_result(source, key, arrays, meta)
+
+    def flush(self) -> None:
+        """Write the held results."""
+        if self._pending:
+            self._store.put_results((src, key, arrays, meta) for (src, key), (arrays, meta) in self._pending.items())
+        self._pending.clear()
+        self._pending_bytes = 0
+
+    def get_result(self, source: str, key: str) -> tuple[dict[str, Any], dict[str, Any]]:
+        self.flush()
+        return self._store.get_result(source, key)
+
+    def get_results(self, key: str) -> Any:
+        self.flush()
+        return self._store.get_results(key)
+
+    def list_results(self, source: str | None = None) -> list[tuple[str, str]]:
+        self.flush()
+        return self._store.list_results(source)
+
+    def delete_result(self, source: str, key: str) -> None:
+        self.flush()
+        self._store.delete_result(source, key)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._store, name)
@@ -113,6 +161,7 @@ def run_source(store: Store, source: str, config: PipelineConfig,
         seconds = time.perf_counter() - t0
         report.steps[name] = outcome.record(seconds)
         outcome.log(name, source, seconds)
+    recording.flush()
     for key in sorted(before - recording.written - {STATUS}):
         store.delete_result(source, key)
     report.seconds = time.perf_counter() - start
@@ -191,6 +240,10 @@ class _BatchStore:
         self._puts.pop((source, key), None)
         self._deletes.add((source, key))
         self._keys.get(source, set()).discard(key)
+
+    def put_results(self, results: Any) -> None:
+        for source, key, arrays, meta in results:
+            self.put_result(source, key, arrays, meta)
 
     def flush(self) -> None:
         """Delete what was deleted and not written again, then write every result in one go."""

@@ -1,7 +1,13 @@
 """Shared test configuration: this folder is on ``sys.path`` (pytest's prepend import mode),
 so helper modules here (``apcorr_files``) are importable from every test package."""
 
+import os
+
 import pytest
+
+# every product a test writes is validated against its datamodel schema (a run skips it): with this
+# set in every test process (and the CLI subprocesses they start), validity is the suite's guarantee
+os.environ["SPEC3C_VALIDATE_PRODUCTS"] = "1"
 
 
 @pytest.fixture(autouse=True)

@@ -56,3 +56,37 @@ def test_worker_failures_are_reported_per_source(mos_store, tmp_path):
     assert all("trace_model" in s["error"] for s in statuses)
     again = process_store(store_path, workers=2)  # failed sources are not complete: a re-run redoes them
     assert not again.failed and len(again.processed) == 4
+
+
+def test_a_source_run_writes_its_results_in_few_store_writes(monkeypatch):
+    """Each store write is a TileDB fragment (~0.1 s): a source's results are held and written
+    together; a read sees what was written before it; a large result is not held."""
+    from spec3c import process as proc
+    from spec3c.store.memory import MemoryStore
+
+    store = MemoryStore()
+    writes = []
+
+    def put_results(items):
+        writes.append(list(items))
+        for item in writes[-1]:
+            MemoryStore.put_result(store, *item)
+
+    monkeypatch.setattr(store, "put_results", put_results)
+    monkeypatch.setattr(store, "put_result", lambda *item: put_results([item]))
+    recording = proc._RecordingStore(store)
+    data = np.arange(6.0).reshape(2, 3)
+    for k in ("a", "b", "c"):
+        recording.put_result("s", k, {"x": data}, {"k": k})
+    data[:] = -1  # a step changing its array after saving it does not change the saved result
+    assert writes == []
+    arrays, meta = recording.get_result("s", "b")  # a read writes what is held first
+    assert len(writes) == 1 and len(writes[0]) == 3
+    assert meta == {"k": "b"} and arrays["x"][1, 2] == 5.0
+    big = np.zeros(proc._PENDING_BYTES // 8 + 1)
+    recording.put_result("s", "d", {"x": np.ones(1)}, {})
+    recording.put_result("s", "big", {"x": big}, {})  # held results first, then the large one alone
+    assert [len(w) for w in writes] == [3, 1, 1]
+    recording.flush()
+    assert recording.written == {"a", "b", "c", "d", "big"}
+    assert [k for _, k in store.list_results("s")] == ["a", "b", "big", "c", "d"]

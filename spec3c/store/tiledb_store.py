@@ -61,6 +61,8 @@ _FRAME_TILE = (64, 512)
 _CONSOLIDATION_BUDGETS = (256 * 2**20, 2 * 2**30, 8 * 2**30)
 #: reads retried after a concurrent consolidation vacuumed the fragments they had opened
 _READ_ATTEMPTS = 5
+#: query-result bytes read before the cycle collector is run to free them (see _release)
+_RELEASE_BYTES = 64 * 2**20
 
 
 def _config(threads: int = 2) -> tiledb.Config:
@@ -174,6 +176,7 @@ class TileDBStore(Store):
         assert self.path is not None
         self._writable = mode != "r"
         self.ctx = tiledb.Ctx(_config(threads))
+        self._unreleased = 0  # bytes of query results read since the last collection
         if mode == "w":  # a new store, or one whose creation was interrupted
             write_manifest(self.path, self.backend)
             _create_arrays(self.path, self.ctx)
@@ -218,6 +221,15 @@ class TileDBStore(Store):
                     raise
                 time.sleep(0.02 * (attempt + 1))
         raise AssertionError("unreachable")
+
+    def _release(self, nbytes: int) -> None:
+        """tiledb-py frees query buffers only in the cycle collector: run it once ``_RELEASE_BYTES``
+        were read (a full collection costs ~0.1-2 s in a process holding many objects, so not after
+        every small read)."""
+        self._unreleased += nbytes
+        if self._unreleased >= _RELEASE_BYTES:
+            gc.collect()
+            self._unreleased = 0
 
     # -- exposures --------------------------------------------------------
     def list_exposures(self) -> list[ExposureRecord]:
@@ -310,9 +322,9 @@ class TileDBStore(Store):
 
     def _delete_stale(self, exposure: str, keep: set[tuple[str, str]], planes: set[str]) -> None:
         """Delete cells of an earlier ingest of ``exposure`` that the new one does not overwrite."""
-        old = self._read_all("cutouts", [], cond=_eq("exposure", exposure))
+        old = self._read_ranges("cutouts", [], (slice(None), [exposure], slice(None)))
         old_keys = set(zip(_text(old["source"]), _text(old["slit"]), strict=True))
-        old_planes = set(_text(self._read_all("images", [], cond=_eq("exposure", exposure))["plane"]))
+        old_planes = set(_text(self._read_ranges("images", [], ([exposure], slice(None)))["plane"]))
         if old_keys - keep or old_planes - planes:
             self._delete_cells("cutouts", exposure)
             self._delete_cells("images", exposure)
@@ -332,8 +344,8 @@ class TileDBStore(Store):
 
     # -- cutouts ----------------------------------------------------------
     def list_cutouts(self, source: str | None = None) -> list[CutoutInfo]:
-        cond = _eq("source", source) if source is not None else None
-        rows = self._read_all("cutouts", ["ny", "nx", "meta"], cond=cond)
+        rows = (self._read_all("cutouts", ["ny", "nx", "meta"]) if source is None else
+                self._read_ranges("cutouts", ["ny", "nx", "meta"], ([source], slice(None), slice(None))))
         committed = self._committed()
         infos = []
         for src, exp, slit, ny, nx, meta in zip(
@@ -348,7 +360,7 @@ class TileDBStore(Store):
 
     def read_cutouts(self, source: str, planes: Iterable[str] | None = None) -> list[Cutout]:
         wanted = list(ALL_PLANES) if planes is None else [p for p in planes if p in ALL_PLANES]
-        rows = self._read_all("cutouts", ["ny", "nx", "meta", "wcs", *wanted], cond=_eq("source", source))
+        rows = self._read_ranges("cutouts", ["ny", "nx", "meta", "wcs", *wanted], ([source], slice(None), slice(None)))
         return self._cutouts_of_rows(rows, wanted).get(source, [])
 
     def read_cutouts_of(self, sources: Sequence[str], planes: Iterable[str] | None = None) -> dict[str, list[Cutout]]:
@@ -373,15 +385,16 @@ class TileDBStore(Store):
             shape = (int(rows["ny"][i]), int(rows["nx"][i]))
             arrays = {p: np.array(rows[p][i]).reshape(shape) for p in wanted if p in stored}
             out.setdefault(src, []).append(Cutout(src, exp, slit, meta, arrays, bytes(rows["wcs"][i])))
+        nbytes = sum(int(ny) * int(nx) for ny, nx in zip(rows["ny"], rows["nx"], strict=True)) * 8 * (len(wanted) + 1)
         del rows
-        gc.collect()  # tiledb-py frees large query buffers only in the cycle collector
+        self._release(nbytes)
         return {s: sorted(c, key=lambda c: (c.exposure, c.slit)) for s, c in out.items()}
 
     # -- images -----------------------------------------------------------
     def _image_rows(self, exposure: str, attrs: list[str]) -> dict[str, Any]:
         if exposure not in self._committed():
             return {"plane": [], "meta": [], "data": []}
-        return self._read_all("images", attrs, cond=_eq("exposure", exposure))
+        return self._read_ranges("images", attrs, ([exposure], slice(None)))
 
     def read_image(self, exposure: str, plane: str) -> np.ndarray:
         rows = self._image_rows(exposure, ["meta", "data"])
@@ -423,7 +436,7 @@ class TileDBStore(Store):
         return {name: data[attr] for name, attr in attrs.items()}
 
     def _frames_folder(self, exposure: str) -> str | None:
-        rows = self._read_all("images", ["meta"], cond=_eq("exposure", exposure))
+        rows = self._read_ranges("images", ["meta"], ([exposure], slice(None)))
         for meta in rows["meta"]:
             m = loads_meta(meta)
             if "frame" in m:
@@ -474,8 +487,10 @@ class TileDBStore(Store):
         return unpack_arrays(bytes(rows["data"][0])), loads_meta(rows["meta"][0])
 
     def list_results(self, source: str | None = None) -> list[tuple[str, str]]:
-        cond = _eq("source", source) if source is not None else None
-        rows = self._read_all("results", [], cond=cond)
+        if source is None:
+            rows = self._read_all("results", [])
+        else:  # through the index: a condition would scan every source's results
+            rows = self._read_ranges("results", [], ([source], slice(None)))
         return sorted(zip(_text(rows["source"]), _text(rows["key"]), strict=True))
 
     def _delete_result(self, source: str, key: str) -> None:
