@@ -191,10 +191,15 @@ def main(ctx: click.Context, log_level: str, log_file: Path | None, quiet: bool,
               help="niriss-wfss: GR150R or GR150C (default C); nircam-wfss: GRISMR or GRISMC (default R).")
 @click.option("--module", type=click.Choice(["A", "B"], case_sensitive=False), default=None,
               help="nircam-wfss: every exposure on this module (default: alternate A and B).")
+@click.option("--n-integrations", type=click.IntRange(min=1), default=None,
+              help="niriss-soss: integrations of the time series (default 5).")
+@click.option("--subarray", type=click.Choice(["SUBSTRIP256", "SUBSTRIP96"], case_sensitive=False), default=None,
+              help="niriss-soss: the subarray (default SUBSTRIP256).")
 @_fail_cleanly
 def simulate(mode: str, output_dir: Path, seed: int, n_exposures: int, n_sources: int | None,  # noqa: PLR0913
              n_columns: int | None, nod_subtracted: bool, moving_target: bool, with_background: int,
-             channels: str | None, bands: str | None, grism: str | None, module: str | None) -> None:
+             channels: str | None, bands: str | None, grism: str | None, module: str | None,
+             n_integrations: int | None, subarray: str | None) -> None:
     """Write a simulated stage-2 dataset for MODE.
 
     \b
@@ -208,6 +213,8 @@ def simulate(mode: str, output_dir: Path, seed: int, n_exposures: int, n_sources
       niriss-wfss        NIRISS WFSS (MultiSlitModel, one grism cutout per source and
                          order, plus the spec2 _x1d files and their association; --grism)
       nircam-wfss        NIRCam WFSS (the same; modules A and B alternate; --grism, --module)
+      niriss-soss        NIRISS SOSS time series (one _calints CubeModel, orders 1-3, and the
+                         PASTASOSS/SPECPROFILE/SPECKERNEL files; --n-integrations, --subarray)
 
     Produces _cal.fits exposures (with a gwcs per slit or image), a spec3
     association and a truth file (true spectra, sky levels, injected cosmic
@@ -225,7 +232,8 @@ def simulate(mode: str, output_dir: Path, seed: int, n_exposures: int, n_sources
                              with_background=with_background,
                              channels=None if channels is None else tuple(int(c) for c in channels if c.isdigit()),
                              bands=None if bands is None else tuple(b.strip().upper() for b in bands.split(",")),
-                             grism=grism, module=module)
+                             grism=grism, module=module, n_integrations=n_integrations,
+                             subarray=None if subarray is None else subarray.upper())
         res = run(mode, output_dir, options, progress=lambda done, total: bar(mode, done, total))
     finally:
         bar.close()
@@ -234,6 +242,8 @@ def simulate(mode: str, output_dir: Path, seed: int, n_exposures: int, n_sources
         click.echo(f"x1d inputs:  {res.x1d_asn_path}")
     click.echo(f"exposures:   {len(res.cal_paths)} files in {output_dir}")
     click.echo(f"truth:       {res.truth_path}")
+    for reftype, path in (res.reference_files or {}).items():
+        click.echo(f"{reftype + ':':<13}{path}")
 
 
 @main.command()
@@ -245,8 +255,12 @@ def simulate(mode: str, output_dir: Path, seed: int, n_exposures: int, n_sources
 @click.option("--replace", is_flag=True, help="Overwrite exposures whose file changed since they were ingested.")
 @click.option("--allow-outside-paths", is_flag=True,
               help="Accept members (and product names) outside the association's folder.")
+@click.option("--workers", type=int, default=None,
+              help="Processes reading large members (IFU frames) at once (default: CPU count, within a quarter "
+                   "of the RAM).")
 @_fail_cleanly
-def ingest(asn: Path, store_path: Path, backend: str | None, replace: bool, allow_outside_paths: bool) -> None:
+def ingest(asn: Path, store_path: Path, backend: str | None, replace: bool, allow_outside_paths: bool,  # noqa: PLR0913
+           workers: int | None) -> None:
     """Read the exposures of association ASN into a store.
 
     Per-pixel wavelength, RA/Dec and slit coordinates are evaluated once from
@@ -260,7 +274,7 @@ def ingest(asn: Path, store_path: Path, backend: str | None, replace: bool, allo
     bar = _Bar("ingest", "exposure")
     try:
         report = run(asn, store_path, backend=backend, replace=replace,
-                     allow_outside=allow_outside_paths, progress=bar)
+                     allow_outside=allow_outside_paths, progress=bar, workers=workers)
     finally:
         bar.close()
     if report.nothing_to_do:
@@ -601,7 +615,7 @@ def run(ctx: click.Context, asn: Path, output_dir: Path, backend: str | None, so
     with contextlib.nullcontext() if one_source else shared_executor(scheduler, workers, warm):
         bar = _Bar("ingest", "exposure")
         try:
-            report = run_ingest(asn, store_path, backend=backend, progress=bar)
+            report = run_ingest(asn, store_path, backend=backend, progress=bar, workers=workers, scheduler=scheduler)
         finally:
             bar.close()
         click.echo(f"ingest: {len(report.ingested)} new, {len(report.unchanged)} unchanged exposures")

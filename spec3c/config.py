@@ -137,6 +137,14 @@ def memory_bytes(text: str, where: str) -> int:
     return int(float(match.group(1)) * _MEMORY_UNITS[unit])
 
 
+def quarter_of_ram() -> int:
+    """The default memory budget (cube_build's ``max_memory``, ingest's parallel reads): a quarter of
+    the physical memory (os.sysconf: no psutil at run time; it is a ``bench`` extra)."""
+    import os
+
+    return int(os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") // 4)
+
+
 @dataclass(frozen=True)
 class CubeBuildParams(StepParams):
     channel: str = _p("all", "MIRI channels to build: all, or 1-4 (comma-separated).")
@@ -208,12 +216,40 @@ class Extract1dParams(StepParams):
     ifu_rscale: float | None = _p(None, "MIRI MRS: extraction radius in PSF FWHMs (0.5-3; the EXTRACT1D radii "
                                         "are 2 FWHM).")
     ifu_covar_scale: float = _p(1.0, "IFU: factor on the extracted errors for the cube's spaxel covariance.")
+    override_pastasoss: str | None = _p(None, "NIRISS SOSS: jwst-format PASTASOSS file (trace positions and "
+                                              "wavelengths against the pupil-wheel position; required).")
+    override_specprofile: str | None = _p(None, "NIRISS SOSS: jwst-format SPECPROFILE file (spatial profiles; "
+                                                "required, as the reference reads it).")
+    override_speckernel: str | None = _p(None, "NIRISS SOSS: jwst-format SPECKERNEL file (spectral kernels; "
+                                               "required, as the reference reads it).")
+    soss_atoca: bool = _p(True, "NIRISS SOSS: model the orders with ATOCA and subtract the other orders' models "
+                                "before the box extraction (false: box extraction of the data as they are).")
+    soss_threshold: float = _p(1e-2, "NIRISS SOSS ATOCA: profile threshold of the pixels modelled.")
+    soss_n_os: int = _p(2, "NIRISS SOSS ATOCA: oversampling of the modelled wavelength grid.")
+    soss_wave_grid_in: str | None = _p(None, "NIRISS SOSS ATOCA: wavelength grid file to model on.")
+    soss_wave_grid_out: str | None = _p(None, "NIRISS SOSS ATOCA: write the wavelength grid used to this file.")
+    soss_estimate: str | None = _p(None, "NIRISS SOSS ATOCA: spectrum file estimating the flux (grid refinement).")
+    soss_rtol: float = _p(1.0e-4, "NIRISS SOSS ATOCA: relative tolerance of the adaptive wavelength grid.")
+    soss_max_grid_size: int = _p(20000, "NIRISS SOSS ATOCA: largest adaptive wavelength grid.")
+    soss_tikfac: float | None = _p(None, "NIRISS SOSS ATOCA: Tikhonov factor (None: searched).")
+    soss_width: float = _p(40.0, "NIRISS SOSS: width of the box aperture along each trace, pixels.")
+    soss_bad_pix: str = _p("masking", "NIRISS SOSS: bad pixels are masked (masking) or take the ATOCA model "
+                                      "(model).")
+    soss_modelname: str | None = _p(None, "NIRISS SOSS: write the trace models and apertures (not supported yet).")
+    soss_order_3: bool = _p(True, "NIRISS SOSS: also extract order 3 (SUBSTRIP256).")
 
     def __post_init__(self) -> None:
         self.center()
         if self.ifu_set_srctype is not None and self.ifu_set_srctype not in ("POINT", "EXTENDED"):
             raise Spec3cError(f"--steps.extract_1d.ifu_set_srctype={self.ifu_set_srctype!r}: expected POINT or "
                               "EXTENDED")
+        if self.soss_bad_pix not in ("masking", "model"):
+            raise Spec3cError(f"--steps.extract_1d.soss_bad_pix={self.soss_bad_pix!r}: expected masking or model")
+        if self.soss_modelname is not None:
+            raise Spec3cError("--steps.extract_1d.soss_modelname is not supported yet: spec3c does not write the "
+                              "SOSS trace models and apertures")
+        if self.soss_width <= 0:
+            raise Spec3cError(f"--steps.extract_1d.soss_width={self.soss_width}: expected a positive width")
         if self.ifu_rscale is not None and not 0.5 <= self.ifu_rscale <= 3.0:
             raise Spec3cError(f"--steps.extract_1d.ifu_rscale={self.ifu_rscale}: expected a value from 0.5 to 3")
 
@@ -231,6 +267,32 @@ class Extract1dParams(StepParams):
 
     def uses_reference(self, reftype: str) -> bool:
         return reftype != "apcorr" or self.apply_apcorr
+
+    def soss_params(self) -> dict[str, Any]:
+        """The ``soss_*`` parameters by name (what the SOSS extraction and ATOCA take)."""
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.name.startswith("soss_")}
+
+
+@dataclass(frozen=True)
+class PhotomParams(StepParams):
+    override_photom: str | None = _p(None, "NIRISS SOSS: jwst-format PHOTOM file calibrating the extracted spectra "
+                                           "(NisSossPhotomModel; default: CRDS's when CRDS_PATH is set; N/A or "
+                                           "none: the step skips, the spectra stay in DN/s).")
+    override_area: str | None = _p(None, "Pixel-area reference file (not read for SOSS spectra; accepted as the "
+                                         "reference prefetches it).")
+    inverse: bool = _p(False, "Divide by the conversion instead (not supported).")
+    source_type: str | None = _p(None, "Override SRCTYPE (not supported).")
+    apply_time_correction: bool = _p(True, "Apply the PHOTOM file's time-dependence correction.")
+
+    def __post_init__(self) -> None:
+        if self.inverse:
+            raise Spec3cError("--steps.photom.inverse=true is not supported by spec3c")
+        if self.source_type is not None:
+            raise Spec3cError("--steps.photom.source_type is not supported by spec3c (SOSS spectra are point "
+                              "sources)")
+
+    def uses_reference(self, reftype: str) -> bool:
+        return reftype != "area"
 
 
 @dataclass(frozen=True)
@@ -257,6 +319,7 @@ class PipelineConfig:
     resample_spec: ResampleSpecParams = field(default_factory=ResampleSpecParams)
     cube_build: CubeBuildParams = field(default_factory=CubeBuildParams)
     extract_1d: Extract1dParams = field(default_factory=Extract1dParams)
+    photom: PhotomParams = field(default_factory=PhotomParams)
     combine_1d: Combine1dParams = field(default_factory=Combine1dParams)
     spectral_leak: SpectralLeakParams = field(default_factory=SpectralLeakParams)
 

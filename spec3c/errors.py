@@ -21,6 +21,9 @@ class InputError(Spec3cError):
         self.problem = problem
         super().__init__(f"{self.path}: {problem}")
 
+    def __reduce__(self) -> tuple[type, tuple[str, str]]:  # pickles (to and from worker processes) as itself
+        return (type(self), (self.path, self.problem))
+
 
 class StoreError(Spec3cError):
     """The store is missing, of another schema version, or inconsistent."""

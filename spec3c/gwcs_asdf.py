@@ -28,7 +28,11 @@ def wcs_to_asdf(wcs, validate: bool = False) -> bytes:  # type: ignore[no-untype
 def wcs_from_asdf(blob: bytes):  # type: ignore[no-untyped-def]
     """Inverse of :func:`wcs_to_asdf` (cached: products of one source share their inputs' WCS).
 
-    The returned object is shared between callers; treat it as read-only.
+    The returned object is shared between callers; treat it as read-only.  The bytes are
+    :func:`wcs_to_asdf`'s, of objects validated when their file was read: they are not validated
+    again (40 % of the reading time of a NIRSpec IFU WCS).
     """
-    with asdf.open(io.BytesIO(blob), lazy_load=False, memmap=False) as af:
-        return af.tree["wcs"]
+    with asdf.config_context() as config:
+        config.validate_on_read = False
+        with asdf.open(io.BytesIO(blob), lazy_load=False, memmap=False) as af:
+            return af.tree["wcs"]

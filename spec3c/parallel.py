@@ -45,7 +45,7 @@ ProgressFn = Callable[[str, int, int], None]
 #: item -> the arguments after the item: ``func(item, *jobs[item])``
 Jobs = Mapping[str, tuple[Any, ...]]
 
-__all__ = ["DaskExecutor", "Executor", "JobResults", "LocalExecutor", "ProgressFn", "map_sources",
+__all__ = ["DaskExecutor", "Executor", "JobResults", "LocalExecutor", "ProgressFn", "executor_for", "map_sources",
            "open_executor", "run_job", "shared_executor", "worker_count"]
 
 #: attempts of a job whose worker process died (Dask's ``allowed-failures`` is the analogue)
@@ -398,13 +398,22 @@ def shared_executor(scheduler: str | None = None, workers: int | None = None,
         executor.close()
 
 
+@contextmanager
+def executor_for(n_jobs: int, workers: int | None = None, scheduler: str | None = None) -> Iterator[Executor]:
+    """The shared executor if one is open, else :func:`open_executor` ``(scheduler, workers)`` for
+    ``n_jobs`` jobs, closed when the block ends."""
+    if _SHARED is not None:
+        yield _SHARED
+        return
+    with open_executor(scheduler, workers, n_jobs=n_jobs) as executor:
+        yield executor
+
+
 def map_sources(func: Callable[..., T], jobs: Jobs, *, workers: int | None = None, scheduler: str | None = None,
                 progress: ProgressFn | None = None) -> JobResults[T]:
     """``func(item, *jobs[item])`` for every item, on the shared executor if one is open, else on
     :func:`open_executor` ``(scheduler, workers)`` for this call."""
-    if _SHARED is not None:
-        return _SHARED.map(func, jobs, progress)
-    if not jobs:
+    if _SHARED is None and not jobs:
         return JobResults()
-    with open_executor(scheduler, workers, n_jobs=len(jobs)) as executor:
+    with executor_for(len(jobs), workers, scheduler) as executor:
         return executor.map(func, jobs, progress)

@@ -370,7 +370,8 @@ def process_store(  # noqa: PLR0913 - each is a CLI option
     with open_store(store_path, mode="a") as store:
         mode = mode_of_store(store)  # a clear error for an unsupported or mixed association, before any work
         # the reference files: overrides, else CRDS's choice for the association (once, here)
-        selection = select_references(config or resolve_config(), mode.plan, reference_header(store.list_exposures()))
+        selection = select_references(config or resolve_config(), (*mode.plan, *mode.inline_steps),
+                                      reference_header(store.list_exposures()), mode.reference_types)
         config = with_absolute_references(selection.config)
         spectra = mode.process_spectra(store, config, sources) if mode.process_spectra is not None else None
         if spectra is not None:  # the inputs are extracted spectra (WFSS spec2 x1d): the mode's own pass

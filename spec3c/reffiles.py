@@ -61,6 +61,10 @@ CRDS_SERVERLESS_URL = "https://crds-serverless-mode.stsci.edu"
 _OBSERVATORY = "jwst"
 
 
+#: reference types read only by the modes that name them (``Mode.reference_types``: the SOSS extraction's)
+MODE_ONLY_REFERENCES = frozenset({"pastasoss", "specprofile", "speckernel"})
+
+
 def is_not_applicable(value: Any) -> bool:
     """``N/A`` (any case, blanks around): a reference-file parameter that asks for no file."""
     return isinstance(value, str) and value.strip().upper() == NOT_APPLICABLE
@@ -137,8 +141,8 @@ def _without_not_applicable(config: PipelineConfig) -> PipelineConfig:
     return dataclasses.replace(config, **changes) if changes else config
 
 
-def select_references(config: PipelineConfig, plan: Iterable[str],
-                      header: Mapping[str, Any]) -> ReferenceSelection:
+def select_references(config: PipelineConfig, plan: Iterable[str], header: Mapping[str, Any],
+                      mode_references: Iterable[str] = ()) -> ReferenceSelection:
     """Choose the reference file of every type the plan's running steps read (module docstring).
 
     Parameters
@@ -149,6 +153,8 @@ def select_references(config: PipelineConfig, plan: Iterable[str],
         The mode's steps.
     header : mapping
         Flat ``meta.*`` metadata CRDS selects on (:func:`reference_header`).
+    mode_references : iterable of str
+        The :data:`MODE_ONLY_REFERENCES` types the mode reads (``Mode.reference_types``).
 
     Raises
     ------
@@ -156,9 +162,12 @@ def select_references(config: PipelineConfig, plan: Iterable[str],
         CRDS is configured and could not choose a file (the message names the type and the
         parameter that gives one instead).
     """
+    mode_references = set(mode_references)
     wanted: dict[str, list[tuple[str, str]]] = {}  # reftype -> (step, parameter) that CRDS is asked for
     names: dict[str, str] = {}
     for step, param, reftype in reference_parameters(config, plan):
+        if reftype in MODE_ONLY_REFERENCES and reftype not in mode_references:
+            continue  # another mode's file: neither asked of CRDS nor named in the products
         value = getattr(config.step(step), param)
         if is_not_applicable(value):
             names[f"{step}.{param}"] = NOT_APPLICABLE

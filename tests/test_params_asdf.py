@@ -94,7 +94,7 @@ def test_precedence_defaults_file_command_line_skip(tmp_path):
 
 @pytest.mark.parametrize(("changes", "message"), [
     ({"outlier_detection": {"rolling_window_width": 5}}, "outlier_detection.rolling_window_width = 5: spec3c does not implement"),
-    ({"extract_1d": {"soss_atoca": False}}, "extract_1d.soss_atoca"),
+    ({"extract_1d": {"model_nod_pair": False}}, "extract_1d.model_nod_pair"),
     ({"extract_1d": {"override_psf": "psf.fits"}}, "does not use a PSF reference file"),
     ({"adaptive_trace_model": {"skip": False}}, "adaptive_trace_model.skip = False: spec3c does not implement the step"),
     ({"resample_spec": {"pre_hooks": ["x"]}}, "resample_spec.pre_hooks"),
@@ -108,8 +108,14 @@ def test_unimplemented_parameters_are_refused_unless_default(tmp_path, changes, 
 
 
 def test_steps_spec3c_does_not_run_may_be_skipped(tmp_path):
-    path = _write(tmp_path, _pipeline_tree({"photom": {"skip": True}, "spectral_leak": {"skip": True}}))
-    assert "steps.photom.skip" in read_parameter_file(path).accepted
+    path = _write(tmp_path, _pipeline_tree({"adaptive_trace_model": {"skip": True}, "spectral_leak": {"skip": True}}))
+    assert "steps.adaptive_trace_model.skip" in read_parameter_file(path).accepted
+
+
+def test_photom_parameters_are_applied(tmp_path):
+    path = _write(tmp_path, _pipeline_tree({"photom": {"skip": True, "apply_time_correction": False}}))
+    config = resolve_with_file(path)
+    assert config.photom.skip is True and config.photom.apply_time_correction is False
 
 
 def test_single_step_file(tmp_path):

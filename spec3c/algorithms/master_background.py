@@ -24,7 +24,8 @@ import numpy as np
 from ..dqflags import DO_NOT_USE
 from .combine1d import CombinedSpectrum, InputSpectrum, combine
 
-__all__ = ["BackgroundSpectrum", "expand", "fs_point_scale", "master_spectrum", "odd_kernel"]
+__all__ = ["BackgroundSpectrum", "expand", "expand_ifu", "fs_point_scale", "ifu_point_scale", "master_spectrum",
+           "odd_kernel"]
 
 #: planes the fixed-slit point-source factor needs
 FS_POINT_PLANES = ("pathloss_point", "pathloss_uniform", "flatfield_point", "flatfield_uniform",
@@ -113,6 +114,24 @@ def expand(wavelength: np.ndarray, table_wavelength: np.ndarray, table_sb: np.nd
     wl = np.where(outside, -1.0, wl)
     bkg = np.interp(wl, wl_table, sb, left=0.0, right=0.0)
     return bkg.astype(np.float32), np.where(outside, np.uint32(DO_NOT_USE), np.uint32(0))
+
+
+def expand_ifu(wavelength: np.ndarray, table_wavelength: np.ndarray, table_sb: np.ndarray) -> np.ndarray:
+    """2-D background of an IFU frame at ``wavelength`` (float32).
+
+    As :func:`expand` but no pixel is flagged: the reference's IFU expansion
+    (``bkg_for_ifu_image``) leaves 0 outside the table's range and NaN
+    wavelengths (off the slices) without touching DQ.
+    """
+    return expand(wavelength, table_wavelength, table_sb)[0]
+
+
+def ifu_point_scale(planes: Mapping[str, np.ndarray]) -> np.ndarray | None:
+    """NIRSpec IFU point-source background factor ``pathloss_uniform/pathloss_point`` (None without them)."""
+    if "pathloss_point" not in planes or "pathloss_uniform" not in planes:
+        return None
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.asarray(planes["pathloss_uniform"], np.float32) / np.asarray(planes["pathloss_point"], np.float32)
 
 
 def fs_point_scale(planes: Mapping[str, np.ndarray]) -> np.ndarray | None:

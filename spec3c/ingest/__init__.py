@@ -12,16 +12,19 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from ..asn import Association, read_association
 from ..check import store_writer
-from ..errors import InputError
+from ..config import quarter_of_ram
+from ..errors import InputError, Spec3cError
 from ..log import logger
+from ..parallel import LocalExecutor, executor_for, worker_count
 from ..results import save_association
 from ..store import Store, create_store, open_store
 from ..store.layout import LOCK, MANIFEST
-from .reader import exposure_name, read_exposure, sha256_of
-from .staging import Staging
+from .reader import ExposureData, exposure_name, read_exposure, sha256_of
+from .staging import Staging, spill
 
 ProgressFn = Callable[[str, int, int], None]
 
@@ -100,11 +103,15 @@ def ingest(  # noqa: PLR0913 - each flag is a user option
     replace: bool = False,
     allow_outside: bool = False,
     progress: ProgressFn | None = None,
+    workers: int | None = None,
+    scheduler: str | None = None,
 ) -> IngestReport:
     """Ingest every member of an association into the store at ``store_path``.
 
     ``backend`` (tiledb or hdf5) applies to a new store; None keeps an existing
-    store's backend and creates TileDB stores.
+    store's backend and creates TileDB stores.  Large members (IFU frames) are
+    read in ``workers`` processes (default: one per core) or on ``scheduler``
+    (:func:`spec3c.parallel.open_executor`); the store is written by this process only.
     """
     start = time.perf_counter()
     asn = read_association(asn_path, allow_outside=allow_outside)
@@ -117,14 +124,13 @@ def ingest(  # noqa: PLR0913 - each flag is a user option
               len(report.unchanged))
     with Staging() as staged:
         # every member is read and checked before the store changes: a bad one leaves it as it was
-        for done, plan in enumerate(todo, start=1):
-            data = read_exposure(plan.path, plan.role, plan.sha256)
-            _log.debug("read %s (%s, %d cutouts, %d images)", plan.path, plan.role, len(data.cutouts),
-                       len(data.images or ()))
-            staged.add(data)
-            del data
-            if progress:
-                progress(plan.name, done, len(todo))
+        if _in_parallel(todo, workers, scheduler):
+            _read_parallel(todo, staged, workers, scheduler, progress)
+        else:
+            for done, plan in enumerate(todo, start=1):
+                staged.add(_read_member(plan))
+                if progress:
+                    progress(plan.name, done, len(todo))
         if existing is not None:
             existing.close()
         # only now is anything written; an existing store keeps its backend
@@ -136,6 +142,75 @@ def ingest(  # noqa: PLR0913 - each flag is a user option
             store.close()
     report.seconds = time.perf_counter() - start
     return report
+
+
+#: members' total bytes from which they are read in worker processes (below, starting them costs more)
+PARALLEL_BYTES = 256 * 2**20
+#: bytes a worker needs to read a member, per byte of its file (full frames plus coordinate planes)
+READ_BYTES_PER_FILE_BYTE = 8
+
+
+def _in_parallel(todo: list[_Planned], workers: int | None, scheduler: str | None) -> bool:
+    if len(todo) < 2 or (scheduler is None and worker_count(workers, len(todo)) < 2):
+        return False
+    return sum(plan.path.stat().st_size for plan in todo) >= PARALLEL_BYTES
+
+
+def _read_member(plan: _Planned) -> ExposureData:
+    data = read_exposure(plan.path, plan.role, plan.sha256)
+    _log.debug("read %s (%s, %d cutouts, %d images)", plan.path, plan.role, len(data.cutouts),
+               len(data.images or ()))
+    return data
+
+
+def _read_job(name: str, plan: _Planned, folder: str | None) -> ExposureData | str | InputError:
+    """One member read in a worker: spilled into the staging ``folder`` (its path returned) or, without
+    a folder (a remote worker), returned.  A broken member's :class:`InputError` is returned."""
+    try:
+        data = _read_member(plan)
+    except InputError as exc:
+        return exc  # returned, not raised: the executor would keep only its text
+    if folder is None:
+        return data
+    path = Path(folder) / f"member-{name}.pickle"
+    spill(data, path)
+    return str(path)
+
+
+def _read_parallel(todo: list[_Planned], staged: Staging, workers: int | None, scheduler: str | None,
+                   progress: ProgressFn | None) -> None:
+    """Read the members in worker processes, at most as many at once as a quarter of the RAM holds;
+    staged in the association's order.  The first broken member (in that order) is raised."""
+    largest = max(plan.path.stat().st_size for plan in todo) * READ_BYTES_PER_FILE_BYTE
+    with executor_for(len(todo), workers, scheduler) as executor:
+        local = isinstance(executor, LocalExecutor)
+        folder = str(staged.folder()) if local and executor.slots > 1 else None
+        batch = max(1, min(len(todo), quarter_of_ram() // max(largest, 1)))
+        batch = len(todo) if batch >= executor.slots else batch  # the memory holds every worker's member
+        results: dict[str, Any] = {}
+        for start in range(0, len(todo), batch):
+            part = todo[start:start + batch]
+            done = len(results)
+
+            def note(name: str, k: int, _total: int, done: int = done) -> None:
+                if progress:
+                    progress(name, done + k, len(todo))
+
+            out = executor.map(_read_job, {p.name: (p, folder) for p in part}, note)
+            if out.errors:
+                name = next(p.name for p in part if p.name in out.errors)
+                raise Spec3cError(f"reading {name}: {out.errors[name]}")
+            results.update(out.results)
+            _raise_first_broken(part, results)
+    for plan in todo:
+        value = results.pop(plan.name)
+        staged.add_spilled(Path(value)) if isinstance(value, str) else staged.add(value)
+
+
+def _raise_first_broken(part: list[_Planned], results: dict[str, Any]) -> None:
+    for plan in part:
+        if isinstance(results[plan.name], InputError):
+            raise results[plan.name]
 
 
 def _commit(store: Store, asn: Association, todo: list[_Planned], staged: Staging, report: IngestReport) -> None:

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from .reader import ExposureData
 
-__all__ = ["Staging"]
+__all__ = ["Staging", "spill"]
 
 #: bytes of arrays kept in memory before exposures are spilled to disk
 BUDGET = 256 * 2**20
@@ -61,6 +61,12 @@ def remove_stale_staging(root: str | os.PathLike[str] | None = None) -> list[Pat
     return removed
 
 
+def spill(data: ExposureData, path: Path) -> None:
+    """Pickle ``data`` to ``path`` (a file of a staging :meth:`Staging.folder`)."""
+    with open(path, "wb") as f:
+        pickle.dump(data, f, protocol=pickle.HIGHEST_PROTOCOL)
+
+
 class Staging:
     """Hold :class:`ExposureData` in order: ``add`` each, then :meth:`drain` them."""
 
@@ -85,12 +91,20 @@ class Staging:
             self._held.append(data)
             self._in_memory += size
             return
+        path = self.folder() / f"{len(self._held)}.pickle"
+        spill(data, path)
+        self._held.append(path)
+
+    def folder(self) -> Path:
+        """The private folder exposures are spilled to (created on first use); worker processes
+        of this ingest spill into it too (:func:`spill`, then :meth:`add_spilled`)."""
         if self._folder is None:
             remove_stale_staging()
             self._folder = Path(tempfile.mkdtemp(prefix=f"{_PREFIX}{_host()}-{os.getpid()}-"))
-        path = self._folder / f"{len(self._held)}.pickle"
-        with open(path, "wb") as f:
-            pickle.dump(data, f, protocol=pickle.HIGHEST_PROTOCOL)
+        return self._folder
+
+    def add_spilled(self, path: Path) -> None:
+        """An exposure :func:`spill` wrote into :meth:`folder` (in another process)."""
         self._held.append(path)
 
     def __len__(self) -> int:

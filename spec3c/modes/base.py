@@ -143,6 +143,13 @@ class Mode:
         ``process`` hands such a store to this function (exp_to_source of the
         spectra, then the plan's steps that apply to spectra) instead of the
         per-source plan.
+    reference_types : tuple of str
+        Reference types only this mode's steps read (their ``override_<type>`` parameters; the
+        SOSS extraction's PASTASOSS, SPECPROFILE, SPECKERNEL); other modes neither look them up
+        nor name them.
+    inline_steps : tuple of str
+        Steps of :data:`spec3c.config.STEP_PARAMS` the mode's own pass (``process_spectra``) runs
+        besides the plan's (SOSS: photom); their reference files are chosen with the plan's.
     batch_size : int
         Sources per ``process`` job.  Above 1 a job reads the inputs of its
         sources in one store query and writes their results in one store
@@ -166,6 +173,8 @@ class Mode:
     cube: IfuTraits | None = None
     read_file: ReadFile | None = None
     process_spectra: ProcessSpectra | None = None
+    reference_types: tuple[str, ...] = ()
+    inline_steps: tuple[str, ...] = ()
     batch_size: int = 1
 
     @property

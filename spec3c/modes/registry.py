@@ -15,6 +15,7 @@ from .ifu import MIRI_MRS, NIRSPEC_IFU
 from .lrs import MIRI_LRS_FS
 from .slit import NIRSPEC_FS, NIRSPEC_MOS, SLIT_MODEL, SLIT_MODEL_MODES
 from .slitless import MIRI_LRS_SLITLESS
+from .soss import NIRISS_SOSS
 from .wfss import NIRCAM_WFSS, NIRISS_WFSS
 
 #: every mode spec3c serves, one line each
@@ -27,6 +28,7 @@ MODES: tuple[Mode, ...] = (
     NIRSPEC_IFU,
     NIRISS_WFSS,
     NIRCAM_WFSS,
+    NIRISS_SOSS,
 )
 
 #: EXP_TYPEs of the IFUs: not served yet, but their background spectra use the

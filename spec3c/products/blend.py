@@ -29,9 +29,10 @@ HDRTAB = "HDRTAB"
 
 
 @functools.cache
-def _schema_blending() -> tuple[tuple[tuple[str, str], ...], tuple[tuple[str, str], ...]]:
+def _schema_blending(model_type: str = "SlitModel") -> tuple[tuple[tuple[str, str], ...], tuple[tuple[str, str], ...]]:
     """(metadata path, column) of every ``blend_table`` keyword and (path, rule) of every
-    non-``first`` ``blend_rule`` of the SlitModel schema, in schema order."""
+    non-``first`` ``blend_rule`` of the schema of the inputs' datamodel (``model_type``: the
+    reference's blender reads the first input's schema), in schema order."""
     columns: dict[str, str] = {}
     rules: dict[str, str] = {}
 
@@ -50,14 +51,14 @@ def _schema_blending() -> tuple[tuple[tuple[str, str], ...], tuple[tuple[str, st
         if sub.get("blend_table"):
             columns[attr] = str(sub.get("fits_keyword", attr))
 
-    with dm.SlitModel() as model:
+    with getattr(dm, model_type)() as model:
         dm_schema.walk_schema(model.schema, visit, None)
     return tuple(columns.items()), tuple(rules.items())
 
 
-def hdrtab_columns() -> tuple[tuple[str, str], ...]:
-    """``(meta path, column name)`` of the HDRTAB columns, in the reference's order."""
-    return _schema_blending()[0]
+def hdrtab_columns(model_type: str = "SlitModel") -> tuple[tuple[str, str], ...]:
+    """``(meta path, column name)`` of the HDRTAB columns of inputs of ``model_type``, in the reference's order."""
+    return _schema_blending(model_type)[0]
 
 
 def blend_rules() -> dict[str, str]:
@@ -102,11 +103,12 @@ def blended_values(metas: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     return out
 
 
-def hdrtab_table(metas: Sequence[Mapping[str, Any]]) -> np.ndarray | None:
-    """The HDRTAB rows of the inputs (their metadata trees, as they entered resampling)."""
+def hdrtab_table(metas: Sequence[Mapping[str, Any]], model_type: str = "SlitModel") -> np.ndarray | None:
+    """The HDRTAB rows of the inputs (their metadata trees, as they entered resampling or
+    cube_build; ``model_type`` their datamodel: SlitModel for s2d, IFUImageModel for s3d)."""
     arrays: list[np.ndarray] = []
     names: list[str] = []
-    for path, column in hdrtab_columns():
+    for path, column in hdrtab_columns(model_type):
         values = [_lookup(m, path) for m in metas]
         if all(v is None for v in values):
             continue

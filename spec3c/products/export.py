@@ -31,6 +31,7 @@ from .ifu_crf import write_ifu_crfs
 from .ifu_x1d import write_cube_x1ds
 from .meta import product_stamp, stamping, step_statuses
 from .s3d import write_s3d
+from .soss import write_soss_c1d, write_soss_x1d
 from .wfss import write_wfss_c1d, write_wfss_x1d
 from .writers import (
     write_exposure_crfs,
@@ -71,6 +72,10 @@ AssociationWriter = Callable[[Store, ProductNaming, "str | os.PathLike[str]", "S
 _ASSOCIATION_WRITERS: dict[str, AssociationWriter] = {
     "x1d": write_wfss_x1d,
     "c1d": write_wfss_c1d,
+}
+#: modes whose association products are not WFSS's: mode name -> suffix -> writer
+_MODE_ASSOCIATION_WRITERS: dict[str, dict[str, AssociationWriter]] = {
+    "niriss-soss": {"x1d": write_soss_x1d, "c1d": write_soss_c1d},
 }
 _SUFFIXES = tuple(dict.fromkeys([*(suffix for suffix, _ in _WRITERS), *_ASSOCIATION_WRITERS]))
 
@@ -326,7 +331,9 @@ def export_store(  # noqa: PLR0913 - each is a CLI option
     with open_store(store_path) as store:
         known = store.sources()
         manifest = _load_manifest(store, out_dir, naming)
-        layouts = mode_of_store(store).products
+        mode = mode_of_store(store)
+        layouts = mode.products
+        association_writers = _MODE_ASSOCIATION_WRITERS.get(mode.name, _ASSOCIATION_WRITERS)
         with_status = {src for src, key in store.list_results() if key == STATUS} if manifest else set()
         runs = {s: (_status(store, s) or {}).get("run") for s in with_status}
     keys = list(known) if sources is None else [str(s) for s in sources]
@@ -353,7 +360,7 @@ def export_store(  # noqa: PLR0913 - each is a CLI option
             manifest[source] = done.record()
     with open_store(store_path) as store, stamping(product_stamp(None)):
         for suffix in (s for s in suffixes if layouts.get(s) == ASSOCIATION):  # one file for all sources
-            written += _ASSOCIATION_WRITERS[suffix](store, naming, out_dir, sources)
+            written += association_writers[suffix](store, naming, out_dir, sources)
     if sources is None:  # association-level products go with a whole-store export
         from .masterbg import write_master_background_products
 

@@ -5,7 +5,8 @@
   members; a user background is not re-saved, as the reference);
 * ``<science exposure>_<asn_id>_masterbg2d.fits`` per science exposure: a
   ``MultiSlitModel`` copy of the exposure whose SCI is the 2-D background
-  that was subtracted and whose DQ has the out-of-range pixels flagged.
+  that was subtracted and whose DQ has the out-of-range pixels flagged
+  (IFU: an ``IFUImageModel`` of the full frame, DQ as the exposure's).
 """
 
 from __future__ import annotations
@@ -18,10 +19,11 @@ import numpy as np
 from stdatamodels.jwst import datamodels as dm
 
 from ..algorithms.combine1d import CombinedSpectrum
+from ..gwcs_asdf import wcs_from_asdf
 from ..modes.base import Mode
 from ..modes.registry import mode_of_store
 from ..naming import ProductNaming, exposure_product_filename
-from ..steps.master_background import MasterBackground, load_association_master
+from ..steps.master_background import MasterBackground, frame_background, load_association_master
 from ..store import Cutout, ExposureRecord, Store
 from .c1d import write_c1d
 from .fits_io import atomic_save
@@ -46,6 +48,9 @@ def write_master_background_products(store: Store, naming: ProductNaming,
     cutouts = _cutouts_by_exposure(store)
     mode = mode_of_store(store)
     for record in (r for r in records if r.role == "science"):
+        if mode.cube is not None:
+            paths.append(_write_ifu_2d(store, master, record, cutouts.get(record.name, []), naming, Path(out_dir)))
+            continue
         paths.append(_write_2d(master, mode, record, cutouts.get(record.name, []), naming, Path(out_dir)))
     return paths
 
@@ -92,6 +97,23 @@ def _write_2d(master: MasterBackground, mode: Mode, record: ExposureRecord,
         return _save(image, record, path, naming, wcs=nodes[0]["meta"].get("wcs"))
     return _save(dm.MultiSlitModel({"slits": nodes}, validate_on_assignment=False), record, path, naming)
 
+
+def _write_ifu_2d(store: Store, master: MasterBackground, record: ExposureRecord, cutouts: list[Cutout],
+                  naming: ProductNaming, out: Path) -> Path:
+    """An IFU exposure's background: an IFUImageModel copy of the exposure whose SCI is the expanded
+    master background (its DQ the exposure's: the reference flags nothing for IFUs)."""
+    frames = store.read_images(record.name, planes=(*_IMAGE_PLANES, "wavelength"))
+    node = {attr: np.array(frames[plane], dtype=np.uint32 if plane == "dq" else np.float32)
+            for plane, attr in _IMAGE_PLANES.items() if plane in frames}
+    node["data"] = frame_background(master, frames, record.meta)
+    path = out / exposure_product_filename(Path(record.filename).name, naming.asn_id, "masterbg2d")
+    wcs = wcs_from_asdf(cutouts[0].wcs_asdf) if cutouts else None
+    return _save(dm.IFUImageModel(node, validate_on_assignment=False), record, path, naming, wcs=wcs)
+
+
+#: stored frame plane -> IFUImageModel attribute of the background copy
+_IMAGE_PLANES = {"sci": "data", "dq": "dq", "err": "err", "var_poisson": "var_poisson", "var_rnoise": "var_rnoise",
+                 "var_flat": "var_flat"}
 
 #: arrays an ImageModel background copy carries (as the reference's copy of the cal)
 _IMAGE_ARRAYS = ("data", "dq", "err", "var_poisson", "var_rnoise", "var_flat")

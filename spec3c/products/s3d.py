@@ -5,7 +5,8 @@ FITS WCS keywords Cubeviz reads (``RA---TAN``/``DEC--TAN`` with a PC matrix,
 ``WAVE`` or ``WAVE-TAB`` + ``PS3_0``/``PS3_1``), ``PIXAR_SR``/``PIXAR_A2``,
 ``S_REGION`` and the gwcs the reference builds from those keywords.  Metadata
 come from the cube's first input (``IFUCubeModel.update``) with keywords blended over
-the inputs (DETECTOR, exposure times, ...) by the schema's rules, as ``model_blender``.
+the inputs (DETECTOR, exposure times, ...) by the schema's rules, as ``model_blender``,
+which also adds the ``HDRTAB`` extension: one row of header keywords per input.
 
 The cube planes are streamed from the store tile by tile into the file: the
 datamodel is built and validated by stdatamodels with memory-free placeholders
@@ -36,19 +37,20 @@ from ..naming import ProductNaming, product_filename
 from ..results import COMPLETE, IfuCube
 from ..store import Store
 from ..store.records import ExposureRecord
-from .blend import blended_values
+from .blend import attach_hdrtab, blended_values, hdrtab_table
 from .fits_io import validate_strict
 from .meta import cal_steps_for, flat_to_tree, merge_tree, stamp_model, top_level_meta
 from .writers import (
     PathLike,
     _asn_meta,
+    _input_meta,
     _records,
     _resolved,
     _source_base,
     _status,
 )
 
-__all__ = ["cube_gwcs", "write_s3d"]
+__all__ = ["attach_hdrtab", "cube_gwcs", "write_s3d"]
 
 #: wcsinfo keywords of the inputs that mean nothing for a combined cube (the reference drops them)
 _DROPPED_WCSINFO = ("v2_ref", "v3_ref", "ra_ref", "dec_ref", "roll_ref", "v3yangle", "vparity", "s_region",
@@ -124,6 +126,20 @@ def _blended(records: Mapping[str, ExposureRecord], cube: IfuCube) -> dict[str, 
     return blended_values([flat_to_tree(records[e].meta) for e in inputs]) if inputs else {}
 
 
+def _hdrtab(store: Store, source: str, naming: ProductNaming, cube: IfuCube) -> np.ndarray | None:
+    """The reference's HDRTAB of a cube built from several inputs: one row per (band, file) input
+    (``blend_output_metadata``) of its metadata as it entered cube_build (the earlier steps'
+    statuses, the ASN), the IFUImageModel schema's ``blend_table`` keywords as columns."""
+    inputs = _blend_inputs(cube)
+    if not inputs:
+        return None
+    records = _records(store)
+    steps = {k: v for k, v in cal_steps_for("s2d", _status(store, source)).items()
+             if k not in ("resample", "resample_spec")}
+    metas = [_input_meta(records[e], None, naming, steps, image=True) for e in inputs]
+    return hdrtab_table(metas, "IFUImageModel")
+
+
 def _blend_inputs(cube: IfuCube) -> list[str]:
     inputs = cube.meta.get("blend_inputs")
     if inputs is None:  # a cube stored before the blend list: its distinct inputs
@@ -157,6 +173,10 @@ def _cube_meta(store: Store, source: str, naming: ProductNaming, cube: IfuCube) 
     meta["ifu"] = dict(cube.meta["ifu"])
     if cube.meta.get("channel"):
         meta.setdefault("instrument", {})["channel"] = cube.meta["channel"]
+    if cube.meta.get("moving_target"):  # the reference: a moving target's cube sits at the mean ephemeris
+        avra, avdec = (float(v) for v in cube.meta["moving_target"])
+        wcsinfo.update(mt_ra=avra, mt_dec=avdec)
+        meta.setdefault("target", {}).update(ra=avra, dec=avdec)
     meta.pop("wcs", None)
     return meta
 
@@ -263,8 +283,11 @@ def write_s3d(store: Store, source: str, naming: ProductNaming, out_dir: PathLik
         stem = traits.cube_name(base, bands, cube.meta.get("coord_system") == "internal_cal")
         path = Path(out_dir) / product_filename(stem, suffix)
         meta = _cube_meta(store, source, naming, cube)
+        table = _hdrtab(store, source, naming, cube)
         with _placeholders(cube.shape, path.parent) as planes:
             model = _model(cube, meta, planes)
             with model:
+                if table is not None:
+                    attach_hdrtab(model, table)
                 paths.append(_save(model, cube, store, source, path))
     return paths

@@ -420,10 +420,11 @@ def _image_inputs(cutouts: Sequence[Cutout], records: Mapping[str, ExposureRecor
     return records[cutouts[0].exposure].model_type == "ImageModel"
 
 
-def _input_meta(record: ExposureRecord, cutout: Cutout, naming: ProductNaming,
+def _input_meta(record: ExposureRecord, cutout: Cutout | None, naming: ProductNaming,
                 steps: Mapping[str, str], image: bool) -> dict[str, Any]:
-    """Metadata tree of one input as it entered resample_spec (an HDRTAB row)."""
-    meta = flat_to_tree(record.meta) if image else exposure_slit_meta(record, cutout)
+    """Metadata tree of one input as it entered resample_spec or cube_build (an HDRTAB row);
+    ``cutout`` (its slit) is used unless the input is a whole ``image``."""
+    meta = flat_to_tree(record.meta) if image or cutout is None else exposure_slit_meta(record, cutout)
     merge_tree(meta, _asn_meta(naming))
     merge_tree(meta, {"cal_step": dict(steps)})
     meta["filename"] = Path(record.filename).name

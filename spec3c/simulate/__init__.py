@@ -20,6 +20,7 @@ from pathlib import Path
 
 from .miri import MIRI_MODES, simulate_miri
 from .miri.mrs import MRS_MODES, simulate_mrs
+from .niriss import SOSS_MODES, simulate_soss
 from .nirspec import NIRSPEC_MODES, simulate_nirspec
 from .nirspec.ifu import IFU_MODES, simulate_nirspec_ifu
 from .options import Progress, SimOptions, SimulationResult
@@ -45,6 +46,7 @@ _SIMULATORS: dict[str, Simulator] = {
     **dict.fromkeys(MIRI_MODES, simulate_miri),
     **dict.fromkeys(MRS_MODES, simulate_mrs),
     **dict.fromkeys(WFSS_MODES, simulate_wfss),
+    **dict.fromkeys(SOSS_MODES, simulate_soss),
 }
 MODES: tuple[str, ...] = tuple(_SIMULATORS)
 

@@ -81,6 +81,13 @@ class SimOptions:
     """``nircam-wfss`` only: ``"A"`` or ``"B"``, every exposure on that module; None alternates
     the exposures between modules A and B (each sees its own half of the field)."""
 
+    n_integrations: int | None = None
+    """``niriss-soss`` only: integrations of the time series (>= 1; 5 when None), one plane each."""
+
+    subarray: str | None = None
+    """``niriss-soss`` only: ``"SUBSTRIP256"`` (orders 1-3, default) or ``"SUBSTRIP96"`` (order 1 and
+    the start of order 2)."""
+
     def __post_init__(self) -> None:
         if self.n_exposures < 1:
             raise ValueError(f"n_exposures must be >= 1, got {self.n_exposures}")
@@ -88,6 +95,8 @@ class SimOptions:
             raise ValueError(f"n_sources must be >= 1, got {self.n_sources}")
         if self.n_columns is not None and self.n_columns < MIN_COLUMNS:
             raise ValueError(f"n_columns must be >= {MIN_COLUMNS}, got {self.n_columns}")
+        if self.n_integrations is not None and self.n_integrations < 1:
+            raise ValueError(f"n_integrations must be >= 1, got {self.n_integrations}")
         if self.with_background < 0:
             raise ValueError(f"with_background must be >= 0, got {self.with_background}")
 
@@ -101,3 +110,4 @@ class SimulationResult:
     truth_path: Path
     mode: str
     x1d_asn_path: Path | None = None  # WFSS: the association of the spec2 x1d files
+    reference_files: dict[str, Path] | None = None  # SOSS: extract_1d reference type -> the file written

@@ -131,6 +131,14 @@ def _outlier_planes(store: Store, source: str, cutout: Cutout) -> dict[str, np.n
 
 def _background_planes(store: Store, source: str, cutout: Cutout) -> dict[str, np.ndarray]:
     """SCI with the master background subtracted, DQ with its flags."""
+    if cutout.planes["sci"].size == 0:  # IFU: the full frames, the background subtracted when read
+        frames = store.read_images(cutout.exposure, planes=("sci", "dq", "wavelength"))
+        record = store.get_exposure(cutout.exposure)
+        master = master_background.load_for_source(store, source) \
+            if cutout.meta.get(master_background.IFU_SUBTRACTED) else None
+        if record is not None:
+            master_background.subtract_from_frames(store, source, cutout.exposure, frames, record.meta, master)
+        return {"sci": np.asarray(frames["sci"], np.float32), "dq": np.asarray(frames["dq"], np.uint32)}
     return {"sci": np.asarray(cutout.planes["sci"], np.float32), "dq": np.asarray(cutout.planes["dq"], np.uint32)}
 
 

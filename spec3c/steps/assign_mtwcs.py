@@ -28,6 +28,7 @@ from ..algorithms.moving_target import (
     add_moving_target_frame,
     frame_offset,
     mean_position,
+    ra_difference,
     shift_coordinates,
 )
 from ..errors import Spec3cWarning
@@ -185,3 +186,22 @@ def _align(inputs: SourceInputs, k: int, mt_ra: float, mt_dec: float, mean: tupl
     cutout.wcs_asdf = wcs_to_asdf(new_wcs)
     inputs._wcs[k] = new_wcs
     cutout.meta[MT_AVRA], cutout.meta[MT_AVDEC] = mean
+
+
+def applied_shift(cutout_meta: Mapping[str, Any], exposure_meta: Mapping[str, Any]) -> tuple[float, float] | None:
+    """``(dRA, dDec)`` degrees this run's :func:`align` moved a cutout's sky coordinates by, None
+    when it did not (IFU frames stay unchanged in the store: their readers apply this shift)."""
+    avra, avdec = _value(cutout_meta, MT_AVRA), _value(cutout_meta, MT_AVDEC)
+    mt_ra, mt_dec = cutout_position(cutout_meta, exposure_meta)
+    if avra is None or avdec is None or mt_ra is None or mt_dec is None:
+        return None
+    return ra_difference(avra, mt_ra), avdec - mt_dec
+
+
+def mean_of_run(inputs: SourceInputs) -> tuple[float, float] | None:
+    """``(mt_avra, mt_avdec)`` the inputs were aligned on in this run (None: not aligned)."""
+    for cutout in inputs.cutouts:
+        avra, avdec = _value(cutout.meta, MT_AVRA), _value(cutout.meta, MT_AVDEC)
+        if avra is not None and avdec is not None:
+            return avra, avdec
+    return None

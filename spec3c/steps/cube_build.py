@@ -17,7 +17,6 @@ bits as a whole-cube build.
 from __future__ import annotations
 
 import gc
-import os
 import warnings
 from dataclasses import dataclass, field
 from typing import Any
@@ -43,11 +42,12 @@ from ..algorithms.cube_setup import (
     sky_geometry,
     wrap_ra,
 )
-from ..config import CubeBuildParams, memory_bytes
+from ..config import CubeBuildParams, memory_bytes, quarter_of_ram
 from ..errors import InputError, Spec3cError, Spec3cWarning
 from ..modes.ifu.cubepar import BandKey, CubePars, read_cubepar
 from ..modes.ifu.traits import IfuTraits
 from ..results import COMPLETE, SKIPPED, IfuCube, load_association
+from .assign_mtwcs import mean_of_run
 from .context import StepContext, StepDetails, StepOutcome
 from .cube_inputs import (
     CORNERS,
@@ -58,6 +58,7 @@ from .cube_inputs import (
     band_pixels,
     exposure_filename,
     ifu_meta,
+    moving_target_shift,
     read_frames,
 )
 from .cube_internal import build_internal_cube
@@ -77,8 +78,7 @@ class CubeDetails(StepDetails):
 def _memory_budget(params: CubeBuildParams) -> int:
     if params.max_memory is not None:
         return memory_bytes(params.max_memory, "--steps.cube_build.max_memory")
-    # a quarter of the physical memory (os.sysconf: no psutil at run time; it is a `bench` extra)
-    return int(os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") // 4)
+    return quarter_of_ram()
 
 
 def plan_cubes(ctx: StepContext, traits: IfuTraits, params: CubeBuildParams) -> list[CubeSpec]:
@@ -147,6 +147,9 @@ def footprint_corners(ctx: StepContext, spec: CubeSpec, traits: IfuTraits, param
             a_min, b1, a_max, b2, a1, b_min, a2, b_max = ifu["footprint"][traits.region(band)]
             corners = [a_min, b1, a_max, b2, a1, b_min, a2, b_max]
         cra, cdec = np.array(corners[0::2]), np.array(corners[1::2])
+        moved = moving_target_shift(ctx, exposure)
+        if moved is not None:  # the reference maps the pixels to the moving_target frame
+            cra, cdec = np.mod(cra + moved[0], 360.0), cdec + moved[1]
         shift = offsets.of(exposure_filename(ctx, exposure))
         if shift is not None:
             cra, cdec = offset_radec(cra, cdec, *shift)
@@ -368,6 +371,7 @@ def _cube_meta(ctx: StepContext, spec: CubeSpec, frame: SkyFrame, setup: CubeSet
         "photometry": {"pixelarea_arcsecsq": area, "pixelarea_steradians": area * 2.3504e-11},
         "channel": channels if ctx.mode.cube is not None and ctx.mode.cube.per_channel else None,
         "linear": setup.linear,
+        "moving_target": mean_of_run(ctx.inputs),  # (mt_avra, mt_avdec) when assign_mtwcs aligned the inputs
     }
 
 

@@ -19,7 +19,9 @@ from ..errors import InputError, Spec3cError
 from ..modes.ifu.cubepar import BandKey
 from ..modes.ifu.traits import IfuTraits
 from ..results import crf_key
+from .assign_mtwcs import applied_shift
 from .context import StepContext
+from .master_background import subtract_in_run
 
 #: the corner offset planes of the stored frames (reference corner order)
 CORNERS = tuple(f"corner{k}_{axis}" for k in range(1, 5) for axis in ("dra", "ddec"))
@@ -114,13 +116,17 @@ SLICER = ("wavelength", "slicer_along", "slicer_lam")
 
 
 def read_frames(ctx: StepContext, exposure: str, planes: Sequence[str]) -> dict[str, np.ndarray]:
-    """``planes`` of an exposure's stored frames (with the science planes), NaN/DO_NOT_USE made
-    consistent, with the outlier flags of a previous outlier_detection (``crf/<exposure>/<slit>``)
-    when there are some."""
+    """``planes`` of an exposure's stored frames (with the science planes): the master background
+    subtracted if this run's master_background did, RA/Dec in the moving target's frame if this
+    run's assign_mtwcs aligned the exposure, the outlier flags of a previous outlier_detection
+    (``crf/<exposure>/<slit>``) when there are some, NaN/DO_NOT_USE made consistent."""
     frames = ctx.store.read_images(exposure, planes=(*SCIENCE, *planes))
     missing = [p for p in (*SCIENCE, *planes) if p not in frames]
     if missing:
         raise Spec3cError(f"exposure {exposure}: no stored {', '.join(missing)} frames: re-ingest the association")
+    subtract_in_run(ctx, exposure, frames)
+    if "ra" in frames:
+        to_moving_target(ctx, exposure, frames)
     slit = next(c.slit for c in ctx.inputs.cutouts if c.exposure == exposure)
     key = crf_key(exposure, slit)
     if (ctx.source, key) in ctx.store.list_results(ctx.source):
@@ -130,6 +136,20 @@ def read_frames(ctx: StepContext, exposure: str, planes: Sequence[str]) -> dict[
     for name in ("var_poisson", "var_rnoise", "var_flat"):
         del frames[name]
     return frames
+
+
+def moving_target_shift(ctx: StepContext, exposure: str) -> tuple[float, float] | None:
+    """``(dRA, dDec)`` deg of this run's assign_mtwcs for ``exposure`` (None: not aligned)."""
+    cutout = next(c for c in ctx.inputs.cutouts if c.exposure == exposure)
+    return applied_shift(cutout.meta, ctx.inputs.exposures[exposure].meta)
+
+
+def to_moving_target(ctx: StepContext, exposure: str, frames: dict[str, np.ndarray]) -> None:
+    """Pixel centres in the ``moving_target`` frame (the corner planes are offsets from them)."""
+    shift = moving_target_shift(ctx, exposure)
+    if shift is not None:
+        frames["ra"] = np.mod(frames["ra"] + shift[0], 360.0)
+        frames["dec"] = frames["dec"] + shift[1]
 
 
 def band_pixels(frames: dict[str, np.ndarray], ifu: dict[str, Any], band: BandKey, traits: IfuTraits,

@@ -113,6 +113,8 @@ def stored_cube(ctx: StepContext, cube: IfuCube) -> CubeSource:
     band = str(record.meta.get("meta.instrument.band") or "").lower()
     single = len(cube.meta.get("bands", [])) == 1 and len(channel) == 1 and band in ("short", "medium", "long")
     meta = {**record.meta, "meta.exposure.type": record.exp_type}
+    if cube.meta.get("moving_target"):  # the s3d's TARG_RA/TARG_DEC: the mean ephemeris position
+        meta["meta.target.ra"], meta["meta.target.dec"] = (float(v) for v in cube.meta["moving_target"])
     return CubeSource(cube.name, cube.shape, info, wavelength, (cube.meta.get("photometry") or {}).get(
         "pixelarea_steradians"), meta, single, slabs)
 

@@ -20,23 +20,33 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from ..algorithms.master_background import BackgroundSpectrum, master_spectrum
+from ..algorithms.master_background import (
+    BackgroundSpectrum,
+    expand_ifu,
+    ifu_point_scale,
+    master_spectrum,
+)
 from ..config import MasterBackgroundParams
 from ..errors import InputError
 from ..modes.base import Mode
-from ..modes.registry import is_ifu_extended
+from ..modes.registry import is_ifu_extended, mode_for
 from ..results import ASSOCIATION_SOURCE, COMPLETE, SKIPPED
 from ..store import ExposureRecord, Store
 from .context import SourceInputs, StepContext, StepDetails, StepOutcome
 
-__all__ = ["ASSOCIATION_KEY", "SOURCE_KEY", "MasterBackground", "build_master", "load_for_source",
-           "prepare_association", "run", "subtract", "subtraction_wanted"]
+__all__ = ["ASSOCIATION_KEY", "IFU_SUBTRACTED", "SOURCE_KEY", "MasterBackground", "build_master", "frame_background",
+           "load_for_source", "prepare_association", "run", "subtract", "subtract_from_frames", "subtraction_wanted"]
 
 #: result keys: the association's master spectrum, and the copy each source used
 ASSOCIATION_KEY = SOURCE_KEY = "master_background"
+
+#: set (in memory) on an IFU exposure's cutout once this run subtracts the master background: its
+#: frames are read from the store unchanged, so every reader subtracts it (:func:`subtract_from_frames`)
+IFU_SUBTRACTED = "master_background_subtracted"
 
 #: cal_step keywords that mean stage 2 already removed a background
 _DONE_KEYS = ("meta.cal_step.bkg_subtract", "meta.cal_step.master_background")
@@ -189,9 +199,66 @@ def subtract(inputs: SourceInputs, master: MasterBackground | None, mode: Mode) 
         return StepOutcome(SKIPPED, "no background members in the association")
     if not master.subtract:
         return StepOutcome(SKIPPED, master.message)
+    if mode.cube is not None:
+        return _subtract_ifu(inputs, master)
     for cutout in inputs.cutouts:
         bkg, dq = mode.background_2d(cutout, master.columns)
         cutout.planes["sci"] = (cutout.planes["sci"] - bkg).astype(np.float32)
         cutout.planes["dq"] = cutout.planes["dq"] | dq
     note = f" ({mode.background_note})" if mode.background_note else ""
     return StepOutcome(COMPLETE, f"subtracted from {len(inputs)} cutouts{note}", BackgroundDetails(master.origin))
+
+
+# -- IFU: full-frame exposures, kept unchanged in the store -----------------------------------
+
+
+def _subtract_ifu(inputs: SourceInputs, master: MasterBackground) -> StepOutcome:
+    """Mark every exposure of an IFU source: its readers subtract the master background from SCI."""
+    exposures = dict.fromkeys(c.exposure for c in inputs.cutouts)
+    for cutout in inputs.cutouts:
+        cutout.meta[IFU_SUBTRACTED] = True
+    return StepOutcome(COMPLETE, f"subtracted from the frames of {len(exposures)} exposures",
+                       BackgroundDetails(master.origin))
+
+
+def frame_background(master: MasterBackground, frames: dict[str, np.ndarray],
+                     exposure_meta: dict[str, Any]) -> np.ndarray:
+    """The master background at every pixel of an IFU exposure (float32, the frames' shape).
+
+    ``frames`` holds the stored ``wavelength`` plane (NaN off the slices: 0 there, as the
+    reference); a NIRSpec point source is scaled by ``pathloss_uniform/pathloss_point``
+    when those planes are stored (the reference skips the scaling when the cal file lacks them).
+    """
+    bkg = expand_ifu(frames["wavelength"], master.columns["WAVELENGTH"], master.columns["SURF_BRIGHT"])
+    point = str(exposure_meta.get("meta.target.source_type") or "").upper() == "POINT"
+    traits = mode_for(str(exposure_meta.get("meta.exposure.type") or "")).cube
+    if point and traits is not None and traits.point_background_pathloss:
+        scale = ifu_point_scale(frames)
+        if scale is not None:
+            bkg = (bkg * scale).astype(np.float32)
+    return bkg
+
+
+def subtract_from_frames(store: Store, source: str, exposure: str, frames: dict[str, np.ndarray],
+                         exposure_meta: dict[str, Any], master: MasterBackground | None) -> None:
+    """``frames["sci"] -= background`` in place when ``master`` subtracts (ERR/VAR/DQ unchanged, as
+    the reference); reads the exposure's ``wavelength`` frame if ``frames`` lacks it."""
+    if master is None or not master.subtract or "sci" not in frames:
+        return
+    planes = frames if "wavelength" in frames else {**frames, **store.read_images(exposure, planes=("wavelength",))}
+    frames["sci"] = (frames["sci"] - frame_background(master, planes, exposure_meta)).astype(np.float32)
+
+
+def master_in_run(ctx: StepContext, exposure: str) -> MasterBackground | None:
+    """The master background this run subtracts from ``exposure``'s frames (None: none)."""
+    cutout = next((c for c in ctx.inputs.cutouts if c.exposure == exposure), None)
+    if cutout is None or not cutout.meta.get(IFU_SUBTRACTED):
+        return None
+    return load_for_source(ctx.store, ctx.source)
+
+
+def subtract_in_run(ctx: StepContext, exposure: str, frames: dict[str, np.ndarray]) -> None:
+    """Subtract from an IFU exposure's frames what this run's master_background subtracted (if any)."""
+    master = master_in_run(ctx, exposure)
+    if master is not None:
+        subtract_from_frames(ctx.store, ctx.source, exposure, frames, ctx.inputs.exposures[exposure].meta, master)

@@ -22,6 +22,7 @@ from ..algorithms.ifu_outlier import IfuOutlierOptions, MinimumDifference, outli
 from ..errors import Spec3cError
 from ..results import COMPLETE, SKIPPED, crf_key
 from .context import StepContext, StepDetails, StepOutcome
+from .master_background import subtract_in_run
 
 FLAG = np.uint32(dqflags.DO_NOT_USE | dqflags.OUTLIER)
 
@@ -71,6 +72,7 @@ def run(ctx: StepContext) -> StepOutcome:
         minimum = MinimumDifference(axis)
         for exposure in exposures:
             frames = ctx.store.read_images(exposure, planes=("sci", "dq"))
+            subtract_in_run(ctx, exposure, frames)  # the reference flags the background-subtracted data
             minimum.add(frames["sci"], (frames["dq"] & dqflags.DO_NOT_USE) != 0)
         found = outlier_mask(minimum.finalize(), options)
         cuts[detector] = found.cut

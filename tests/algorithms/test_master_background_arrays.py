@@ -9,7 +9,9 @@ from spec3c import dqflags
 from spec3c.algorithms.master_background import (
     BackgroundSpectrum,
     expand,
+    expand_ifu,
     fs_point_scale,
+    ifu_point_scale,
     master_spectrum,
     odd_kernel,
 )
@@ -62,6 +64,17 @@ def test_expand_interpolates_and_flags_outside():
 def test_expand_sorts_a_descending_table():
     bkg, _ = expand(np.array([1.25]), np.array([2.0, 1.0]), np.array([20.0, 10.0]))
     np.testing.assert_allclose(bkg, [12.5])
+
+
+def test_expand_ifu_leaves_zero_outside_and_flags_nothing():
+    """IFU frames: 0 off the slices (NaN wavelength) and outside the table, as bkg_for_ifu_image."""
+    wl = np.array([[1.0, 1.5, np.nan], [0.5, 2.0, 2.5]])
+    bkg = expand_ifu(wl, np.array([1.0, 2.0]), np.array([10.0, 20.0]))
+    assert bkg.dtype == np.float32
+    np.testing.assert_allclose(bkg, [[10.0, 15.0, 0.0], [0.0, 20.0, 0.0]])
+    planes = {"pathloss_point": np.full(2, 0.8, np.float32), "pathloss_uniform": np.full(2, 0.6, np.float32)}
+    np.testing.assert_allclose(ifu_point_scale(planes), 0.75, rtol=1e-6)
+    assert ifu_point_scale({"pathloss_point": planes["pathloss_point"]}) is None
 
 
 def test_fs_point_scale():

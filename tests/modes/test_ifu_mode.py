@@ -45,8 +45,9 @@ def _corners(images: dict[str, np.ndarray], y: np.ndarray, x: np.ndarray) -> lis
 def test_registry_serves_the_ifus():
     mrs, nrs = mode_for("MIR_MRS"), mode_for("NRS_IFU")
     assert (mrs.name, nrs.name) == ("miri-mrs", "nirspec-ifu")
-    assert mrs.plan == ("outlier_detection", "cube_build", "extract_1d", "spectral_leak")  # the reference: MRS only
-    assert nrs.plan == ("outlier_detection", "cube_build", "extract_1d")
+    ifu_plan = ("assign_mtwcs", "master_background", "outlier_detection", "cube_build", "extract_1d")
+    assert mrs.plan == (*ifu_plan, "spectral_leak")  # the reference: MRS only
+    assert nrs.plan == ifu_plan
     for mode in (mrs, nrs):
         assert dict(mode.products) == {"crf": "exposure", "s3d": "source", "x1d": "cube"}
         assert mode.extraction.ifu is not None and mode.extraction.apcorr.kind == "radial"

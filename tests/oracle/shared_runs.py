@@ -126,3 +126,35 @@ def ifu_reference(mode: str, tmp_path_factory: Any, oracle: Any, jwst_py: Path) 
         return res, run, steps
 
     return shared(tmp_path_factory, f"ifu-{mode}", build)
+
+
+#: MIRI MRS master background: 2 dithers of channels 1+2 SHORT keeping their sky, 1 blank-sky background member
+MRS_BACKGROUND_OPTIONS = SimOptions(seed=3, n_exposures=2, channels=(1,), bands=("SHORT",), n_sources=1,
+                                    with_background=1)
+
+
+def mrs_background_case(tmp_path_factory: Any, oracle: Any, jwst_py: Path) -> tuple[Any, Path, Path]:
+    """(simulation, jwst products folder, spec3c products folder) of calwebb_spec3 and spec3c on
+    :data:`MRS_BACKGROUND_OPTIONS`, both with ``master_background.save_background``."""
+    from spec3c.simulate.miri.mrs import reference_file_paths
+
+    def build(root: Path) -> tuple[Any, Path, Path, int, str]:
+        res = simulate("miri-mrs", root / "input", MRS_BACKGROUND_OPTIONS)
+        steps = reference_file_paths(res.asn_path).jwst_overrides()
+        steps["extract_1d"].update(apply_apcorr=True, ifu_rfcorr=False)
+        steps["master_background"] = {"save_background": True}
+        run = oracle.run_reference(res.asn_path, root / "jwst", steps=steps, timeout=1800, python=jwst_py)
+        if run.returncode != 0:
+            return res, root / "jwst", root / "ours", run.returncode, run.log_path.read_text()[-3000:]
+        ingest(res.asn_path, root / "store")
+        report = process_store(root / "store", config=resolve_config(overrides=steps), workers=1)
+        assert not report.failed, [r.error for r in report.failed]
+        with open_store(root / "store") as store:
+            asn = load_association(store)
+        naming = ProductNaming(asn["product_name"], asn["asn_id"], asn["exp_type"], asn["table_name"])
+        export_store(root / "store", root / "ours", naming, workers=1)
+        return res, root / "jwst", root / "ours", 0, ""
+
+    res, ref_dir, ours_dir, returncode, log_tail = shared(tmp_path_factory, "ifu-mrs-background", build)
+    assert returncode == 0, log_tail
+    return res, ref_dir, ours_dir

@@ -71,7 +71,7 @@ def test_names_and_validation(miri_products):
 def test_fits_keywords_cubeviz_reads(miri_products):
     paths, _ = miri_products
     with fits.open(paths[0]) as hdul:
-        assert [h.name for h in hdul] == ["PRIMARY", "SCI", "ERR", "DQ", "WMAP", "WCS-TABLE", "ASDF"]
+        assert [h.name for h in hdul] == ["PRIMARY", "SCI", "ERR", "DQ", "WMAP", "WCS-TABLE", "HDRTAB", "ASDF"]
         sci = hdul["SCI"].header
         assert (sci["CTYPE1"], sci["CTYPE2"], sci["CTYPE3"], sci["CUNIT3"]) == ("RA---TAN", "DEC--TAN", "WAVE", "um")
         assert sci["BUNIT"] == "MJy/sr" and sci["PIXAR_SR"] == pytest.approx(sci["PIXAR_A2"] * 2.3504e-11)
@@ -105,6 +105,25 @@ def test_specutils_reads_the_cube(miri_products):
     np.testing.assert_allclose(spectrum.spectral_axis.to_value("um"), wave, rtol=1e-6)
 
 
+def test_hdrtab_one_row_per_input(miri_products):
+    """As the reference's blender: a row of the inputs' IFUImageModel ``blend_table`` keywords per
+    (band, file) input of the cube, kept through stdatamodels; specutils reads the cube beside it."""
+    paths, root = miri_products
+    with open_store(root / "store") as store:
+        records = {r.name: r for r in store.list_exposures()}
+    with dm.open(paths[0]) as model:
+        table = model.hdrtab
+        assert len(table) == 2
+        names = set(table.dtype.names)
+        assert {"EXPSTART", "EFFEXPTM", "DETECTOR"} <= names and "SLTNAME" not in names  # not the slit schema
+        files = sorted(r.meta["meta.filename"] for r in records.values())
+        assert sorted(str(f) for f in table["FILENAME"]) == files
+        np.testing.assert_allclose(table["EFFEXPTM"], [r.meta["meta.exposure.exposure_time"] for r in
+                                                      sorted(records.values(), key=lambda r: r.meta["meta.filename"])])
+    with fits.open(paths[0]) as hdul:
+        assert hdul["HDRTAB"].header["XTENSION"] == "BINTABLE" and hdul["HDRTAB"].data.size == 2
+
+
 def test_streamed_file_equals_the_stdatamodels_file(miri_products, tmp_path):
     """The tiles streamed into the file give what stdatamodels writes from the whole cube."""
     paths, root = miri_products
@@ -113,7 +132,9 @@ def test_streamed_file_equals_the_stdatamodels_file(miri_products, tmp_path):
         cube = IfuCube.load(store, "1", name)
         planes = {k: np.concatenate([cube.read_tile(store, "1", p0)[k] for p0, _ in cube.tiles]) for k in IfuCube.PLANES}
         meta = s3d._cube_meta(store, "1", s3d._resolved(store, _naming(store)), cube)
+        table = s3d._hdrtab(store, "1", s3d._resolved(store, _naming(store)), cube)
     model = s3d._model(cube, meta, planes)
+    s3d.attach_hdrtab(model, table)
     model.meta.filename = paths[0].name
     whole = tmp_path / paths[0].name
     model.to_fits(whole)

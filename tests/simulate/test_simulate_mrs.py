@@ -62,7 +62,6 @@ def test_mode_and_arguments(tmp_path: Path) -> None:
         (SimOptions(n_sources=3), "n_sources"),
         (SimOptions(n_columns=100), "n_columns"),
         (SimOptions(moving_target=True), "moving_target"),
-        (SimOptions(with_background=1), "with_background"),
     ]:
         with pytest.raises(ValueError, match=match):
             simulate("miri-mrs", tmp_path, bad)

@@ -5,7 +5,10 @@ per-pixel coordinates cube_build needs (:mod:`.miri`, :mod:`.nirspec`), plus one
 empty "marker" cutout of the association's one source carrying the exposure's
 IFU metadata (bands, footprint, rotation, slice geometry) and its gwcs.
 
-Plan: ``outlier_detection`` (the reference's ifu mode,
+Plan: ``assign_mtwcs`` (moving targets: every exposure's sky coordinates moved
+to the mean ephemeris position), ``master_background`` (the association's
+background members combined into one 1-D spectrum, expanded at every pixel's
+stored wavelength and subtracted from SCI), ``outlier_detection`` (the reference's ifu mode,
 :mod:`spec3c.steps.outlier_detection_ifu`) flags each detector's pixels that
 stand out from their across-slice neighbours in every exposure and saves
 ``crf/<exposure>/<slit>`` DQ (exported as ``_crf`` IFUImageModels);
@@ -13,11 +16,8 @@ stand out from their across-slice neighbours in every exposure and saves
 grating x filter) or per channel / grating / all (``output_type``);
 ``extract_1d`` extracts one ``_x1d`` spectrum from each cube
 (:mod:`spec3c.steps.extract_1d_ifu`, the rules in :mod:`.extraction`);
-MIRI MRS then runs ``spectral_leak`` on the channel 3A spectrum.  The
-reference's spec3 plan around it is ``assign_mtwcs, master_background,
-outlier_detection (mode ifu), cube_build, extract_1d, spectral_leak (MRS)``: a
-step added to this package's ``*_PLAN`` runs on the same source; the
-``crf/<exposure>/<slit>`` DQ results are used by cube_build (flagged pixels
+MIRI MRS then runs ``spectral_leak`` on the channel 3A spectrum: the
+reference's spec3 plan.  The ``crf/<exposure>/<slit>`` DQ results are used by cube_build (flagged pixels
 are not mapped), and extract_1d reads the
 stored cubes (``spec3c.results.IfuCube``).
 """
@@ -44,8 +44,11 @@ if TYPE_CHECKING:
     from ...store.records import Cutout
 
 #: the steps run per association, in the reference's order; outlier_detection runs the reference's
-#: ifu mode (:mod:`spec3c.steps.outlier_detection_ifu`)
-IFU_PLAN = ("outlier_detection", "cube_build", "extract_1d")
+#: ifu mode (:mod:`spec3c.steps.outlier_detection_ifu`).  assign_mtwcs and master_background leave the
+#: stored frames as they are: the frame readers of the later steps apply them (the moving-target
+#: shift, :func:`spec3c.steps.cube_inputs.read_frames`; the master background,
+#: :func:`spec3c.steps.master_background.subtract_in_run`)
+IFU_PLAN = ("assign_mtwcs", "master_background", "outlier_detection", "cube_build", "extract_1d")
 #: MIRI MRS: then spectral_leak corrects the channel 3A spectrum (:mod:`spec3c.steps.spectral_leak`)
 MRS_PLAN = (*IFU_PLAN, "spectral_leak")
 #: crf: one IFUImageModel per input exposure (:mod:`spec3c.products.ifu_crf`)
@@ -65,7 +68,8 @@ def no_slit_grid(inputs: SourceInputs, options: GridOptions) -> Any:
 
 
 def no_background_2d(cutout: Cutout, master: Mapping[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-    raise Spec3cError("master_background for IFU exposures is not in spec3c yet")
+    raise Spec3cError("IFU exposures are full frames: their master background is made from the stored frames "
+                      "(spec3c.steps.master_background.frame_background)")
 
 
 MIRI_MRS = Mode(

@@ -53,6 +53,9 @@ class IfuTraits:
     across_slice_axis : int
         Frame axis across the slices (perpendicular to the dispersion): MIRI 1
         (x), NIRSpec 0 (y); outlier_detection compares neighbours along it.
+    point_background_pathloss : bool
+        master_background scales a point source's background by
+        ``pathloss_uniform/pathloss_point`` (NIRSpec, ``correct_nrs_ifu_bkg``).
     """
 
     instrument: str
@@ -63,6 +66,7 @@ class IfuTraits:
     slice_fov: bool
     internal_cal: bool
     across_slice_axis: int = 1
+    point_background_pathloss: bool = False
 
     def region(self, band: BandKey) -> str:
         """Key of a band's entries in the exposure's ``ifu`` metadata."""
@@ -144,4 +148,5 @@ NIRSPEC_TRAITS = IfuTraits(
     instrument="NIRSPEC", band_order=_nirspec_bands(),
     group_by={"band": "band", "grating": "band"},
     per_channel=False, spectral_tears=False, slice_fov=True, internal_cal=True, across_slice_axis=0,
+    point_background_pathloss=True,
 )

@@ -15,8 +15,12 @@ number of dither positions (the 4-point pattern of ``mrs_instrument.json``,
 cycled), ``n_sources`` 1 (the point source) or 2 (default: point source and
 nebula), ``nod_subtracted`` (default True): the sky is removed as calwebb_spec2's
 background subtraction with dedicated background exposures does (``S_BKDSUB``
-COMPLETE; the sky's noise stays), False keeps it in the data.  ``n_columns``,
-``moving_target`` and ``with_background`` are not supported.
+COMPLETE; the sky's noise stays), False keeps it in the data.
+``with_background`` N: the sky stays in the science data and N blank-sky
+exposures per detector and band are written as spec2 ``_x1d`` files
+(``..._0000{n+1}_mirifushort_x1d.fits``) and listed as ``background`` members
+of the ASN (:mod:`.background`), for spec3's master_background.
+``n_columns`` and ``moving_target`` are not supported.
 
 Data layout of each ``_cal.fits`` (an IFUImageModel as calwebb_spec2 leaves
 MRS data): SCI, ERR, DQ, VAR_POISSON, VAR_RNOISE, VAR_FLAT of the 1032 x 1024
@@ -65,6 +69,7 @@ import numpy as np
 from ...options import Progress, SimOptions, SimulationResult
 from ...truth import Truth, TruthSource, write_truth
 from ..reffiles import MrsReferenceFiles, reference_file_paths, write_reference_files
+from .background import background_spectrum, write_background_x1d
 from .instrument import BAND_NAMES, channel_spec, detector_of_channel, detector_spec, mrs_config
 from .render import render_exposure
 from .scene import MrsScene, build_scene
@@ -85,8 +90,7 @@ def _check(mode: str, opt: SimOptions) -> tuple[tuple[str, ...], tuple[str, ...]
         raise ValueError(f"mode must be one of {MRS_MODES}, got {mode!r}")
     if opt.n_sources not in (None, 1, 2):
         raise ValueError(f"{mode} has 1 (point source) or 2 (plus nebula) sources, got n_sources={opt.n_sources}")
-    for name, bad in (("n_columns", opt.n_columns is not None), ("moving_target", opt.moving_target),
-                      ("with_background", opt.with_background > 0)):
+    for name, bad in (("n_columns", opt.n_columns is not None), ("moving_target", opt.moving_target)):
         if bad:
             raise ValueError(f"{name} is not supported by {mode}")
     channels = opt.channels if opt.channels is not None else (1, 2, 3, 4)
@@ -145,6 +149,19 @@ def _generic_truth(seed: int, scene: MrsScene, exposures: dict[str, tuple[MrsTru
     return Truth("miri-mrs", seed, sky_subtracted, sources, per_exp, sky, {})
 
 
+def _background_members(out: Path, scene: MrsScene, det, band: str, meta: dict,  # type: ignore[no-untyped-def]
+                        n_dith: int, options: SimOptions, exptime: float) -> list[Path]:
+    """``options.with_background`` blank-sky ``_x1d`` members of ``det`` in ``band``, numbered
+    after the dithers (:mod:`.background`)."""
+    paths = []
+    for j in range(options.with_background):
+        rng = np.random.default_rng([options.seed, BAND_NAMES.index(band), _DETECTORS.index(det.name), 1000 + j])
+        name = exposure_stem(det, band, n_dith + j).replace("_cal", "_x1d")
+        columns = background_spectrum(det, band, scene, exptime, rng)
+        paths.append(write_background_x1d(out / f"{name}.fits", meta, n_dith + j + 1, columns))
+    return paths
+
+
 def simulate_mrs(
     mode: str, output_dir: str | Path, options: SimOptions, progress: Progress | None = None
 ) -> SimulationResult:
@@ -160,7 +177,9 @@ def simulate_mrs(
     pointings = _pointings(np.random.default_rng(point_seq), n_dith, target)
     exptime = float(mrs_config()["exposure"]["exposure_time_s"])
     total = len(bands) * len(detectors) * n_dith
+    sky_subtracted = options.nod_subtracted and options.with_background == 0
     cal_paths: list[Path] = []
+    bkg_paths: list[Path] = []
     records: dict[str, tuple[MrsTruthExposure, np.ndarray]] = {}
     snr = 0.0
     for band in bands:
@@ -171,9 +190,9 @@ def simulate_mrs(
                 # one stream per (band, detector, dither): a file does not depend on the others chosen
                 rng = np.random.default_rng([options.seed, BAND_NAMES.index(band), _DETECTORS.index(det_name), k])
                 exp = render_exposure(det, band, p, build_mrs_wcs(det, band, p, d2ab), scene, rng, exptime,
-                                      sky_subtracted=options.nod_subtracted)
+                                      sky_subtracted=sky_subtracted)
                 meta = exposure_meta(exp, k, n_dith, BAND_NAMES.index(band) * max(n_dith, 4) + k, target,
-                                     options.nod_subtracted)
+                                     sky_subtracted)
                 name = exposure_stem(det, band, k)
                 write_exposure(out / f"{name}.fits", exp, meta)
                 cal_paths.append(out / f"{name}.fits")
@@ -186,11 +205,13 @@ def simulate_mrs(
                 del exp
                 if progress is not None:
                     progress(len(cal_paths), total)
+                if k == 0:
+                    bkg_paths += _background_members(out, scene, det, band, meta, n_dith, options, exptime)
     asn_path = out / asn_name()
-    write_asn(asn_path, [p.name for p in cal_paths])
+    write_asn(asn_path, [p.name for p in cal_paths], [p.name for p in bkg_paths])
     write_reference_files(reference_file_paths(asn_path))
     truth_path = out / f"{asn_path.stem}_truth.asdf"
-    write_truth(truth_path, _generic_truth(options.seed, scene, records, snr, options.nod_subtracted))
+    write_truth(truth_path, _generic_truth(options.seed, scene, records, snr, sky_subtracted))
     add_to_truth_file(truth_path, mrs_truth_tree(scene, {k: v[0] for k, v in records.items()}))
     return SimulationResult(asn_path, cal_paths, truth_path, mode)
 

@@ -29,7 +29,7 @@ from .instrument import (
 from .scene import MrsScene, MrsSource, pixel_fraction, pixel_mean_spectrum
 from .wcs import Pointing, channel_affine, v2v3_to_sky
 
-__all__ = ["MrsExposure", "SceneModel", "render_exposure", "scene_model", "source_alpha_beta"]
+__all__ = ["MrsExposure", "SceneModel", "channel_sky", "render_exposure", "scene_model", "source_alpha_beta"]
 
 
 @dataclass
@@ -80,6 +80,23 @@ def _source_sb(
     return flux * frac / px["omega"]
 
 
+def _sky_with_leak(scene: MrsScene, ch: ChannelSpec, band: str, lam: np.ndarray) -> np.ndarray:
+    """The sky (MJy/sr) a channel's pixels see: plus its second-order light in channel 3A."""
+    sky = scene.sky(lam)
+    if scene.leak.channel == ch.number and scene.leak.band == band:
+        sky = sky + scene.leak.frac(lam) * scene.sky(0.5 * lam)
+    return sky
+
+
+def channel_sky(det: DetectorSpec, band: str, scene: MrsScene, ch: ChannelSpec) -> tuple[np.ndarray, ...]:
+    """``(y, x, lam, sky, conv)`` of the pixels of channel ``ch`` of ``det``: the noiseless sky
+    (with the leak) in MJy/sr and the MJy/sr per electron/s (blank-sky background exposures)."""
+    maps = detector_maps(det.name, band)
+    sel = np.nonzero(maps.channel == ch.number)
+    px = _pixels(maps, sel, ch)
+    return sel[0], sel[1], px["lam"], _sky_with_leak(scene, ch, band, px["lam"]), _conversion(ch, band, px)
+
+
 def _channel_model(
     scene: MrsScene, ch: ChannelSpec, band: str, px: dict[str, np.ndarray], p: Pointing,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict[str, tuple[float, float]]]:
@@ -87,14 +104,12 @@ def _channel_model(
     sky (with its leak) alone."""
     b = ch.bands[band]
     lsf = b.lsf_sigma(px["lam"])
-    sky = scene.sky(px["lam"])
+    sky = _sky_with_leak(scene, ch, band, px["lam"])
     point = np.zeros_like(sky)
     positions = {}
     leak = scene.leak.channel == ch.number and scene.leak.band == band
     frac = scene.leak.frac(px["lam"]) if leak else np.zeros(0)
     lsf2 = channel_spec(1).bands["MEDIUM"].lsf_sigma(0.5 * px["lam"])  # second order: channel 1B's resolution
-    if leak:
-        sky = sky + frac * scene.sky(0.5 * px["lam"])
     total = sky.copy()
     for src in scene.sources:
         centre = source_alpha_beta(ch, p, src.ra, src.dec)

@@ -209,8 +209,8 @@ def write_exposure(path: Path, exp: MrsExposure, meta: dict[str, Any]) -> None:
         model.save(path)
 
 
-def write_asn(path: Path, cal_names: list[str]) -> None:
-    """Write the spec3 association of the science cal files."""
+def write_asn(path: Path, cal_names: list[str], background_names: list[str] | None = None) -> None:
+    """Write the spec3 association of the science cal files (and background ``_x1d`` members)."""
     c = _obs()
-    asn = asn_document(c["asn_rule"], c, product_name(), cal_names)
+    asn = asn_document(c["asn_rule"], c, product_name(), cal_names, background_names or ())
     path.write_text(json.dumps(asn, indent=4) + "\n")

@@ -1,0 +1,64 @@
+"""Large members (IFU frames) read in worker processes: the same store as a serial ingest, and a
+broken member still refused, by name, before anything is written."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from astropy.io import fits
+from ifu_inputs import Scene, nirspec_set
+
+import spec3c.ingest as ingest_module
+from spec3c.errors import InputError
+from spec3c.ingest import ingest
+from spec3c.parallel import shared_executor
+from spec3c.store import open_store
+
+
+@pytest.fixture(scope="module")
+def ifu_asn(tmp_path_factory):
+    return nirspec_set(tmp_path_factory.mktemp("nrs"), Scene(flat=1.0, point_flux=5.0), n_dithers=2, nx=40).asn
+
+
+@pytest.fixture(scope="module")
+def pool():
+    """Two worker processes both tests' ingests use (starting them is most of the time)."""
+    with shared_executor(workers=2) as executor:
+        yield executor
+
+
+def _serial_executor(*args, **kwargs):  # noqa: ARG001 - executor_for's signature
+    raise AssertionError("a serial ingest must not use an executor")
+
+
+def test_parallel_reads_give_the_serial_store(ifu_asn, pool, tmp_path, monkeypatch):
+    monkeypatch.setattr(ingest_module, "executor_for", _serial_executor)
+    serial = ingest(ifu_asn, tmp_path / "serial", workers=1)
+    monkeypatch.undo()
+    monkeypatch.setattr(ingest_module, "PARALLEL_BYTES", 0)  # these small files are read in workers too
+    parallel = ingest(ifu_asn, tmp_path / "parallel", workers=2)
+    assert parallel.ingested == serial.ingested and len(serial.ingested) == 2
+    a, b = open_store(tmp_path / "serial"), open_store(tmp_path / "parallel")
+    assert [(e.name, e.sha256, e.meta) for e in a.list_exposures()] == \
+           [(e.name, e.sha256, e.meta) for e in b.list_exposures()]
+    for name in serial.ingested:
+        frames_a, frames_b = a.read_images(name), b.read_images(name)
+        assert sorted(frames_a) == sorted(frames_b)
+        for plane, value in frames_a.items():
+            np.testing.assert_array_equal(value, frames_b[plane], err_msg=f"{name} {plane}")
+    for ca, cb in zip(a.read_cutouts("1"), b.read_cutouts("1"), strict=True):
+        assert ca.key == cb.key and ca.meta == cb.meta
+
+
+def test_a_broken_member_read_in_a_worker_is_refused_by_name(ifu_asn, pool, tmp_path, monkeypatch):
+    folder = tmp_path / "asn"
+    folder.mkdir()
+    for path in ifu_asn.parent.iterdir():
+        (folder / path.name).write_bytes(path.read_bytes())
+    broken = sorted(folder.glob("*_cal.fits"))[1]
+    with fits.open(broken, mode="update") as hdul:
+        hdul["SCI"].data[:] = np.nan
+    monkeypatch.setattr(ingest_module, "PARALLEL_BYTES", 0)
+    with pytest.raises(InputError, match=f"{broken.name}.*NaN everywhere"):
+        ingest(folder / ifu_asn.name, tmp_path / "store", workers=2)
+    assert not (tmp_path / "store").exists()

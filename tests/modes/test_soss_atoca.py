@@ -1,0 +1,172 @@
+"""ATOCA (SOSS order decontamination): its pieces, and the order-1 flux where orders 1 and 2 overlap.
+
+The truth test renders orders 1 and 2 of the simulator's star on SUBSTRIP256,
+writes the jwst-format reference files, and runs the extract_1d hook
+(:func:`spec3c.modes.soss.atoca.trace_models`) end to end.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from spec3c.modes.soss import atoca
+from spec3c.modes.soss.atoca_engine import Engine, OrderInputs
+from spec3c.modes.soss.atoca_grid import Throughput, adaptive_combined_grid, oversample, pixel_edges
+from spec3c.modes.soss.atoca_kernel import convolution_matrix
+from spec3c.modes.soss.atoca_tikho import search_factor
+from spec3c.modes.soss.box import box_weights, infill
+from spec3c.modes.soss.reffiles import read_soss_references
+from spec3c.simulate.niriss import soss as sim
+from spec3c.simulate.niriss.soss_reffiles import write_reference_files
+
+PWCPOS = 245.79
+N_INT = 2
+#: soss_tikfac for the truth scene (the d_chi2 search takes ~1 min on the full frame; it is
+#: tested below on a small scene)
+TIKFAC = 1e-18
+
+
+def _linear_scene(nx=160, ny=16):
+    """One order: wavelength linear in x, Gaussian profile, smooth spectrum."""
+    x = np.arange(nx)
+    wavemap = np.tile(1.0 + 0.004 * x, (ny, 1))
+    rows = np.arange(ny)[:, None]
+    profile = np.exp(-0.5 * ((rows - 7.5) / 2.0) ** 2) * np.ones((1, nx))
+    profile /= profile.sum(axis=0)
+    lam = np.linspace(0.9, 1.8, 200)
+    inputs = OrderInputs(wavemap, profile, Throughput(lam, np.full(lam.size, 0.5)), None,
+                         np.zeros((ny, nx), bool))
+    return wavemap, profile, inputs
+
+
+def _spectrum(wave):
+    return 1e6 * (1.0 + 0.3 * np.sin(wave * 12.0))
+
+
+def test_pixel_edges_follow_dispersion():
+    wavemap = np.tile(np.array([np.nan, 1.0, 1.1, 1.3, 1.4]), (2, 1))
+    plus, minus = pixel_edges(wavemap)
+    np.testing.assert_allclose(plus[0, 1:], [1.05, 1.2, 1.35, 1.45])
+    np.testing.assert_allclose(minus[0, 1:], [0.95, 1.05, 1.2, 1.35])
+    assert plus[0, 0] == minus[0, 0] == 0.0
+    plus_r, minus_r = pixel_edges(wavemap[:, ::-1])  # dispersion towards -x
+    np.testing.assert_allclose(plus_r[:, ::-1], plus)
+    with pytest.raises(ValueError, match="dispersion"):
+        pixel_edges(np.array([[1.0, 1.1, 1.2], [1.2, 1.1, 1.0]]))  # rows dispersing both ways
+
+
+def test_forward_model_integrates_the_flux():
+    """Each pixel: profile x integral of f T lambda over the pixel, to the grid's precision.
+
+    The reference's pixel weights are first-order accurate in the grid step (they
+    lean one node to the blue), hence 1e-3 at ~5 grid nodes per pixel here.
+    """
+    wavemap, profile, inputs = _linear_scene()
+    grid = oversample(np.linspace(0.99, 1.65, 200), 4)
+    engine = Engine([inputs], grid)
+    model = engine.rebuild(_spectrum(grid), np.nan)
+    plus, minus = pixel_edges(wavemap)
+    fine = np.linspace(minus[0], plus[0], 401)  # (401, nx)
+    column = np.trapezoid(_spectrum(fine) * 0.5 * fine, fine, axis=0)
+    expected = profile * column[None, :]
+    ok = np.isfinite(model)
+    assert ok[:, 2:-2].all()
+    np.testing.assert_allclose(model[ok], expected[ok], rtol=1e-3)
+
+
+def test_convolution_matrix_rows_are_normalised():
+    grid = np.linspace(1.0, 2.0, 301)
+    kernel = convolution_matrix(lambda w, c: np.exp(-0.5 * ((w - c) / 0.01) ** 2), grid, (20, 280))
+    assert kernel.shape == (260, 301)
+    np.testing.assert_allclose(kernel.sum(axis=1), 1.0)
+    flat = kernel @ np.full(301, 3.0)
+    np.testing.assert_allclose(flat, 3.0)
+    identity = convolution_matrix(None, grid, (20, 280)).toarray()
+    np.testing.assert_array_equal(identity, np.eye(301)[20:280])
+
+
+def test_adaptive_grid_reaches_rtol_within_its_budget():
+    def peaky(w):
+        return 1.0 + 5.0 * np.exp(-0.5 * ((w - 1.5) / 0.01) ** 2)
+
+    coarse = np.linspace(1.0, 2.0, 51)
+    fine = adaptive_combined_grid([coarse], [peaky], (1.0, 2.0), rtol=1e-6, max_size=5000)
+    assert fine.size > coarse.size and np.all(np.diff(fine) > 0)
+    near = np.abs(fine - 1.5) < 0.05
+    assert np.diff(fine[near]).max() < np.diff(coarse).max() / 4  # refined where the flux bends
+    capped = adaptive_combined_grid([coarse], [peaky], (1.0, 2.0), rtol=1e-12, max_size=120)
+    assert capped.size <= 121
+
+
+def test_tikhonov_search_recovers_the_spectrum():
+    """The reference's d_chi2 search picks a factor whose solution matches the truth within the noise."""
+    _, _, inputs = _linear_scene()
+    grid = oversample(np.linspace(0.998, 1.638, 161), 2)
+    engine = Engine([inputs], grid)
+    clean = engine.rebuild(_spectrum(grid), 0.0)
+    rng = np.random.default_rng(3)
+    error = np.full(clean.shape, 0.002 * clean.max())
+    data = clean + rng.normal(0.0, 1.0, clean.shape) * error
+    factor = search_factor(engine, data, error, guess=1e-6, log_range=(-4.0, 4.0))
+    assert 1e-10 < factor < 1e-2
+    solution = engine.solve(data, error, factor)
+    inner = (grid > 1.05) & (grid < 1.58)
+    np.testing.assert_allclose(solution[inner], _spectrum(grid)[inner], rtol=0.02)
+
+
+@pytest.fixture(scope="module")
+def overlap_scene(tmp_path_factory):
+    """Orders 1 and 2 of the simulated star, noisy, with the reference files of the simulator."""
+    folder = tmp_path_factory.mktemp("atoca")
+    files = write_reference_files(folder, PWCPOS, "SUBSTRIP256")
+    refs = read_soss_references(files.pastasoss, files.specprofile, files.speckernel)
+    images = sim.render_orders(PWCPOS, "SUBSTRIP256", (1, 2))
+    clean = images[1] + images[2]
+    rng = np.random.default_rng(7)
+    err = 0.1 * np.sqrt(np.abs(clean) + 20.0**2)
+    sci = clean[None] + rng.normal(0.0, 1.0, (N_INT, *clean.shape)) * err
+    dq = np.zeros(sci.shape, np.uint32)
+    dq[:, :, :4] = dq[:, :, -4:] = dq[:, -4:, :] = 2**31  # REFERENCE_PIXEL
+    cube = infill(sci, np.repeat(err[None], N_INT, axis=0).astype(sci.dtype), dq)
+    params = {"soss_tikfac": TIKFAC, "soss_width": 40.0}
+    fitted = atoca.trace_models(cube, refs, PWCPOS, "SUBSTRIP256", [1, 2], params)
+    models = list(fitted)
+    return cube, images, models, fitted
+
+
+def test_order1_flux_recovered_where_orders_overlap(overlap_scene):
+    cube, images, models, fitted = overlap_scene
+    trace = sim.trace_model(1, PWCPOS)
+    weights = box_weights(trace.y, 40.0, images[1].shape, trace.x)
+    truth = sim.order_flux(1, PWCPOS)
+    contamination = (weights * images[2]).sum(axis=0) / truth
+    # overlapping columns; the reference leaves order 2 unmodelled in its two reddest columns
+    # next to the reference pixels (x < 6), so those are left out
+    overlap = (contamination > 1e-3) & (np.arange(truth.size) >= 6)
+    assert overlap.sum() > 100 and contamination[overlap].max() > 0.05
+    fluxes = []
+    for data, model in zip(cube.data, models, strict=True):
+        decontaminated = data - atoca.other_orders(model, 1)
+        fluxes.append((weights * decontaminated).sum(axis=0))
+    flux = np.mean(fluxes, axis=0)
+    raw = (weights * cube.data.mean(axis=0)).sum(axis=0)
+    error = np.abs(flux / truth - 1)[overlap]
+    assert np.median(np.abs(raw / truth - 1)[overlap]) > 0.02  # what decontamination removes
+    exact = np.mean([(weights * (data - images[2])).sum(axis=0) for data in cube.data], axis=0)
+    alone = np.abs((flux - exact) / truth)[overlap]  # vs removing the true contamination
+    print(f"ATOCA order 1 where contaminated: |flux/truth - 1| median {np.median(error):.2e} max "
+          f"{error.max():.2e}; decontamination alone median {np.median(alone):.2e} max {alone.max():.2e}")
+    assert np.median(error) < 3e-3
+    assert error.max() < 0.01
+    assert alone.max() < 2e-3
+    assert fitted.tikfac == TIKFAC and fitted.wave_grid.size > 2000
+
+
+def test_models_are_finite_on_the_traces(overlap_scene):
+    _, images, models, _ = overlap_scene
+    for order in (1, 2):
+        core = images[order] > 0.2 * images[order].max(axis=0, keepdims=True)
+        core[:, :6] = core[:, -6:] = False
+        assert np.isfinite(models[0][order][core]).mean() > 0.99
+    np.testing.assert_allclose(atoca.other_orders(models[0], 1), np.nan_to_num(models[0][2]))
