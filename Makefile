@@ -15,7 +15,8 @@ REF_STAMP := $(REF_VENV)/.jwst-installed
 
 SOAK_TRIALS ?= 50
 # pytest-xdist processes for `make test` (a test file stays on one; the oracle's shared jwst runs are made once);
-# a worker that crashes ends the run at once (xdist's loadfile scheduling waited forever after replacing one)
+# a worker that crashes ends the run at once (xdist's loadfile scheduling waited forever after replacing one);
+# the 25 slowest tests are listed, so a CI log shows where the suite's time goes
 TEST_WORKERS ?= 2
 
 .PHONY: demo test lint bench soak clean
@@ -42,7 +43,7 @@ demo: $(STAMP)
 
 test: lint $(REF_STAMP)
 	SPEC3C_JWST_PYTHON=$(CURDIR)/$(REF_VENV)/bin/python OMP_NUM_THREADS=2 $(BIN)/python -m pytest -q \
-		-n $(TEST_WORKERS) --dist loadfile --max-worker-restart 0
+		-n $(TEST_WORKERS) --dist loadfile --max-worker-restart 0 --durations=25
 
 lint: $(STAMP)
 	$(BIN)/ruff check spec3c tests benchmarks
