@@ -9,8 +9,11 @@ Cases:
 * ``wfss``: NIRISS WFSS (GR150C), ``--sources`` sources x ``--exposures``
   exposures.  spec3c runs twice, from the spec2 ``_cal`` files and from the
   spec2 ``_x1d`` files; jwst 3.0.0 runs from the ``_cal`` files only (its
-  extract_1d fails on spec2 ``_x1d`` inputs).  ``--scaling`` repeats both
-  pipelines at smaller source counts, for the per-source cost.
+  extract_1d fails on spec2 ``_x1d`` inputs).  ``--scaling`` repeats spec3c
+  at smaller source counts, for the per-source cost.  jwst runs at the
+  ``--reference-sources`` counts (it takes seconds per source: 1000 sources
+  are hours) and is extrapolated linearly to the others (marked ``~``): the
+  line through its two extreme measured points, or proportionally from one.
 * ``soss``: NIRISS SOSS, ``--integrations`` integrations, ATOCA on
   (``soss_atoca=True``), both pipelines with the simulator's reference files.
   ``--scaling`` is not used; the per-integration cost is the wall time over
@@ -49,6 +52,7 @@ class Row:
     ours: dict[str, Measured]  # run label -> measured
     ref: ReferenceMeasured | None = None
     agreement: float = float("nan")
+    ref_extrapolated: float | None = None  # jwst seconds extrapolated from smaller runs
 
 
 def run_spec3c(asn: Path, out: Path, steps: dict[str, dict[str, Any]] | None = None) -> Measured:
@@ -93,7 +97,8 @@ def wfss_rows(args: argparse.Namespace) -> list[Row]:
     from spec3c.simulate import SimOptions, simulate
 
     rows = []
-    for n in sorted({*args.scaling, args.sources}):
+    reference = not args.no_reference and load_oracle().jwst_python() is not None
+    for n in sorted({*args.scaling, *args.reference_sources, args.sources}):
         work = (args.workdir / f"wfss{n}x{args.exposures}").resolve()
         shutil.rmtree(work, ignore_errors=True)
         sim = simulate("niriss-wfss", work / "input",
@@ -102,13 +107,26 @@ def wfss_rows(args: argparse.Namespace) -> list[Row]:
         row = Row("wfss", f"NIRISS WFSS {n} sources x {args.exposures} exposures", n,
                   {"from _cal": run_spec3c(sim.asn_path, work / "from_cal"),
                    "from _x1d": run_spec3c(sim.x1d_asn_path, work / "from_x1d")})
-        if not args.no_reference and load_oracle().jwst_python() is not None:
+        if reference and n in args.reference_sources:
             print(f"wfss {n} sources: jwst calwebb_spec3 from _cal ...", flush=True)
             row.ref = measure_reference(sim.asn_path, work / "jwst", timeout=args.reference_timeout)
             if row.ref.ok:
                 row.agreement = spectra_agreement(work / "from_cal", work / "jwst")
         rows.append(row)
+    _extrapolate_reference(rows)
     return rows
+
+
+def _extrapolate_reference(rows: list[Row]) -> None:
+    """jwst's seconds for the rows it did not run: linear in sources through its measured runs."""
+    points = [(r.units, r.ref.wall_seconds) for r in rows if r.ref is not None and r.ref.ok]
+    if not points:
+        return
+    (n0, t0), (n1, t1) = points[0], points[-1]
+    slope = (t1 - t0) / (n1 - n0) if n1 != n0 else t1 / n1
+    for row in rows:
+        if row.ref is None:
+            row.ref_extrapolated = t1 + slope * (row.units - n1)
 
 
 def soss_rows(args: argparse.Namespace) -> list[Row]:
@@ -143,19 +161,23 @@ def print_table(rows: list[Row]) -> None:
             f"{'speed-up':>9} {'mem':>6} {'target':>7} {'per unit ours/jwst (s)':>24} {'agreement':>10}")
     print("\n" + head + "\n" + "-" * len(head))
     for row in rows:
+        ref = row.ref if row.ref is not None and row.ref.ok else None
+        ref_s = ref.wall_seconds if ref else (row.ref_extrapolated or float("nan"))
+        ref_text = f"{ref_s:>9.1f}" if ref or row.ref_extrapolated is None else f"{'~' + format(ref_s, '.0f'):>9}"
         for label, ours in row.ours.items():
-            ref = row.ref if row.ref is not None and row.ref.ok else None
-            speed = ref.wall_seconds / ours.seconds if ref and ours.returncode == 0 else float("nan")
+            speed = ref_s / ours.seconds if ours.returncode == 0 else float("nan")
             mem = ours.peak_pss_mb / ref.peak_pss_mb if ref else float("nan")
             target = TARGETS[row.case]
             met = "met" if speed >= target else ("no" if np.isfinite(speed) else "-")
-            per = f"{ours.seconds / row.units:.3f}/" + (f"{ref.wall_seconds / row.units:.3f}" if ref else "-")
+            per = f"{ours.seconds / row.units:.3f}/" + (f"{ref_s / row.units:.3f}" if np.isfinite(ref_s) else "-")
             failed = "" if ours.returncode == 0 else f" (exit {ours.returncode})"
             print(f"{row.size:<44} {label:<10} {ours.seconds:>9.1f} {ours.peak_pss_mb:>7.0f} "
-                  f"{(ref.wall_seconds if ref else float('nan')):>9.1f} {(ref.peak_pss_mb if ref else float('nan')):>7.0f} "
+                  f"{ref_text} {(ref.peak_pss_mb if ref else float('nan')):>7.0f} "
                   f"{speed:>8.1f}x {mem:>6.2f} {target:>5.0f}x {met:<3}{per:>21} {row.agreement:>10.2e}{failed}")
         if row.ref is not None and not row.ref.ok:
             print(f"  jwst failed or was stopped (exit {row.ref.returncode}); log {row.ref.log_path}")
+    if any(r.ref_extrapolated is not None for r in rows):
+        print("~ jwst extrapolated linearly in sources from its measured runs")
     _print_scaling(rows)
 
 
@@ -169,8 +191,11 @@ def _print_scaling(rows: list[Row]) -> None:
     for label in lo.ours:
         dt = hi.ours[label].seconds - lo.ours[label].seconds
         print(f"wfss spec3c {label}: {dt / dn * 1000:.1f} ms per additional source")
-    if lo.ref is not None and hi.ref is not None and lo.ref.ok and hi.ref.ok:
-        print(f"wfss jwst from _cal: {(hi.ref.wall_seconds - lo.ref.wall_seconds) / dn * 1000:.1f} ms per additional source")
+    measured = [r for r in wfss if r.ref is not None and r.ref.ok]
+    if len(measured) >= 2:
+        a, b = measured[0], measured[-1]
+        per = (b.ref.wall_seconds - a.ref.wall_seconds) / (b.units - a.units)  # type: ignore[union-attr]
+        print(f"wfss jwst from _cal: {per * 1000:.1f} ms per additional source ({a.units} -> {b.units} sources)")
 
 
 def main() -> None:
@@ -178,13 +203,16 @@ def main() -> None:
     parser.add_argument("--cases", default="wfss,soss")
     parser.add_argument("--sources", type=int, default=1000)
     parser.add_argument("--exposures", type=int, default=4)
-    parser.add_argument("--scaling", default="100", help="Smaller WFSS source counts also run (comma-separated).")
+    parser.add_argument("--scaling", default="100", help="Smaller WFSS source counts spec3c also runs (comma-separated).")
+    parser.add_argument("--reference-sources", default="50,100",
+                        help="WFSS source counts jwst runs (comma-separated); extrapolated to the others.")
     parser.add_argument("--integrations", type=int, default=100)
     parser.add_argument("--workdir", type=Path, default=Path("bench_out/slitless"))
     parser.add_argument("--no-reference", action="store_true")
     parser.add_argument("--reference-timeout", type=float, default=None)
     args = parser.parse_args()
     args.scaling = [int(n) for n in args.scaling.split(",") if n]
+    args.reference_sources = [int(n) for n in args.reference_sources.split(",") if n]
     rows: list[Row] = []
     for case in [c.strip() for c in args.cases.split(",") if c.strip()]:
         if case not in ("wfss", "soss"):
