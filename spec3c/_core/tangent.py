@@ -32,13 +32,14 @@ def sky_to_tangent(ra: np.ndarray, dec: np.ndarray, crval1: float, crval2: float
     -------
     xi, eta : ndarray float64 of the input shape
     """
+    shape = np.shape(ra)  # ascontiguousarray makes 0-d inputs 1-d
     a = np.ascontiguousarray(ra, dtype=np.float64)
     d = np.ascontiguousarray(dec, dtype=np.float64)
     if a.shape != d.shape:
-        raise ValueError(f"ra and dec must have one shape, got {a.shape} and {d.shape}")
+        raise ValueError(f"ra and dec must have one shape, got {np.shape(ra)} and {np.shape(dec)}")
     xi = np.empty(a.shape)
     eta = np.empty(a.shape)
     angle = 0.0 if rot_angle is None else float(rot_angle)
     _tangent.project(a.reshape(-1), d.reshape(-1), float(crval1), float(crval2), rot_angle is not None, angle,
                      xi.reshape(-1), eta.reshape(-1), check_workers(workers))
-    return xi, eta
+    return xi.reshape(shape), eta.reshape(shape)

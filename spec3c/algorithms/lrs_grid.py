@@ -62,7 +62,7 @@ from astropy.coordinates import angular_separation
 from astropy.modeling import fitting
 from astropy.modeling import models as am
 
-from .slit_grid import GridInput, GridOptions
+from .slit_grid import GridInput, GridOptions, tangent_offsets
 
 __all__ = ["LrsGrid", "build_lrs_grid", "input_pixel_scale", "wrap_ra"]
 
@@ -125,10 +125,7 @@ class LrsGrid:
 
     def tangent_offsets(self, ra: np.ndarray, dec: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Tangent-plane (x, y) in degrees about the fiducial (NaN in, NaN out)."""
-        with np.errstate(invalid="ignore"), warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)
-            xt, yt = self._tangent().inverse(np.asarray(ra, float), np.asarray(dec, float))
-        return np.asarray(xt, dtype=np.float64), np.asarray(yt, dtype=np.float64)
+        return tangent_offsets(ra, dec, self.fiducial)
 
     def row_to_wavelength(self, rows: np.ndarray) -> np.ndarray:
         """Wavelength (µm) at fractional rows, extrapolated beyond the table (as the reference)."""

@@ -19,7 +19,7 @@ from ..naming import SourceNaming
 if TYPE_CHECKING:
     from ..algorithms.slit_grid import GridOptions
     from ..config import PipelineConfig
-    from ..steps.context import SourceInputs
+    from ..source_inputs import SourceInputs
     from ..store.base import Store
     from ..store.records import Cutout
     from .ifu.extraction import IfuExtraction

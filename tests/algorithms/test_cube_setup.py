@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from astropy.modeling import models as am
 
+from spec3c._core.tangent import sky_to_tangent
 from spec3c.algorithms.cube_fov import nirspec_fov, slice_line
 from spec3c.algorithms.cube_setup import (
     BandPars,
@@ -115,6 +116,13 @@ def test_tangent_plane_matches_a_gnomonic_projection():
     np.testing.assert_allclose(eta, y * 3600, atol=1e-9)
     rxi, reta = radec_to_std(ra0, dec0, ra, dec, 30.0)
     np.testing.assert_allclose(np.hypot(rxi, reta), np.hypot(xi, eta), atol=1e-12)
+
+
+def test_tangent_plane_keeps_the_input_shape():
+    xi, eta = sky_to_tangent(np.float64(80.501), np.float64(-69.5), 80.5, -69.5)
+    assert np.shape(xi) == np.shape(eta) == ()
+    xi2, _ = sky_to_tangent(np.full((2, 3), 80.501), np.full((2, 3), -69.5), 80.5, -69.5)
+    assert xi2.shape == (2, 3) and np.all(xi2 == xi)
 
 
 def test_sky_geometry_and_wrap():

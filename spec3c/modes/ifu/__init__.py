@@ -40,7 +40,7 @@ from .traits import MIRI_TRAITS, NIRSPEC_TRAITS
 
 if TYPE_CHECKING:
     from ...algorithms.slit_grid import GridOptions
-    from ...steps.context import SourceInputs
+    from ...source_inputs import SourceInputs
     from ...store.records import Cutout
 
 #: the steps run per association, in the reference's order; outlier_detection runs the reference's

@@ -17,7 +17,7 @@ from ...naming import SourceNaming
 from ..base import EXPOSURE, SOURCE, Extraction, Mode
 
 if TYPE_CHECKING:
-    from ...steps.context import SourceInputs
+    from ...source_inputs import SourceInputs
     from ...store.records import Cutout
 
 LRS_APCORR = ApcorrSpec("MirLrsApcorrModel", "lrs")

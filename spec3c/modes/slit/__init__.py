@@ -24,7 +24,7 @@ from ...naming import SourceNaming
 from ..base import EXPOSURE, SOURCE, Extraction, Mode
 
 if TYPE_CHECKING:
-    from ...steps.context import SourceInputs
+    from ...source_inputs import SourceInputs
     from ...store.records import Cutout
 
 #: the calwebb_spec3 slit plan after exp_to_source, in the reference's order

@@ -14,7 +14,7 @@ from ..base import EXPOSURE, SOURCE, Extraction, Mode
 from ..lrs import LRS_APCORR, image_background
 
 if TYPE_CHECKING:
-    from ...steps.context import SourceInputs
+    from ...source_inputs import SourceInputs
 
 
 def lrs_slitless_grid(inputs: SourceInputs, options: GridOptions) -> LrsGrid:

@@ -30,7 +30,7 @@ from .process import process_soss
 from .reader import read_soss_file
 
 if TYPE_CHECKING:
-    from ...steps.context import SourceInputs
+    from ...source_inputs import SourceInputs
     from ...store.records import Cutout
 
 __all__ = ["NIRISS_SOSS"]

@@ -36,7 +36,7 @@ from .reader import read_grism_slits, read_wfss_file
 from .spectra import process_spectra
 
 if TYPE_CHECKING:
-    from ...steps.context import SourceInputs
+    from ...source_inputs import SourceInputs
     from ...store.records import Cutout
 
 __all__ = ["NIRCAM_WFSS", "NIRISS_WFSS", "WFSS_PLAN", "WFSS_PRODUCTS"]

@@ -23,7 +23,7 @@ __all__ = ["write_spec2_x1d"]
 
 def write_spec2_x1d(cal_path: Path, x1d_path: Path) -> None:
     """Extract every cutout of ``cal_path`` and write the spec2 x1d product to ``x1d_path``."""
-    from spec3c.steps.context import SourceInputs
+    from spec3c.source_inputs import SourceInputs
     from spec3c.steps.extract_1d import Spectrum, extract_cutout
 
     name = cal_path.name.removesuffix(".fits")
