@@ -8,6 +8,7 @@ import pytest
 from click.testing import CliRunner
 
 from spec3c.cli import main
+from spec3c.products.export import products_available
 from spec3c.simulate import SimOptions, simulate
 from spec3c.store import open_store
 
@@ -59,6 +60,10 @@ def test_process_again_is_a_no_op_and_force_recomputes(fs_run):
     assert "processed 1 sources" in res.output
     status = open_store(store).get_result(source, "status")[1]
     assert status["steps"]["outlier_detection"]["status"] == "SKIPPED"
+    # a step skipped by parameter saves nothing in the reference: no crf for that source
+    other = next(s for s in open_store(store).sources() if s != source)
+    assert "crf" not in products_available(open_store(store), source)
+    assert "crf" in products_available(open_store(store), other)
 
 
 def test_export_chosen_suffix(fs_run, tmp_path):

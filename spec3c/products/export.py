@@ -29,7 +29,7 @@ from ..results import ASSOCIATION_SOURCE, S3D, STATUS, X1D
 from ..store import Store, open_store
 from .ifu_crf import write_ifu_crfs
 from .ifu_x1d import write_cube_x1ds
-from .meta import product_stamp, stamping, step_statuses
+from .meta import product_stamp, stamping, step_params, step_statuses
 from .s3d import write_s3d
 from .soss import write_soss_c1d, write_soss_x1d
 from .wfss import write_wfss_c1d, write_wfss_x1d
@@ -95,15 +95,22 @@ def _has_result(suffix: str, layout: Layout, keys: set[str], outlier_ran: bool) 
 
 def products_available(store: Store, source: str) -> list[str]:
     """Suffixes of the store's mode that can be written for ``source``: ``cal`` always;
-    ``crf`` when a crf result or an outlier_detection status exists; the others when
-    their result exists.  Without a ``status`` (never processed, or a run that stopped
-    half way) only ``cal``: results without a status are not complete."""
+    ``crf`` when a crf result exists or outlier_detection ran (a step skipped by its ``skip``
+    parameter saves nothing in the reference, stpipe's ``Step.run``; one that skipped itself,
+    e.g. with one exposure, saves its ``crf``); the others when their result exists.  Without
+    a ``status`` (never processed, or a run that stopped half way) only ``cal``: results
+    without a status are not complete."""
     keys = {key for _, key in store.list_results(source)}
     if STATUS not in keys:
         keys = set()
-    outlier_ran = STATUS in keys and "outlier_detection" in step_statuses(store.get_result(source, STATUS)[1])
+    outlier_ran = STATUS in keys and _ran("outlier_detection", store.get_result(source, STATUS)[1])
     products = {s: layout for s, layout in mode_of_store(store).products.items() if layout != ASSOCIATION}
     return [s for s in _SUFFIXES if s in products and _has_result(s, products[s], keys, outlier_ran)]
+
+
+def _ran(step: str, status: Mapping[str, Any]) -> bool:
+    """Whether ``step`` has a status and was not skipped by its ``skip`` parameter."""
+    return step in step_statuses(status) and not step_params(status, step).get("skip", False)
 
 
 def _writer(store: Store, suffix: str) -> Writer:

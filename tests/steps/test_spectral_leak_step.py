@@ -120,3 +120,10 @@ def test_skipped_step_marks_every_x1d(corrected, tmp_path):
     assert len(paths) == 8
     for path in paths:
         assert fits.getheader(path)["S_SPLEAK"] == "SKIPPED", path.name
+
+
+def test_no_crf_when_outlier_detection_is_skipped_by_parameter(corrected):
+    """The reference saves nothing of a step skipped by ``skip`` (stpipe): no ``_crf`` files."""
+    _, out = corrected
+    assert sorted(p.name for p in out.glob("*_crf.fits")) == []
+    assert len(list(out.glob("*_s3d.fits"))) == 8
