@@ -133,18 +133,36 @@ def clipped_stats(values: np.ndarray, sigma: float = 3.0, maxiters: int = CLIP_I
     """(mean, median, std) of ``values`` after iterative clipping at ``sigma`` std about the median
     (astropy ``sigma_clipped_stats(values, sigma, maxiters)``, ``std`` with ddof 0), in the
     values' own dtype as the reference computes them.  Non-finite values are left out first,
-    so numpy's plain reductions give what astropy's NaN-aware ones give (NaN: no values)."""
+    so numpy's plain reductions give what astropy's NaN-aware ones give (NaN: no values).
+
+    The values kept are always those of the sorted finite values between two indices (each
+    pass keeps ``[median - k std, median + k std]`` of the previous ones), so the medians are
+    read from one sorted copy; means and stds reduce the kept values in their own order, the
+    same sums as numpy on the unsorted values."""
     kept = values[np.isfinite(values)]
     if kept.size == 0:
         return (float("nan"),) * 3
+    ordered = np.sort(kept)
+    first, stop = 0, ordered.size  # kept == ordered[first:stop], as a set
     for _ in range(maxiters):
-        centre, spread = np.median(kept), np.std(kept)
-        inside = kept[(kept >= centre - spread * sigma) & (kept <= centre + spread * sigma)]
-        changed = kept.size - inside.size
-        kept = inside
+        centre, spread = _sorted_median(ordered[first:stop]), np.std(kept)
+        low, high = centre - spread * sigma, centre + spread * sigma
+        inside = (kept >= low) & (kept <= high)
+        changed = kept.size - int(np.count_nonzero(inside))
         if changed == 0:
             break
-    return np.mean(kept), np.median(kept), np.std(kept)
+        kept = kept[inside]
+        first = max(first, int(np.searchsorted(ordered, low, side="left")))
+        stop = min(stop, int(np.searchsorted(ordered, high, side="right")))
+    if kept.size == 0:
+        return (float("nan"),) * 3
+    return np.mean(kept), _sorted_median(ordered[first:stop]), np.std(kept)
+
+
+def _sorted_median(ordered: np.ndarray) -> Any:
+    """``np.median`` of sorted values (the middle one, or the mean of the middle two, in their dtype)."""
+    mid = ordered.size // 2
+    return np.mean(ordered[mid - 1:mid + 1]) if ordered.size % 2 == 0 else np.mean(ordered[mid:mid + 1])
 
 
 def clipped_range(values: np.ndarray, sigma: float, maxiters: int = CLIP_ITERATIONS) -> tuple[float, float]:
