@@ -61,3 +61,19 @@ def nirspec_ifu_reference(tmp_path_factory, oracle: ModuleType, jwst_py: Path):
     from shared_runs import ifu_reference
 
     return ifu_reference("nirspec-ifu", tmp_path_factory, oracle, jwst_py)
+
+
+@pytest.fixture(scope="session")
+def mrs_spec3c(tmp_path_factory, mrs_reference):
+    """Folder of spec3c's products on the shared MIRI MRS dataset (``shared_runs.ifu_spec3c_run``)."""
+    from shared_runs import ifu_spec3c_run
+
+    return ifu_spec3c_run("miri-mrs", tmp_path_factory, mrs_reference)
+
+
+@pytest.fixture(scope="session")
+def nirspec_ifu_spec3c(tmp_path_factory, nirspec_ifu_reference):
+    """Folder of spec3c's products on the shared NIRSpec IFU dataset (``shared_runs.ifu_spec3c_run``)."""
+    from shared_runs import ifu_spec3c_run
+
+    return ifu_spec3c_run("nirspec-ifu", tmp_path_factory, nirspec_ifu_reference)

@@ -128,6 +128,28 @@ def ifu_reference(mode: str, tmp_path_factory: Any, oracle: Any, jwst_py: Path) 
     return shared(tmp_path_factory, f"ifu-{mode}", build)
 
 
+def ifu_spec3c_run(mode: str, tmp_path_factory: Any, reference: tuple) -> Path:
+    """The folder of ``spec3c run`` products (``_crf``, ``_s3d``, ``_x1d``) on the IFU dataset of ``mode``,
+    with the jwst run's cube_build and extract_1d parameters; once per session, shared by the
+    outlier and x1d comparisons."""
+    from click.testing import CliRunner
+
+    from spec3c.cli import main
+
+    res, _, steps = reference
+
+    def build(root: Path) -> tuple[Path, int, str]:
+        args = ["run", str(res.asn_path), "--output-dir", str(root / "spec3c"), "--workers", "1"]
+        for step in ("cube_build", "extract_1d"):
+            args += [f"--steps.{step}.{k}={v}" for k, v in steps[step].items()]
+        result = CliRunner().invoke(main, args, catch_exceptions=False)
+        return root / "spec3c", result.exit_code, result.output[-3000:]
+
+    folder, exit_code, output = shared(tmp_path_factory, f"spec3c-ifu-{mode}", build)
+    assert exit_code == 0, output
+    return folder
+
+
 #: MIRI MRS master background: 2 dithers of channels 1+2 SHORT keeping their sky, 1 blank-sky background member
 MRS_BACKGROUND_OPTIONS = SimOptions(seed=3, n_exposures=2, channels=(1,), bands=("SHORT",), n_sources=1,
                                     with_background=1)
