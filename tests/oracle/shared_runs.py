@@ -9,12 +9,10 @@ it (:func:`shared`).
 
 from __future__ import annotations
 
-import fcntl
-import os
-import pickle
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+from shared_cache import shared
 
 from spec3c.config import resolve_config
 from spec3c.ingest import ingest
@@ -23,31 +21,6 @@ from spec3c.products import ProductNaming, export_store
 from spec3c.results import load_association
 from spec3c.simulate import SimOptions, simulate
 from spec3c.store import open_store
-
-
-def shared(tmp_path_factory: Any, name: str, build: Callable[[Path], Any]) -> Any:
-    """``build(folder)`` once per session (across xdist workers); its picklable result, loaded by every caller."""
-    base = tmp_path_factory.getbasetemp()
-    if os.environ.get("PYTEST_XDIST_WORKER"):
-        base = base.parent  # the folder all workers of this session share
-    root = base / f"shared-{name}"
-    root.mkdir(exist_ok=True)
-    result = root / "result.pickle"
-    with (root / ".lock").open("w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if not result.exists():  # a failed build leaves none: the next caller tries again
-            work = root / "run"
-            if work.exists():
-                import shutil
-
-                shutil.rmtree(work)
-            work.mkdir()
-            value = build(work)
-            partial = root / "result.pickle.part"
-            partial.write_bytes(pickle.dumps(value))
-            partial.replace(result)
-    return pickle.loads(result.read_bytes())
-
 
 # -- slit modes: master_background, moving targets, MIRI LRS (test_modes_reference, test_headers_reference) --
 

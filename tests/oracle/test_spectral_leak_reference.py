@@ -1,7 +1,7 @@
 """spectral_leak against jwst 3.0.0's ``SpectralLeakStep`` on the same x1d files.
 
 A simulated MIRI MRS observation (channels 1 and 3, sub-bands SHORT and MEDIUM) is run
-through ``spec3c run``; the stored cubes are extracted again (the uncorrected spectra) and
+through ``spec3c run`` (the run tests/steps/test_spectral_leak_step.py looks at, ``mrs_runs``); the stored cubes are extracted again (the uncorrected spectra) and
 written as ``_x1d`` files; jwst's ``SpectralLeakStep`` corrects those with the simulator's
 MRSPTCORR file, and its ch3-short spectrum must equal spec3c's corrected one (median
 |dFLUX|/FLUX <= 1e-3; it agrees to float64 rounding), with S_SPLEAK as jwst writes it on
@@ -17,7 +17,6 @@ from pathlib import Path
 
 import numpy as np
 from astropy.io import fits
-from click.testing import CliRunner
 
 from spec3c.config import resolve_config
 from spec3c.modes.registry import mode_of_store
@@ -57,35 +56,28 @@ def _uncorrected_x1ds(out: Path, asn: Path, folder: Path) -> list[Path]:
         return write_cube_x1ds(store, "1", naming, folder / "x1d")
 
 
-def test_spectral_leak_matches_jwst(tmp_path, oracle, jwst_py):
-    from spec3c.cli import main
-    from spec3c.simulate import SimOptions, simulate
+def test_spectral_leak_matches_jwst(tmp_path_factory, tmp_path, oracle, jwst_py):
+    from mrs_runs import spectral_leak_run
+
     from spec3c.simulate.miri.reffiles import reference_file_paths
 
-    res = simulate("miri-mrs", tmp_path / "input", SimOptions(seed=7, n_exposures=1, channels=(1, 3),
-                                                              bands=("SHORT", "MEDIUM")))
-    args = ["run", str(res.asn_path), "--output-dir", str(tmp_path / "spec3c"), "--workers", "1",
-            "--skip", "outlier_detection"]
-    for step, params in reference_file_paths(res.asn_path).jwst_overrides().items():
-        args += [f"--steps.{step}.{k}={v}" for k, v in params.items()]
-    result = CliRunner().invoke(main, args, catch_exceptions=False)
-    assert result.exit_code == 0, result.output
-    inputs = _uncorrected_x1ds(tmp_path / "spec3c", res.asn_path, tmp_path / "uncorrected")
+    asn, ours = spectral_leak_run(tmp_path_factory)  # shared with tests/steps/test_spectral_leak_step.py
+    inputs = _uncorrected_x1ds(ours, asn, tmp_path / "uncorrected")
     assert len(inputs) == 8
     (tmp_path / "jwst").mkdir()
     script = tmp_path / "run_spectral_leak.py"
     script.write_text(SCRIPT)
-    job = [[str(p) for p in inputs], str(reference_file_paths(res.asn_path).mrsptcorr), str(tmp_path / "jwst")]
+    job = [[str(p) for p in inputs], str(reference_file_paths(asn).mrsptcorr), str(tmp_path / "jwst")]
     env = oracle.offline_env(oracle.make_crds_cache(tmp_path / "crds"))
     done = subprocess.run([str(jwst_py), str(script), json.dumps(job)], env=env, capture_output=True, text=True,
                           timeout=900)
     assert done.returncode == 0, done.stderr[-3000:]
     median = None
     for path in inputs:
-        with fits.open(tmp_path / "jwst" / path.name) as ref, fits.open(tmp_path / "spec3c" / path.name) as ours, \
+        with fits.open(tmp_path / "jwst" / path.name) as ref, fits.open(ours / path.name) as mine, \
                 fits.open(path) as before:
-            assert ours[0].header.get("S_SPLEAK") == ref[0].header.get("S_SPLEAK"), path.name
-            a, b = np.asarray(ref["EXTRACT1D"].data["FLUX"], float), np.asarray(ours["EXTRACT1D"].data["FLUX"], float)
+            assert mine[0].header.get("S_SPLEAK") == ref[0].header.get("S_SPLEAK"), path.name
+            a, b = np.asarray(ref["EXTRACT1D"].data["FLUX"], float), np.asarray(mine["EXTRACT1D"].data["FLUX"], float)
             np.testing.assert_array_equal(np.isnan(a), np.isnan(b))
             ok = np.isfinite(a) & (a != 0)
             rel = np.abs(a - b)[ok] / np.abs(a[ok])

@@ -9,23 +9,19 @@ and the simulator's MRSPTCORR file, and nothing else may change.
 from __future__ import annotations
 
 import shutil
-import warnings
 from pathlib import Path
 
 import numpy as np
 import pytest
 from astropy.io import fits
-from click.testing import CliRunner
+from mrs_runs import spectral_leak_run
 from stdatamodels.jwst import datamodels as dm
 
-from spec3c.cli import main
 from spec3c.config import resolve_config
-from spec3c.errors import Spec3cWarning
 from spec3c.modes.registry import mode_of_store
 from spec3c.naming import ProductNaming
 from spec3c.products.ifu_x1d import write_cube_x1ds
 from spec3c.results import STATUS, Spectrum1D, load_association, x1d_cube_key
-from spec3c.simulate import SimOptions, simulate
 from spec3c.simulate.miri.reffiles import reference_file_paths
 from spec3c.steps import extract_1d, spectral_leak
 from spec3c.steps.context import StepContext, science_inputs
@@ -34,25 +30,9 @@ from spec3c.store import open_store
 CH1B, CH3A = "jw01050-o003_t001_miri_ch1-medium", "jw01050-o003_t001_miri_ch3-short"
 
 
-def run_args(asn: Path, out: Path, *extra: str) -> list[str]:
-    """``spec3c run`` of a simulated MRS set with the simulator's reference files."""
-    args = ["run", str(asn), "--output-dir", str(out), "--workers", "1", "--skip", "outlier_detection", *extra]
-    for step, params in reference_file_paths(asn).jwst_overrides().items():
-        args += [f"--steps.{step}.{k}={v}" for k, v in params.items()]
-    return args
-
-
 @pytest.fixture(scope="module")
 def corrected(tmp_path_factory):
-    root = tmp_path_factory.mktemp("spectral_leak")
-    res = simulate("miri-mrs", root / "input", SimOptions(seed=3, n_exposures=1, channels=(1, 3),
-                                                          bands=("SHORT", "MEDIUM")))
-    with warnings.catch_warnings():
-        # (not this step's: libtiledb 2.30 fails to consolidate this run's results fragments; reads stay correct)
-        warnings.filterwarnings("ignore", ".*consolidation .* failed", Spec3cWarning)
-        result = CliRunner().invoke(main, run_args(res.asn_path, root / "out"), catch_exceptions=False)
-    assert result.exit_code == 0, result.output
-    return res.asn_path, root / "out"
+    return spectral_leak_run(tmp_path_factory)
 
 
 def _context(store, asn: Path, **overrides) -> StepContext:
