@@ -18,6 +18,9 @@ Two kinds of jwst-format APCORR reference file are supported:
     and ``apcorr[:nelem_wl, :nelem_size]``; bilinear interpolation in
     (size, wavelength), both axes clamped at the grid edges, NaN in -> NaN out.
 
+``"wfss"`` (NIRISS and NIRCam WFSS; ``NisWfssApcorrModel``, ``NrcWfssApcorrModel``)
+    the ``"lrs"`` table layout and interpolation (the reference's ``ApCorr`` serves
+    both), one row per ``filter`` and ``pupil``.
 ``"radial"`` (MIRI MRS, NIRSpec IFU; ``MirMrsApcorrModel``, ``NrsIfuApcorrModel``)
     one table (no row selection, as the reference's ``ApCorrRadial``) of
     ``wavelength`` (W,), ``radius`` (R, W) and ``apcorr`` (R, W): both are
@@ -62,16 +65,17 @@ class ApcorrSpec:
     ----------
     model : str
         stdatamodels class name (``NrsMosApcorrModel``, ``MirLrsApcorrModel`` ...).
-    kind : {"phase", "lrs", "radial"}
+    kind : {"phase", "lrs", "wfss", "radial"}
         ``phase``: NIRSpec tables (wavelength × size × pixel phase) matched on
         filter and grating; ``lrs``: MIRI LRS tables matched on subarray;
+        ``wfss``: the same tables matched on filter and pupil;
         ``radial``: IFU tables (radius × wavelength), one per file.
     match_slit : bool
         Rows are also matched on the slit name (NIRSpec fixed slits).
     """
 
     model: str
-    kind: Literal["phase", "lrs", "radial"]
+    kind: Literal["phase", "lrs", "wfss", "radial"]
     match_slit: bool = False
 
 
@@ -134,13 +138,14 @@ def read_apcorr(
     grating: str | None = None,
     slit: str | None = None,
     subarray: str | None = None,
+    pupil: str | None = None,
 ) -> ApcorrTable:
     """Read the APCORR row matching an exposure.
 
     ``spec`` is the mode's :class:`~spec3c.modes.base.ApcorrSpec`.  Row
     selection as the reference: NIRSpec matches ``filter`` and ``grating``,
     plus ``slit`` for fixed slits (``spec.match_slit``); MIRI LRS matches
-    ``subarray``.  Comparison is case-insensitive on
+    ``subarray``; WFSS ``filter`` and ``pupil``.  Comparison is case-insensitive on
     stripped strings, and exactly one row must match.
     """
     path = str(path)
@@ -149,6 +154,8 @@ def read_apcorr(
         return _radial_table(path, cls_name)
     if kind == "lrs":
         match: dict[str, str | None] = {"subarray": subarray}
+    elif kind == "wfss":
+        match = {"filter": filter, "pupil": pupil}
     else:
         match = {"filter": filter, "grating": grating}
         if spec.match_slit:
@@ -163,7 +170,7 @@ def read_apcorr(
         return np.array(row[names[name]], dtype=np.float64)
 
     try:
-        if kind == "lrs":
+        if kind in ("lrs", "wfss"):
             return _lrs_table(path, sizeunit, col, row, names)
         return _phase_table(path, sizeunit, col)
     except (KeyError, ValueError, IndexError) as exc:

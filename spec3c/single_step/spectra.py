@@ -168,6 +168,8 @@ def _s2d_meta(part: Any, model: Any, wcs: Any, shape: tuple[int, ...], mode: Mod
         dispersion_direction=dispaxis,
         filter=model.meta.instrument.filter,
         grating=model.meta.instrument.grating,
+        pupil=model.meta.instrument.pupil,
+        subarray=model.meta.subarray.name,
         slit_y=_slit_rows(wcs, shape),
         spatial_scale=_spatial_scale(wcs, shape, dispaxis),
     )

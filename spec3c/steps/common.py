@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 import numpy as np
 
 from .. import dqflags
@@ -60,3 +63,9 @@ def background_level(inputs: SourceInputs, k: int, backg: float) -> float:
     if meta.get("meta.background.subtracted") is False and meta.get("meta.background.level") is not None:
         return float(meta["meta.background.level"])
     return backg
+
+
+def apcorr_keys(meta: Mapping[str, Any]) -> dict[str, Any]:
+    """What an APCORR row is matched on (filter, grating, pupil, subarray), from an exposure's flat metadata."""
+    return {"filter": meta.get("meta.instrument.filter"), "grating": meta.get("meta.instrument.grating"),
+            "pupil": meta.get("meta.instrument.pupil"), "subarray": meta.get("meta.subarray.name")}

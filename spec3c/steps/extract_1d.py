@@ -23,6 +23,7 @@ from ..errors import Spec3cError, Spec3cWarning
 from ..modes.base import Extraction
 from ..results import COMPLETE, SKIPPED, Resampled2D, Spectrum1D, x1d_exposure_key
 from . import extract_1d_ifu
+from .common import apcorr_keys
 from .context import SourceInputs, StepContext, StepOutcome
 
 #: smaller spectra are extracted on one thread (waking an OpenMP team costs more than the sums)
@@ -177,7 +178,7 @@ def extract(s2d: Resampled2D, ap: Aperture, exp_type: str, photom_done: bool,
 def aperture_correct(spectrum: Spectrum1D, s2d: Resampled2D, spec: ApcorrSpec, path: str) -> None:
     """Multiply a point source's fluxes by the APCORR table's c(wavelength, NPIXELS); in place."""
     table = read_apcorr(path, spec, filter=s2d.meta.get("filter"), grating=s2d.meta.get("grating"),
-                        slit=s2d.meta.get("name"))
+                        slit=s2d.meta.get("name"), subarray=s2d.meta.get("subarray"), pupil=s2d.meta.get("pupil"))
     cols = spectrum.columns
     correction = aperture_correction(table, cols["WAVELENGTH"], cols["NPIXELS"],
                                      pixel_scale=s2d.meta.get("spatial_scale"))
@@ -339,4 +340,4 @@ def _image_meta(inputs: SourceInputs, k: int) -> dict[str, Any]:
             or meta.get("meta.photometry.pixelarea_steradians"),
             "dispersion_direction": c.get("dispersion_direction", c.get("meta.wcsinfo.dispersion_direction")),
             "spectral_order": c.get("meta.wcsinfo.spectral_order"),
-            "filter": meta.get("meta.instrument.filter")}
+            **apcorr_keys(meta)}

@@ -14,7 +14,7 @@ from ..errors import InputError
 from ..gwcs_asdf import wcs_to_asdf
 from ..modes.base import LocateSource
 from ..results import COMPLETE, FAILED, Resampled2D
-from .common import RESAMPLE_BAD_BITS, data_scale, input_weight
+from .common import RESAMPLE_BAD_BITS, apcorr_keys, data_scale, input_weight
 from .context import SourceInputs, StepContext, StepOutcome
 
 VARIANCES = ("var_rnoise", "var_poisson", "var_flat")
@@ -100,8 +100,7 @@ def output_meta(inputs: SourceInputs, grid: Any, params: ResampleSpecParams,
         slit_y=np.nan_to_num(grid.slit_y).tolist(),
         fiducial=list(grid.fiducial),
         dispersion_direction=grid.dispersion_axis,
-        filter=inputs.exposure_meta(0).get("meta.instrument.filter"),
-        grating=inputs.exposure_meta(0).get("meta.instrument.grating"),
+        **apcorr_keys(inputs.exposure_meta(0)),
     )
     if locate_source is not None:  # modes that find the source from the pointing (extract_1d centres on it)
         meta["source_location"] = locate_source(inputs, grid)

@@ -8,7 +8,13 @@ import subprocess
 import numpy as np
 import pytest
 from apcorr_files import apcorr_spec, write_apcorr
-from stdatamodels.jwst.datamodels import MirLrsApcorrModel, NrsFsApcorrModel, NrsMosApcorrModel
+from stdatamodels.jwst.datamodels import (
+    MirLrsApcorrModel,
+    NisWfssApcorrModel,
+    NrcWfssApcorrModel,
+    NrsFsApcorrModel,
+    NrsMosApcorrModel,
+)
 
 from spec3c.algorithms.apcorr import aperture_correction, apply_correction, read_apcorr
 
@@ -28,7 +34,7 @@ ref = read_apcorr_ref(cfg["path"], cfg["exp_type"])
 dm = JwstDataModel()
 dm.meta.instrument.name = cfg["instrument"]
 dm.meta.exposure.type = cfg["exp_type"]
-for k in ("filter", "grating"):
+for k in ("filter", "grating", "pupil"):
     if cfg.get(k):
         setattr(dm.meta.instrument, k, cfg[k])
 if cfg.get("subarray"):
@@ -183,6 +189,30 @@ def test_lrs_matches_reference(jwst_py, tmp_path):
         }
         ref = run_reference(jwst_py, tmp_path, cfg)
         compare(ref, read_apcorr(path, apcorr_spec(exp_type), subarray=sub), wl_in, size, [None])
+
+
+@pytest.mark.parametrize(("model", "instrument", "exp_type", "rows_fp"), [
+    (NisWfssApcorrModel, "NIRISS", "NIS_WFSS", [("GR150C", "F150W"), ("GR150C", "F200W"), ("GR150R", "F150W")]),
+    (NrcWfssApcorrModel, "NIRCAM", "NRC_WFSS", [("F444W", "GRISMR"), ("F444W", "GRISMC"), ("F356W", "GRISMR")]),
+])
+def test_wfss_matches_reference(jwst_py, tmp_path, model, instrument, exp_type, rows_fp):
+    """WFSS tables (the reference's ApCorr, rows matched on filter and pupil)."""
+    rng = np.random.default_rng(11)
+    nw, ns = 25, 6
+    rows = np.zeros(len(rows_fp), dtype=[("filter", "S12"), ("pupil", "S15"), ("wavelength", "f4", (nw + 2,)),
+                                         ("nelem_wl", "i2"), ("size", "u1", (ns + 1,)), ("nelem_size", "i2"),
+                                         ("apcorr", "f4", (nw + 2, ns + 1)), ("apcorr_err", "f4", (nw + 2, ns + 1))])
+    rows["filter"], rows["pupil"] = zip(*rows_fp, strict=True)
+    rows["wavelength"][:, :nw], rows["nelem_wl"] = np.linspace(1.0, 5.0, nw), nw
+    rows["size"][:, :ns], rows["nelem_size"] = np.arange(3, 3 + 3 * ns, 3), ns
+    rows["apcorr"] = rng.uniform(1.0, 1.5, rows["apcorr"].shape)
+    path = str(write_apcorr(model, rows, tmp_path / "wfss.fits"))
+    wl_in, size = grid(rng, 1.0, 5.0, 1.0, 20.0)
+    for filt, pupil in rows_fp[:2]:
+        cfg = {"path": path, "exp_type": exp_type, "instrument": instrument, "filter": filt, "pupil": pupil,
+               "phases": [None], "wavelength": wl_in.tolist(), "npixels": size.tolist()}
+        ref = run_reference(jwst_py, tmp_path, cfg)
+        compare(ref, read_apcorr(path, apcorr_spec(exp_type), filter=filt, pupil=pupil), wl_in, size, [None])
 
 
 def test_transposed_layout_gives_no_correction(jwst_py, tmp_path):

@@ -4,7 +4,8 @@ What calwebb_spec3 does with WFSS (jwst 3.0.0, ``Spec3Pipeline.process``):
 the spec2 ``_cal`` files hold one grism cutout per source and spectral order;
 exp_to_source groups them by source id; per source, pixel_replace (skipped
 by default), extract_1d over the whole cutout (WFSS never reads an EXTRACT1D
-file and never re-centres) and combine_1d per spectral order; no outlier
+file and never re-centres; point sources aperture-corrected with a WFSS APCORR
+file, rows matched on filter and pupil) and combine_1d per spectral order; no outlier
 detection, no resampling, no per-source files.  The products are two files
 for the whole association, named after the product with no source field:
 ``<product>_x1d.fits`` (WFSSMultiSpecModel, one table per exposure group and
@@ -29,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from ...algorithms.apcorr import ApcorrSpec
 from ...errors import Spec3cError
 from ...naming import SourceNaming
 from ..base import ASSOCIATION, Extraction, Mode
@@ -59,7 +61,7 @@ def no_background(cutout: Cutout, master: Mapping[str, np.ndarray]) -> tuple[np.
     return np.zeros(shape, np.float32), np.zeros(shape, np.uint32)
 
 
-def _wfss_mode(name: str, exp_type: str) -> Mode:
+def _wfss_mode(name: str, exp_type: str, apcorr_model: str) -> Mode:
     return Mode(
         name=name,
         exp_types=(exp_type,),
@@ -70,12 +72,13 @@ def _wfss_mode(name: str, exp_type: str) -> Mode:
         naming=SourceNaming(whole_association=True),
         background_2d=no_background,
         background_note="WFSS: the background belongs to stage 2",
-        extraction=Extraction(whole_cutout=True, several_per_exposure=True),
+        extraction=Extraction(whole_cutout=True, several_per_exposure=True,
+                              apcorr=ApcorrSpec(apcorr_model, "wfss")),
         read_file=read_wfss_file,
         process_spectra=process_spectra,
         batch_size=BATCH_SIZE,
     )
 
 
-NIRISS_WFSS = _wfss_mode("niriss-wfss", "NIS_WFSS")
-NIRCAM_WFSS = _wfss_mode("nircam-wfss", "NRC_WFSS")
+NIRISS_WFSS = _wfss_mode("niriss-wfss", "NIS_WFSS", "NisWfssApcorrModel")
+NIRCAM_WFSS = _wfss_mode("nircam-wfss", "NRC_WFSS", "NrcWfssApcorrModel")
