@@ -128,7 +128,7 @@ def ingest(  # noqa: PLR0913 - each flag is a user option
             _read_parallel(todo, staged, workers, scheduler, progress)
         else:
             for done, plan in enumerate(todo, start=1):
-                staged.add(_read_member(plan))
+                staged.add(_read_member(plan), last=done == len(todo))
                 if progress:
                     progress(plan.name, done, len(todo))
         if existing is not None:

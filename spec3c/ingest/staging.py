@@ -85,9 +85,11 @@ class Staging:
             self._folder = None
         self._held.clear()
 
-    def add(self, data: ExposureData) -> None:
+    def add(self, data: ExposureData, last: bool = False) -> None:
+        """Hold ``data``: in memory within the budget, else spilled to disk.  The ``last`` exposure read
+        stays in memory: spilling it would only load it back at once (the peak grows by at most the budget)."""
         size = _nbytes(data)
-        if self._in_memory + size <= self.budget:
+        if last or self._in_memory + size <= self.budget:
             self._held.append(data)
             self._in_memory += size
             return

@@ -44,7 +44,7 @@ from .atoca_grid import (
     profile_weighted_grid,
 )
 from .atoca_kernel import ResolutionKernel
-from .atoca_tikho import guess_factor, search_factor
+from .atoca_tikho import NormalSystem, guess_factor, search_factor
 
 if TYPE_CHECKING:
     from .box import InfilledCube
@@ -234,13 +234,14 @@ class AtocaFit:
             self.wave_grid = np.asarray(params.wave_grid, dtype=np.float64)
         self.joint = Engine([self._inputs(o, m) for o, m in zip(self.orders[:2], trace_masks, strict=False)],
                             self.wave_grid, global_mask=image_mask, threshold=params.threshold)
+        system = NormalSystem(self.joint, typical, self.mederr)  # the search's and the factorisation's
         if params.tikfac is None:
             assert estimate is not None
             guess = guess_factor(self.joint, estimate)
-            self.tikfacs[1] = search_factor(self.joint, typical, self.mederr, guess, (-4.0, 4.0))
+            self.tikfacs[1] = search_factor(self.joint, typical, self.mederr, guess, (-4.0, 4.0), system=system)
         else:
             self.tikfacs[1] = params.tikfac
-        self._factorise()
+        self._factorise(system)
         # the single-order factors are searched even when soss_tikfac is given (as jwst)
         self._model(typical, self.mederr, image_mask, search=True)
 
@@ -270,16 +271,14 @@ class AtocaFit:
         return adaptive_combined_grid(grids, [estimate, estimate, _ones], wave_range,
                                       self.params.rtol, self.params.max_grid_size)
 
-    def _factorise(self) -> None:
+    def _factorise(self, system: NormalSystem) -> None:
         """Factor (B'B + t^2 D'D) with the median error once, for every integration.
 
         The reference inverts this matrix densely; a sparse LU factor gives the
         same solution with two sparse triangular solves per integration.
         """
-        assert self.joint is not None
-        self._b_mat = self.joint.design(self.mederr)
-        tik = self.joint.tikho_mat
-        normal = csr_array(self._b_mat.T @ self._b_mat + self.tikfacs[1] ** 2 * (tik.T @ tik))
+        self._b_mat = system.b_mat
+        normal = csr_array(system.normal + self.tikfacs[1] ** 2 * system.t_sq)
         self._solver = splu(csc_array(normal)).solve
 
     def models(self, data: np.ndarray, error: np.ndarray) -> dict[int, np.ndarray]:
@@ -365,9 +364,9 @@ def _merge(joint: np.ndarray | None, single: np.ndarray) -> np.ndarray:
     if joint is None:
         return single
     single = np.where(np.isfinite(joint), 0.0, single)
-    both_nan = np.isnan(joint) & np.isnan(single)
-    merged = np.nansum([joint, single], axis=0)
-    merged[both_nan] = np.nan
+    joint_nan, single_nan = np.isnan(joint), np.isnan(single)
+    merged = np.where(joint_nan, 0.0, joint) + np.where(single_nan, 0.0, single)  # nansum of the two
+    merged[joint_nan & single_nan] = np.nan
     return merged
 
 

@@ -191,6 +191,7 @@ class Engine:
         self.weights = [self._weights(i) for i in range(len(orders))]
         self._right = [self._flux_to_pixels(i) for i in range(len(orders))]
         self.tikho_mat = first_derivative(self.wave_grid)
+        self._unweighted: csr_array | None = None  # design() without errors, built on first rebuild
 
     def _mask_wave(self, i: int) -> np.ndarray:
         a, b = self.i_bounds[i]
@@ -267,7 +268,9 @@ class Engine:
 
     def rebuild(self, spectrum: np.ndarray, fill_value: float = 0.0) -> np.ndarray:
         """Model image of every order for ``spectrum`` on the grid; ``fill_value`` where masked."""
+        if self._unweighted is None:
+            self._unweighted = self.design()
         model = np.zeros(self.shape)
-        model[~self.mask] = self.design() @ spectrum
+        model[~self.mask] = self._unweighted @ spectrum
         model[self.mask] = fill_value
         return model

@@ -76,9 +76,11 @@ class ResolutionKernel:
         b_c = (wave_c - centres[i]) / step
         slope = a_c * poly[i, 0] + b_c * poly[i + 1, 0]
         pix = (wave - (a_c * poly[i, 1] + b_c * poly[i + 1, 1])) / slope
-        values = np.clip(self._spline(pix, wave_c, grid=False), self.min_value, None)
-        values[np.abs(pix) > self.n_pix // 2] = 0
-        return np.asarray(values)
+        values = np.zeros(np.shape(pix))
+        inside = ~(np.abs(pix) > self.n_pix // 2)  # the kernel is 0 beyond its pixels: not evaluated there
+        wave_c = np.broadcast_to(wave_c, values.shape)
+        values[inside] = np.clip(self._spline(pix[inside], wave_c[inside], grid=False), self.min_value, None)
+        return values
 
 
 def _wing(fct: Callable, grid: np.ndarray, offset: int, i_a: int, i_b: int) -> np.ndarray:

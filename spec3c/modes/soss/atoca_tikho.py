@@ -19,14 +19,15 @@ from .atoca_engine import Engine, solve_normal
 
 log = logging.getLogger("spec3c.step.extract_1d")
 
-__all__ = ["guess_factor", "best_factor", "search_factor"]
+__all__ = ["NormalSystem", "best_factor", "guess_factor", "search_factor"]
 
 #: threshold on d(chi2_cauchy)/d(log10 factor) (the reference's default)
 D_CHI2_THRESHOLD = 1e-3
 
 
-class _System:
-    """Normal equations of one image, solved for several factors."""
+class NormalSystem:
+    """Normal equations of one image (``b_mat``, ``normal`` = B'B, ``t_sq`` = D'D, ``rhs``), solved for
+    several factors."""
 
     def __init__(self, engine: Engine, data: np.ndarray, error: np.ndarray) -> None:
         self.b_mat = engine.design(error)
@@ -87,9 +88,12 @@ def _new_factors(factors: np.ndarray, best: float) -> np.ndarray:
 
 
 def search_factor(engine: Engine, data: np.ndarray, error: np.ndarray, guess: float,
-                  log_range: tuple[float, float], n_refine: int = 3) -> float:
-    """The reference's d_chi2 search of the Tikhonov factor on one image."""
-    system = _System(engine, data, error)
+                  log_range: tuple[float, float], n_refine: int = 3,
+                  system: NormalSystem | None = None) -> float:
+    """The reference's d_chi2 search of the Tikhonov factor on one image (``system``: its normal
+    equations, if already built)."""
+    if system is None:
+        system = NormalSystem(engine, data, error)
     factors = np.logspace(np.log10(guess) + log_range[0], np.log10(guess) + log_range[1], 10)
     chi2 = np.array([system.test(f)[0] for f in factors])
     best = best_factor(factors, chi2)

@@ -28,7 +28,8 @@ from scipy import ndimage
 
 from ...dqflags import DO_NOT_USE, REFERENCE_PIXEL
 
-__all__ = ["BoxSpectrum", "InfilledCube", "box_weights", "extract_box", "extract_integration", "infill"]
+__all__ = ["BoxSpectrum", "InfilledCube", "box_weights", "extract_box", "extract_integration", "infill",
+           "median_over_time"]
 
 #: integrations of the running median that fills a pixel's bad integrations
 INFILL_WINDOW = 9
@@ -69,9 +70,7 @@ def infill(data: np.ndarray, err: np.ndarray, dq: np.ndarray) -> InfilledCube:
     refmask = (dq[0] & REFERENCE_PIXEL) != 0
     bad = ~(np.isfinite(data) & np.isfinite(err))
     allbad = np.all(bad, axis=0)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN pixels
-        mederr = np.nanmedian(err, axis=0)  # the input's dtype, as the reference's
+    mederr = median_over_time(err)  # the input's dtype, as the reference's
     mederr[allbad | refmask] = np.inf
     nan_data = ~np.isfinite(data)
     some = np.any(nan_data, axis=0)
@@ -87,6 +86,18 @@ def infill(data: np.ndarray, err: np.ndarray, dq: np.ndarray) -> InfilledCube:
         running = ndimage.median_filter(series, size=(window, 1), mode="reflect")
         filled[:, some] = np.where(nan_data[:, some], running, data[:, some])
     return InfilledCube(filled, err, bad, mederr, scimask, refmask)
+
+
+def median_over_time(cube: np.ndarray) -> np.ndarray:
+    """``np.nanmedian(cube, axis=0)``: the same values, with np.median's partition (much faster than
+    nanmedian's masked sort) for the pixels that hold no NaN."""
+    out = np.median(cube, axis=0)
+    some_nan = np.isnan(out)  # a NaN anywhere in a pixel's series makes its median NaN
+    if some_nan.any():
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN pixels
+            out[some_nan] = np.nanmedian(cube[:, some_nan], axis=0)
+    return out
 
 
 def box_weights(center: np.ndarray, width: float, shape: tuple[int, int], columns: np.ndarray) -> np.ndarray:
@@ -134,11 +145,12 @@ def extract_integration(data: np.ndarray, err: np.ndarray, scimask: np.ndarray,
     errors by the error of the valid aperture pixel of nearest value).
     """
     mask = scimask | ~(err > 0) | ~np.isfinite(data) | ~np.isfinite(err)
+    finite = {o: np.where(np.isfinite(mod), mod, 0.0) for o, mod in models.items()} if models else {}
     out = {}
     for order, w in weights.items():
         d, e, m = data, err, mask
         if models:
-            others = [np.where(np.isfinite(mod), mod, 0.0) for o, mod in models.items() if o != order]
+            others = [finite[o] for o in models if o != order]
             if others:
                 d = data - np.sum(others, axis=0)
             own = models.get(order)

@@ -50,10 +50,16 @@ def _science(store: Store) -> list[ExposureRecord]:
 
 
 def _cube(store: Store, record: ExposureRecord) -> dict[str, np.ndarray]:
-    names = store.list_images(record.name)
-    n = sum(1 for name in names if name.startswith("sci."))
+    """The exposure's (nints, ny, nx) SCI/ERR/DQ cubes; each plane read is released once copied."""
     images = store.read_images(record.name)
-    return {p: np.stack([images[plane_name(p, i)] for i in range(n)]) for p in PLANES}
+    n = sum(1 for name in images if name.startswith("sci."))
+    cube = {}
+    for p in PLANES:
+        first = images[plane_name(p, 0)]
+        cube[p] = np.empty((n, *first.shape), dtype=first.dtype)
+        for i in range(n):
+            cube[p][i] = images.pop(plane_name(p, i))
+    return cube
 
 
 def _references(config: PipelineConfig) -> Any:

@@ -1,0 +1,52 @@
+"""NIRISS SOSS fast paths give exactly what the plain numpy expressions give."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+
+from spec3c.modes.soss.atoca_kernel import ResolutionKernel
+from spec3c.modes.soss.box import median_over_time
+
+
+@pytest.mark.parametrize("nints", [1, 2, 7, 100])
+def test_median_over_time_is_nanmedian(nints):
+    rng = np.random.default_rng(nints)
+    cube = rng.normal(size=(nints, 24, 40)).astype(np.float32)
+    cube[rng.random(cube.shape) < 0.02] = np.nan
+    cube[:, 3, 4] = np.nan  # bad in every integration
+    cube[:, 5, 6] = np.inf
+    cube[0, 7, 8], cube[-1, 7, 8] = -np.inf, np.nan
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        expected = np.nanmedian(cube, axis=0)
+    got = median_over_time(cube)
+    assert got.dtype == expected.dtype
+    np.testing.assert_array_equal(got, expected)
+
+
+def test_kernel_is_zero_beyond_its_pixels_and_the_spline_inside():
+    """Evaluated only within its pixels, the kernel equals the spline (clipped) there and 0 elsewhere."""
+    n_pix, n_sub = 11, 45
+    trace = np.linspace(0.9, 2.1, 601)
+    centres = trace[50:551:50]  # on the trace: each kernel's nearest trace wavelength is its centre
+    pixels = np.linspace(-(n_pix // 2), n_pix // 2, n_sub)
+    kernels = np.exp(-0.5 * (pixels[:, None] / (1.0 + centres[None, :])) ** 2)
+    wave_kernels = np.vstack([centres, np.tile(pixels[1:, None], (1, centres.size))])
+    kernel = ResolutionKernel(wave_kernels, kernels, trace, n_pix)
+    rng = np.random.default_rng(3)
+    wave_c = rng.uniform(1.05, 1.95, 5000)
+    wave = wave_c + rng.normal(0, 0.03, wave_c.size)
+    got = kernel(wave, wave_c)
+    i = np.clip(np.searchsorted(kernel.wave_center, wave_c) - 1, 0, len(kernel.wave_center) - 2)
+    step = kernel.wave_center[i + 1] - kernel.wave_center[i]
+    a_c, b_c = (kernel.wave_center[i + 1] - wave_c) / step, (wave_c - kernel.wave_center[i]) / step
+    pix = (wave - (a_c * kernel.poly[i, 1] + b_c * kernel.poly[i + 1, 1])) / (
+        a_c * kernel.poly[i, 0] + b_c * kernel.poly[i + 1, 0])
+    expected = np.clip(kernel._spline(pix, wave_c, grid=False), kernel.min_value, None)
+    expected[np.abs(pix) > n_pix // 2] = 0
+    outside = np.abs(pix) > n_pix // 2
+    assert outside.any() and (~outside).any()
+    np.testing.assert_array_equal(got, expected)
