@@ -177,11 +177,21 @@ def s_region_slit_band(first_s_region: str, wcs: Any) -> str | None:
     return "POLYGON ICRS  " + " ".join(f"{v:.9f}" for v in footprint)
 
 
+#: (model class, HDRTAB entry) -> the class's schema extended by the entry
+_HDRTAB_SCHEMAS: dict[tuple[type, str], Any] = {}
+
+
 def attach_hdrtab(model: Any, table: np.ndarray) -> None:
     """Give a datamodel the HDRTAB extension the way the reference does (a schema entry, so the
-    table is written as its own HDU with EXTNAME/EXTVER and kept in the ASDF tree)."""
+    table is written as its own HDU with EXTNAME/EXTVER and kept in the ASDF tree).
+
+    As ``model.add_schema_entry("hdrtab", ...)`` on a new model, but the extended schema is made
+    once per model class and table layout and shared, and the model is not validated here
+    (:func:`~spec3c.products.fits_io.atomic_save` does, when asked).
+    """
     from astropy.io import fits
     from stdatamodels import fits_support
+    from stdatamodels import schema as mschema
 
     def datatype(dtype: np.dtype) -> Any:
         return ["ascii", int(dtype.itemsize // 4)] if dtype.kind == "U" else str(dtype)
@@ -191,5 +201,11 @@ def attach_hdrtab(model: Any, table: np.ndarray) -> None:
         "fits_hdu": HDRTAB,
         "datatype": [{"name": name, "datatype": datatype(table.dtype[name])} for name in table.dtype.names or ()],
     }
-    model.add_schema_entry("hdrtab", schema)
+    key = (type(model), repr(schema))
+    if key not in _HDRTAB_SCHEMAS:
+        entry = {"type": "object", "properties": {"hdrtab": schema}}
+        if len(_HDRTAB_SCHEMAS) >= 64:
+            _HDRTAB_SCHEMAS.pop(next(iter(_HDRTAB_SCHEMAS)))
+        _HDRTAB_SCHEMAS[key] = mschema.merge_property_trees({"allOf": [model._schema, entry]})
+    model._schema = _HDRTAB_SCHEMAS[key]  # shared: models treat their schema as read-only
     model.hdrtab = fits_support.from_fits_hdu(fits.BinTableHDU.from_columns(table), schema)

@@ -78,7 +78,8 @@ def _order_attrs(meta: Mapping[str, Any], order: int) -> dict[str, Any]:
 
 
 def write_c1d(
-    combined: Mapping[int, CombinedSpectrum], meta: Mapping[str, Any], path: str | os.PathLike[str]
+    combined: Mapping[int, CombinedSpectrum], meta: Mapping[str, Any], path: str | os.PathLike[str],
+    direct: bool = False,
 ) -> Path:
     """Write combined spectra as a ``MultiCombinedSpecModel`` (``_c1d.fits``).
 
@@ -97,6 +98,8 @@ def write_c1d(
         of :func:`spec3c.steps.combine_1d.run`).
     path : path-like
         Destination ``.fits`` file.
+    direct : bool
+        Write with the direct FITS writer (:func:`~spec3c.products.fits_io.atomic_save`).
 
     Returns
     -------
@@ -121,4 +124,4 @@ def write_c1d(
     })  # fmt: skip
     with dm.MultiCombinedSpecModel({"spec": nodes}, validate_on_assignment=False) as model:
         model.instance["meta"] = merge_tree(dict(model.instance.get("meta", {})), tree)
-        return atomic_save(model, path)
+        return atomic_save(model, path, direct=direct)

@@ -17,6 +17,7 @@ from stdatamodels.validate import ValidationWarning
 
 from ..errors import Spec3cError
 from ..fitsio import asdf_write_unvalidated, indexed_hdus
+from .direct_fits import write_fits_direct
 from .meta import stamp_model
 
 __all__ = ["atomic_save", "remove_stale_temporaries", "validate_strict"]
@@ -91,6 +92,16 @@ def remove_stale_temporaries(folder: str | os.PathLike[str]) -> list[Path]:
 VALIDATE_ENV = "SPEC3C_VALIDATE_PRODUCTS"
 
 
+#: set to "stdatamodels" to write products with stdatamodels' ``to_fits`` (the reference writer the
+#: direct one is tested against) instead of :func:`~spec3c.products.direct_fits.write_fits_direct`
+WRITER_ENV = "SPEC3C_PRODUCT_WRITER"
+
+
+def direct_writing() -> bool:
+    """Whether the writers that can are to write with the direct FITS writer (:data:`WRITER_ENV` unset)."""
+    return os.environ.get(WRITER_ENV, "").strip().lower() != "stdatamodels"
+
+
 def validating() -> bool:
     """Whether products are validated as they are written (:data:`VALIDATE_ENV`)."""
     return os.environ.get(VALIDATE_ENV, "") not in ("", "0")
@@ -109,7 +120,7 @@ def _umask() -> int:
     return mask
 
 
-def atomic_save(model: Any, path: str | os.PathLike[str], *, fast: bool = False) -> Path:
+def atomic_save(model: Any, path: str | os.PathLike[str], *, fast: bool = False, direct: bool = False) -> Path:
     """Write ``model`` to ``path`` (FITS) all at once, validated when :func:`validating`.
 
     The file is written to a hidden temporary file in the destination folder
@@ -123,7 +134,12 @@ def atomic_save(model: Any, path: str | os.PathLike[str], *, fast: bool = False)
     path : path-like
         Destination; must end in ``.fits``.
     fast : bool
-        Index HDU lookups (:func:`spec3c.fitsio.indexed_hdus`; for models with many extensions).
+        Index HDU lookups (:func:`spec3c.fitsio.indexed_hdus`; for models with many extensions)
+        when stdatamodels writes the file (the direct writer always indexes them).
+    direct : bool
+        Write with :func:`~spec3c.products.direct_fits.write_fits_direct` (unless :data:`WRITER_ENV`
+        says stdatamodels): the same file, made without stdatamodels' schema walk.  The writers whose
+        products the test suite compares file against file with stdatamodels' pass it.
 
     Returns
     -------
@@ -138,7 +154,7 @@ def atomic_save(model: Any, path: str | os.PathLike[str], *, fast: bool = False)
     if validating():
         validate_strict(model)
     try:
-        _write_then_rename(model, path, fast)
+        _write_then_rename(model, path, fast, direct and direct_writing())
     except Exception as exc:
         os_error = _os_error_of(exc)
         if os_error is None:
@@ -165,7 +181,7 @@ def _os_error_of(exc: BaseException) -> OSError | None:
     return None
 
 
-def _write_then_rename(model: Any, path: Path, fast: bool) -> None:
+def _write_then_rename(model: Any, path: Path, fast: bool, direct: bool) -> None:
     """Write ``model`` to a temporary file beside ``path`` and rename it to ``path``; no file left on failure."""
     path.parent.mkdir(parents=True, exist_ok=True)
     prefix = f".{path.name}.{_host()}.{os.getpid()}."
@@ -175,8 +191,11 @@ def _write_then_rename(model: Any, path: Path, fast: bool) -> None:
         with os.fdopen(fd, "wb") as f:
             # a file object (not a path) keeps meta.filename = the final name
             # the writers' trees are valid (the test suite validates every product type): asdf need not check
-            with indexed_hdus() if fast else contextlib.nullcontext(), asdf_write_unvalidated():
-                model.to_fits(f)
+            with asdf_write_unvalidated():
+                written = direct and write_fits_direct(model, f)
+            if not written:
+                with indexed_hdus() if fast else contextlib.nullcontext(), asdf_write_unvalidated():
+                    model.to_fits(f)
             f.flush()
             os.fsync(f.fileno())
         os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; products get the usual mode

@@ -265,7 +265,7 @@ def _write_multiexposure(
         xposure = top.get("exposure", {}).get("effective_exposure_time")
         if xposure is not None:  # the reference keeps it: XPOSURE in the first SCI header
             model.instance["meta"].setdefault("exposure", {})["effective_exposure_time"] = xposure
-        return atomic_save(model, path, fast=True)
+        return atomic_save(model, path, fast=True, direct=True)
 
 
 def write_source_cal(
@@ -407,7 +407,7 @@ def write_s2d(
     with dm.SlitModel(tree, validate_on_assignment=False) as model:
         if table is not None:
             attach_hdrtab(model, table)
-        return atomic_save(model, path)
+        return atomic_save(model, path, direct=True)
 
 
 def _mode(naming: ProductNaming, records: Mapping[str, ExposureRecord]) -> Mode:
@@ -696,7 +696,7 @@ def _write_spectrum(store: Store, naming: ProductNaming, status: Mapping[str, An
             dict(model.instance.get("meta", {})),
             primary_meta(meta, model.schema, keep_unmapped=False),
         )
-        return atomic_save(model, path)
+        return atomic_save(model, path, direct=True)
 
 
 # -- whole-association image modes (MIRI LRS): exposure crf, c1d ------------------------
@@ -732,7 +732,7 @@ def write_exposure_crfs(
             # all of the input's metadata, SCI keywords (BUNIT, PIXAR_*, WCS) included, as the reference
             model.instance["meta"] = merge_tree(dict(model.instance.get("meta", {})), meta)
             model.meta.filename = path.name
-            paths.append(atomic_save(model, path, fast=True))
+            paths.append(atomic_save(model, path, fast=True, direct=True))
     return paths
 
 
@@ -761,4 +761,4 @@ def write_source_c1d(
     meta = {"instrument": record.meta.get("meta.instrument.name", ""), "exp_type": record.exp_type,
             "tree": tree, "spec": spec_meta}
     path = Path(out_dir) / product_filename(_source_base(naming, source, cutouts), suffix)
-    return write_c1d(combined.orders, meta, path)
+    return write_c1d(combined.orders, meta, path, direct=True)

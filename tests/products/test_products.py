@@ -444,14 +444,14 @@ def test_specutils_reads_x1d_by_srctype(mos, index, unit, column):
 # -- atomic writes and export -----------------------------------------------------
 
 
-def _failing_to_fits(self, init, *args, **kwargs):
+def _failing_writeto(self, init, *args, **kwargs):
     init.write(b"SIMPLE  =                    T" + b" " * 100)  # half a file
     raise OSError("disk full")
 
 
 @pytest.mark.parametrize("writer", [write_source_cal, write_source_crf, write_s2d, write_x1d])
 def test_failed_write_leaves_no_file(mos, tmp_path, monkeypatch, writer):
-    monkeypatch.setattr(dm.JwstDataModel, "to_fits", _failing_to_fits)
+    monkeypatch.setattr(fits.HDUList, "writeto", _failing_writeto)
     with open_store(mos["store"]) as store, pytest.raises(Spec3cError, match="disk full"):
         writer(store, mos["sources"][0], mos["naming"], tmp_path)
     assert list(tmp_path.iterdir()) == []
@@ -461,7 +461,7 @@ def test_failed_write_keeps_previous_product(mos, tmp_path, monkeypatch):
     with open_store(mos["store"]) as store:
         path = write_x1d(store, mos["sources"][0], mos["naming"], tmp_path)
         before = path.read_bytes()
-        monkeypatch.setattr(dm.JwstDataModel, "to_fits", _failing_to_fits)
+        monkeypatch.setattr(fits.HDUList, "writeto", _failing_writeto)
         with pytest.raises(Spec3cError, match="could not be written"):
             write_x1d(store, mos["sources"][0], mos["naming"], tmp_path)
     assert path.read_bytes() == before
