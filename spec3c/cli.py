@@ -17,6 +17,7 @@ import click
 
 from . import __version__
 from . import log as logs
+from .asdf_plugins import load_only_jwst_plugins
 from .errors import Spec3cError
 
 if TYPE_CHECKING:
@@ -159,6 +160,7 @@ def main(ctx: click.Context, log_level: str, log_file: Path | None, quiet: bool,
     """
     global _DEBUG
     _DEBUG = debug
+    load_only_jwst_plugins()  # asdf then skips plugins JWST files never use (1-2 s of imports)
     try:
         logs.configure("DEBUG" if debug else log_level, log_file, quiet=quiet, debug=debug)
     except OSError as exc:
@@ -208,6 +210,8 @@ def simulate(mode: str, output_dir: Path, seed: int, n_exposures: int, n_sources
       nirspec-mos        NIRSpec MOS slitlets (MultiSlitModel, 3-shutter nod)
       miri-lrs-fs        MIRI LRS fixed slit (ImageModel, 2-point along-slit nod)
       miri-lrs-slitless  MIRI LRS slitless, non-TSO (ImageModel, SLITLESSPRISM)
+      nirspec-ifu        NIRSpec IFU (IFUImageModel, 30 slices, coordinate-based gwcs;
+                         --n-exposures dithers, --n-sources, --n-columns)
       miri-mrs           MIRI MRS (IFUImageModel per detector and band; --n-exposures
                          dither positions of the 4-point pattern; --channels, --bands)
       niriss-wfss        NIRISS WFSS (MultiSlitModel, one grism cutout per source and
@@ -405,7 +409,9 @@ _SCHEDULER_OPTION = click.option(
 def _process_options(func: Callable[..., Any]) -> Callable[..., Any]:
     options = [
         click.option("--sources", default=None, help="Comma-separated source keys (default: all)."),
-        click.option("--workers", type=int, default=None, help="Parallel source workers (default: CPU count)."),
+        click.option("--workers", type=int, default=None,
+                     help="Parallel source workers, at most one per core (default: CPU count); a small store "
+                          "or association is processed in this process."),
         click.option("--config", "config_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
                      help="Step parameter file: a jwst ASDF parameter file (strun --save-parameters) of "
                           "calwebb_spec3 or a step, or TOML/JSON with [steps.STEP] tables."),
@@ -469,8 +475,17 @@ def process(ctx: click.Context, store_path: Path, sources: str | None, workers: 
     version; an interrupted run is completed by running again (--force
     recomputes all).  Status, key and provenance are stored per source.
     """
+    workers = _workers_for_store(store_path, workers, scheduler)
     if _run_process(ctx, store_path, sources, workers, config_file, skip, force, scheduler):
         ctx.exit(1)
+
+
+def _workers_for_store(store_path: Path, workers: int | None, scheduler: str | None) -> int | None:
+    """``--workers`` for the jobs over a store: 1 (this process) for a small one (see
+    :data:`spec3c.parallel.INLINE_BYTES`)."""
+    from .parallel import data_bytes, workers_for
+
+    return workers_for(data_bytes([store_path]), workers, scheduler)
 
 
 def _check_writable(folder: Path, what: str) -> None:
@@ -523,7 +538,9 @@ def _export(store_path: Path, output_dir: Path, suffix: str, sources: str | None
 @click.option("--suffix", default="cal,crf,s2d,s3d,x1d,c1d", show_default=True,
               help="Products to write (those that exist for each source).")
 @click.option("--sources", default=None, help="Comma-separated source keys (default: all).")
-@click.option("--workers", type=int, default=None, help="Parallel export processes (default: CPU count).")
+@click.option("--workers", type=int, default=None,
+              help="Parallel export processes, at most one per core (default: CPU count); a small store is "
+                   "exported in this process.")
 @_SCHEDULER_OPTION
 @_fail_cleanly
 def export(store_path: Path, output_dir: Path, suffix: str, sources: str | None, workers: int | None,  # noqa: PLR0913
@@ -534,6 +551,7 @@ def export(store_path: Path, output_dir: Path, suffix: str, sources: str | None,
     the file is missing or was changed; each carries its provenance (CAL_VER,
     R_<REFTYPE> keywords and a PROVENANCE extension).
     """
+    workers = _workers_for_store(store_path, workers, scheduler)
     exported = _export(store_path, output_dir, suffix, sources, workers, scheduler)
     click.echo(f"wrote {len(exported.written)} products to {output_dir} ({len(exported.unchanged)} unchanged)")
 
@@ -573,17 +591,24 @@ def qa(store_path: Path, output_dir: Path, sources: str | None, workers: int | N
         raise click.ClickException(f"{len(report.failed)} source(s) have no figures:\n  {lines}")
 
 
-def _single_source(asn: Path) -> bool:
-    """True when the association is processed as one source (its mode's naming says so)."""
+def _members(asn: Path) -> list[Path]:
+    """The member files the association names (none if it cannot be read: ingest reports that properly)."""
     import json
 
+    try:
+        return [asn.parent / m["expname"] for p in json.loads(asn.read_text())["products"] for m in p["members"]]
+    except Exception:  # noqa: BLE001 - only a performance hint
+        return []
+
+
+def _single_source(asn: Path) -> bool:
+    """True when the association is processed as one source (its mode's naming says so)."""
     from astropy.io import fits
 
     from .modes.registry import mode_for
 
     try:
-        member = json.loads(asn.read_text())["products"][0]["members"][0]["expname"]
-        return mode_for(fits.getval(asn.parent / member, "EXP_TYPE")).naming.whole_association
+        return mode_for(fits.getval(_members(asn)[0], "EXP_TYPE")).naming.whole_association
     except Exception:  # noqa: BLE001 - only a performance hint; ingest reports bad input properly
         return False
 
@@ -602,17 +627,19 @@ def run(ctx: click.Context, asn: Path, output_dir: Path, backend: str | None, so
         scheduler: str | None) -> None:
     """Ingest ASN, process every source and export the products into OUTPUT_DIR."""
     from .ingest import ingest as run_ingest
-    from .parallel import shared_executor
+    from .parallel import data_bytes, shared_executor, workers_for
     from .products.export import DEFAULT_SUFFIXES
 
     store_path = output_dir / "spec3c.store"
     _check_writable(output_dir, "output folder")
     _check_writable(store_path, "store")
     output_dir.mkdir(parents=True, exist_ok=True)
-    # one warm worker pool for process and export, starting while ingest runs (not for one-source modes)
+    # small associations and one-source modes run in this process; else one warm worker pool for
+    # process and export, starting while ingest runs
+    workers = workers_for(data_bytes(_members(asn)), workers, scheduler)
     warm = ("spec3c.process", "spec3c.products.export")  # what process and export run in the workers
-    one_source = scheduler is None and _single_source(asn)
-    with contextlib.nullcontext() if one_source else shared_executor(scheduler, workers, warm):
+    in_process = scheduler is None and (workers == 1 or _single_source(asn))
+    with contextlib.nullcontext() if in_process else shared_executor(scheduler, workers, warm):
         bar = _Bar("ingest", "exposure")
         try:
             report = run_ingest(asn, store_path, backend=backend, progress=bar, workers=workers, scheduler=scheduler)

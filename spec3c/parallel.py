@@ -17,7 +17,10 @@ job's error: the other jobs still run.
 
 ``spec3c run`` keeps one warm executor for process and export
 (:func:`shared_executor`): its workers import what the jobs need while
-ingest runs.
+ingest runs.  The ``spec3c`` commands run small data sets (below
+:data:`INLINE_BYTES`, :func:`workers_for`) in their own process instead: a
+worker process costs seconds of start-up and ~200 MiB, and the kernels use
+every core through OpenMP anyway.
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ import shutil
 import tempfile
 import uuid
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager
@@ -36,6 +39,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 
+from .asdf_plugins import load_only_jwst_plugins
 from .errors import Spec3cError
 from .interrupt import interrupted
 from .log import LogForwarder, WorkerLogging, configure_worker, worker_logging
@@ -45,11 +49,47 @@ ProgressFn = Callable[[str, int, int], None]
 #: item -> the arguments after the item: ``func(item, *jobs[item])``
 Jobs = Mapping[str, tuple[Any, ...]]
 
-__all__ = ["DaskExecutor", "Executor", "JobResults", "LocalExecutor", "ProgressFn", "executor_for", "map_sources",
-           "open_executor", "run_job", "shared_executor", "worker_count"]
+__all__ = ["INLINE_BYTES", "INLINE_BYTES_ENV", "DaskExecutor", "Executor", "JobResults", "LocalExecutor",
+           "ProgressFn", "data_bytes", "executor_for", "map_sources", "open_executor", "run_job", "shared_executor",
+           "worker_count", "workers_for"]
 
 #: attempts of a job whose worker process died (Dask's ``allowed-failures`` is the analogue)
 MAX_ATTEMPTS = 3
+
+
+#: data (bytes) below which the ``spec3c`` commands run every job in their own process: a worker process
+#: pays ~2 s of imports and ~1 s of ASDF set-up and holds ~200 MiB before its first job, more than it
+#: saves by sharing so little work (the kernels still use every core through OpenMP)
+INLINE_BYTES = 64 * 2**20
+#: environment variable overriding :data:`INLINE_BYTES` (0: worker processes whatever the size)
+INLINE_BYTES_ENV = "SPEC3C_INLINE_BYTES"
+
+
+def data_bytes(paths: Iterable[str | Path]) -> int:
+    """Bytes of the files at ``paths`` and under the folders among them (missing paths count 0)."""
+    roots = [str(p) for p in paths]
+    files = [p for p in roots if os.path.isfile(p)]
+    for root in roots:
+        files += [os.path.join(folder, name) for folder, _, names in os.walk(root) for name in names]
+    return sum(_size(f) for f in files)
+
+
+def _size(path: str) -> int:
+    try:
+        return os.path.getsize(path)
+    except OSError:  # removed since it was listed
+        return 0
+
+
+def workers_for(data: int, workers: int | None, scheduler: str | None) -> int | None:
+    """The workers for jobs over ``data`` bytes: 1 (this process, no pool) below :data:`INLINE_BYTES`
+    (or ``$SPEC3C_INLINE_BYTES``) unless a ``scheduler`` is named, else ``workers`` (None: one per core)."""
+    setting = os.environ.get(INLINE_BYTES_ENV, "").strip()
+    try:
+        inline = int(setting) if setting else INLINE_BYTES
+    except ValueError as exc:
+        raise Spec3cError(f"{INLINE_BYTES_ENV}={setting!r}: expected a number of bytes") from exc
+    return 1 if scheduler is None and data < inline else workers
 
 
 def worker_count(requested: int | None, n_jobs: int) -> int:
@@ -101,6 +141,7 @@ def _init_local_worker(threads: int, running_dir: str, logging_settings: WorkerL
     # read by libgomp when it loads, i.e. before any kernel module is imported in this process
     os.environ["OMP_NUM_THREADS"] = str(threads)
     _RUNNING_DIR = running_dir
+    load_only_jwst_plugins()  # as the spec3c command does
     configure_worker(logging_settings)  # its records go to the parent's handlers
 
 

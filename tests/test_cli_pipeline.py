@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 
 from spec3c.cli import main
+from spec3c.parallel import LocalExecutor
 from spec3c.products.export import products_available
 from spec3c.simulate import SimOptions, simulate
 from spec3c.store import open_store
@@ -89,3 +91,23 @@ def test_process_bad_arguments(fs_run, args, message):
     res = CliRunner().invoke(main, ["process", str(root / "out" / "spec3c.store"), "--workers", "1", *args])
     assert res.exit_code != 0
     assert message in res.output
+
+
+def test_a_small_store_runs_in_this_process_whatever_the_workers(fs_run, tmp_path, monkeypatch):
+    """--workers 2 on a store below INLINE_BYTES: process and export start no worker process."""
+    root, _, _ = fs_run
+    store = tmp_path / "copy.store"
+    shutil.copytree(root / "out" / "spec3c.store", store)
+
+    def no_pool(self: LocalExecutor) -> None:
+        raise AssertionError("a worker pool was started for a small store")
+
+    monkeypatch.setattr(LocalExecutor, "_get_pool", no_pool)
+    runner = CliRunner()
+    res = runner.invoke(main, ["process", str(store), "--force", "--workers", "2",
+                               f"--steps.extract_1d.override_extract1d={APERTURES}"])
+    assert res.exit_code == 0 and "processed 3 sources (0 failed)" in res.output, res.output
+    res = runner.invoke(main, ["export", str(store), "-o", str(tmp_path / "products"), "--suffix", "x1d",
+                               "--workers", "2"])
+    assert res.exit_code == 0, res.output
+    assert len(list((tmp_path / "products").glob("*_x1d.fits"))) == 3

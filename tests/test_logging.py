@@ -16,6 +16,7 @@ from click.testing import CliRunner
 
 from spec3c import log as logs
 from spec3c.cli import _Bar, main
+from spec3c.parallel import INLINE_BYTES_ENV
 from spec3c.products.meta import read_provenance
 from spec3c.simulate import SimOptions, simulate
 from spec3c.steps.context import StepOutcome
@@ -101,8 +102,9 @@ def test_quiet_shows_only_warnings_and_the_log_file_keeps_the_rest(logged_run, t
                for line in _lines(log_file.read_text(), "INFO"))
 
 
-def test_debug_level_adds_details_and_forwards_worker_records(logged_run, tmp_path):
+def test_debug_level_adds_details_and_forwards_worker_records(logged_run, tmp_path, monkeypatch):
     """Two worker processes: their records reach this process's handlers (stderr and the file)."""
+    monkeypatch.setenv(INLINE_BYTES_ENV, "0")  # worker processes even for this small store
     root, _, _ = logged_run
     log_file = tmp_path / "debug.log"
     res = CliRunner().invoke(main, ["--log-level", "debug", "--log-file", str(log_file), "process",

@@ -10,7 +10,16 @@ import dask_jobs
 import pytest
 
 from spec3c.errors import Spec3cError
-from spec3c.parallel import LocalExecutor, map_sources, open_executor, shared_executor
+from spec3c.parallel import (
+    INLINE_BYTES,
+    INLINE_BYTES_ENV,
+    LocalExecutor,
+    data_bytes,
+    map_sources,
+    open_executor,
+    shared_executor,
+    workers_for,
+)
 
 
 def test_serial_executor_collects_results_errors_and_progress():
@@ -58,3 +67,18 @@ def test_local_pool_needs_no_dask():
     code = ("import sys, spec3c.process, spec3c.products.export, spec3c.cli; "
             "assert not [m for m in sys.modules if m.split('.')[0] in ('dask', 'distributed')]")
     subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
+
+
+def test_small_data_runs_in_this_process_unless_a_scheduler_is_named(tmp_path, monkeypatch):
+    (tmp_path / "a").write_bytes(b"x" * 100)
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "b").write_bytes(b"y" * 50)
+    assert data_bytes([tmp_path]) == 150 and data_bytes([tmp_path / "a", tmp_path / "missing"]) == 100
+    assert workers_for(150, 2, None) == 1 and workers_for(150, None, None) == 1
+    assert workers_for(INLINE_BYTES, 2, None) == 2 and workers_for(INLINE_BYTES, None, None) is None
+    assert workers_for(150, 2, "local:2") == 2
+    monkeypatch.setenv(INLINE_BYTES_ENV, "0")
+    assert workers_for(150, 2, None) == 2
+    monkeypatch.setenv(INLINE_BYTES_ENV, "lots")
+    with pytest.raises(Spec3cError, match=INLINE_BYTES_ENV):
+        workers_for(150, 2, None)

@@ -30,6 +30,8 @@ from pathlib import Path
 import numpy as np
 from astropy.io import fits
 
+from spec3c.parallel import INLINE_BYTES_ENV
+
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLES = REPO / "examples"
 #: the four commands a trial can kill
@@ -47,6 +49,12 @@ def asn_of(folder: Path) -> Path:
 def spec3c_command(*args: str | Path) -> list[str]:
     """The command line of ``spec3c ARGS`` with this interpreter."""
     return [sys.executable, "-m", "spec3c.cli", *map(str, args)]
+
+
+def pool_env(workers: int | str) -> dict[str, str] | None:
+    """The environment of a command with ``workers`` > 1: worker processes even for this small data set
+    (spec3c runs small ones in its own process), so the kills also hit a process pool."""
+    return {**os.environ, INLINE_BYTES_ENV: "0"} if int(workers) > 1 else None
 
 
 def run_spec3c(*args: str | Path, timeout: float = 600, env: dict[str, str] | None = None,
@@ -154,7 +162,7 @@ class Baseline:
                             ("export", ("export", store, "-o", self.products, "--workers", workers))):
             before = _paths(self.root)
             t0 = time.perf_counter()
-            run_spec3c(*args)
+            run_spec3c(*args, env=pool_env(workers))
             self.seconds[phase] = time.perf_counter() - t0
             self.writes[phase] = len(_paths(self.root) - before)
             if phase != "export":
@@ -272,7 +280,7 @@ def _complete(phase: str, baseline: Baseline, store: Path, out: Path, workers: i
     """Run the killed command again, then the stages after it."""
     order = ["ingest", "process", "export"] if phase != "run" else ["run"]
     for stage in order[order.index(phase) if phase != "run" else 0:]:
-        run_spec3c(*_command(stage, baseline, store, out, workers))
+        run_spec3c(*_command(stage, baseline, store, out, workers), env=pool_env(workers))
 
 
 def run_trial(baseline: Baseline, seed: int, work: Path, phase: str | None = None,  # noqa: PLR0913
@@ -292,7 +300,8 @@ def run_trial(baseline: Baseline, seed: int, work: Path, phase: str | None = Non
     before = snapshot(work)
     t0 = time.perf_counter()
     proc = subprocess.Popen(spec3c_command(*_command(phase, baseline, store, out, workers)),
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+                            env=pool_env(workers))
     finished = _kill_group(proc, kill, work)
     killed_in = ("after completion" if finished
                  else _killed_in(phase, store, out, baseline, snapshot(work) == before))
