@@ -227,8 +227,11 @@ def find_leftovers(store_path: str | os.PathLike[str]) -> list[Leftover]:
 def _vacuum(array: Path) -> None:
     import tiledb
 
+    from .store.tiledb_store import new_context
+
     for mode in ("fragments", "fragment_meta", "commits"):
-        tiledb.vacuum(str(array), config=tiledb.Config({"sm.vacuum.mode": mode}))
+        config = tiledb.Config({"sm.vacuum.mode": mode})
+        tiledb.vacuum(str(array), config=config, ctx=new_context(config))
 
 
 def remove_leftovers(store_path: str | os.PathLike[str], *, locked: bool = False) -> list[Leftover]:

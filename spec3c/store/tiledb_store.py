@@ -27,6 +27,8 @@ from __future__ import annotations
 import gc
 import os
 import shutil
+import signal
+import threading
 import time
 import uuid
 import warnings
@@ -81,6 +83,23 @@ def _config(threads: int = 2) -> tiledb.Config:
             "sm.query.sparse_global_order.preprocess_tile_merge": "0",
         }
     )
+
+
+def new_context(config: tiledb.Config) -> tiledb.Ctx:
+    """A TileDB context, with this process's Ctrl-C handling left as it was.
+
+    libtiledb's first context replaces the SIGINT handler with its own, which
+    chains to the one before it; when SIGINT was ignored (a background job) it
+    calls that ``SIG_IGN`` as a function and the process dies with SIGSEGV.
+    The handler is put back (from the main thread, where Python allows it).
+    """
+    main = threading.current_thread() is threading.main_thread()
+    before = signal.getsignal(signal.SIGINT) if main else None
+    try:
+        return tiledb.Ctx(config)
+    finally:
+        if before is not None:
+            signal.signal(signal.SIGINT, before)
 
 
 def _filters(level: int = 1) -> tiledb.FilterList:
@@ -176,7 +195,7 @@ class TileDBStore(Store):
         super().__init__(path)
         assert self.path is not None
         self._writable = mode != "r"
-        self.ctx = tiledb.Ctx(_config(threads))
+        self.ctx = new_context(_config(threads))
         self._unreleased = 0  # bytes of query results read since the last collection
         if mode == "w":  # a new store, or one whose creation was interrupted
             write_manifest(self.path, self.backend)

@@ -82,3 +82,27 @@ def test_reads_do_not_use_the_asynchronous_tile_merge(tmp_path):
     assert reader.ctx.config()["sm.query.sparse_global_order.preprocess_tile_merge"] == "0"
     [got] = reader.read_cutouts("a")
     assert_cutouts_equal(got, make_cutout("a", "e1", "s", seed=2))
+
+
+_IGNORED_SIGINT_SCRIPT = """
+import os, signal, sys, time
+signal.signal(signal.SIGINT, signal.SIG_IGN)  # as for a job started with & in a script
+from spec3c.store import create_store
+store = create_store(sys.argv[1], "tiledb")
+assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+os.kill(os.getpid(), signal.SIGINT)
+time.sleep(0.2)
+print("still running")
+"""
+
+
+def test_ctrl_c_ignored_before_opening_a_store_stays_ignored(tmp_path):
+    """libtiledb's first context installs a SIGINT handler that calls the previous one; an ignored
+    SIGINT (a background job's) made it call SIG_IGN's address and crash with SIGSEGV."""
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-c", _IGNORED_SIGINT_SCRIPT, str(tmp_path / "store.tdb")],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "still running" in done.stdout
