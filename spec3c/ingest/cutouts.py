@@ -1,11 +1,15 @@
 """How a science exposure becomes cutouts: the layouts modes choose from (slits, whole image).
 
 Every reader evaluates each pixel's coordinates once from the input gwcs and
-keeps the gwcs as ASDF bytes.  No store access here.
+keeps the gwcs as ASDF bytes.  The layouts take each slit (or the image) as a
+:class:`Part`, built from an opened datamodel here (``read_*``) or from the
+file's raw HDUs and ASDF tree by :mod:`.fastread`, so both readers give the
+store the same cutouts.  No store access here.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -73,42 +77,72 @@ def slit_meta(slit) -> dict[str, Any]:  # type: ignore[no-untyped-def]
     return meta
 
 
-def _slit_cutout(slit, index: int, name: str, path: Path, key: str | None = None) -> Cutout:  # type: ignore[no-untyped-def]
-    """One slit (of a MultiSlitModel, or a SlitModel file) as a cutout; ``key`` None: exp_to_source's key."""
-    meta = slit_meta(slit)
-    if slit.meta.wcs is None:
-        raise InputError(path, f"slit {index} ({meta.get('name')}) has no WCS")
+@dataclass
+class Part:
+    """One slit (or a whole image) as the layout readers take it, from a datamodel or from the fast
+    reader (:mod:`.fastread`): its flat metadata, its planes (science and optional ones), its gwcs."""
+
+    meta: dict[str, Any]
+    planes: dict[str, np.ndarray]
+    wcs: Any
+
+
+def model_part(slit) -> Part:  # type: ignore[no-untyped-def]
+    """A slit of an opened MultiSlitModel (or a SlitModel) as a :class:`Part`."""
     planes = {plane: np.asarray(getattr(slit, attr)) for attr, plane in SCIENCE_PLANES.items()}
-    shape = planes["sci"].shape
     for attr in OPTIONAL_PLANES:
         value = getattr(slit, attr, None) if slit.hasattr(attr) else None
-        if value is not None and np.shape(value) == shape:
+        if value is not None:
             planes[attr] = np.asarray(value)
-    planes.update(slit_coordinates(slit.meta.wcs, shape))
+    return Part(slit_meta(slit), planes, slit.meta.wcs)
+
+
+def _slit_cutout(part: Part, index: int, name: str, path: Path, key: str | None = None) -> Cutout:
+    """One slit (of a MultiSlitModel, or a SlitModel file) as a cutout; ``key`` None: exp_to_source's key."""
+    meta = dict(part.meta)
+    if part.wcs is None:
+        raise InputError(path, f"slit {index} ({meta.get('name')}) has no WCS")
+    planes = {plane: part.planes[plane] for plane in SCIENCE_PLANES.values()}
+    shape = planes["sci"].shape
+    for attr in OPTIONAL_PLANES:
+        value = part.planes.get(attr)
+        if value is not None and np.shape(value) == shape:
+            planes[attr] = value
+    planes.update(slit_coordinates(part.wcs, shape))
     if key is None:
         try:
             key = source_key(meta)
         except ValueError as exc:
             raise InputError(path, f"slit {index} ({meta.get('name')}): {exc}") from exc
     meta["slit_index"] = index
-    return Cutout(key, name, str(meta.get("name", index)), meta, planes, wcs_to_asdf(slit.meta.wcs))
+    return Cutout(key, name, str(meta.get("name", index)), meta, planes, wcs_to_asdf(part.wcs))
+
+
+def slit_cutouts(parts: list[Part], name: str, path: Path) -> list[Cutout]:
+    """Cutouts (with coordinates) of every slit of a MultiSlit file."""
+    return [_slit_cutout(part, index, name, path) for index, part in enumerate(parts)]
 
 
 def read_slits(model, name: str, path: Path) -> list[Cutout]:  # type: ignore[no-untyped-def]
     """Cutouts (with coordinates) of every slit of a MultiSlitModel."""
-    return [_slit_cutout(slit, index, name, path) for index, slit in enumerate(model.slits)]
+    return slit_cutouts([model_part(slit) for slit in model.slits], name, path)
 
 
-def read_slit_model(model, name: str, path: Path) -> list[Cutout]:  # type: ignore[no-untyped-def]
+def slit_model_cutout(part: Part, name: str, path: Path) -> Cutout:
     """The one slit of a SlitModel cal file, as a cutout of the association's single source.
 
     The reference runs no exp_to_source on SlitModel inputs: the whole
     association is one source (:data:`IMAGE_SOURCE_KEY`), whatever the slits'
     source ids.
     """
+    return _slit_cutout(part, 0, name, path, key=IMAGE_SOURCE_KEY)
+
+
+def read_slit_model(model, name: str, path: Path) -> list[Cutout]:  # type: ignore[no-untyped-def]
+    """The one slit of a SlitModel cal file (:func:`slit_model_cutout`)."""
     if hasattr(model, "slits"):
         raise InputError(path, f"a {type(model).__name__} is not a SlitModel (one slit per file)")
-    return [_slit_cutout(model, 0, name, path, key=IMAGE_SOURCE_KEY)]
+    return [slit_model_cutout(model_part(model), name, path)]
 
 
 #: one source per association (the reference does no exp_to_source for these image modes)
@@ -122,14 +156,20 @@ def read_image_model(model, name: str, path: Path) -> list[Cutout]:  # type: ign
     if np.ndim(model.data) != 2:
         raise InputError(path, f"expected a 2-D SCI array, got shape {np.shape(model.data)}")
     planes = {plane: np.asarray(getattr(model, attr)) for attr, plane in SCIENCE_PLANES.items()}
+    return [image_cutout(Part({}, planes, model.meta.wcs), str(model.meta.exposure.type),
+                         model.meta.target.source_type, model.meta.wcsinfo.dispersion_direction, name, path)]
+
+
+def image_cutout(part: Part, exp_type: str, source_type: Any, dispersion: Any, name: str,  # noqa: PLR0913
+                 path: Path) -> Cutout:
+    """An image's science ``part.planes`` and gwcs as one cutout of the association's source
+    (``exp_type``, SRCTYPE and DISPAXIS from the file's metadata)."""
+    planes = dict(part.planes)
     shape = planes["sci"].shape
-    planes.update(slit_coordinates(model.meta.wcs, shape))
-    exp_type = str(model.meta.exposure.type)
-    source_type = model.meta.target.source_type
+    planes.update(slit_coordinates(part.wcs, shape))
     if source_type not in ("POINT", "EXTENDED"):
         raise InputError(path, f"SRCTYPE (meta.target.source_type) is {source_type!r}, expected POINT or "
                                "EXTENDED; run srctype in stage 2")
-    dispersion = model.meta.wcsinfo.dispersion_direction
     if dispersion not in (1, 2):
         raise InputError(path, f"DISPAXIS (meta.wcsinfo.dispersion_direction) is {dispersion!r}, expected 1 or 2")
     meta: dict[str, Any] = {
@@ -137,4 +177,4 @@ def read_image_model(model, name: str, path: Path) -> list[Cutout]:  # type: ign
         "source_type": source_type, "xstart": 1, "ystart": 1, "xsize": shape[1], "ysize": shape[0],
         "dispersion_direction": int(dispersion),
     }
-    return [Cutout(IMAGE_SOURCE_KEY, name, exp_type, meta, planes, wcs_to_asdf(model.meta.wcs))]
+    return Cutout(IMAGE_SOURCE_KEY, name, exp_type, meta, planes, wcs_to_asdf(part.wcs))

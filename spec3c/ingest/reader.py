@@ -10,8 +10,11 @@ from typing import Any
 import numpy as np
 
 from ..errors import InputError, Spec3cError
+from ..log import logger
 from ..store.records import Cutout, ExposureRecord
 from .cutouts import model_meta
+
+_log = logger("ingest")
 
 
 @dataclass
@@ -64,8 +67,11 @@ def read_exposure(path: Path, role: str, sha256: str | None = None) -> ExposureD
     """Read one ASN member into an :class:`ExposureData` (no store access).
 
     The member is checked first (:func:`spec3c.ingest.validate.check_model`):
-    a broken file is an :class:`InputError` naming it and the problem.
+    a broken file is an :class:`InputError` naming it and the problem.  A
+    slit-mode science file is read without a datamodel (:mod:`.fastread`)
+    when it can be, with the same result.
     """
+    from .fastread import NotFast, read_fast
     from .validate import check_model, open_model
 
     name = exposure_name(path)
@@ -73,6 +79,12 @@ def read_exposure(path: Path, role: str, sha256: str | None = None) -> ExposureD
     if own is not None:  # the mode reads (and checks) its files itself
         read = own(path, name)
         return ExposureData(_record(path, name, role, sha256, read.model_type, read.meta), read.cutouts, read.images)
+    if role == "science":
+        try:
+            fast_type, fast_meta, fast_cutouts = read_fast(path, name)
+            return ExposureData(_record(path, name, role, sha256, fast_type, fast_meta), fast_cutouts, {})
+        except NotFast as why:
+            _log.debug("%s: read as a datamodel (%s)", path, why)
     model = open_model(path)
     with model:
         check_model(model, path, role)

@@ -243,7 +243,7 @@ def test_nircam_both_modules(tmp_path):
 
 
 def test_plain_fits_reader_matches_astropy(tmp_path):
-    from spec3c.modes.wfss.fitsraw import Unsupported, read_fits
+    from spec3c.ingest.fitsraw import Unsupported, read_fits
 
     primary = fits.PrimaryHDU()
     primary.header["DATAMODL"] = "MultiSlitModel"

@@ -5,7 +5,7 @@ thousands (extract_2d keeps ``wfss_nbright=1000`` sources by default), each
 with its own copy of the exposure's gwcs in the ASDF extension.  Opening such
 a file as a datamodel deserialises every copy (~50 ms per slit); here the
 planes and the slit keywords are read straight from the FITS extensions
-(:mod:`.fitsraw`, ~0.5 ms per extension; keyword names from the
+(:mod:`spec3c.ingest.fitsraw`, ~0.5 ms per extension; keyword names from the
 MultiSlitModel schema), and the WCS is needed only for a slit without a
 WAVELENGTH plane.  The exposure's own metadata comes from
 the primary header through stdatamodels, so its keys are those the generic
@@ -40,9 +40,9 @@ from astropy.io import fits
 from ...errors import InputError
 from ...fitsio import indexed_hdus
 from ...ingest.cutouts import model_meta, source_key
+from ...ingest.fitsraw import Unsupported, read_fits
 from ...store.records import Cutout
 from ..base import ScienceFile
-from .fitsraw import Unsupported, read_fits
 
 __all__ = ["SPEC_ATTRIBUTES", "cutout_name", "read_grism_slits", "read_wfss_file"]
 
@@ -197,8 +197,8 @@ def _needs_wcs(hdus: dict[tuple[str, int], Any], ver: int) -> bool:
 
 
 def _read_cal(path: Path, name: str, hdu_list: Any, primary: fits.Header) -> ScienceFile:
-    """The cutouts of a cal file from its HDUs (astropy's or :mod:`.fitsraw`'s: ``name``, ``ver``,
-    ``header`` and ``data`` each) and its primary header."""
+    """The cutouts of a cal file from its HDUs (astropy's or :mod:`spec3c.ingest.fitsraw`'s: ``name``,
+    ``ver``, ``header`` and ``data`` each) and its primary header."""
     hdus = _index(hdu_list)
     n = sum(1 for h in hdu_list if str(h.name).upper() == "SCI")
     if n == 0:

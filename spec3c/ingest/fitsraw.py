@@ -1,13 +1,13 @@
 """A minimal reader of uncompressed FITS image files: headers as plain values, data as numpy views.
 
-A WFSS ``_cal`` file has thousands of extensions; astropy parses every card
+Ingest's fast readers use it (WFSS, and the slit modes' :mod:`.fastread`).  A WFSS ``_cal`` file has thousands of extensions; astropy parses every card
 of every header through its configuration machinery (~3 ms per extension),
 which makes reading the headers most of the cost of ingesting such a file.
 Here a file is read once into memory and its headers are split into
 keyword/value pairs with plain string operations (the FITS standard's fixed
 format: strings with ``''`` escapes and ``CONTINUE`` long strings, logicals,
 integers, reals with ``E`` or ``D`` exponents); data are views on the file's
-bytes.  Anything this reader does not handle -- scaled data (BSCALE), random
+bytes (a table's data, e.g. the ASDF extension's, as its raw bytes).  Anything this reader does not handle -- scaled data (BSCALE), random
 groups, a file that is not a plain FITS file -- is :class:`Unsupported`,
 and the caller falls back to astropy.
 """
@@ -38,11 +38,13 @@ class Unsupported(ValueError):
 
 @dataclass
 class RawHdu:
-    """One HDU: its header values by keyword (first occurrence), raw header bytes and data view."""
+    """One HDU: its header values by keyword (first occurrence), raw header bytes and data view
+    (an image's array; a table's raw bytes are ``table_bytes``)."""
 
     header: dict[str, Any]
     header_bytes: bytes
     _data: np.ndarray | None = field(default=None, repr=False)
+    table_bytes: memoryview | None = field(default=None, repr=False)
 
     @property
     def name(self) -> str:
@@ -129,8 +131,9 @@ def _parse_header(header: bytes) -> dict[str, Any]:
     return values
 
 
-def _data(buf: bytes, offset: int, header: dict[str, Any]) -> tuple[np.ndarray | None, int]:
-    """(data view or None, size in bytes before padding) of the HDU whose data start at ``offset``."""
+def _data(buf: bytes, offset: int, header: dict[str, Any]) -> tuple[np.ndarray | memoryview | None, int]:
+    """(data view, a table's bytes or None, size in bytes before padding) of the HDU whose data start
+    at ``offset``."""
     bitpix = int(header.get("BITPIX", 8))
     naxis = int(header.get("NAXIS", 0))
     dims = [int(header.get(f"NAXIS{k}", 0)) for k in range(1, naxis + 1)]
@@ -140,7 +143,7 @@ def _data(buf: bytes, offset: int, header: dict[str, Any]) -> tuple[np.ndarray |
     n = int(np.prod(dims)) if dims else 0
     size = abs(bitpix) // 8 * gcount * (pcount + n)
     if header.get("XTENSION", "IMAGE") not in ("IMAGE",) and "SIMPLE" not in header:
-        return None, size  # tables (the ASDF extension) are not read here
+        return memoryview(buf)[offset:offset + size], size  # tables (the ASDF extension): raw bytes
     if n == 0:
         return None, size
     if float(header.get("BSCALE", 1)) != 1.0:
@@ -179,6 +182,9 @@ def read_fits(path: Path) -> list[RawHdu]:
         raw = buf[pos:end]
         header = _parse_header(raw)
         data, size = _data(buf, end, header)
-        hdus.append(RawHdu(header, raw, data))
+        if isinstance(data, memoryview):
+            hdus.append(RawHdu(header, raw, table_bytes=data))
+        else:
+            hdus.append(RawHdu(header, raw, data))
         pos = end + (size + _BLOCK - 1) // _BLOCK * _BLOCK
     return hdus

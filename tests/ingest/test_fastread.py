@@ -1,0 +1,77 @@
+"""The fast slit-mode reader (spec3c.ingest.fastread) gives ingest exactly what the datamodel reader gives."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from spec3c.gwcs_asdf import wcs_from_asdf
+from spec3c.ingest import fastread
+from spec3c.ingest.reader import exposure_name, read_exposure
+from spec3c.simulate import SimOptions, simulate
+
+CASES = {
+    "nirspec-mos": SimOptions(seed=5, n_sources=4, n_exposures=1, n_columns=160),
+    "nirspec-fs": SimOptions(seed=6, n_exposures=1, n_columns=160),
+    "miri-lrs-fs": SimOptions(seed=7, n_exposures=1),
+    "miri-lrs-slitless": SimOptions(seed=8, n_exposures=1),
+}
+
+
+@pytest.fixture(scope="module", params=[*sorted(CASES), "slitmodel"])
+def cal_path(request, tmp_path_factory):
+    out = tmp_path_factory.mktemp(request.param)
+    if request.param != "slitmodel":
+        return simulate(request.param, out, CASES[request.param]).cal_paths[0]
+    # a one-slit SlitModel cal file (as some stage-2 tools write them), from a simulated MOS slit
+    from stdatamodels.jwst import datamodels
+
+    cal = simulate("nirspec-mos", out, CASES["nirspec-mos"]).cal_paths[0]
+    path = out / cal.name.replace("_cal", "_s01_cal")
+    with datamodels.open(cal) as model, model[1] as slit:
+        slit.meta.bunit_data = slit.meta.bunit_err = model.slits[1].meta.bunit_data
+        slit.save(path)
+    return path
+
+
+def _datamodel_read(path, monkeypatch):
+    def refuse(*_args):
+        raise fastread.NotFast("test: the datamodel reader")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(fastread, "read_fast", refuse)
+        return read_exposure(path, "science", "0" * 64)
+
+
+def test_fast_read_equals_datamodel_read(cal_path, monkeypatch):
+    model_type, meta, cutouts = fastread.read_fast(cal_path, exposure_name(cal_path))
+    slow = _datamodel_read(cal_path, monkeypatch)
+    assert model_type == slow.record.model_type
+    assert meta == slow.record.meta
+    assert len(cutouts) == len(slow.cutouts) > 0
+    for fast_cut, slow_cut in zip(cutouts, slow.cutouts, strict=True):
+        assert (fast_cut.source, fast_cut.exposure, fast_cut.slit) == (slow_cut.source, slow_cut.exposure,
+                                                                      slow_cut.slit)
+        assert fast_cut.meta == slow_cut.meta
+        assert fast_cut.planes.keys() == slow_cut.planes.keys()
+        for plane, value in fast_cut.planes.items():
+            assert value.dtype == slow_cut.planes[plane].dtype, plane
+            assert np.array_equal(value, slow_cut.planes[plane], equal_nan=True), plane
+        assert fast_cut.wcs_asdf == slow_cut.wcs_asdf
+        wcs = wcs_from_asdf(fast_cut.wcs_asdf)
+        y, x = np.indices(fast_cut.planes["sci"].shape, dtype=np.float64)
+        assert np.array_equal(wcs(x, y, with_bounding_box=True)[-1], fast_cut.planes["wavelength"], equal_nan=True)
+
+
+def test_changed_header_falls_back(cal_path, tmp_path, monkeypatch):
+    """A header edited after the tree was written: stdatamodels reads the headers, so the fast reader
+    leaves the file to it (and ingest still reads it)."""
+    from astropy.io import fits
+
+    edited = tmp_path / cal_path.name
+    with fits.open(cal_path) as hdul:
+        hdul[0].header["OBSERVTN"] = "999"
+        hdul.writeto(edited)
+    with pytest.raises(fastread.NotFast, match="headers changed"):
+        fastread.read_fast(edited, exposure_name(edited))
+    assert read_exposure(edited, "science").record.meta["meta.observation.observation_number"] == "999"
