@@ -8,6 +8,7 @@ import io
 
 import asdf
 
+from .asdf_plugins import config_context
 from .fitsio import asdf_write_unvalidated
 
 
@@ -32,7 +33,7 @@ def wcs_from_asdf(blob: bytes):  # type: ignore[no-untyped-def]
     :func:`wcs_to_asdf`'s, of objects validated when their file was read: they are not validated
     again (40 % of the reading time of a NIRSpec IFU WCS).
     """
-    with asdf.config_context() as config:
+    with config_context() as config:
         config.validate_on_read = False
         with asdf.open(io.BytesIO(blob), lazy_load=False, memmap=False) as af:
             return af.tree["wcs"]

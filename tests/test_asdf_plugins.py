@@ -39,3 +39,18 @@ def test_jwst_files_read_the_same_with_only_their_plugins(tmp_path):
         expected = model.slits[0].meta.wcs(10.0, 3.0)
     assert np.isfinite(expected).all()
     np.testing.assert_array_equal(json.loads(out.stdout), np.asarray(expected, dtype=float))
+
+
+def test_config_contexts_share_one_resource_manager():
+    """asdf.config_context() copies the current configuration; a copy made before that configuration
+    built its resource manager lists every plugin's entry points again (~90 ms per WCS read)."""
+    import asdf
+
+    from spec3c.asdf_plugins import config_context
+
+    asdf.get_config().reset_resources()  # as in a fresh process
+    with config_context() as first:
+        manager = first.resource_manager
+    with config_context() as second:
+        assert second.resource_manager is manager
+    assert asdf.get_config().resource_manager is manager

@@ -27,6 +27,7 @@ from typing import Any
 
 import numpy as np
 
+from ..asdf_plugins import config_context
 from ..errors import InputError, Spec3cError
 from ..store.records import OPTIONAL_PLANES, Cutout
 from .cutouts import (
@@ -123,7 +124,7 @@ def _asdf_tree(hdus: list[RawHdu]) -> tuple[Any, dict[str, Any]]:
     blob = bytes(tables[0].table_bytes[:int(header.get("NAXIS1", 0))])  # type: ignore[index]
     digest = hashlib.sha256(b"".join(h.header_bytes for h in hdus if h.name != "ASDF")).hexdigest()
     try:
-        with warnings.catch_warnings(), asdf.config_context() as config:
+        with warnings.catch_warnings(), config_context() as config:
             warnings.simplefilter("error")
             config.validate_on_read = False
             tree = asdf.util.load_yaml(io.BytesIO(blob), tagged=True)  # parsed once, not walked
