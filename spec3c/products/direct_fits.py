@@ -358,7 +358,9 @@ def write_fits_direct(model: Any, fileobj: IO[bytes]) -> bool:
             return False
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message="Card is too long")
-            hdulist.writeto(fileobj)
+            # astropy's verification of every card, which only raises here (its "exception" mode fixes
+            # nothing): the cards are the schema's, as stdatamodels writes them (tests compare the files)
+            hdulist.writeto(fileobj, output_verify="ignore")
     return True
 
 
