@@ -43,14 +43,13 @@ from .cutouts import (
     slit_model_cutout,
 )
 from .fitsraw import RawHdu, Unsupported, read_fits
+from .validate import SciencePart, ScienceParts, check_science_parts
 
 __all__ = ["NotFast", "read_fast"]
 
 _NDARRAY = "tag:stsci.edu:asdf/core/ndarray-"
 _YAML_END = re.compile(rb"\r?\n\.\.\.\r?\n")
 _FITS_SOURCE = re.compile(r"^fits:(?P<name>[ -~]+),(?P<ver>\d+)$")
-#: the calibrated units of SCI (validate.py's rule: DN/s only when photom did not run)
-_CALIBRATED = ("MJy/sr", "MJy")
 #: datamodel class -> the layout reader of the modes that take it
 _LAYOUTS: dict[str, Callable[..., Any]] = {"MultiSlitModel": read_slits, "SlitModel": read_slit_model,
                                            "ImageModel": read_image_model}
@@ -98,10 +97,10 @@ def _cutouts(model_type: str, tree: dict[str, Any], meta: dict[str, Any], af: An
     ``read_image_model``)."""
     if model_type == "MultiSlitModel":
         parts = [_part(slit, af, by_ext) for slit in tree.get("slits") or []]
-        _check(parts, meta, unique_names=True)
+        _check(parts, meta, slits=True, path=path)
         return slit_cutouts(parts, name, path)
     part = _part(tree, af, by_ext)
-    _check([part], meta, unique_names=False)
+    _check([part], meta, slits=False, path=path)
     if model_type == "SlitModel":
         return [slit_model_cutout(part, name, path)]
     planes = {plane: part.planes[plane] for plane in SCIENCE_PLANES.values()}
@@ -205,31 +204,18 @@ def _plane(node: Any, by_ext: dict[tuple[str, int], RawHdu]) -> np.ndarray:
     return np.array(hdu.data)  # writable, in the file's byte order (as the datamodel gives it)
 
 
-def _check(parts: list[Part], meta: dict[str, Any], unique_names: bool) -> None:
-    """What :func:`~spec3c.ingest.validate.check_model` refuses, found cheaply: any of it sends the
-    file to the datamodel reader, which raises its error."""
-    from gwcs import WCS
-
-    if not parts:
-        raise NotFast("no slits")
-    names = [str(p.meta.get("name") or i) for i, p in enumerate(parts)]
-    if unique_names and len(set(names)) != len(names):
-        raise NotFast("slit names repeat")
-    calibrated = meta.get("meta.cal_step.photom") == "COMPLETE"
-    finite = False
-    for part in parts:
-        sci = part.planes["sci"]
-        science = [part.planes[p] for p in SCIENCE_PLANES.values()]
-        if sci.ndim != 2 or sci.size == 0 or any(a.shape != sci.shape for a in science):
-            raise NotFast("plane shapes")
-        if any(np.isinf(part.planes[p]).any() for p in ("sci", "err", "var_poisson", "var_rnoise", "var_flat")):
-            raise NotFast("infinite values")
-        unit = part.meta.get("meta.bunit_data") or meta.get("meta.bunit_data")
-        err_unit = part.meta.get("meta.bunit_err") or meta.get("meta.bunit_err")
-        if unit not in (_CALIBRATED if calibrated else (*_CALIBRATED, "DN/s")) or err_unit not in (None, unit):
-            raise NotFast("units")
-        if not isinstance(part.wcs, WCS):
-            raise NotFast("no gwcs")
-        finite |= bool(np.isfinite(sci).any())
-    if not finite:
-        raise NotFast("SCI is NaN everywhere")
+def _check(parts: list[Part], meta: dict[str, Any], slits: bool, path: Path) -> None:
+    """What :func:`~spec3c.ingest.validate.check_model` refuses, but for the gwcs's evaluation (done
+    on every pixel next): any of it sends the file to the datamodel reader, which raises its error."""
+    labels = [f"slit {index} ({part.meta.get('name')})" if slits else "the image" for index, part in enumerate(parts)]
+    science = ScienceParts(
+        [SciencePart(label, str(part.meta.get("name") or label),
+                     {plane: part.planes[plane] for plane in SCIENCE_PLANES.values()},
+                     part.meta.get("meta.bunit_data") or meta.get("meta.bunit_data"),
+                     part.meta.get("meta.bunit_err") or meta.get("meta.bunit_err"), part.wcs)
+         for label, part in zip(labels, parts, strict=True)],
+        calibrated=meta.get("meta.cal_step.photom") == "COMPLETE", slits=slits)
+    try:
+        check_science_parts(path, science, evaluate_wcs=False)
+    except InputError as exc:
+        raise NotFast(str(exc)) from exc

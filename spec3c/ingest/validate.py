@@ -26,7 +26,8 @@ from __future__ import annotations
 
 import re
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +37,7 @@ from ..errors import InputError, Spec3cError
 from ..fitsio import indexed_hdus
 from .cutouts import SCIENCE_PLANES
 
-__all__ = ["check_exposure", "check_model", "open_model"]
+__all__ = ["SciencePart", "ScienceParts", "check_exposure", "check_model", "check_science_parts", "open_model"]
 
 #: calibrated units of SCI; DN/s is accepted only from files photom did not calibrate
 _CALIBRATED_UNITS = ("MJy/sr", "MJy")
@@ -93,6 +94,27 @@ def check_model(model: Any, path: Path, role: str) -> None:
                                f"this {type(model).__name__} has none")
 
 
+@dataclass
+class SciencePart:
+    """What the science checks read of one slit (or the whole image), however the file was read."""
+
+    label: str  #: how errors name it: ``slit 3 (S200A1)`` or ``the image``
+    name: str  #: the slit name (unique in a MultiSlit file)
+    planes: dict[str, Any]  #: the science planes (:data:`SCIENCE_PLANES`'), None where missing
+    unit: Any  #: SCI BUNIT: the slit's own, else the file's
+    err_unit: Any  #: ERR BUNIT: the slit's own, else the file's
+    wcs: Any  #: meta.wcs
+
+
+@dataclass
+class ScienceParts:
+    """A science file's parts and what the checks need of the file itself."""
+
+    parts: Sequence[SciencePart]
+    calibrated: bool  #: photom COMPLETE: SCI must be in a calibrated unit
+    slits: bool  #: a MultiSlit file (its slit names must be unique)
+
+
 def _check_science(model: Any, path: Path) -> None:
     from ..modes.registry import mode_for  # the modes import the readers beside this module
 
@@ -105,17 +127,27 @@ def _check_science(model: Any, path: Path) -> None:
         layout = "an image" if mode.image_exposures else "slits (a MultiSlit file)"
         raise InputError(path, f"EXP_TYPE {exp_type} ({mode.name}) needs {layout}, but the file is a "
                                f"{type(model).__name__}")
-    parts = list(_parts(model))
-    if not parts:
+    parts = ScienceParts([_science_part(label, part, model) for label, part in _parts(model)],
+                         calibrated=model.meta.cal_step.photom == "COMPLETE", slits=hasattr(model, "slits"))
+    check_science_parts(path, parts, evaluate_wcs=mode.read_frames is None)
+
+
+def check_science_parts(path: Path, science: ScienceParts, evaluate_wcs: bool) -> None:
+    """Refuse (InputError naming ``path``) a science file whose parts would break ingest or processing.
+
+    ``evaluate_wcs`` False: only the gwcs's type is checked (a mode that reads
+    full frames (IFU) evaluates its gwcs per slice itself; the fast slit
+    reader evaluates it on every pixel next).
+    """
+    if not science.parts:
         raise InputError(path, "the file holds no slits")
     names: dict[str, int] = {}
     finite = False
-    for index, (label, part) in enumerate(parts):
-        name = str(getattr(part, "name", None) or label)
-        if name in names and hasattr(model, "slits"):
-            raise InputError(path, f"slits {names[name]} and {index} are both named {name!r}")
-        names[name] = index
-        finite |= _check_part(path, label, part, model, frames=mode.read_frames is not None)
+    for index, part in enumerate(science.parts):
+        if part.name in names and science.slits:
+            raise InputError(path, f"slits {names[part.name]} and {index} are both named {part.name!r}")
+        names[part.name] = index
+        finite |= _check_part(path, part, science.calibrated, evaluate_wcs)
     if not finite:
         raise InputError(path, "SCI is NaN everywhere: no pixel of the exposure has a value")
 
@@ -129,58 +161,57 @@ def _parts(model: Any) -> Iterator[tuple[str, Any]]:
         yield "the image", model
 
 
-def _check_part(path: Path, label: str, part: Any, model: Any, frames: bool) -> bool:
-    """Check one slit (or the image); True if its SCI has a finite value.
+def _science_part(label: str, part: Any, model: Any) -> SciencePart:
+    """One slit (or the image) of an opened datamodel (a missing plane is None, refused by the checks)."""
+    planes = {plane: part.instance.get(attr) for attr, plane in SCIENCE_PLANES.items()}
+    # the slit's own BUNIT, else the file's (a MultiSlitModel's top level has none in its schema)
+    unit = getattr(part.meta, "bunit_data", None) or getattr(model.meta, "bunit_data", None)
+    err_unit = getattr(part.meta, "bunit_err", None) or getattr(model.meta, "bunit_err", None)
+    return SciencePart(label, str(getattr(part, "name", None) or label), planes, unit, err_unit, part.meta.wcs)
 
-    ``frames``: a mode that reads full frames (IFU) evaluates its gwcs per
-    slice itself; only its type is checked here.
-    """
-    planes = _planes(path, label, part)
+
+def _check_part(path: Path, part: SciencePart, calibrated: bool, evaluate_wcs: bool) -> bool:
+    """Check one slit (or the image); True if its SCI has a finite value."""
+    label, planes = part.label, _present_planes(path, part)
     sci = planes["sci"]
+    if sci.ndim != 2 or 0 in sci.shape:
+        raise InputError(path, f"{label}: zero size: SCI has shape {sci.shape}, expected 2-D and not empty")
+    for plane, value in planes.items():
+        if value.shape != sci.shape:
+            raise InputError(path, f"{label}: {plane.upper()} has shape {value.shape}, SCI has {sci.shape}")
     for plane in ("sci", "err", "var_poisson", "var_rnoise", "var_flat"):
         n_inf = int(np.count_nonzero(np.isinf(planes[plane])))
         if n_inf:
             y, x = np.argwhere(np.isinf(planes[plane]))[0]
             raise InputError(path, f"{label}: {plane.upper()} has {n_inf} infinite value(s), the first at "
                                    f"pixel (x={x}, y={y}); stage 2 marks bad pixels NaN with DQ flags")
-    _check_units(path, label, part, model)
-    _check_wcs(path, label, part, sci.shape, evaluate=not frames)
+    _check_units(path, part, calibrated)
+    _check_wcs(path, label, part.wcs, sci.shape, evaluate=evaluate_wcs)
     return bool(np.isfinite(sci).any())
 
 
-def _planes(path: Path, label: str, part: Any) -> dict[str, np.ndarray]:
+def _present_planes(path: Path, part: SciencePart) -> dict[str, np.ndarray]:
     planes: dict[str, np.ndarray] = {}
-    for attr, plane in SCIENCE_PLANES.items():
-        value = part.instance.get(attr)
+    for plane, value in part.planes.items():
         if value is None:
-            raise InputError(path, f"{label}: the {plane.upper()} plane is missing")
+            raise InputError(path, f"{part.label}: the {plane.upper()} plane is missing")
         planes[plane] = np.asarray(value)
-    shape = planes["sci"].shape
-    if len(shape) != 2 or 0 in shape:
-        raise InputError(path, f"{label}: zero size: SCI has shape {shape}, expected 2-D and not empty")
-    for plane, value in planes.items():
-        if value.shape != shape:
-            raise InputError(path, f"{label}: {plane.upper()} has shape {value.shape}, SCI has {shape}")
     return planes
 
 
-def _check_units(path: Path, label: str, part: Any, model: Any) -> None:
-    # the slit's own BUNIT, else the file's (a MultiSlitModel's top level has none in its schema)
-    unit = getattr(part.meta, "bunit_data", None) or getattr(model.meta, "bunit_data", None)
-    calibrated = model.meta.cal_step.photom == "COMPLETE"
+def _check_units(path: Path, part: SciencePart, calibrated: bool) -> None:
     allowed = _CALIBRATED_UNITS if calibrated else (*_CALIBRATED_UNITS, _UNCALIBRATED_UNIT)
-    if unit not in allowed:
+    if part.unit not in allowed:
         why = "photom COMPLETE" if calibrated else "photom not run"
-        raise InputError(path, f"{label}: SCI BUNIT is {unit!r}; expected one of {', '.join(allowed)} ({why})")
-    err_unit = getattr(part.meta, "bunit_err", None) or getattr(model.meta, "bunit_err", None)
-    if err_unit is not None and err_unit != unit:
-        raise InputError(path, f"{label}: ERR BUNIT {err_unit!r} differs from SCI BUNIT {unit!r}")
+        raise InputError(path, f"{part.label}: SCI BUNIT is {part.unit!r}; expected one of {', '.join(allowed)} "
+                               f"({why})")
+    if part.err_unit is not None and part.err_unit != part.unit:
+        raise InputError(path, f"{part.label}: ERR BUNIT {part.err_unit!r} differs from SCI BUNIT {part.unit!r}")
 
 
-def _check_wcs(path: Path, label: str, part: Any, shape: tuple[int, ...], evaluate: bool) -> None:
+def _check_wcs(path: Path, label: str, wcs: Any, shape: tuple[int, ...], evaluate: bool) -> None:
     from gwcs import WCS
 
-    wcs = part.meta.wcs
     if wcs is None:
         raise InputError(path, f"{label}: no WCS (meta.wcs); run assign_wcs in stage 2")
     if not isinstance(wcs, WCS):
