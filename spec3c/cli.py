@@ -601,14 +601,14 @@ def _members(asn: Path) -> list[Path]:
         return []
 
 
-def _single_source(asn: Path) -> bool:
-    """True when the association is processed as one source (its mode's naming says so)."""
+def _single_source(members: list[Path]) -> bool:
+    """True when the association of ``members`` is processed as one source (its mode's naming says so)."""
     from astropy.io import fits
 
     from .modes.registry import mode_for
 
     try:
-        return mode_for(fits.getval(_members(asn)[0], "EXP_TYPE")).naming.whole_association
+        return mode_for(fits.getval(members[0], "EXP_TYPE")).naming.whole_association
     except Exception:  # noqa: BLE001 - only a performance hint; ingest reports bad input properly
         return False
 
@@ -636,9 +636,10 @@ def run(ctx: click.Context, asn: Path, output_dir: Path, backend: str | None, so
     output_dir.mkdir(parents=True, exist_ok=True)
     # small associations and one-source modes run in this process; else one warm worker pool for
     # process and export, starting while ingest runs
-    workers = workers_for(data_bytes(_members(asn)), workers, scheduler)
+    members = _members(asn)
+    workers = workers_for(data_bytes(members), workers, scheduler)
     warm = ("spec3c.process", "spec3c.products.export")  # what process and export run in the workers
-    in_process = scheduler is None and (workers == 1 or _single_source(asn))
+    in_process = scheduler is None and (workers == 1 or _single_source(members))
     with contextlib.nullcontext() if in_process else shared_executor(scheduler, workers, warm):
         bar = _Bar("ingest", "exposure")
         try:

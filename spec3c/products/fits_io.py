@@ -192,10 +192,9 @@ def _write_then_rename(model: Any, path: Path, fast: bool, direct: bool) -> None
             # a file object (not a path) keeps meta.filename = the final name
             # the writers' trees are valid (the test suite validates every product type): asdf need not check
             with asdf_write_unvalidated():
-                written = direct and write_fits_direct(model, f)
-            if not written:
-                with indexed_hdus() if fast else contextlib.nullcontext(), asdf_write_unvalidated():
-                    model.to_fits(f)
+                if not (direct and write_fits_direct(model, f)):
+                    with indexed_hdus() if fast else contextlib.nullcontext():
+                        model.to_fits(f)
             f.flush()
             os.fsync(f.fileno())
         os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; products get the usual mode
