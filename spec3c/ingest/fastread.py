@@ -86,6 +86,8 @@ def read_fast(path: Path, name: str) -> tuple[str, dict[str, Any], list[Cutout]]
         cutouts = _cutouts(model_type, tree, meta, af, by_ext, name, path)
     except InputError as exc:  # the datamodel reader checks before it lays out: its error comes first
         raise NotFast(str(exc)) from exc
+    except Exception as exc:  # noqa: BLE001 - e.g. a gwcs that fails on evaluation: the datamodel reader's check names it
+        raise NotFast(f"laying out the cutouts: {type(exc).__name__}: {exc}") from exc
     if not all(np.isfinite(c.planes["wavelength"]).any() for c in cutouts):
         raise NotFast("a slit's gwcs gives no finite wavelength")
     return model_type, meta, cutouts

@@ -121,6 +121,17 @@ def wcs_nan_everywhere(src: Path, dst: Path, where: Where) -> None:
         _save(model, dst)
 
 
+def wcs_fails_to_evaluate(src: Path, dst: Path, where: Where) -> None:
+    """A gwcs whose first transform raises when evaluated (a table lookup out of its bounds)."""
+    from astropy.modeling import models
+
+    with _open(src) as model:
+        step = _slit(model, where).meta.wcs.pipeline[0]
+        lookup = models.Tabular1D(points=np.array([0.0, 1.0]), lookup_table=np.array([0.0, 1.0]), bounds_error=True)
+        step.transform = (lookup & models.Identity(1)) | step.transform
+        _save(model, dst)
+
+
 def wcs_not_deserialisable(src: Path, dst: Path, where: Where) -> None:
     """A gwcs transform tag no software knows (``compose`` -> ``kompose``), in one slit's gwcs."""
     shutil.copyfile(src, dst)
@@ -156,6 +167,7 @@ BREAKERS: dict[str, tuple[Breaker, tuple[str, ...]]] = {
     "wrong_bunit": (wrong_bunit, ("BUNIT",)),
     "duplicate_slit_name": (duplicate_slit_name, ("both named",)),
     "wcs_nan_everywhere": (wcs_nan_everywhere, ("no finite wavelength",)),
+    "wcs_fails_to_evaluate": (wcs_fails_to_evaluate, ("cannot be evaluated",)),
     "wcs_not_deserialisable": (wcs_not_deserialisable, ("gwcs",)),
 }
 
