@@ -126,12 +126,16 @@ def config_context() -> Any:
     """``asdf.config_context()``, without listing the installed plugins again.
 
     The context works on a copy of the current configuration, which has a
-    resource manager only if that configuration had built one; otherwise the
-    copy lists every plugin's entry points and builds its own, ~90 ms per
-    context (a quarter of a 50-source MOS run's time, one context per slit
-    WCS read).  The current configuration's is built first, once, and shared.
+    resource manager and an extension list only if that configuration had
+    built them; otherwise the copy lists every plugin's entry points and
+    builds its own, ~90 ms for the resource manager and ~300 ms for the
+    extensions per context (one context per slit WCS read: a 50-source MOS
+    run makes hundreds).  The current configuration's are built first, once,
+    and shared.
     """
     import asdf
 
-    asdf.get_config().resource_manager  # noqa: B018 - built and kept by the configuration the copy is made of
+    config = asdf.get_config()  # built and kept by the configuration the copy is made of:
+    config.resource_manager  # noqa: B018
+    config.extensions  # noqa: B018
     return asdf.config_context()
