@@ -24,16 +24,21 @@ from __future__ import annotations
 
 import contextlib
 import datetime
+import io
 import threading
 import types
 import warnings
 from collections.abc import Iterator
 from typing import IO, Any
 
+import asdf
 import numpy as np
 from astropy import time as astropy_time
 from astropy.io import fits
 from stdatamodels import fits_support
+from stdatamodels import util as stdatamodels_util
+
+from ..gwcs_asdf import splice_stored_wcs
 
 __all__ = ["iter_plan_keywords", "plan_of", "write_fits_direct"]
 
@@ -320,8 +325,22 @@ def _hdulist(instance: dict[str, Any], plan: Plan) -> fits.HDUList:
     tree = fits_support._save_extra_fits(hdulist, tree)
     fits_support._save_history(hdulist, tree)
     tree[fits_support.FITS_HASH_KEY] = fits_support.fits_hash(hdulist)
-    hdulist.append(fits_support._create_asdf_hdu(tree))
+    hdulist.append(_asdf_hdu(tree))
     return hdulist
+
+
+def _asdf_bytes(tree: dict[str, Any]) -> bytes:
+    buffer = io.BytesIO()
+    asdf.AsdfFile(stdatamodels_util.convert_fitsrec_to_array_in_tree(tree)).write_to(buffer)
+    return buffer.getvalue()
+
+
+def _asdf_hdu(tree: dict[str, Any]) -> fits.BinTableHDU:
+    """The ASDF extension, as stdatamodels' ``_create_asdf_hdu`` makes it, with the stored slit
+    WCSs of the tree (:class:`~spec3c.gwcs_asdf.StoredWcs`) written as their stored YAML."""
+    data = np.array(memoryview(splice_stored_wcs(tree, _asdf_bytes)), dtype=np.uint8)[None, :]
+    column = fits.Column(array=data, format=f"{data.shape[1]}B", name="ASDF_METADATA")
+    return fits.BinTableHDU.from_columns([column], name=fits_support._ASDF_EXTENSION_NAME)
 
 
 @contextlib.contextmanager

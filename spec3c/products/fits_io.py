@@ -17,6 +17,7 @@ from stdatamodels.validate import ValidationWarning
 
 from ..errors import Spec3cError
 from ..fitsio import asdf_write_unvalidated, indexed_hdus
+from ..gwcs_asdf import materialised
 from .direct_fits import write_fits_direct
 from .meta import stamp_model
 
@@ -152,7 +153,7 @@ def atomic_save(model: Any, path: str | os.PathLike[str], *, fast: bool = False,
     stamp_model(model)  # provenance keywords and extension, inside export's meta.stamping block
     model.meta.filename = path.name
     if validating():
-        validate_strict(model)
+        _validate_with_wcs_objects(model)
     try:
         _write_then_rename(model, path, fast, direct and direct_writing())
     except Exception as exc:
@@ -166,6 +167,28 @@ def atomic_save(model: Any, path: str | os.PathLike[str], *, fast: bool = False,
                 "written are complete" if short or os_error.errno in _NO_SPACE else "")
         raise Spec3cError(f"{path}: the product could not be written: {reason}{hint}") from exc
     return path
+
+
+def _validate_with_wcs_objects(model: Any) -> None:
+    """:func:`validate_strict` of ``model`` as it would be with gwcs objects where its tree has
+    stored WCSs (the schema wants objects); the model keeps its stored WCSs for the writer."""
+    tree = model.instance
+    objects = materialised(tree)
+    kept = {key: tree[key] for key in objects if objects[key] is not tree[key]}
+    tree.update(objects)
+    try:
+        validate_strict(model)
+    finally:
+        tree.update(kept)
+
+
+def _with_wcs_objects(model: Any) -> None:
+    """Give ``model`` gwcs objects where its tree has stored WCSs (:class:`~spec3c.gwcs_asdf.StoredWcs`,
+    which only the direct writer writes)."""
+    tree = model.instance
+    objects = materialised(tree)
+    if objects is not tree:
+        tree.update(objects)
 
 
 def _os_error_of(exc: BaseException) -> OSError | None:
@@ -193,6 +216,7 @@ def _write_then_rename(model: Any, path: Path, fast: bool, direct: bool) -> None
             # the writers' trees are valid (the test suite validates every product type): asdf need not check
             with asdf_write_unvalidated():
                 if not (direct and write_fits_direct(model, f)):
+                    _with_wcs_objects(model)  # stdatamodels writes gwcs objects only
                     with indexed_hdus() if fast else contextlib.nullcontext():
                         model.to_fits(f)
             f.flush()

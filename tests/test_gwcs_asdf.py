@@ -1,0 +1,119 @@
+"""Stored slit WCSs written into products as the store keeps them (spec3c.gwcs_asdf.splice_stored_wcs).
+
+The products' equality with stdatamodels' own files is tested in tests/products/test_direct_fits.py;
+here the splice itself: block numbers, anchors, indentation, and the fallbacks to gwcs objects.
+"""
+
+from __future__ import annotations
+
+import io
+
+import asdf
+import numpy as np
+import pytest
+from astropy.modeling import models
+from gwcs import coordinate_frames as cf
+from gwcs import wcs as gwcs_wcs
+
+from spec3c.fitsio import asdf_write_unvalidated
+from spec3c.gwcs_asdf import StoredWcs, materialised, splice_stored_wcs, wcs_from_asdf, wcs_to_asdf
+
+PIXELS = (np.array([0.0, 3.5, 17.0]), np.array([1.0, 2.0, 9.0]))
+
+
+def _wcs(shift: float, slope: float):  # type: ignore[no-untyped-def]
+    """A WCS whose array blocks (the lookup tables) differ per WCS, with one transform in two
+    steps (asdf writes it once, with an anchor, and then an alias)."""
+    table = np.linspace(0.0, slope * 19, 20)
+    step = models.Shift(shift) & models.Tabular1D(points=np.arange(20.0), lookup_table=table,
+                                                  bounds_error=False)
+    frames = [cf.Frame2D(name=name) for name in ("detector", "middle", "world")]
+    return gwcs_wcs.WCS([(frames[0], step), (frames[1], step), (frames[2], None)])
+
+
+def _dump(tree):  # type: ignore[no-untyped-def]
+    """An ASDF file as the products' is written (no validation on write)."""
+    buffer = io.BytesIO()
+    with asdf_write_unvalidated():
+        asdf.AsdfFile(tree).write_to(buffer)
+    return buffer.getvalue()
+
+
+def _read(raw: bytes):  # type: ignore[no-untyped-def]
+    with asdf.open(io.BytesIO(raw), lazy_load=False, memmap=False) as af:
+        return af.tree
+
+
+def test_stored_wcs_spliced_with_their_blocks_anchors_and_history():
+    wcs = [_wcs(1.0, 2.0), _wcs(-4.0, 0.5)]
+    stored = [StoredWcs(wcs_to_asdf(w)) for w in wcs]
+    assert all(s.parts is not None and len(s.parts.blocks) == 2 for s in stored)
+    assert "&id" in stored[0].parts.wcs and "*id" in stored[0].parts.wcs  # the repeated step
+    tree = {"exposures": [{"meta": {"name": "a", "wcs": stored[0]}}, {"meta": {"name": "b", "wcs": stored[1]}}],
+            "top": {"value": 3}}
+    raw = splice_stored_wcs(tree, _dump)
+    assert raw.count(b"zlib") == 4  # the stored (compressed) blocks, not the objects written again
+    assert b"&w0id" in raw and b"&w1id" in raw
+    read = _read(raw)
+    assert read["top"] == {"value": 3} and [e["meta"]["name"] for e in read["exposures"]] == ["a", "b"]
+    for exposure, expected in zip(read["exposures"], wcs, strict=True):
+        np.testing.assert_array_equal(exposure["meta"]["wcs"](*PIXELS), expected(*PIXELS))
+    uris = {e["extension_uri"] for e in read["history"]["extensions"]}
+    assert any("gwcs" in u for u in uris) and any("transform" in u for u in uris)
+    assert isinstance(tree["exposures"][0]["meta"]["wcs"], StoredWcs)  # the caller's tree is untouched
+
+
+def test_spliced_file_equals_the_objects_file_but_for_the_blocks():
+    w = _wcs(2.0, 3.0)
+    tree = {"meta": {"wcs": StoredWcs(wcs_to_asdf(w))}}
+    spliced, objects = splice_stored_wcs(tree, _dump), _dump({"meta": {"wcs": w}})
+
+    def yaml(raw: bytes) -> str:
+        text = raw[:raw.index(b"\n...\n")].decode()
+        start = text.index("\nmeta:")
+        return text[start:]
+
+    renamed = yaml(spliced).replace("&w0id", "&id").replace("*w0id", "*id")  # the anchors, made unique
+    assert renamed == yaml(objects)
+
+
+def test_product_with_its_own_blocks_falls_back_to_objects():
+    w = _wcs(1.0, 2.0)
+    tree = {"meta": {"wcs": StoredWcs(wcs_to_asdf(w))}, "array": np.arange(5.0)}
+    raw = splice_stored_wcs(tree, _dump)
+    assert b"zlib" not in raw  # written from the objects
+    read = _read(raw)
+    np.testing.assert_array_equal(read["meta"]["wcs"](*PIXELS), w(*PIXELS))
+    np.testing.assert_array_equal(read["array"], np.arange(5.0))
+
+
+@pytest.mark.parametrize("layout", ["wcs_not_last", "no_history"])
+def test_other_layouts_are_written_from_objects(layout):
+    w = _wcs(1.0, 2.0)
+    buffer = io.BytesIO()
+    if layout == "wcs_not_last":
+        asdf.AsdfFile({"wcs": w, "zzz": 1}).write_to(buffer)
+    else:
+        asdf.AsdfFile({"wcs": w}).write_to(buffer)
+    blob = buffer.getvalue()
+    if layout == "no_history":
+        start, end = blob.index(b"\nhistory:"), blob.index(b"\nwcs: ")
+        blob = blob[:start] + blob[end:]
+    stored = StoredWcs(blob)
+    assert stored.parts is None
+    raw = splice_stored_wcs({"meta": {"wcs": stored}}, _dump)
+    np.testing.assert_array_equal(_read(raw)["meta"]["wcs"](*PIXELS), w(*PIXELS))
+
+
+def test_materialised_keeps_container_types_and_the_input():
+    from asdf.tagged import TaggedDict
+
+    w = _wcs(1.0, 2.0)
+    blob = wcs_to_asdf(w)
+    node = TaggedDict({"wcs": StoredWcs(blob), "n": 1}, "tag:example.org/thing-1.0.0")
+    tree = {"a": [node, 2], "b": {"c": 3}}
+    out = materialised(tree)
+    assert out["b"] is tree["b"]  # nothing stored below: not copied
+    assert isinstance(out["a"][0], TaggedDict) and out["a"][0]._tag == "tag:example.org/thing-1.0.0"
+    assert out["a"][0]["wcs"] is wcs_from_asdf(blob) and out["a"][0]["n"] == 1
+    assert isinstance(tree["a"][0]["wcs"], StoredWcs)
