@@ -67,7 +67,7 @@ def run_spec3c(asn: Path, aperture: Path, work: Path, executor: str) -> dict[str
 def subsets(asn: Path, sizes: list[int], dest: dict[int, Path]) -> dict[int, Path]:
     """The same exposures with only their first ``k`` slitlets, for each ``k`` of ``sizes`` (the
     reference's subsets of the data): each exposure opened once (HDU lookups indexed: a 600-slit
-    file opens in ~20 s instead of ~150 s), slits dropped from the end, saved at each size."""
+    file opens in ~20 s instead of ~150 s), its metadata and first slits saved at each size."""
     from stdatamodels.jwst import datamodels as dm
 
     from spec3c.fitsio import indexed_hdus
@@ -78,10 +78,12 @@ def subsets(asn: Path, sizes: list[int], dest: dict[int, Path]) -> dict[int, Pat
         (dest[k] / asn.name).write_text(json.dumps(doc, indent=2))
     for member in doc["products"][0]["members"]:
         with indexed_hdus(), dm.open(asn.parent / member["expname"]) as model:
-            for k in sorted(sizes, reverse=True):
-                while len(model.slits) > k:
-                    model.slits.pop()
-                model.save(dest[k] / member["expname"])
+            for k in sizes:
+                with dm.MultiSlitModel() as part:
+                    part.update(model)  # the exposure's metadata
+                    for slit in model.slits[:k]:
+                        part.slits.append(slit)
+                    part.save(dest[k] / member["expname"])
     return {k: dest[k] / asn.name for k in sizes}
 
 

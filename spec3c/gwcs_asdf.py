@@ -132,7 +132,7 @@ _TOP_LEVEL = re.compile(r"\n[^ \n]")
 _PLACEHOLDER_KEY = "spec3c-stored-wcs"
 _PLACED = re.compile(r"^( *)([^ \n:]+): \{spec3c-stored-wcs: (\d+)\}\n", re.MULTILINE)
 #: pyyaml's anchors and aliases (&id001, *id001) and ndarray block numbers (source: 0), block or flow style
-_ANCHOR = re.compile(r"(?<=[ \[{,])([&*])(id\d+)(?=[ \n,\]}])")
+_ANCHOR = re.compile(r"(?<=[ \[{,])([&*])id(\d+)(?=[ \n,\]}])")
 _SOURCE = re.compile(r"(?<=[ {,])source: (\d+)(?=[\n,}])")
 
 
@@ -175,11 +175,17 @@ def _with_history(tree: dict[str, Any], found: list[StoredWcs]) -> dict[str, Any
     return {**tree, "history": history}
 
 
-def _spliced_text(wcs: StoredWcs, k: int, indent: str, key: str, first_block: int) -> str:
-    """The stored WCS's YAML as the value of ``key`` at ``indent``: its anchors renamed (``w<k>``),
-    its block numbers moved to where its blocks go in the product."""
+def _spliced_text(wcs: StoredWcs, indent: str, key: str, first_block: int, first_anchor: int) -> str:
+    """The stored WCS's YAML as the value of ``key`` at ``indent``, its block numbers and anchors
+    moved on by those of the WCSs before it in the product.
+
+    pyyaml names anchors ``id001``, ``id002``... in the order their first aliases
+    are met; the product having none of its own, the numbers a file written
+    from the objects would have are each WCS's own moved on by the number of
+    anchors before it (``first_anchor``: the highest number before it).
+    """
     assert wcs.parts is not None
-    text = _ANCHOR.sub(lambda m: f"{m.group(1)}w{k}{m.group(2)}", wcs.parts.wcs)
+    text = _ANCHOR.sub(lambda m: f"{m.group(1)}id{int(m.group(2)) + first_anchor:03d}", wcs.parts.wcs)
     text = _SOURCE.sub(lambda m: f"source: {int(m.group(1)) + first_block}", text)
     first, _, rest = text.partition("\n")
     lines = [f"{indent}{line}" if line else line for line in rest.split("\n")]
@@ -191,11 +197,11 @@ def splice_stored_wcs(tree: dict[str, Any], dump: Callable[[dict[str, Any]], byt
     written as its stored YAML and blocks instead of through gwcs objects.
 
     The product's YAML is dumped with a placeholder for each stored WCS; each
-    placeholder is then replaced by the stored YAML (re-indented, anchors
-    renamed, block numbers moved) and the stored blocks are appended.  Falls
-    back to the objects (``dump`` of :func:`materialised`) when a stored WCS
-    has another layout, or when the product has array blocks of its own or a
-    placeholder not in block style.
+    placeholder is then replaced by the stored YAML (re-indented, anchors and
+    block numbers moved on) and the stored blocks are appended.  Falls back to
+    the objects (``dump`` of :func:`materialised`) when a stored WCS has
+    another layout, or when the product has array blocks or YAML anchors of
+    its own or a placeholder not in block style.
     """
     found: list[StoredWcs] = []
 
@@ -213,17 +219,17 @@ def splice_stored_wcs(tree: dict[str, Any], dump: Callable[[dict[str, Any]], byt
     text = raw[:end + 1].decode("utf-8") if end >= 0 else ""
     spots = list(_PLACED.finditer(text))
     own_blocks = end < 0 or raw[end + len(_YAML_END):].strip() != b""
-    if own_blocks or sorted(int(s.group(3)) for s in spots) != list(range(len(found))) or "&w" in text:
+    if own_blocks or sorted(int(s.group(3)) for s in spots) != list(range(len(found))) or _ANCHOR.search(text):
         return dump(materialised(tree))
     out: list[str] = []
     blocks: list[bytes] = []
-    last = 0
+    last = anchors = 0
     for spot in spots:
-        indent, key, k = spot.group(1), spot.group(2), int(spot.group(3))
-        wcs = found[k]
+        indent, key, wcs = spot.group(1), spot.group(2), found[int(spot.group(3))]
         assert wcs.parts is not None
-        out += [text[last:spot.start()], _spliced_text(wcs, k, indent, key, len(blocks))]
+        out += [text[last:spot.start()], _spliced_text(wcs, indent, key, len(blocks), anchors)]
         blocks += wcs.parts.blocks
+        anchors += max((int(m.group(2)) for m in _ANCHOR.finditer(wcs.parts.wcs)), default=0)
         last = spot.end()
     out.append(text[last:])
     return "".join(out).encode("utf-8") + _YAML_END[1:] + b"".join(blocks)

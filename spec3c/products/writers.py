@@ -394,9 +394,9 @@ def write_s2d(
     if wcsinfo.get("s_region"):
         s_region = None  # the resampling gave one
     elif _image_inputs(cutouts, records) and first_region:  # a slit in an image (MIRI LRS)
-        s_region = s_region_slit_band(str(first_region), meta["wcs"])
+        s_region = s_region_slit_band(str(first_region), meta["wcs"].wcs())
     else:
-        s_region = s2d_s_region(meta["wcs"], (ny, nx))
+        s_region = s2d_s_region(meta["wcs"].wcs(), (ny, nx))
     if s_region:
         wcsinfo["s_region"] = s_region
 
@@ -495,7 +495,7 @@ def _s2d_meta(naming: ProductNaming, status: Mapping[str, Any], cutouts: Sequenc
     if s2d.meta.get("s_region"):
         wcsinfo["s_region"] = str(s2d.meta["s_region"])
     meta["wcsinfo"] = wcsinfo
-    meta["wcs"] = wcs_from_asdf(s2d.wcs_asdf)
+    meta["wcs"] = StoredWcs(s2d.wcs_asdf)  # written as stored; .wcs() the gwcs object
     return meta, inputs
 
 
@@ -685,7 +685,7 @@ def _write_spectrum(store: Store, naming: ProductNaming, status: Mapping[str, An
     attrs = _spec_attributes(spectrum, cutouts, record)
     if s2d is not None:
         meta = _s2d_meta(naming, status, cutouts, records, s2d)[0]
-        wcs = meta["wcs"]
+        wcs = meta["wcs"].wcs()
         if not _mode(naming, records).extraction.aperture_by_slit:
             attrs["name"] = naming.exp_type  # extract_1d names a resampled slit by its EXP_TYPE
         if image:
@@ -746,7 +746,7 @@ def write_exposure_crfs(
         node["dq"] = np.array(cutout.planes["dq"] if dq is None else dq, dtype=np.uint32)
         _nan_flagged(node)
         meta = merge_tree(flat_to_tree(record.meta), extra)
-        meta["wcs"] = wcs_from_asdf(cutout.wcs_asdf)
+        meta["wcs"] = StoredWcs(cutout.wcs_asdf)
         path = Path(out_dir) / exposure_product_filename(Path(record.filename).name, naming.asn_id, suffix)
         with (dm.SlitModel if slit_model else dm.ImageModel)(node, validate_on_assignment=False) as model:
             # all of the input's metadata, SCI keywords (BUNIT, PIXAR_*, WCS) included, as the reference
