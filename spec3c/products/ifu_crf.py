@@ -19,7 +19,7 @@ import numpy as np
 from stdatamodels.jwst import datamodels as dm
 
 from ..algorithms.moving_target import add_moving_target_frame
-from ..gwcs_asdf import wcs_from_asdf
+from ..gwcs_asdf import StoredWcs
 from ..naming import ProductNaming, exposure_product_filename
 from ..results import COMPLETE, crf_key
 from ..steps.assign_mtwcs import cutout_position
@@ -60,17 +60,17 @@ def write_ifu_crfs(
         node["dq"] = np.array(dq, dtype=np.uint32)
         _nan_flagged(node)
         meta = merge_tree(flat_to_tree(record.meta), extra)
-        meta["wcs"] = wcs_from_asdf(cutout.wcs_asdf)
+        meta["wcs"] = StoredWcs(cutout.wcs_asdf)  # written as stored (its slice map: ~1 s as objects)
         if mean is not None:
             mt_ra, mt_dec = cutout_position(cutout.meta, record.meta)
             if mt_ra is not None and mt_dec is not None:
-                meta["wcs"] = add_moving_target_frame(meta["wcs"], mt_ra, mt_dec, *mean)
+                meta["wcs"] = add_moving_target_frame(meta["wcs"].wcs(), mt_ra, mt_dec, *mean)
                 merge_tree(meta, {"wcsinfo": {"mt_avra": mean[0], "mt_avdec": mean[1]}})
         path = Path(out_dir) / exposure_product_filename(Path(record.filename).name, naming.asn_id, suffix)
         with dm.IFUImageModel(node, validate_on_assignment=False) as model:
             model.instance["meta"] = merge_tree(dict(model.instance.get("meta", {})), meta)
             model.meta.filename = path.name
-            paths.append(atomic_save(model, path, fast=True))
+            paths.append(atomic_save(model, path, fast=True, direct=True))
     return paths
 
 

@@ -5,8 +5,8 @@ writer (the default) and by stdatamodels (``SPEC3C_PRODUCT_WRITER=stdatamodels``
 files are compared: the same HDUs in the same order, every header card (keyword, value,
 comment; only ``DATE``, the write time, is left out), the same array and table bytes,
 and the same ASDF extension: the YAML tree byte for byte, but for ``meta.date``, the
-FITS hash, which covers DATE, and the order of the list of asdf extensions used, which
-varies from one process to the next; and blocks holding the same bytes (the direct writer
+FITS hash, which covers DATE, the order of the list of asdf extensions used, which
+varies from one process to the next, and where long flow sequences wrap; and blocks holding the same bytes (the direct writer
 copies the stored slit WCSs' blocks as the store keeps them, zlib-compressed, see
 spec3c.gwcs_asdf.splice_stored_wcs).  The direct file opens with stdatamodels, validates,
 and its gwcs evaluates as the other's.
@@ -94,9 +94,10 @@ def _sorted_extensions(text: str) -> str:
 
 def _asdf_yaml(hdu: fits.BinTableHDU) -> str:
     """The ASDF extension's YAML, the write time, the FITS hash and the order of the
-    extension list left out."""
+    extension list left out, and flow collections unwrapped (pyyaml wraps them at 80 columns
+    from where they start: a stored WCS written at another depth wraps elsewhere)."""
     raw = hdu.data["ASDF_METADATA"][0].tobytes()
-    text = raw[:raw.index(b"\n...\n")].decode("utf-8")
+    text = re.sub(r",\n +", ", ", raw[:raw.index(b"\n...\n")].decode("utf-8"))
     text = re.sub(r"\n(\s*)date: [^\n]*", r"\n\1date: <per write>", text)
     return _sorted_extensions(re.sub(r"_fits_hash: [^\n]*", "_fits_hash: <per write>", text))
 
@@ -153,10 +154,14 @@ def _assert_same_model(direct: Path, reference: Path) -> None:
             wcs_a, wcs_b = _wcs_nodes(a), _wcs_nodes(b)
             assert len(wcs_a) == len(wcs_b), direct.name
             for wa, wb in zip(wcs_a, wcs_b, strict=True):
-                pixel = [np.array([1.0, 5.0])] * wa.forward_transform.n_inputs
+                # two pixels of any slit, and a diagonal across a full frame (an IFU's slices)
+                pixel = [np.r_[1.0, 5.0, np.linspace(0.0, 1000.0, 101)]] * wa.forward_transform.n_inputs
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore", RuntimeWarning)
-                    np.testing.assert_array_equal(wa(*pixel), wb(*pixel))
+                    warnings.simplefilter("ignore", UserWarning)  # pixels outside every IFU slice
+                    world_a, world_b = wa(*pixel), wb(*pixel)
+                    assert np.isfinite(np.asarray(world_a, dtype=float)).any(), direct.name
+                    np.testing.assert_array_equal(world_a, world_b)
 
 
 def test_direct_files_equal_stdatamodels_files(both_writers):
@@ -180,3 +185,33 @@ def test_unmodelled_schema_constructs_fall_back_to_stdatamodels():
     assert plan_of(_model_with({"anyOf": [writing, {"enum": [1]}]})) is None
     enums_only = {"type": "object", "properties": {"x": {"fits_keyword": "X", "anyOf": [{"enum": ["A"]}]}}}
     assert list(iter_plan_keywords(plan_of(_model_with(enums_only)))) == ["X"]
+
+
+def test_ifu_crf_direct_equals_stdatamodels(tmp_path):
+    """The IFU modes' exposure crf (IFUImageModel, its WCS with the slice map spliced in as
+    stored): the same file as stdatamodels writes from the gwcs object."""
+    from spec3c.config import CubeBuildParams, Extract1dParams, PipelineConfig
+    from spec3c.simulate.miri.reffiles import reference_file_paths
+
+    sim = simulate("miri-mrs", tmp_path / "sim", SimOptions(seed=3, n_exposures=2, channels=(1,), bands=("SHORT",)))
+    ingest(sim.asn_path, tmp_path / "store")
+    overrides = reference_file_paths(sim.asn_path).jwst_overrides()
+    config = PipelineConfig(cube_build=CubeBuildParams(**overrides["cube_build"]),
+                            extract_1d=Extract1dParams(**overrides["extract_1d"]))
+    report = process_store(tmp_path / "store", config=config, workers=1)
+    assert not report.failed, [r.error for r in report.failed]
+    with open_store(tmp_path / "store") as store:
+        asn = load_association(store)
+    naming = ProductNaming(asn["product_name"], asn["asn_id"], asn["exp_type"], asn["table_name"])
+    with pytest.MonkeyPatch.context() as patch:
+        patch.delenv(WRITER_ENV, raising=False)
+        export_store(tmp_path / "store", tmp_path / "direct", naming, suffixes=("crf",), workers=1)
+        patch.setenv(WRITER_ENV, "stdatamodels")
+        export_store(tmp_path / "store", tmp_path / "stdatamodels", naming, suffixes=("crf",), workers=1)
+    names = sorted(p.name for p in (tmp_path / "stdatamodels").glob("*_crf.fits"))
+    assert len(names) == 2 and names == sorted(p.name for p in (tmp_path / "direct").glob("*.fits"))
+    for name in names:
+        with fits.open(tmp_path / "direct" / name) as hdus:
+            assert b"zlib" in hdus["ASDF"].data["ASDF_METADATA"][0].tobytes()  # the stored blocks
+        _assert_same_file(tmp_path / "direct" / name, tmp_path / "stdatamodels" / name)
+        _assert_same_model(tmp_path / "direct" / name, tmp_path / "stdatamodels" / name)
