@@ -7,6 +7,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 from stdatamodels.jwst import datamodels
 
 from spec3c.simulate import SimOptions, simulate
@@ -41,31 +42,19 @@ def test_jwst_files_read_the_same_with_only_their_plugins(tmp_path):
     np.testing.assert_array_equal(json.loads(out.stdout), np.asarray(expected, dtype=float))
 
 
-def test_config_contexts_share_one_resource_manager():
+@pytest.mark.parametrize(("built", "reset"), [("resource_manager", "reset_resources"),
+                                              ("extensions", "reset_extensions")])
+def test_config_contexts_share_what_the_configuration_built(built, reset):
     """asdf.config_context() copies the current configuration; a copy made before that configuration
-    built its resource manager lists every plugin's entry points again (~90 ms per WCS read)."""
+    built its resource manager or its extension list lists every plugin's entry points again
+    (~90 ms and ~300 ms per WCS read)."""
     import asdf
 
     from spec3c.asdf_plugins import config_context
 
-    asdf.get_config().reset_resources()  # as in a fresh process
+    getattr(asdf.get_config(), reset)()  # as in a fresh process
     with config_context() as first:
-        manager = first.resource_manager
+        shared = getattr(first, built)
     with config_context() as second:
-        assert second.resource_manager is manager
-    assert asdf.get_config().resource_manager is manager
-
-
-def test_config_contexts_share_one_extension_list():
-    """Likewise for the extensions: a copy made before the current configuration listed them lists
-    every plugin again (~300 ms per WCS read, seen in a profile of an export)."""
-    import asdf
-
-    from spec3c.asdf_plugins import config_context
-
-    asdf.get_config().reset_extensions()  # as in a fresh process
-    with config_context() as first:
-        extensions = first.extensions
-    with config_context() as second:
-        assert second.extensions is extensions
-    assert asdf.get_config().extensions is extensions
+        assert getattr(second, built) is shared
+    assert getattr(asdf.get_config(), built) is shared
