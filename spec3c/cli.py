@@ -411,7 +411,8 @@ def _process_options(func: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--sources", default=None, help="Comma-separated source keys (default: all)."),
         click.option("--workers", type=int, default=None,
                      help="Parallel source workers, at most one per core (default: CPU count); a small store "
-                          "or association is processed in this process."),
+                          "or association is processed in this process (NIRISS SOSS: threads sharing "
+                          "the integrations)."),
         click.option("--config", "config_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
                      help="Step parameter file: a jwst ASDF parameter file (strun --save-parameters) of "
                           "calwebb_spec3 or a step, or TOML/JSON with [steps.STEP] tables."),

@@ -373,7 +373,7 @@ def process_store(  # noqa: PLR0913 - each is a CLI option
         selection = select_references(config or resolve_config(), (*mode.plan, *mode.inline_steps),
                                       reference_header(store.list_exposures()), mode.reference_types)
         config = with_absolute_references(selection.config)
-        spectra = mode.process_spectra(store, config, sources) if mode.process_spectra is not None else None
+        spectra = mode.process_spectra(store, config, sources, workers) if mode.process_spectra is not None else None
         if spectra is not None:  # the inputs are extracted spectra (WFSS spec2 x1d): the mode's own pass
             for source, result in spectra.items():
                 for step, record in result["steps"].items():

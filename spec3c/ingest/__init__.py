@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -52,7 +53,7 @@ class _Planned:
     path: Path
     role: str
     name: str
-    sha256: str
+    sha256: str  # "" when nothing needed it to plan: it is computed while the member is read
     action: str  # "new" | "replace" | "unchanged"
 
 
@@ -65,8 +66,8 @@ def plan_ingest(asn: Association, store: Store | None, replace: bool) -> list[_P
         if name in seen:
             raise InputError(asn.path, f"members {seen[name]} and {member.path} share the exposure name {name!r}")
         seen[name] = member.path
-        digest = sha256_of(member.path)
         existing = store.get_exposure(name) if store is not None else None
+        digest = sha256_of(member.path) if existing is not None else ""
         if existing is None:
             action = "new"
         elif existing.sha256 == digest and existing.role == member.exptype:
@@ -157,7 +158,13 @@ def _in_parallel(todo: list[_Planned], workers: int | None, scheduler: str | Non
 
 
 def _read_member(plan: _Planned) -> ExposureData:
-    data = read_exposure(plan.path, plan.role, plan.sha256)
+    if plan.sha256:
+        data = read_exposure(plan.path, plan.role, plan.sha256)
+    else:  # the file's digest is computed in a thread while it is read (hashlib releases the GIL)
+        with ThreadPoolExecutor(1, thread_name_prefix="spec3c-sha256") as pool:
+            digest = pool.submit(sha256_of, plan.path)
+            data = read_exposure(plan.path, plan.role, "-")
+            data.record = replace(data.record, sha256=digest.result())
     _log.debug("read %s (%s, %d cutouts, %d images)", plan.path, plan.role, len(data.cutouts),
                len(data.images or ()))
     return data

@@ -45,7 +45,7 @@ from .cutouts import (
 from .fitsraw import RawHdu, Unsupported, read_fits
 from .validate import SciencePart, ScienceParts, check_science_parts
 
-__all__ = ["NotFast", "read_fast"]
+__all__ = ["NotFast", "asdf_tree", "flat_meta", "read_fast"]
 
 _NDARRAY = "tag:stsci.edu:asdf/core/ndarray-"
 _YAML_END = re.compile(rb"\r?\n\.\.\.\r?\n")
@@ -79,8 +79,8 @@ def read_fast(path: Path, name: str) -> tuple[str, dict[str, Any], list[Cutout]]
         raise NotFast(str(exc)) from exc
     if mode.read_frames is not None or _LAYOUTS.get(model_type) is not mode.read_cutouts:
         raise NotFast(f"a {model_type} is not read here for {mode.name}")
-    af, tree = _asdf_tree(hdus)
-    meta = _flat_meta(tree, af)
+    af, tree = asdf_tree(hdus)
+    meta = flat_meta(tree, af)
     by_ext = {(h.name, h.ver): h for h in hdus}
     try:
         cutouts = _cutouts(model_type, tree, meta, af, by_ext, name, path)
@@ -111,12 +111,13 @@ def _cutouts(model_type: str, tree: dict[str, Any], meta: dict[str, Any], af: An
                          name, path)]
 
 
-def _asdf_tree(hdus: list[RawHdu]) -> tuple[Any, dict[str, Any]]:
+def asdf_tree(hdus: list[RawHdu], other_tables: tuple[str, ...] = ()) -> tuple[Any, dict[str, Any]]:
     """The ASDF extension, parsed (tagged, nothing converted), and its tree; the tree must be the
-    model stdatamodels would build (its ``_fits_hash`` that of the headers, no other table HDU)."""
+    model stdatamodels would build (its ``_fits_hash`` that of the headers, no table HDU but
+    ``other_tables``, which the caller reads)."""
     import asdf
 
-    tables = [h for h in hdus if h.table_bytes is not None]
+    tables = [h for h in hdus if h.table_bytes is not None and h.name not in other_tables]
     if len(tables) != 1 or tables[0].name != "ASDF":
         raise NotFast("no ASDF extension, or other table extensions")
     header = tables[0].header
@@ -176,7 +177,7 @@ def _converted(node: Any, af: Any) -> Any:
         raise NotFast(f"a tagged node does not convert: {exc}") from exc
 
 
-def _flat_meta(tree: dict[str, Any], af: Any) -> dict[str, Any]:
+def flat_meta(tree: dict[str, Any], af: Any) -> dict[str, Any]:
     """:func:`~spec3c.ingest.cutouts.model_meta` of the model the tree is."""
     return _flatten("meta", _plain(tree.get("meta") or {}, af), {})
 
@@ -186,7 +187,7 @@ def _part(node: dict[str, Any], af: Any, by_ext: dict[tuple[str, int], RawHdu]) 
     its planes from their HDUs, its gwcs converted."""
     plain = _plain({key: value for key, value in node.items() if key != "meta"}, af)
     meta = {key: value for key, value in plain.items() if not isinstance(value, np.ndarray) and _jsonable(value)}
-    meta.update(_flat_meta(node, af))
+    meta.update(flat_meta(node, af))
     planes = {}
     for attr in (*SCIENCE_PLANES, *OPTIONAL_PLANES):
         if attr in node:

@@ -3,7 +3,8 @@
 Ingest's fast readers use it (WFSS, and the slit modes' :mod:`.fastread`).  A WFSS ``_cal`` file has thousands of extensions; astropy parses every card
 of every header through its configuration machinery (~3 ms per extension),
 which makes reading the headers most of the cost of ingesting such a file.
-Here a file is read once into memory and its headers are split into
+Here a file is read once into memory (or mapped, ``mapped=True``: only the
+data a caller touches is read) and its headers are split into
 keyword/value pairs with plain string operations (the FITS standard's fixed
 format: strings with ``''`` escapes and ``CONTINUE`` long strings, logicals,
 integers, reals with ``E`` or ``D`` exponents); data are views on the file's
@@ -14,6 +15,7 @@ and the caller falls back to astropy.
 
 from __future__ import annotations
 
+import mmap
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -131,7 +133,7 @@ def _parse_header(header: bytes) -> dict[str, Any]:
     return values
 
 
-def _data(buf: bytes, offset: int, header: dict[str, Any]) -> tuple[np.ndarray | memoryview | None, int]:
+def _data(buf: bytes | mmap.mmap, offset: int, header: dict[str, Any]) -> tuple[np.ndarray | memoryview | None, int]:
     """(data view, a table's bytes or None, size in bytes before padding) of the HDU whose data start
     at ``offset``."""
     bitpix = int(header.get("BITPIX", 8))
@@ -164,10 +166,22 @@ def _data(buf: bytes, offset: int, header: dict[str, Any]) -> tuple[np.ndarray |
     return np.frombuffer(buf, dtype=dtype, count=n, offset=offset).reshape(shape), size
 
 
-def read_fits(path: Path) -> list[RawHdu]:
-    """Every HDU of an uncompressed FITS file (raises :class:`Unsupported` for what it does not read)."""
-    buf = Path(path).read_bytes()
-    if not buf.startswith(b"SIMPLE  ="):
+def read_fits(path: Path, mapped: bool = False) -> list[RawHdu]:
+    """Every HDU of an uncompressed FITS file (raises :class:`Unsupported` for what it does not read).
+
+    ``mapped``: the file is memory-mapped, read only; the data are read-only views
+    that keep the map open (e.g. a time series of which a few planes are wanted).
+    """
+    buf: bytes | mmap.mmap
+    if mapped:
+        with open(path, "rb") as f:
+            try:
+                buf = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+            except ValueError as exc:  # an empty file
+                raise Unsupported(f"cannot map the file: {exc}") from exc
+    else:
+        buf = Path(path).read_bytes()
+    if buf[:9] != b"SIMPLE  =":
         raise Unsupported("not a plain FITS file")
     hdus, pos = [], 0
     while pos < len(buf):

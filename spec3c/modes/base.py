@@ -40,9 +40,9 @@ ReadFrames = Callable[[Any, str, Path], "tuple[list[Cutout], dict[str, np.ndarra
 #: (file path, exposure name) -> what ingest stores of a science file, read without the generic
 #: datamodel reader (see :class:`ScienceFile`)
 ReadFile = Callable[[Path, str], "ScienceFile"]
-#: (store, parameters, chosen sources or None) -> {source: status record} of every source processed,
-#: or None when the store's inputs are not spectra (see :attr:`Mode.process_spectra`)
-ProcessSpectra = Callable[["Store", "PipelineConfig", "Sequence[str] | None"],
+#: (store, parameters, chosen sources or None, workers or None) -> {source: status record} of every
+#: source processed, or None when the store's inputs are not spectra (see :attr:`Mode.process_spectra`)
+ProcessSpectra = Callable[["Store", "PipelineConfig", "Sequence[str] | None", "int | None"],
                           "dict[str, dict[str, Any]] | None"]
 #: (a source's inputs, grid options) -> the rectified output grid (SlitGrid or LrsGrid)
 BuildGrid = Callable[["SourceInputs", "GridOptions"], Any]
@@ -142,7 +142,8 @@ class Mode:
         Modes whose science inputs may be extracted spectra (WFSS spec2 ``_x1d``):
         ``process`` hands such a store to this function (exp_to_source of the
         spectra, then the plan's steps that apply to spectra) instead of the
-        per-source plan.
+        per-source plan; SOSS always (its one exposure's integrations are shared
+        among ``workers`` threads).
     reference_types : tuple of str
         Reference types only this mode's steps read (their ``override_<type>`` parameters; the
         SOSS extraction's PASTASOSS, SPECPROFILE, SPECKERNEL); other modes neither look them up

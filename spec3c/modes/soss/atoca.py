@@ -19,14 +19,17 @@ integration with noise added back (seed 42, as the reference), then reused:
 Per integration only step 3's solve (a sparse LU factorisation made once, the
 error being the median error of the exposure as in the reference) and the
 single-order fits (per-integration errors) are repeated, so the cost grows
-linearly and slowly with integrations.
+linearly and slowly with integrations.  Contiguous ranges of integrations can
+be modelled in parallel threads (:meth:`TraceModels.between`): each range has
+its own copy of the masks, advanced to its first integration, so the models
+are those of one pass in order.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -44,7 +47,7 @@ from .atoca_grid import (
     profile_weighted_grid,
 )
 from .atoca_kernel import ResolutionKernel
-from .atoca_tikho import NormalSystem, guess_factor, search_factor
+from .atoca_tikho import Mapper, NormalSystem, guess_factor, search_factor
 
 if TYPE_CHECKING:
     from .box import InfilledCube
@@ -52,7 +55,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("spec3c.step.extract_1d")
 
-__all__ = ["AtocaFit", "AtocaOrder", "AtocaParams", "SpecKernel", "TraceModels", "iter_models",
+__all__ = ["AtocaFit", "AtocaOrder", "AtocaParams", "SpecKernel", "TraceModels",
            "other_orders", "trace_models"]
 
 #: oversampling of the single-order grids (the reference's fixed value)
@@ -181,6 +184,7 @@ class AtocaFit:
     _b_mat: csr_array | None = None
     _rebuild: dict[int, Engine] = field(default_factory=dict)
     _single: dict[int, _SingleOrderCache] = field(default_factory=dict)
+    _map: Mapper = map  # solves the Tikhonov factors of a search round (a thread pool's map)
 
     @property
     def tikfac(self) -> float:
@@ -189,7 +193,8 @@ class AtocaFit:
 
     @classmethod
     def prepare(cls, scidata: np.ndarray, mederr: np.ndarray, scimask: np.ndarray,
-                refmask: np.ndarray, orders: Sequence[AtocaOrder], params: AtocaParams) -> AtocaFit:
+                refmask: np.ndarray, orders: Sequence[AtocaOrder], params: AtocaParams,
+                parallel_map: Mapper = map) -> AtocaFit:
         """Fit grid and Tikhonov factors on the mean integration plus noise (seed 42).
 
         Parameters
@@ -202,6 +207,8 @@ class AtocaFit:
             Pixels bad in every integration; reference pixels.
         orders : sequence of AtocaOrder
             Orders 1 and 2 first, then 3 if modelled.
+        parallel_map : callable
+            ``map`` for the independent solves of a Tikhonov search round.
         """
         nint = scidata.shape[0]
         # in the input's dtype (float32 for calints), as the reference averages and scales
@@ -210,9 +217,16 @@ class AtocaFit:
         with np.errstate(invalid="ignore"):
             typical = typical + rng.normal(0, mederr * np.sqrt((nint - 1) / nint))
         fit = cls(list(orders), params, _Masks(scimask.copy(), refmask.copy()),
-                  np.asarray(mederr, dtype=np.float64))
+                  np.asarray(mederr, dtype=np.float64), _map=parallel_map)
         fit._fit_typical(typical)
         return fit
+
+    def copy(self) -> AtocaFit:
+        """A copy whose masks and single-order caches change independently of this fit's (the fitted
+        grid, factors, joint factorisation and rebuild engines are shared, read only)."""
+        return replace(self, masks=_Masks(self.masks.scimask.copy(), self.masks.refmask.copy()),
+                       tikfacs=dict(self.tikfacs), _rebuild=dict(self._rebuild),
+                       _single={k: replace(v) for k, v in self._single.items()})
 
     def _trace_masks(self) -> list[np.ndarray]:
         return [~(o.box_weights > 0) | self.masks.refmask for o in self.orders]
@@ -233,12 +247,14 @@ class AtocaFit:
         else:
             self.wave_grid = np.asarray(params.wave_grid, dtype=np.float64)
         self.joint = Engine([self._inputs(o, m) for o, m in zip(self.orders[:2], trace_masks, strict=False)],
-                            self.wave_grid, global_mask=image_mask, threshold=params.threshold)
-        system = NormalSystem(self.joint, typical, self.mederr)  # the search's and the factorisation's
+                            self.wave_grid, global_mask=image_mask, threshold=params.threshold,
+                            parallel_map=self._map)
+        system = NormalSystem(self.joint, typical, self.mederr, self._map)  # the search's and the factorisation's
         if params.tikfac is None:
             assert estimate is not None
             guess = guess_factor(self.joint, estimate)
-            self.tikfacs[1] = search_factor(self.joint, typical, self.mederr, guess, (-4.0, 4.0), system=system)
+            self.tikfacs[1] = search_factor(self.joint, typical, self.mederr, guess, (-4.0, 4.0), system=system,
+                                            parallel_map=self._map)
         else:
             self.tikfacs[1] = params.tikfac
         self._factorise(system)
@@ -346,7 +362,7 @@ class AtocaFit:
         assert cache.fit is not None
         if search:
             self.tikfacs[order.order] = search_factor(cache.fit, data, error, self.tikfacs[1],
-                                                      (-2.0, 8.0))
+                                                      (-2.0, 8.0), parallel_map=self._map)
         assert cache.fit is not None and cache.rebuild is not None
         factor = self.tikfacs.get(order.order, self.tikfacs[1])
         flux = cache.fit.solve(data, error, factor)
@@ -368,13 +384,6 @@ def _merge(joint: np.ndarray | None, single: np.ndarray) -> np.ndarray:
     merged = np.where(joint_nan, 0.0, joint) + np.where(single_nan, 0.0, single)  # nansum of the two
     merged[joint_nan & single_nan] = np.nan
     return merged
-
-
-def iter_models(fit: AtocaFit, scidata: np.ndarray,
-                scierr: np.ndarray) -> Iterator[dict[int, np.ndarray]]:
-    """One ``{order: model}`` per integration."""
-    for data, error in zip(scidata, scierr, strict=True):
-        yield fit.models(np.asarray(data, dtype=np.float64), np.asarray(error, dtype=np.float64))
 
 
 def _read_wave_grid(path: str | None) -> np.ndarray | None:
@@ -441,24 +450,26 @@ def atoca_orders(refs: SossReferences, pwcpos: float, subarray: str, orders: lis
 
 
 class TraceModels:
-    """Iterable of each integration's ``{order: model image}``; fits on first use.
+    """Each integration's ``{order: model image}``; fits on first use.
 
     ``tikfac`` (order 1+2 Tikhonov factor) and ``wave_grid`` are available after
-    the first item (or after :meth:`fit`).
+    :meth:`fit`.  Iterating gives every integration in order; :meth:`between`
+    gives a range of them, and ranges may be modelled in parallel threads.
     """
 
     def __init__(self, scidata: np.ndarray, scierr: Sequence[Any], mederr: np.ndarray,
                  masks: tuple[np.ndarray, np.ndarray], orders: list[AtocaOrder],
-                 params: AtocaParams) -> None:
+                 params: AtocaParams, parallel_map: Mapper = map) -> None:
         self._scidata, self._scierr, self._mederr = scidata, scierr, mederr
         self._masks, self._orders, self._params = masks, orders, params
+        self._map = parallel_map
         self._fit: AtocaFit | None = None
 
     def fit(self) -> AtocaFit:
         """The fitted state (grid, Tikhonov factors), computed once."""
         if self._fit is None:
             self._fit = AtocaFit.prepare(self._scidata, self._mederr, self._masks[0], self._masks[1],
-                                         self._orders, self._params)
+                                         self._orders, self._params, self._map)
         return self._fit
 
     @property
@@ -469,16 +480,33 @@ class TraceModels:
     def wave_grid(self) -> np.ndarray:
         return self.fit().wave_grid
 
+    def __len__(self) -> int:
+        return len(self._scidata)
+
     def __iter__(self) -> Iterator[dict[int, np.ndarray]]:
-        fit = self.fit()
-        for i in range(len(self._scidata)):
-            yield fit.models(np.asarray(self._scidata[i], dtype=np.float64),
-                             np.asarray(self._scierr[i], dtype=np.float64))
+        return self.between(0, len(self))
+
+    def between(self, start: int, stop: int) -> Iterator[dict[int, np.ndarray]]:
+        """The models of integrations ``start .. stop-1``, as one pass over every integration gives them.
+
+        The masks persist from one integration to the next (as the reference's),
+        so a copy of the fit first folds in the bad pixels of the integrations
+        before ``start``; :meth:`fit` must have been called (it is not thread-safe).
+        """
+        fit = self.fit().copy()
+        for i in range(start):
+            fit.masks.update(*self._integration(i))
+        for i in range(start, stop):
+            yield fit.models(*self._integration(i))
+
+    def _integration(self, i: int) -> tuple[np.ndarray, np.ndarray]:
+        return (np.asarray(self._scidata[i], dtype=np.float64),
+                np.asarray(self._scierr[i], dtype=np.float64))
 
 
 def trace_models(cube: InfilledCube, refs: SossReferences, pwcpos: float, subarray: str,
                  orders: list[int], params: Mapping[str, Any],
-                 box_weights: Mapping[int, np.ndarray] | None = None) -> TraceModels:
+                 box_weights: Mapping[int, np.ndarray] | None = None, parallel_map: Mapper = map) -> TraceModels:
     """ATOCA model of every order, per integration (the SOSS extract_1d hook).
 
     Parameters
@@ -494,6 +522,8 @@ def trace_models(cube: InfilledCube, refs: SossReferences, pwcpos: float, subarr
     box_weights : mapping of order to ndarray, optional
         The ``soss_width`` apertures (default: from the traces; on SUBSTRIP96
         order 2's is the whole array, as the reference's).
+    parallel_map : callable
+        ``map`` for the independent solves of the Tikhonov searches (e.g. a thread pool's).
     """
     if orders[:2] != [1, 2]:
         raise Spec3cError(f"ATOCA models orders 1 and 2 together; the PASTASOSS file {refs.paths[0]} "
@@ -506,7 +536,8 @@ def trace_models(cube: InfilledCube, refs: SossReferences, pwcpos: float, subarr
     settings = atoca_params(params, refs.order2_separation_cutoff, subarray)
     errors = [_LazyError(cube, i) for i in range(data.shape[0])]
     return TraceModels(data, errors, cube.mederr, (np.array(cube.scimask, dtype=bool),
-                                                   np.array(cube.refmask, dtype=bool)), models, settings)
+                                                   np.array(cube.refmask, dtype=bool)), models, settings,
+                       parallel_map)
 
 
 class _LazyError:

@@ -11,13 +11,12 @@ first-derivative Tikhonov operator D.
 from __future__ import annotations
 
 import logging
-import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 from scipy.sparse import csc_array, csr_array, diags_array
-from scipy.sparse.linalg import MatrixRankWarning, lsqr, spsolve
+from scipy.sparse.linalg import lsqr, splu
 
 from .atoca_grid import first_derivative, pixel_edges
 from .atoca_kernel import convolution_matrix
@@ -56,17 +55,21 @@ def solve_normal(matrix: csr_array | csc_array, rhs: np.ndarray) -> np.ndarray:
     """Solve the normal equations ``matrix x = rhs`` on the rows where rhs != 0 (NaN elsewhere).
 
     Sparse LU, least squares if singular (the reference's spsolve then lsqr).
+    SuperLU's factorisation and solve are spsolve's own (COLAMD ordering, the
+    same drivers: bit-identical solutions), but a singular factor raises here
+    instead of warning, so no process-wide warning filter is touched and
+    threads may solve at the same time.
     """
     solution = np.full(rhs.shape[-1], np.nan)
     idx = np.nonzero(rhs)[0]
     sub = _restrict(matrix, idx)
-    with warnings.catch_warnings():
-        warnings.filterwarnings("error", category=MatrixRankWarning)
-        try:
-            solution[idx] = spsolve(sub, rhs[idx])
-        except MatrixRankWarning:
-            log.warning("ATOCA: singular system, solved by least squares instead")
-            solution[idx] = lsqr(sub, rhs[idx])[0]
+    try:
+        solution[idx] = splu(sub, permc_spec="COLAMD").solve(rhs[idx])
+    except RuntimeError as exc:
+        if "singular" not in str(exc):
+            raise
+        log.warning("ATOCA: singular system, solved by least squares instead")
+        solution[idx] = lsqr(sub, rhs[idx])[0]
     return solution
 
 
@@ -165,10 +168,13 @@ class Engine:
     threshold : float
         A pixel where every order's profile exceeds this but one order's
         wavelengths fall off the grid is masked (the reference's rule).
+    parallel_map : callable
+        ``map`` for the orders' matrices (independent: e.g. a thread pool's).
     """
 
     def __init__(self, orders: Sequence[OrderInputs], wave_grid: np.ndarray,
-                 global_mask: np.ndarray | None = None, threshold: float = 1e-3) -> None:
+                 global_mask: np.ndarray | None = None, threshold: float = 1e-3,
+                 parallel_map: Callable = map) -> None:
         if not (np.diff(wave_grid) > 0).all():
             wave_grid = np.unique(wave_grid)
         self.wave_grid = np.asarray(wave_grid, dtype=np.float64)
@@ -187,9 +193,10 @@ class Engine:
         self.i_bounds = self._grid_bounds()
         self.throughput = np.array([o.throughput(self.wave_grid) for o in orders])
         self.mask, self.mask_ord = self._masks(trace_masks, global_mask)
-        self.kernels = [self._kernel_matrix(o.kernel, i) for i, o in enumerate(orders)]
-        self.weights = [self._weights(i) for i in range(len(orders))]
-        self._right = [self._flux_to_pixels(i) for i in range(len(orders))]
+        matrices = list(parallel_map(self._order_matrices, range(len(orders)), [o.kernel for o in orders]))
+        self.kernels = [kernel for kernel, _, _ in matrices]
+        self.weights = [weights for _, weights, _ in matrices]
+        self._right = [right for _, _, right in matrices]
         self.tikho_mat = first_derivative(self.wave_grid)
         self._unweighted: csr_array | None = None  # design() without errors, built on first rebuild
 
@@ -232,11 +239,14 @@ class Engine:
         keep = k >= 0
         return csr_array((w[keep], (rows[keep], k[keep])), shape=(valid.sum(), b - a))
 
-    def _flux_to_pixels(self, i: int) -> csr_array:
-        """w T lambda C_i: flux on the grid -> pixel integral before the profile."""
+    def _order_matrices(self, i: int, kernel: Callable | None) -> tuple[csr_array, csr_array, csr_array]:
+        """Order i's convolution matrix C_i, integration weights w and ``w T lambda C_i`` (flux on the
+        grid -> pixel integral before the profile)."""
+        kernel_matrix = self._kernel_matrix(kernel, i)
+        weights = self._weights(i)
         a, b = self.i_bounds[i]
         scale = (self.throughput[i] * self.wave_grid)[a:b]
-        return csr_array(self.weights[i] @ (diags_array(scale) @ self.kernels[i]))
+        return kernel_matrix, weights, csr_array(weights @ (diags_array(scale) @ kernel_matrix))
 
     def wave_grid_c(self, i: int) -> np.ndarray:
         """The grid points of order i's convolved range."""

@@ -4,36 +4,43 @@ Ten factors spanning ``log_range`` decades around a first guess are solved;
 the best is the smallest factor where d(chi2)/d(log10 factor) exceeds 1e-3,
 chi2 being the mean Cauchy loss ``log(1 + r^2)`` of the normalised residuals
 (a modified-Akima spline of chi2 against log10 factor, sampled at 10000
-points).  Three refinements add two factors around the best one each.
+points).  Three refinements add two factors around the best one each.  The
+factors of one round are independent solves: ``parallel_map`` may run them in
+threads (SuperLU releases the GIL).
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 
 import numpy as np
 from scipy.interpolate import Akima1DInterpolator, UnivariateSpline
+from scipy.sparse import csr_array, hstack
 
 from .atoca_engine import Engine, solve_normal
 
 log = logging.getLogger("spec3c.step.extract_1d")
 
-__all__ = ["NormalSystem", "best_factor", "guess_factor", "search_factor"]
+__all__ = ["NormalSystem", "best_factor", "gram", "guess_factor", "search_factor"]
 
 #: threshold on d(chi2_cauchy)/d(log10 factor) (the reference's default)
 D_CHI2_THRESHOLD = 1e-3
+
+#: ``map``-like: applies a function to every item, results in order (e.g. a thread pool's ``map``)
+Mapper = Callable[[Callable[[float], tuple[float, np.ndarray]], Iterable[float]],
+                  Iterator[tuple[float, np.ndarray]]]
 
 
 class NormalSystem:
     """Normal equations of one image (``b_mat``, ``normal`` = B'B, ``t_sq`` = D'D, ``rhs``), solved for
     several factors."""
 
-    def __init__(self, engine: Engine, data: np.ndarray, error: np.ndarray) -> None:
+    def __init__(self, engine: Engine, data: np.ndarray, error: np.ndarray, parallel_map: Mapper = map) -> None:
         self.b_mat = engine.design(error)
         self.pixels = engine.pixels(data, error)
         self.t_mat = engine.tikho_mat
-        self.normal = self.b_mat.T @ self.b_mat  # formats as the reference's (see solve_normal)
+        self.normal = gram(self.b_mat, parallel_map)
         self.t_sq = self.t_mat.T @ self.t_mat
         self.rhs = self.b_mat.T @ self.pixels
 
@@ -45,6 +52,19 @@ class NormalSystem:
         with np.errstate(invalid="ignore"):
             chi2 = float(np.nanmean(np.log1p(resid**2)))
         return chi2, solution
+
+
+def gram(b_mat: csr_array, parallel_map: Mapper = map, parts: int = 2) -> csr_array:
+    """``B'B`` in column blocks, one per ``parallel_map`` call: every entry is summed as in the one
+    product ``b_mat.T @ b_mat`` (the same terms in the same order), so the values are its own."""
+    n = b_mat.shape[1]
+    if parts < 2 or n < 2 * parts or parallel_map is map:
+        return csr_array(b_mat.T @ b_mat)
+    b_csc = b_mat.tocsc()
+    left = csr_array(b_mat.T)
+    edges = np.linspace(0, n, parts + 1).round().astype(int)
+    blocks = [b_csc[:, a:b] for a, b in zip(edges[:-1], edges[1:], strict=True)]
+    return csr_array(hstack(list(parallel_map(lambda block: left @ block, blocks)), format="csr"))
 
 
 def guess_factor(engine: Engine, estimate: Callable[[np.ndarray], np.ndarray]) -> float:
@@ -89,19 +109,23 @@ def _new_factors(factors: np.ndarray, best: float) -> np.ndarray:
 
 def search_factor(engine: Engine, data: np.ndarray, error: np.ndarray, guess: float,
                   log_range: tuple[float, float], n_refine: int = 3,
-                  system: NormalSystem | None = None) -> float:
+                  system: NormalSystem | None = None, parallel_map: Mapper = map) -> float:
     """The reference's d_chi2 search of the Tikhonov factor on one image (``system``: its normal
-    equations, if already built)."""
+    equations, if already built; ``parallel_map`` solves the factors of a round)."""
     if system is None:
-        system = NormalSystem(engine, data, error)
+        system = NormalSystem(engine, data, error, parallel_map)
+
+    def chi2_of(values: np.ndarray) -> np.ndarray:
+        return np.array([chi2 for chi2, _ in parallel_map(system.test, values)])
+
     factors = np.logspace(np.log10(guess) + log_range[0], np.log10(guess) + log_range[1], 10)
-    chi2 = np.array([system.test(f)[0] for f in factors])
+    chi2 = chi2_of(factors)
     best = best_factor(factors, chi2)
     log.info("ATOCA: coarse grid best Tikhonov factor %.4e", best)
     for _ in range(n_refine):
         extra = _new_factors(factors, best)
         factors = np.concatenate([factors, extra])
-        chi2 = np.concatenate([chi2, [system.test(f)[0] for f in extra]])
+        chi2 = np.concatenate([chi2, chi2_of(extra)])
         best = best_factor(factors, chi2)
     log.info("ATOCA: best Tikhonov factor %.4e", best)
     return best

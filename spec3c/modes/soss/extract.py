@@ -20,11 +20,19 @@ product and ATOCA as an optional decontamination before it:
   pixels take its own model;
 * no background is subtracted unless ``subtract_background`` is true (the
   reference's SOSS background model is not implemented: an error says so).
+
+Integrations are independent once ATOCA's grid and Tikhonov factors are
+fitted: ``threads`` contiguous ranges of them are extracted in parallel
+threads (the sparse solves and most numpy work release the GIL), with the
+results of one pass in order.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
+from collections.abc import Callable, Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -83,13 +91,16 @@ def soss_orders(refs: SossReferences, subarray: str, order_3: bool) -> list[int]
 
 
 def _atoca(cube: InfilledCube, refs: SossReferences, pwcpos: float, subarray: str, orders: list[int],
-           params: Extract1dParams, weights: dict[int, np.ndarray]) -> Any:
-    """The ATOCA models of every integration (an iterable with ``tikfac`` and ``wave_grid``), or None."""
+           params: Extract1dParams, weights: dict[int, np.ndarray], parallel_map: Callable) -> Any:
+    """The fitted ATOCA models (a :class:`~.atoca.TraceModels`), or None when not asked for."""
     if not (params.soss_atoca or params.soss_bad_pix == "model"):
         return None
     from .atoca import trace_models  # noqa: PLC0415 - its scipy.sparse machinery only when asked for
 
-    return trace_models(cube, refs, pwcpos, subarray, orders, params.soss_params(), box_weights=weights)
+    models = trace_models(cube, refs, pwcpos, subarray, orders, params.soss_params(), box_weights=weights,
+                          parallel_map=parallel_map)
+    models.fit()  # once, before the integrations are shared out
+    return models
 
 
 def _save_wave_grid(path: str, grid: np.ndarray) -> None:
@@ -101,9 +112,12 @@ def _save_wave_grid(path: str, grid: np.ndarray) -> None:
     log.info("SOSS: wavelength grid written to %s", path)
 
 
-def extract_soss(sci: np.ndarray, err: np.ndarray, dq: np.ndarray, refs: SossReferences, pwcpos: float,
-                 subarray: str, params: Extract1dParams) -> SossExtraction:
-    """Box spectra of every order and integration of the cube ``sci`` (``(nints, ny, nx)``, DN/s)."""
+def extract_soss(cube: Mapping[str, np.ndarray], refs: SossReferences, pwcpos: float, subarray: str,
+                 params: Extract1dParams, threads: int = 1, overwrite_input: bool = False) -> SossExtraction:
+    """Box spectra of every order and integration of the ``cube`` planes ``sci`` (DN/s), ``err`` and
+    ``dq`` (each ``(nints, ny, nx)``), the integrations shared among ``threads`` threads
+    (``overwrite_input``: ``sci`` is infilled in place)."""
+    sci, err, dq = cube["sci"], cube["err"], cube["dq"]
     if params.subtract_background:
         raise Spec3cError("--steps.extract_1d.subtract_background=true is not implemented for NIRISS SOSS yet "
                           "(the reference's background model of the SOSS detector)")
@@ -114,20 +128,30 @@ def extract_soss(sci: np.ndarray, err: np.ndarray, dq: np.ndarray, refs: SossRef
     if subarray == "SUBSTRIP96" and 2 in weights:
         weights[2] = np.ones(shape)  # the reference's order-2 box on SUBSTRIP96: the whole array
     cutoffs = {o: len(t.x) for o, t in traces.items()}
-    cube = infill(sci, err, dq)
+    filled = infill(sci, err, dq, overwrite=overwrite_input)
     n = sci.shape[0]
     out = SossExtraction(orders, {o: traces[o].wavelength for o in orders},
                          {o: np.empty((n, cutoffs[o])) for o in orders},
                          {o: np.empty((n, cutoffs[o])) for o in orders},
                          {o: np.empty((n, cutoffs[o])) for o in orders})
-    atoca = _atoca(cube, refs, pwcpos, subarray, orders, params, weights)
-    models = iter(atoca) if atoca is not None else None
-    for i in range(n):
-        spectra = extract_integration(cube.data[i], cube.error(i), cube.scimask, weights, cutoffs,
-                                      models=None if models is None else next(models),
-                                      model_bad_pixels=params.soss_bad_pix == "model")
-        for o, s in spectra.items():
-            out.flux[o][i], out.flux_error[o][i], out.npixels[o][i] = s.flux, s.flux_error, s.npixels
+    threads = max(1, min(threads, n))
+    with ThreadPoolExecutor(threads, thread_name_prefix="spec3c-soss") as pool:
+        atoca = _atoca(filled, refs, pwcpos, subarray, orders, params, weights,
+                       pool.map if threads > 1 else map)
+        stop = threading.Event()
+
+        def extract_range(bounds: tuple[int, int]) -> None:
+            models = atoca.between(*bounds) if atoca is not None else None
+            for i in range(*bounds):
+                if stop.is_set():
+                    return
+                _extract_one(out, i, filled, weights, cutoffs, None if models is None else next(models),
+                             params.soss_bad_pix == "model")
+
+        try:
+            list(pool.map(extract_range, _ranges(n, threads)))
+        finally:
+            stop.set()  # an error or Ctrl-C: the other threads stop at their next integration
     out.background = {o: np.zeros_like(out.flux[o]) for o in orders}  # no background model subtracted
     out.decontaminated = bool(params.soss_atoca)
     if atoca is not None:
@@ -135,3 +159,18 @@ def extract_soss(sci: np.ndarray, err: np.ndarray, dq: np.ndarray, refs: SossRef
         if params.soss_wave_grid_out:
             _save_wave_grid(params.soss_wave_grid_out, atoca.wave_grid)
     return out
+
+
+def _ranges(n: int, parts: int) -> Iterator[tuple[int, int]]:
+    """``parts`` contiguous ranges covering ``0 .. n-1``, sizes differing by at most one."""
+    edges = np.linspace(0, n, parts + 1).round().astype(int)
+    return ((int(a), int(b)) for a, b in zip(edges[:-1], edges[1:], strict=True) if b > a)
+
+
+def _extract_one(out: SossExtraction, i: int, cube: InfilledCube, weights: dict[int, np.ndarray],
+                 cutoffs: dict[int, int], models: dict[int, np.ndarray] | None, model_bad_pixels: bool) -> None:
+    """Integration ``i``'s spectra of every order into row ``i`` of ``out``."""
+    spectra = extract_integration(cube.data[i], cube.error(i), cube.scimask, weights, cutoffs,
+                                  models=models, model_bad_pixels=model_bad_pixels)
+    for o, s in spectra.items():
+        out.flux[o][i], out.flux_error[o][i], out.npixels[o][i] = s.flux, s.flux_error, s.npixels

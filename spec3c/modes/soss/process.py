@@ -13,6 +13,7 @@ for the product writers (:mod:`spec3c.products.soss`).
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
@@ -21,6 +22,7 @@ import numpy as np
 
 from ... import __version__
 from ...errors import InputError, Spec3cError
+from ...parallel import worker_count
 from ...results import COMPLETE, SKIPPED, STATUS, CombinedResult, Spectrum1D
 from .extract import SossExtraction, extract_soss, skip_reason
 from .photom import FLUX_UNIT, calibrate, read_soss_photom, response
@@ -125,9 +127,12 @@ def stored_spectra(store: Store) -> tuple[dict[str, np.ndarray], dict[str, Any]]
     return store.get_result(SOSS_SOURCE, X1D_KEY)
 
 
-def process_soss(store: Store, config: PipelineConfig,
-                 sources: Sequence[str] | None = None) -> dict[str, dict[str, Any]]:
-    """Process the association's SOSS exposure; returns ``{SOSS_SOURCE: status record}`` (also stored)."""
+def process_soss(store: Store, config: PipelineConfig, sources: Sequence[str] | None = None,
+                 workers: int | None = None) -> dict[str, dict[str, Any]]:
+    """Process the association's SOSS exposure; returns ``{SOSS_SOURCE: status record}`` (also stored).
+
+    Its integrations are extracted in ``workers`` threads (default: one per core).
+    """
     if sources and set(sources) != {SOSS_SOURCE}:
         raise Spec3cError(f"a SOSS association has one source, {SOSS_SOURCE!r}; not {', '.join(sources)}")
     t0 = time.perf_counter()
@@ -149,9 +154,10 @@ def process_soss(store: Store, config: PipelineConfig,
     else:
         t1 = time.perf_counter()
         cube = _cube(store, record)
-        result = extract_soss(cube["sci"], cube["err"], cube["dq"], _references(config),
+        result = extract_soss(cube, _references(config),
                               float(record.meta["meta.instrument.pupil_position"]),
-                              str(record.meta["meta.subarray.name"]), params)
+                              str(record.meta["meta.subarray.name"]), params,
+                              threads=worker_count(workers, os.cpu_count() or 1), overwrite_input=True)
         n = cube["sci"].shape[0]
         steps["extract_1d"] = _step(COMPLETE, f"{n} integration(s), orders {result.orders}, box width "
                                               f"{params.soss_width:g}" + (", ATOCA decontamination"

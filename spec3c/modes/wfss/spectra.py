@@ -133,9 +133,11 @@ class _ResultBatch:
         self.items.append((source, key, dict(arrays), dict(meta)))
 
 
-def process_spectra(store: Store, config: PipelineConfig,
-                    sources: Sequence[str] | None = None) -> dict[str, dict[str, Any]] | None:
+def process_spectra(store: Store, config: PipelineConfig, sources: Sequence[str] | None = None,
+                    workers: int | None = None) -> dict[str, dict[str, Any]] | None:
     """Combine every (chosen) source of a store of spec2 x1d inputs; None for a store of cal cutouts.
+
+    One pass in this process (``workers`` is not used: combining tables is quick).
 
     Returns each processed source's status record (also stored under ``status``).
     """
