@@ -173,13 +173,12 @@ def _validate_with_wcs_objects(model: Any) -> None:
     """:func:`validate_strict` of ``model`` as it would be with gwcs objects where its tree has
     stored WCSs (the schema wants objects); the model keeps its stored WCSs for the writer."""
     tree = model.instance
-    objects = materialised(tree)
-    kept = {key: tree[key] for key in objects if objects[key] is not tree[key]}
-    tree.update(objects)
+    kept = dict(tree)
+    _with_wcs_objects(model)
     try:
         validate_strict(model)
     finally:
-        tree.update(kept)
+        tree.update({key: value for key, value in kept.items() if tree.get(key) is not value})
 
 
 def _with_wcs_objects(model: Any) -> None:

@@ -9,16 +9,15 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from soss_runs import orders_scene
 
 from spec3c.modes.soss import atoca
 from spec3c.modes.soss.atoca_engine import Engine, OrderInputs
 from spec3c.modes.soss.atoca_grid import Throughput, adaptive_combined_grid, oversample, pixel_edges
 from spec3c.modes.soss.atoca_kernel import convolution_matrix
 from spec3c.modes.soss.atoca_tikho import search_factor
-from spec3c.modes.soss.box import box_weights, infill
-from spec3c.modes.soss.reffiles import read_soss_references
+from spec3c.modes.soss.box import box_weights
 from spec3c.simulate.niriss import soss as sim
-from spec3c.simulate.niriss.soss_reffiles import write_reference_files
 
 PWCPOS = 245.79
 N_INT = 2
@@ -118,17 +117,7 @@ def test_tikhonov_search_recovers_the_spectrum():
 @pytest.fixture(scope="module")
 def overlap_scene(tmp_path_factory):
     """Orders 1 and 2 of the simulated star, noisy, with the reference files of the simulator."""
-    folder = tmp_path_factory.mktemp("atoca")
-    files = write_reference_files(folder, PWCPOS, "SUBSTRIP256")
-    refs = read_soss_references(files.pastasoss, files.specprofile, files.speckernel)
-    images = sim.render_orders(PWCPOS, "SUBSTRIP256", (1, 2))
-    clean = images[1] + images[2]
-    rng = np.random.default_rng(7)
-    err = 0.1 * np.sqrt(np.abs(clean) + 20.0**2)
-    sci = clean[None] + rng.normal(0.0, 1.0, (N_INT, *clean.shape)) * err
-    dq = np.zeros(sci.shape, np.uint32)
-    dq[:, :, :4] = dq[:, :, -4:] = dq[:, -4:, :] = 2**31  # REFERENCE_PIXEL
-    cube = infill(sci, np.repeat(err[None], N_INT, axis=0).astype(sci.dtype), dq)
+    refs, images, cube = orders_scene(tmp_path_factory.mktemp("atoca"), PWCPOS, N_INT, seed=7)
     params = {"soss_tikfac": TIKFAC, "soss_width": 40.0}
     fitted = atoca.trace_models(cube, refs, PWCPOS, "SUBSTRIP256", [1, 2], params)
     models = list(fitted)

@@ -19,6 +19,7 @@ import pytest
 from astropy.io import fits
 from scipy.sparse import csr_array
 from scipy.sparse import random as sparse_random
+from soss_runs import orders_scene
 from stdatamodels.jwst import datamodels as dm
 
 from spec3c.errors import InputError
@@ -27,11 +28,8 @@ from spec3c.modes.soss import atoca
 from spec3c.modes.soss import reader as soss_reader
 from spec3c.modes.soss.atoca_engine import solve_normal
 from spec3c.modes.soss.atoca_tikho import gram
-from spec3c.modes.soss.box import infill
-from spec3c.modes.soss.reffiles import read_soss_references
 from spec3c.simulate import SimOptions, simulate
 from spec3c.simulate.niriss import soss as sim
-from spec3c.simulate.niriss.soss_reffiles import write_reference_files
 
 PWCPOS = 245.79
 N_INT = 4
@@ -41,17 +39,8 @@ N_INT = 4
 def time_series(tmp_path_factory):
     """Orders 1 and 2, four noisy integrations; errors NaN at some pixels of the first integration only,
     so the later integrations' masks depend on it."""
-    files = write_reference_files(tmp_path_factory.mktemp("soss-parallel"), PWCPOS, "SUBSTRIP256")
-    refs = read_soss_references(files.pastasoss, files.specprofile, files.speckernel)
-    images = sim.render_orders(PWCPOS, "SUBSTRIP256", (1, 2))
-    clean = images[1] + images[2]
-    rng = np.random.default_rng(5)
-    err = 0.1 * np.sqrt(np.abs(clean) + 20.0**2)
-    sci = clean[None] + rng.normal(0.0, 1.0, (N_INT, *clean.shape)) * err
-    errs = np.repeat(err[None], N_INT, axis=0)
-    dq = np.zeros(sci.shape, np.uint32)
-    dq[:, :, :4] = dq[:, :, -4:] = dq[:, -4:, :] = 2**31  # REFERENCE_PIXEL
-    cube = infill(sci.astype(np.float32), errs.astype(np.float32), dq)
+    refs, _, cube = orders_scene(tmp_path_factory.mktemp("soss-parallel"), PWCPOS, N_INT, seed=5,
+                                 dtype=np.float32)
     # errors that are not finite in the first integration only, where order 2's blue end is modelled
     # alone: ATOCA's masks take them in for every later integration (as the reference's do)
     order2 = sim.trace_model(2, PWCPOS)
