@@ -23,7 +23,7 @@ from soss_runs import orders_scene
 from stdatamodels.jwst import datamodels as dm
 
 from spec3c.errors import InputError
-from spec3c.ingest.fastread import NotFast
+from spec3c.ingest.asdftree import NotFast
 from spec3c.modes.soss import atoca
 from spec3c.modes.soss import reader as soss_reader
 from spec3c.modes.soss.atoca_engine import solve_normal

@@ -8,7 +8,7 @@ the reference's SOSS extraction reads ERR only (its FLUX_VAR_* columns are 0).
 
 A calints file is read without a datamodel when it can be: memory-mapped
 (:mod:`spec3c.ingest.fitsraw`), so that only SCI, ERR and DQ are read of
-it, the metadata from its ASDF tree as :mod:`spec3c.ingest.fastread` reads
+it, the metadata from its ASDF tree as :mod:`spec3c.ingest.asdftree` reads
 them (the datamodel's, when the tree's ``_fits_hash`` matches the headers).
 Any other file -- or any problem -- goes to the datamodel reader, which
 names the problem.
@@ -68,7 +68,7 @@ def read_soss_file(path: Path, name: str) -> ScienceFile:
         Naming the file, when it is not a CubeModel/ImageModel, a plane is
         missing or misshapen, SCI holds infinities or PWCPOS is missing.
     """
-    from ...ingest.fastread import NotFast  # noqa: PLC0415 - ingest imports the mode registry
+    from ...ingest.asdftree import NotFast  # noqa: PLC0415 - ingest imports the mode registry
 
     try:
         return _read_mapped(path)
@@ -90,7 +90,7 @@ def _science_file(path: Path, model_type: str, meta: dict[str, Any], cube: dict[
 
 def _read_mapped(path: Path) -> ScienceFile:
     """Without a datamodel (see the module docstring); :class:`NotFast` for the datamodel reader."""
-    from ...ingest.fastread import NotFast, asdf_tree, flat_meta  # noqa: PLC0415
+    from ...ingest.asdftree import NotFast, asdf_tree, flat_meta  # noqa: PLC0415
     from ...ingest.fitsraw import Unsupported, read_fits  # noqa: PLC0415
 
     try:
@@ -115,7 +115,7 @@ def _read_mapped(path: Path) -> ScienceFile:
 
 def _raw_int_times(hdu: Any, in_tree: bool) -> list[list[float]] | None:
     """The INT_TIMES rows as floats (the datamodel's ``int_times``), from the table's bytes."""
-    from ...ingest.fastread import NotFast  # noqa: PLC0415
+    from ...ingest.asdftree import NotFast  # noqa: PLC0415
 
     if hdu is None or not in_tree:
         if hdu is not None or in_tree:
