@@ -10,8 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -158,13 +157,7 @@ def _in_parallel(todo: list[_Planned], workers: int | None, scheduler: str | Non
 
 
 def _read_member(plan: _Planned) -> ExposureData:
-    if plan.sha256:
-        data = read_exposure(plan.path, plan.role, plan.sha256)
-    else:  # the file's digest is computed in a thread while it is read (hashlib releases the GIL)
-        with ThreadPoolExecutor(1, thread_name_prefix="spec3c-sha256") as pool:
-            digest = pool.submit(sha256_of, plan.path)
-            data = read_exposure(plan.path, plan.role, "-")
-            data.record = replace(data.record, sha256=digest.result())
+    data = read_exposure(plan.path, plan.role, plan.sha256 or None)  # None: hashed while read
     _log.debug("read %s (%s, %d cutouts, %d images)", plan.path, plan.role, len(data.cutouts),
                len(data.images or ()))
     return data

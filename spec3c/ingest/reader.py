@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -69,8 +70,16 @@ def read_exposure(path: Path, role: str, sha256: str | None = None) -> ExposureD
     The member is checked first (:func:`spec3c.ingest.validate.check_model`):
     a broken file is an :class:`InputError` naming it and the problem.  A
     slit-mode science file is read without a datamodel (:mod:`.fastread`)
-    when it can be, with the same result.
+    when it can be, with the same result.  Without ``sha256`` the file's
+    digest is computed in a thread while it is read (hashlib releases the GIL).
     """
+    if sha256:
+        return _read_exposure(path, role, sha256)
+    with ThreadPoolExecutor(1, thread_name_prefix="spec3c-sha256") as pool:
+        return _read_exposure(path, role, pool.submit(sha256_of, path))
+
+
+def _read_exposure(path: Path, role: str, sha256: str | Future[str]) -> ExposureData:
     from .fastread import NotFast, read_fast
     from .validate import check_model, open_model
 
@@ -100,9 +109,11 @@ def read_exposure(path: Path, role: str, sha256: str | None = None) -> ExposureD
     return ExposureData(record, cutouts, images)
 
 
-def _record(path: Path, name: str, role: str, sha256: str | None, model_type: str,
+def _record(path: Path, name: str, role: str, sha256: str | Future[str], model_type: str,
             meta: dict[str, Any]) -> ExposureRecord:
-    return ExposureRecord(name=name, filename=str(path.resolve()), sha256=sha256 or sha256_of(path), role=role,
+    """The exposure's record; ``sha256``: its digest, or the future one of the thread hashing it."""
+    digest = sha256 if isinstance(sha256, str) else sha256.result()
+    return ExposureRecord(name=name, filename=str(path.resolve()), sha256=digest, role=role,
                           exp_type=str(meta.get("meta.exposure.type", "")), model_type=model_type, meta=meta)
 
 

@@ -40,10 +40,14 @@ def plane_name(plane: str, integration: int) -> str:
     return f"{plane}.{integration + 1:05d}"
 
 
-def _check(path: Path, model_type: str, cube: dict[str, Any], pupil_position: Any) -> None:
-    """What the extraction needs of the file, before its planes are copied."""
+def _check_model_type(path: Path, model_type: str) -> None:
     if model_type not in ("CubeModel", "ImageModel"):
         raise InputError(path, f"a {model_type} is not a SOSS calints/cal file (CubeModel or ImageModel)")
+
+
+def _check(path: Path, model_type: str, cube: dict[str, Any], pupil_position: Any) -> None:
+    """What the extraction needs of the file, before its planes are copied."""
+    _check_model_type(path, model_type)
     shape = np.shape(cube["sci"])
     for plane in ("err", "dq"):
         if np.shape(cube[plane]) != shape:
@@ -152,8 +156,7 @@ def _read_datamodel(path: Path) -> ScienceFile:
         raise InputError(path, f"not a readable datamodel file: {exc}") from exc
     with model:
         model_type = type(model).__name__
-        if not isinstance(model, dm.CubeModel | dm.ImageModel):
-            raise InputError(path, f"a {model_type} is not a SOSS calints/cal file (CubeModel or ImageModel)")
+        _check_model_type(path, model_type)  # before the planes of another layout are looked up
         meta = model_meta(model)
         meta["int_times"] = _int_times(model)
         return _science_file(path, model_type, meta,
