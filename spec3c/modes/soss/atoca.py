@@ -181,7 +181,7 @@ class AtocaFit:
     tikfacs: dict[int, float] = field(default_factory=dict)
     joint: Engine | None = None
     _solver: Callable[[np.ndarray], np.ndarray] | None = None
-    _b_mat: csr_array | None = None
+    _b_t: csr_array | None = None
     _rebuild: dict[int, Engine] = field(default_factory=dict)
     _single: dict[int, _SingleOrderCache] = field(default_factory=dict)
     _map: Mapper = map  # solves the Tikhonov factors of a search round (a thread pool's map)
@@ -293,7 +293,7 @@ class AtocaFit:
         The reference inverts this matrix densely; a sparse LU factor gives the
         same solution with two sparse triangular solves per integration.
         """
-        self._b_mat = system.b_mat
+        self._b_t = csr_array(system.b_mat.T)  # B' by rows: the same sums as B'.x by columns, faster
         normal = csr_array(system.normal + self.tikfacs[1] ** 2 * system.t_sq)
         self._solver = splu(csc_array(normal)).solve
 
@@ -324,9 +324,9 @@ class AtocaFit:
     def _joint_models(self, data: np.ndarray, rebuild_mask: np.ndarray) -> dict[int, np.ndarray]:
         """Orders 1 and 2 from the joint solution, each at its own resolution."""
         joint = self.joint
-        assert joint is not None and self._b_mat is not None and self._solver is not None
+        assert joint is not None and self._b_t is not None and self._solver is not None
         pixels = joint.pixels(data, self.mederr)
-        flux = self._solver(self._b_mat.T @ pixels)
+        flux = self._solver(self._b_t @ pixels)
         models: dict[int, np.ndarray] = {}
         for index, order in enumerate(self.orders[:2]):
             convolved = joint.kernels[index] @ flux
@@ -376,13 +376,18 @@ class AtocaFit:
 
 
 def _merge(joint: np.ndarray | None, single: np.ndarray) -> np.ndarray:
-    """The single-order model where the joint model is NaN, the joint model elsewhere."""
+    """The single-order model where the joint model is NaN, the joint model elsewhere (the nansum
+    of the two where the joint model is infinite)."""
     if joint is None:
         return single
-    single = np.where(np.isfinite(joint), 0.0, single)
-    joint_nan, single_nan = np.isnan(joint), np.isnan(single)
-    merged = np.where(joint_nan, 0.0, joint) + np.where(single_nan, 0.0, single)  # nansum of the two
-    merged[joint_nan & single_nan] = np.nan
+    merged = joint + 0.0  # + 0.0: the sign of zero a nansum gives
+    joint_nan = np.isnan(joint)
+    merged[joint_nan] = single[joint_nan] + 0.0  # NaN where both are
+    joint_inf = np.isinf(joint)
+    if joint_inf.any():
+        rest = single[joint_inf]
+        with np.errstate(invalid="ignore"):  # inf - inf: NaN, as the nansum gives it
+            merged[joint_inf] += np.where(np.isnan(rest), 0.0, rest)
     return merged
 
 

@@ -198,6 +198,7 @@ class Engine:
         self.weights = [weights for _, weights, _ in matrices]
         self._right = [right for _, _, right in matrices]
         self.tikho_mat = first_derivative(self.wave_grid)
+        self._tikho_sq: csr_array | None = None  # D'D, built on the first regularised solve
         self._unweighted: csr_array | None = None  # design() without errors, built on first rebuild
 
     def _mask_wave(self, i: int) -> np.ndarray:
@@ -273,8 +274,15 @@ class Engine:
         rhs = b_mat.T @ self.pixels(data, error)
         normal = b_mat.T @ b_mat
         if factor is not None:
-            normal = normal + factor**2 * (self.tikho_mat.T @ self.tikho_mat)
+            normal = normal + factor**2 * self.tikho_sq
         return solve_normal(normal, rhs)
+
+    @property
+    def tikho_sq(self) -> csr_array:
+        """D'D of the first-derivative Tikhonov operator (made once: it depends on the grid only)."""
+        if self._tikho_sq is None:
+            self._tikho_sq = self.tikho_mat.T @ self.tikho_mat
+        return self._tikho_sq
 
     def rebuild(self, spectrum: np.ndarray, fill_value: float = 0.0) -> np.ndarray:
         """Model image of every order for ``spectrum`` on the grid; ``fill_value`` where masked."""

@@ -41,7 +41,7 @@ class NormalSystem:
         self.pixels = engine.pixels(data, error)
         self.t_mat = engine.tikho_mat
         self.normal = gram(self.b_mat, parallel_map)
-        self.t_sq = self.t_mat.T @ self.t_mat
+        self.t_sq = engine.tikho_sq
         self.rhs = self.b_mat.T @ self.pixels
 
     def test(self, factor: float) -> tuple[float, np.ndarray]:

@@ -27,6 +27,7 @@ import numpy as np
 from scipy import ndimage
 
 from ..._core.median import stack_median
+from ..._core.sossbox import soss_box_sums
 from ...dqflags import DO_NOT_USE, REFERENCE_PIXEL
 
 __all__ = ["BoxSpectrum", "InfilledCube", "box_weights", "extract_box", "extract_integration", "infill",
@@ -149,7 +150,20 @@ def extract_integration(data: np.ndarray, err: np.ndarray, scimask: np.ndarray,
     models are subtracted before an order is extracted, and with
     ``model_bad_pixels`` its masked pixels are replaced by its own model (their
     errors by the error of the valid aperture pixel of nearest value).
+
+    Without ``model_bad_pixels``, every order is summed in one compiled pass
+    (:func:`spec3c._core.sossbox.soss_box_sums`, the same sums bit for bit).
     """
+    if not model_bad_pixels:
+        return {o: BoxSpectrum(*sums) for o, sums in
+                soss_box_sums(data, err, scimask, weights, cutoffs, models).items()}
+    return _extract_in_numpy(data, err, scimask, weights, cutoffs, models, model_bad_pixels)
+
+
+def _extract_in_numpy(data: np.ndarray, err: np.ndarray, scimask: np.ndarray,
+                      weights: Mapping[int, np.ndarray], cutoffs: Mapping[int, int],
+                      models: Mapping[int, np.ndarray] | None, model_bad_pixels: bool) -> dict[int, BoxSpectrum]:
+    """:func:`extract_integration` image by image in numpy (the ``soss_bad_pix="model"`` path)."""
     mask = scimask | ~(err > 0) | ~np.isfinite(data) | ~np.isfinite(err)
     finite = {o: np.where(np.isfinite(mod), mod, 0.0) for o, mod in models.items()} if models else {}
     out = {}

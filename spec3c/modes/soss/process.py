@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ... import __version__
+from ...allocator import reuse_freed_memory
 from ...errors import InputError, Spec3cError
 from ...parallel import worker_count
 from ...results import COMPLETE, SKIPPED, STATUS, CombinedResult, Spectrum1D
@@ -131,11 +132,13 @@ def process_soss(store: Store, config: PipelineConfig, sources: Sequence[str] | 
                  workers: int | None = None) -> dict[str, dict[str, Any]]:
     """Process the association's SOSS exposure; returns ``{SOSS_SOURCE: status record}`` (also stored).
 
-    Its integrations are extracted in ``workers`` threads (default: one per core).
+    Its integrations are extracted in ``workers`` threads (default: one per core), with this
+    process's freed image-sized blocks kept for reuse (:mod:`spec3c.allocator`).
     """
     if sources and set(sources) != {SOSS_SOURCE}:
         raise Spec3cError(f"a SOSS association has one source, {SOSS_SOURCE!r}; not {', '.join(sources)}")
     t0 = time.perf_counter()
+    reuse_freed_memory()
     records = _science(store)
     record = records[0]
     if len(records) > 1:
