@@ -55,6 +55,25 @@ def as_native_contiguous(arr: np.ndarray, dtype: np.dtype) -> np.ndarray:
     return np.ascontiguousarray(arr, dtype=dtype)
 
 
+def real_array_like(arr: object, name: str, shape: tuple[int, ...], dtype: np.dtype, like: str) -> np.ndarray:
+    """``arr`` as a native contiguous array of ``dtype``, after checking that it has the ``shape`` of
+    the argument named ``like`` and a real-number dtype.
+
+    Raises
+    ------
+    ValueError
+        If the shapes differ.
+    TypeError
+        If ``arr`` is not a real-number (float, integer or bool) array.
+    """
+    a = np.asarray(arr)
+    if a.shape != shape:
+        raise ValueError(f"{name} must have the shape of {like} {shape}, got {a.shape}")
+    if a.dtype.kind not in "fiub":
+        raise TypeError(f"{name} must be a real-number array, got dtype {a.dtype}")
+    return as_native_contiguous(a, dtype)
+
+
 def is_native_contiguous(arr: np.ndarray) -> bool:
     """True if ``arr`` is C-contiguous with native byte order."""
     return arr.flags.c_contiguous and arr.dtype.isnative

@@ -13,7 +13,7 @@ import math
 import numpy as np
 
 from . import _median
-from ._validate import as_native_contiguous, check_workers, native_float_dtype
+from ._validate import as_native_contiguous, check_workers, native_float_dtype, real_array_like
 
 
 def stack_median(
@@ -80,12 +80,7 @@ def stack_median(
 
 def _coerce_weights(weights: np.ndarray, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
     """Return ``weights`` as a native contiguous array of ``dtype`` and ``shape``."""
-    weights = np.asarray(weights)
-    if weights.shape != shape:
-        raise ValueError(f"weights must have the shape of stack {shape}, got {weights.shape}")
-    if weights.dtype.kind not in "fiub":
-        raise TypeError(f"weights must be a real-number array, got dtype {weights.dtype}")
-    return as_native_contiguous(weights, dtype)
+    return real_array_like(weights, "weights", shape, dtype, "stack")
 
 
 def _check_out(out: np.ndarray | None, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:

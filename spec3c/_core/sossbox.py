@@ -14,7 +14,7 @@ from collections.abc import Mapping
 import numpy as np
 
 from . import _sossbox
-from ._validate import as_native_contiguous, check_workers, native_float_dtype
+from ._validate import as_native_contiguous, check_workers, native_float_dtype, real_array_like
 
 __all__ = ["soss_box_sums"]
 
@@ -22,12 +22,7 @@ _F64 = np.dtype(np.float64)
 
 
 def _image(arr: np.ndarray, name: str, shape: tuple[int, ...]) -> np.ndarray:
-    a = np.asarray(arr)
-    if a.shape != shape:
-        raise ValueError(f"{name} must have the shape of data {shape}, got {a.shape}")
-    if a.dtype.kind not in "fiu":
-        raise TypeError(f"{name} must be a real-number array, got dtype {a.dtype}")
-    return as_native_contiguous(a, _F64)
+    return real_array_like(arr, name, shape, _F64, "data")
 
 
 def soss_box_sums(
