@@ -8,7 +8,11 @@ back to the kernel when freed, its thread arenas trim their heaps, and numpy
 asks for transparent huge pages on every large array, which the kernel then
 compacts memory for.  Measured on the 100-integration SOSS benchmark
 (``spec3c process``, 2 workers, three runs each): system time 11.7-14.5 s ->
-5.2-7.5 s, wall 28.0-31.5 s -> 19.5-24.0 s, peak RSS 2.0 -> 2.2 GB.
+5.2-7.5 s, wall 28.0-31.5 s -> 19.5-24.0 s, peak RSS 2.0 -> 2.2 GB.  The
+glibc thresholds alone gave system time 8.9 s; numpy's advice alone 10.2 s.
+Under the benchmarks' memory sampler, with huge pages still advised, runs were
+slower (34.7, 35.0 s against 31.4, 32.0 s).  Not used for the MIRI MRS cubes:
+there it cost system time (19 -> 24 s of a ``process``, one run each).
 
 :func:`reuse_freed_memory` keeps such blocks in the process instead: glibc
 serves blocks under 1 GiB from its heaps and keeps up to 2 GiB of freed heap
