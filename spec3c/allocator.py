@@ -40,14 +40,14 @@ MMAP_THRESHOLD = 1 << 30
 #: freed memory at the heap top kept before it is returned to the kernel
 TRIM_THRESHOLD = (1 << 31) - 1
 
-_done = False
+_taken: bool | None = None  # what glibc answered, once set
 
 
 def reuse_freed_memory() -> bool:
     """Set this process's allocator as the module docstring says (once); True if glibc took it."""
-    global _done
-    if _done:
-        return True
+    global _taken
+    if _taken is not None:
+        return _taken
     multiarray = getattr(getattr(np, "_core", None), "multiarray", None)
     set_hugepage = getattr(multiarray, "_set_madvise_hugepage", None)  # numpy's documented switch
     if set_hugepage is not None:
@@ -55,10 +55,9 @@ def reuse_freed_memory() -> bool:
     try:
         libc = ctypes.CDLL(None)
         libc.gnu_get_libc_version  # noqa: B018 - glibc only: other C libraries' mallopt differ
-        taken = bool(libc.mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD)) and \
+        _taken = bool(libc.mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD)) and \
             bool(libc.mallopt(_M_TRIM_THRESHOLD, TRIM_THRESHOLD))
     except (OSError, AttributeError):
-        taken = False
-    log.debug("allocator: freed blocks kept for reuse (glibc: %s), numpy huge-page advice off", taken)
-    _done = True
-    return taken
+        _taken = False
+    log.debug("allocator: freed blocks kept for reuse (glibc: %s), numpy huge-page advice off", _taken)
+    return _taken

@@ -69,17 +69,15 @@ def soss_box_sums(
     data = as_native_contiguous(data, native_float_dtype(data, "data"))
     shape = data.shape
     err = _image(err, "err", shape)
-    mask = np.asarray(scimask)
-    if mask.shape != shape:
-        raise ValueError(f"scimask must have the shape of data {shape}, got {mask.shape}")
-    mask = np.ascontiguousarray(mask, dtype=bool).view(np.uint8)
+    mask = real_array_like(scimask, "scimask", shape, np.dtype(bool), "data").view(np.uint8)
     orders = list(weights)
     limits = np.array([int(cutoffs[o]) for o in orders], dtype=np.intp)
     if limits.size and (limits.min() < 0 or limits.max() > shape[1]):
         raise ValueError(f"cutoffs must be within 0 .. {shape[1]}, got {dict(cutoffs)}")
     planes = [_image(weights[o], f"weights[{o}]", shape) for o in orders]
-    modelled = list(models) if models else []
-    model_planes = [_image(models[o], f"models[{o}]", shape) for o in modelled] if models else []
+    models = models or {}
+    modelled = list(models)
+    model_planes = [_image(models[o], f"models[{o}]", shape) for o in modelled]
     out = np.empty((len(orders), 3, shape[1]))
     _sossbox.box_sums(data, err, mask, planes, np.array(orders, dtype=np.intp), limits, model_planes,
                       np.array(modelled, dtype=np.intp), out, workers)

@@ -39,7 +39,6 @@ class NormalSystem:
     def __init__(self, engine: Engine, data: np.ndarray, error: np.ndarray, parallel_map: Mapper = map) -> None:
         self.b_mat = engine.design(error)
         self.pixels = engine.pixels(data, error)
-        self.t_mat = engine.tikho_mat
         self.normal = gram(self.b_mat, parallel_map)
         self.t_sq = engine.tikho_sq
         self.rhs = self.b_mat.T @ self.pixels
