@@ -49,7 +49,8 @@ def reuse_freed_memory() -> bool:
     if _taken is not None:
         return _taken
     multiarray = getattr(getattr(np, "_core", None), "multiarray", None)
-    set_hugepage = getattr(multiarray, "_set_madvise_hugepage", None)  # numpy's documented switch
+    # the private setter behind numpy's documented NUMPY_MADVISE_HUGEPAGE, which numpy reads at import only
+    set_hugepage = getattr(multiarray, "_set_madvise_hugepage", None)
     if set_hugepage is not None:
         set_hugepage(False)
     try:
