@@ -112,4 +112,9 @@ def test_merge_is_the_nansum_bit_for_bit():
     got, want = _merge(joint, single), _merge_as_nansum(joint, single)
     np.testing.assert_array_equal(got, want)
     assert np.array_equal(np.signbit(got), np.signbit(want))
-    assert _merge(None, single) is single
+    no_joint = _merge(np.full(single.shape, np.nan), single.copy())
+    got = _merge(None, single)
+    assert got is single  # merged in place
+    np.testing.assert_array_equal(got, no_joint)
+    assert np.array_equal(np.signbit(got), np.signbit(no_joint))
+    assert not np.signbit(got[1, 0])  # -0.0 where the joint model is NaN: +0.0, as the nansum

@@ -12,7 +12,7 @@ import pytest
 from soss_runs import orders_scene
 
 from spec3c.modes.soss import atoca
-from spec3c.modes.soss.atoca_engine import Engine, OrderInputs
+from spec3c.modes.soss.atoca_engine import Engine, OrderInputs, solve_normal
 from spec3c.modes.soss.atoca_grid import Throughput, adaptive_combined_grid, oversample, pixel_edges
 from spec3c.modes.soss.atoca_kernel import convolution_matrix
 from spec3c.modes.soss.atoca_tikho import search_factor
@@ -112,6 +112,26 @@ def test_tikhonov_search_recovers_the_spectrum():
     solution = engine.solve(data, error, factor)
     inner = (grid > 1.05) & (grid < 1.58)
     np.testing.assert_allclose(solution[inner], _spectrum(grid)[inner], rtol=0.02)
+
+
+def test_one_order_normal_equations_are_those_of_the_design_matrix():
+    """A one-order engine's compiled B'B and B'x give the scipy path's solution bit for bit."""
+    _, _, inputs = _linear_scene()
+    grid = oversample(np.linspace(0.998, 1.638, 161), 2)
+    engine = Engine([inputs], grid)
+    rng = np.random.default_rng(4)
+    clean = engine.rebuild(_spectrum(grid), 0.0)
+    error = rng.uniform(0.5, 2.0, clean.shape) * 1e-3
+    error[rng.random(clean.shape) < 0.05] = np.inf
+    data = clean + rng.normal(0.0, 1.0, clean.shape) * error
+    b_mat = engine.design(error)
+    scipy_normal, scipy_rhs = b_mat.T @ b_mat, b_mat.T @ engine.pixels(data, error)
+    normal, rhs = engine._normal_equations(data, error)
+    np.testing.assert_array_equal(rhs.view(np.int64), scipy_rhs.view(np.int64))
+    assert (normal != scipy_normal).nnz == 0 and normal.nnz == scipy_normal.nnz
+    regularised = 1e-6**2 * engine.tikho_sq
+    np.testing.assert_array_equal(engine.solve(data, error, 1e-6),
+                                  solve_normal(scipy_normal + regularised, scipy_rhs))
 
 
 @pytest.fixture(scope="module")

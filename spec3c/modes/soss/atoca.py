@@ -314,7 +314,7 @@ class AtocaFit:
         rebuild_mask = np.all(trace_masks, axis=0)
         models = self._joint_models(data, rebuild_mask)
         if self.params.substrip96:
-            return models
+            return {**models, **{o.order: np.full(data.shape, np.nan) for o in self.orders[2:]}}
         for index, order in enumerate(self.orders[1:], start=1):
             fit_mask = trace_masks[index] | image_mask
             single = self._single_order(order, data, error, (fit_mask, rebuild_mask), search)
@@ -337,9 +337,7 @@ class AtocaFit:
                 self._rebuild[order.order] = Engine([inputs], grid)
             engine = self._rebuild[order.order]
             models[order.order] = engine.rebuild(convolved[np.isfinite(convolved)], np.nan)
-        for order in self.orders[2:]:
-            models[order.order] = np.full(joint.shape, np.nan)
-        return models
+        return models  # orders past 2 have no joint model (NaN): see _merge(None, ...)
 
     def _single_order(self, order: AtocaOrder, data: np.ndarray, error: np.ndarray,
                       masks: tuple[np.ndarray, np.ndarray], search: bool) -> np.ndarray:
@@ -377,8 +375,10 @@ class AtocaFit:
 
 def _merge(joint: np.ndarray | None, single: np.ndarray) -> np.ndarray:
     """The single-order model where the joint model is NaN, the joint model elsewhere (the nansum
-    of the two where the joint model is infinite)."""
+    of the two where the joint model is infinite).  No joint model (None) is an all-NaN one:
+    ``single`` itself is returned, made the nansum in place."""
     if joint is None:
+        single += 0.0  # the sign of zero the nansum with NaN gives
         return single
     merged = joint + 0.0  # + 0.0: the sign of zero a nansum gives
     joint_nan = np.isnan(joint)

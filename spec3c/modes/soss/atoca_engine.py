@@ -18,6 +18,7 @@ import numpy as np
 from scipy.sparse import csc_array, csr_array, diags_array
 from scipy.sparse.linalg import lsqr, splu
 
+from ..._core.normaleq import ScaledNormalEquations
 from .atoca_grid import first_derivative, pixel_edges
 from .atoca_kernel import convolution_matrix
 
@@ -200,6 +201,7 @@ class Engine:
         self.tikho_mat = first_derivative(self.wave_grid)
         self._tikho_sq: csr_array | None = None  # D'D, built on the first regularised solve
         self._unweighted: csr_array | None = None  # design() without errors, built on first rebuild
+        self._scaled: ScaledNormalEquations | None = None  # one order's normal equations, on first solve
 
     def _mask_wave(self, i: int) -> np.ndarray:
         a, b = self.i_bounds[i]
@@ -270,12 +272,22 @@ class Engine:
 
     def solve(self, data: np.ndarray, error: np.ndarray, factor: float | None) -> np.ndarray:
         """Flux on the grid: Tikhonov-regularised when ``factor`` is given, else plain."""
-        b_mat = self.design(error)
-        rhs = b_mat.T @ self.pixels(data, error)
-        normal = b_mat.T @ b_mat
+        normal, rhs = self._normal_equations(data, error)
         if factor is not None:
             normal = normal + factor**2 * self.tikho_sq
         return solve_normal(normal, rhs)
+
+    def _normal_equations(self, data: np.ndarray, error: np.ndarray) -> tuple[csr_array, np.ndarray]:
+        """B'B and B'x of this image; one order's (B = diag(profile / error) R, R fixed) in one pass
+        with scipy's sums, the orders' sum through scipy."""
+        pixels = self.pixels(data, error)
+        if len(self._right) != 1:
+            b_mat = self.design(error)
+            return b_mat.T @ b_mat, b_mat.T @ pixels
+        if self._scaled is None:
+            self._scaled = ScaledNormalEquations(self._right[0])
+        valid = ~self.mask
+        return self._scaled(self.profiles[0][valid] / error[valid], pixels)
 
     @property
     def tikho_sq(self) -> csr_array:
