@@ -181,6 +181,11 @@ def _coverage(wl: np.ndarray, spectra: Iterable[InputSpectrum]) -> np.ndarray:
     return n
 
 
+#: wavelengths copied per block of windows in _window_stats (each row is reduced alone: any block size
+#: gives the same values); 100 integrations of 2048 pixels would otherwise copy 160 MB
+_WINDOW_CHUNK = 1 << 20
+
+
 def _window_stats(wl: np.ndarray, n: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """std and mean of the ``n[k]`` sorted wavelengths around each ``k``.
 
@@ -201,11 +206,12 @@ def _window_stats(wl: np.ndarray, n: np.ndarray) -> tuple[np.ndarray, np.ndarray
         k0 = ks + width // 2 + 1 - width
         fits = (k0 >= 0) & (k0 + width <= nwl)
         ks, k0 = ks[fits], k0[fits]
-        if ks.size == 0:
-            continue
-        windows = wl[k0[:, None] + np.arange(width)]
-        sigma[ks] = windows.std(axis=1)
-        mean[ks] = windows.mean(axis=1)
+        rows = max(1, _WINDOW_CHUNK // width)  # (rows, width) copies at a time: bounded memory
+        for start in range(0, ks.size, rows):
+            part = slice(start, start + rows)
+            windows = wl[k0[part, None] + np.arange(width)]
+            sigma[ks[part]] = windows.std(axis=1)
+            mean[ks[part]] = windows.mean(axis=1)
     return sigma, mean
 
 

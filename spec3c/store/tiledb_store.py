@@ -8,10 +8,11 @@ Layout (a folder holding a manifest and four TileDB arrays)::
                       attrs ny, nx, meta, wcs, one var-length attribute per plane
     STORE/images      sparse, dims exposure, plane  attrs shape, dtype, data (zstd)
     STORE/frames/<exposure>.<id>
-                      dense, dims y, x (tiles 64 x 512), one attribute per full-frame
-                      image plane (shuffle + zstd): the 2-D planes of an exposure that
-                      share its largest shape (IFU frames); their ``images`` cells
-                      only name the array and attribute
+                      dense, dims y, x (tiles 64 x 512), or z, y, x (tiles 1 x 64 x 512)
+                      for stacks of frames; one attribute per full-frame image plane
+                      (shuffle + zstd): the 2-D or 3-D planes of an exposure that share
+                      its largest shape (IFU frames, SOSS integrations); their
+                      ``images`` cells only name the array and attribute
     STORE/results     sparse, dims source, key      attrs meta, data (packed arrays, zstd)
 
 Each write is a TileDB fragment, which appears atomically.  An exposure's
@@ -315,12 +316,11 @@ class TileDBStore(Store):
         folder = f"{quote(exposure, safe='')}.{uuid.uuid4().hex[:12]}"
         uri = self._uri(f"{_FRAMES}/{folder}")
         Path(self._uri(_FRAMES)).mkdir(exist_ok=True)
-        ny, nx = next(iter(planes.values())).shape
-        domain = tiledb.Domain(
-            tiledb.Dim("y", domain=(0, ny - 1), tile=min(_FRAME_TILE[0], ny), dtype=np.int32, ctx=self.ctx),
-            tiledb.Dim("x", domain=(0, nx - 1), tile=min(_FRAME_TILE[1], nx), dtype=np.int32, ctx=self.ctx),
-            ctx=self.ctx,
-        )
+        shape = next(iter(planes.values())).shape
+        names, tiles = ("z", "y", "x")[-len(shape):], (1, *_FRAME_TILE)[-len(shape):]  # a stack: one frame per tile
+        domain = tiledb.Domain(*[
+            tiledb.Dim(name, domain=(0, size - 1), tile=min(tile, size), dtype=np.int32, ctx=self.ctx)
+            for name, size, tile in zip(names, shape, tiles, strict=True)], ctx=self.ctx)
         attrs = _frame_attrs(planes)
         schema = tiledb.ArraySchema(domain=domain, sparse=False, ctx=self.ctx, attrs=[
             tiledb.Attr(attr, dtype=planes[name].dtype.newbyteorder("="), filters=_filters(), ctx=self.ctx)
@@ -556,12 +556,12 @@ class TileDBStore(Store):
 
 
 def _frame_planes(images: Mapping[str, np.ndarray]) -> dict[str, str]:
-    """The full-frame planes of an exposure's images: the 2-D ones of the largest 2-D shape,
-    each with the attribute name it gets in the dense array."""
-    shapes = [a.shape for a in images.values() if a.ndim == 2 and a.size > 0]
+    """The full-frame planes of an exposure's images: the 2-D frames or 3-D stacks of frames of
+    the largest shape, each with the attribute name it gets in the dense array."""
+    shapes = [a.shape for a in images.values() if a.ndim in (2, 3) and a.size > 0]
     if not shapes:
         return {}
-    frame = max(shapes, key=lambda sh: (sh[0] * sh[1], sh))
+    frame = max(shapes, key=lambda sh: (int(np.prod(sh)), sh))
     names = sorted(n for n, a in images.items() if a.shape == frame)
     return {n: f"p{k}" for k, n in enumerate(names)}
 

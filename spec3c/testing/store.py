@@ -299,6 +299,27 @@ class StoreContract(ABC):
         assert s.read_images("e1") == {} and s.list_images("e1") == []
         assert s.list_images("e2") == ["sci"]
 
+    def test_stacks_of_frames(self, store: Store) -> None:
+        """SOSS exposures: (nints, ny, nx) cubes, beside a smaller frame; read back whole and re-committed."""
+        if not store.supports_images:
+            pytest.skip("backend without images")
+        rng = np.random.default_rng(3)
+        cubes: dict[str, np.ndarray] = {"sci": rng.normal(size=(5, 70, 530)).astype(np.float32),
+                                        "dq": rng.integers(0, 9, (5, 70, 530)).astype(np.uint32)}
+        small = {"map": rng.normal(size=(70, 530))}
+        store.commit_exposure(make_record("e1"), [], images={**cubes, **small})
+        s = self.reopen(store)
+        got = s.read_images("e1")
+        assert sorted(got) == ["dq", "map", "sci"]
+        for name, value in {**cubes, **small}.items():
+            np.testing.assert_array_equal(got[name], value)
+            assert got[name].shape == value.shape and got[name].dtype == value.dtype
+        np.testing.assert_array_equal(s.read_image("e1", "dq"), cubes["dq"])
+        store.commit_exposure(make_record("e1"), [], images={"sci": cubes["sci"][:2] + 1})
+        s = self.reopen(store)
+        assert s.list_images("e1") == ["sci"]
+        np.testing.assert_array_equal(s.read_images("e1")["sci"], cubes["sci"][:2] + 1)
+
     # -- results --------------------------------------------------------------
     def test_results_round_trip_and_delete(self, store: Store) -> None:
         writer = self.reopen(store, "a")

@@ -289,3 +289,16 @@ def test_step_skips_without_valid_spectra():
     assert outcome.details.rejected == {0: "no valid flux values"}
     with pytest.raises(ValueError, match="exposure times"):
         combine_1d.combine_spectra([x1d(GRID, 1.0)], [], Combine1dParams())
+
+
+def test_output_grid_is_the_same_in_blocks_of_windows(monkeypatch):
+    """_window_stats reduces its windows a block at a time: blocks of any size give the loop's grid."""
+    from spec3c.algorithms import combine1d as module  # noqa: PLC0415
+
+    rng = np.random.default_rng(8)
+    spectra = [make(1.0 + 2e-3 * (np.arange(60) + rng.uniform(0.0, 0.4, 60))) for _ in range(4)]
+    spectra += [make(1.0 + 2e-3 * np.arange(60)) for _ in range(3)]  # identical grids (SOSS integrations)
+    want = loop_grid(spectra)
+    for block in (1, 7, 64, 1 << 20):
+        monkeypatch.setattr(module, "_WINDOW_CHUNK", block)
+        np.testing.assert_array_equal(output_wavelengths(spectra), want)

@@ -50,3 +50,26 @@ def test_kernel_is_zero_beyond_its_pixels_and_the_spline_inside():
     outside = np.abs(pix) > n_pix // 2
     assert outside.any() and (~outside).any()
     np.testing.assert_array_equal(got, expected)
+
+
+@pytest.mark.parametrize("backend", ["tiledb", "hdf5"])
+def test_cube_read_from_stacked_and_from_per_integration_planes(tmp_path, backend):
+    """SOSS cubes are stored as (nints, ny, nx) images; a store written before that layout (one
+    image per plane and integration) gives the same cubes."""
+    from spec3c.modes.soss.process import _cube  # noqa: PLC0415
+    from spec3c.modes.soss.reader import PLANES, plane_name  # noqa: PLC0415
+    from spec3c.store import create_store  # noqa: PLC0415
+    from spec3c.testing.store import make_record  # noqa: PLC0415
+
+    rng = np.random.default_rng(1)
+    cubes = {p: (rng.normal(size=(4, 8, 32)) * 50).astype(dt) for p, dt in PLANES.items()}
+    per_integration = {plane_name(p, i): cubes[p][i] for p in PLANES for i in range(4)}
+    with create_store(tmp_path / "store", backend) as store:
+        store.commit_exposure(make_record("new"), [], images=cubes)
+        store.commit_exposure(make_record("old"), [], images=per_integration)
+        for name in ("new", "old"):
+            got = _cube(store, store.get_exposure(name))
+            assert sorted(got) == sorted(PLANES)
+            for p in PLANES:
+                np.testing.assert_array_equal(got[p], cubes[p])
+                assert got[p].dtype == np.dtype(PLANES[p]) and got[p].shape == (4, 8, 32)

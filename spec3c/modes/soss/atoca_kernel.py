@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
 from numpy.polynomial import Polynomial
 from scipy.interpolate import RectBivariateSpline
 from scipy.sparse import csr_array
@@ -113,11 +114,12 @@ def _compact_kernel(fct: Callable, grid: np.ndarray, i_a: int, i_b: int,
 
 def _trapezoid_weights(grid: np.ndarray, n_rows: int, i_a: int, i_b: int) -> np.ndarray:
     """Trapezoid weight of each kernel node, halves cut at both ends of the kernel."""
-    half = n_rows // 2
-    nodes = np.arange(i_a, i_b)[None, :] + (np.arange(n_rows - 1) - half)[:, None]
-    bad = (nodes < 0) | (nodes >= grid.size - 1)
-    interval = np.where(bad, 0.0, 0.5 * np.diff(grid)[np.where(bad, 0, nodes)])
-    weights = np.zeros((n_rows, i_b - i_a))
+    half, n = n_rows // 2, i_b - i_a
+    # half-interval r of centre c is padded[i_a + c + r] (intervals off the grid 0): a sliding window
+    padded = np.zeros(half + grid.size - 1 + n_rows + n)
+    padded[half:half + grid.size - 1] = 0.5 * np.diff(grid)
+    interval = sliding_window_view(padded, n)[i_a:i_a + n_rows - 1]
+    weights = np.zeros((n_rows, n))
     weights[:-1] += interval
     weights[1:] += interval
     return weights
@@ -138,7 +140,12 @@ def convolution_matrix(kernel: Callable | None, grid: np.ndarray, i_bounds: tupl
         compact = compact * _trapezoid_weights(grid, compact.shape[0], i_a, i_b)
     compact = compact / np.nansum(compact, axis=0)
     half = compact.shape[0] // 2
-    rows = np.broadcast_to(np.arange(i_b - i_a), compact.shape)
-    cols = rows + i_a + (np.arange(compact.shape[0]) - half)[:, None]
+    # CSR built directly, row by row (one per centre), each row's columns ascending: the arrays
+    # scipy makes from these entries as (data, (row, col)) triplets
+    compact_t = compact.T
+    cols = (np.arange(i_b - i_a) + i_a)[:, None] + (np.arange(compact.shape[0]) - half)[None, :]
     keep = (cols >= 0) & (cols < grid.size)
-    return csr_array((compact[keep], (rows[keep], cols[keep])), shape=(i_b - i_a, grid.size))
+    indptr = np.concatenate([[0], np.cumsum(keep.sum(axis=1))])
+    matrix = csr_array((compact_t[keep], cols[keep], indptr), shape=(i_b - i_a, grid.size))
+    matrix.has_canonical_format = True  # columns ascending in each row, no duplicates
+    return matrix

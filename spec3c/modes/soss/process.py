@@ -53,8 +53,11 @@ def _science(store: Store) -> list[ExposureRecord]:
 
 
 def _cube(store: Store, record: ExposureRecord) -> dict[str, np.ndarray]:
-    """The exposure's (nints, ny, nx) SCI/ERR/DQ cubes; each plane read is released once copied."""
+    """The exposure's (nints, ny, nx) SCI/ERR/DQ cubes (from a store of before the stacked layout:
+    its per-integration planes stacked, each released once copied)."""
     images = store.read_images(record.name)
+    if all(p in images for p in PLANES):
+        return {p: images[p] for p in PLANES}
     n = sum(1 for name in images if name.startswith("sci."))
     cube = {}
     for p in PLANES:

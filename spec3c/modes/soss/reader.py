@@ -1,9 +1,11 @@
-"""Ingest of a NIRISS SOSS ``_calints`` file: one image plane per integration.
+"""Ingest of a NIRISS SOSS ``_calints`` file: its SCI, ERR and DQ cubes.
 
-The CubeModel's SCI, ERR and DQ planes are stored per integration as the
-exposure's full-frame images (``sci.00001``, ``err.00001``, ``dq.00001``, ...;
-the store keeps frames of one shape in one tiled array), its INT_TIMES table
-in the exposure's metadata (``int_times``).  The VAR_* planes are not kept:
+The CubeModel's SCI, ERR and DQ planes are stored as the exposure's images
+``sci``, ``err`` and ``dq``, each ``(nints, ny, nx)`` (the TileDB store keeps
+them in one tiled array, a tile per integration); its INT_TIMES table in
+the exposure's metadata (``int_times``).  Stores written before this layout
+hold one image per plane and integration (``sci.00001``, ...), which
+processing still reads.  The VAR_* planes are not kept:
 the reference's SOSS extraction reads ERR only (its FLUX_VAR_* columns are 0).
 
 A calints file is read without a datamodel when it can be: memory-mapped
@@ -36,7 +38,8 @@ _TFORMS = {"J": ">i4", "K": ">i8", "E": ">f4", "D": ">f8"}
 
 
 def plane_name(plane: str, integration: int) -> str:
-    """Image name of a plane of integration ``integration`` (0-based): ``sci.00001`` is the first."""
+    """Image name of a plane of integration ``integration`` (0-based) in stores written before the
+    stacked layout: ``sci.00001`` is the first."""
     return f"{plane}.{integration + 1:05d}"
 
 
@@ -81,13 +84,12 @@ def read_soss_file(path: Path, name: str) -> ScienceFile:
 
 
 def _science_file(path: Path, model_type: str, meta: dict[str, Any], cube: dict[str, Any]) -> ScienceFile:
-    """Checked, one image per plane and integration (native byte order)."""
+    """Checked, one (nints, ny, nx) image per plane (native byte order)."""
     _check(path, model_type, cube, meta.get("meta.instrument.pupil_position"))
     if np.ndim(cube["sci"]) == 2:
         cube = {p: a[None] for p, a in cube.items()}
-    images = {plane_name(p, i): np.ascontiguousarray(cube[p][i], dtype=dt)
-              for p, dt in PLANES.items() for i in range(cube["sci"].shape[0])}
-    if any(np.isinf(images[plane_name("sci", i)]).any() for i in range(cube["sci"].shape[0])):
+    images = {p: np.ascontiguousarray(cube[p], dtype=dt) for p, dt in PLANES.items()}
+    if np.isinf(images["sci"]).any():
         raise InputError(path, "SCI holds infinite values")
     return ScienceFile(model_type, meta, [], images)
 
