@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from soss_runs import orders_scene
 
-from spec3c.modes.soss import atoca
+from spec3c.modes.soss import atoca, atoca_engine
 from spec3c.modes.soss.atoca_engine import Engine, OrderInputs, solve_normal
 from spec3c.modes.soss.atoca_grid import Throughput, adaptive_combined_grid, oversample, pixel_edges
 from spec3c.modes.soss.atoca_kernel import convolution_matrix
@@ -195,3 +195,30 @@ def test_joint_solutions_solved_together_are_those_solved_alone(overlap_scene):
         own = serial.models(np.asarray(data, dtype=np.float64), np.asarray(cube.error(i), dtype=np.float64))
         for order, image in own.items():
             np.testing.assert_array_equal(image, models[i][order])
+
+
+def test_column_ordering_reused_gives_colamds_solutions_bit_for_bit(monkeypatch):
+    """Systems of one pattern reuse the first one's COLAMD order (factored with NATURAL on the
+    reordered matrix): each solution equals a COLAMD factorisation's, bit for bit."""
+    from scipy.sparse import csc_array, diags_array, random_array  # noqa: PLC0415
+    from scipy.sparse.linalg import splu  # noqa: PLC0415
+
+    from spec3c.modes.soss.atoca_engine import ColumnOrdering  # noqa: PLC0415
+
+    rng = np.random.default_rng(6)
+    design = random_array((900, 300), density=0.02, rng=rng) + diags_array(np.ones(300), shape=(900, 300))
+    normal = csc_array(design.T @ design)
+    tikho = csc_array(diags_array([np.full(299, -1.0), np.full(300, 2.0), np.full(299, -1.0)], offsets=[-1, 0, 1]))
+    rhs = rng.normal(size=300)
+    ordering = ColumnOrdering()
+    specs: list[str] = []
+    monkeypatch.setattr(atoca_engine, "splu", lambda a, permc_spec: specs.append(permc_spec) or splu(a, permc_spec=permc_spec))
+    for factor in (1e-3, 1e-1, 10.0, 1e3):
+        matrix = csc_array(normal + factor**2 * tikho)
+        want = splu(matrix, permc_spec="COLAMD").solve(rhs)
+        got = ordering.solve(matrix.copy(), rhs)
+        np.testing.assert_array_equal(got.view(np.int64), want.view(np.int64))
+    assert specs == ["COLAMD", "NATURAL", "NATURAL", "NATURAL"]  # the order computed once
+    other = csc_array(normal + diags_array(np.ones(300)) + csc_array((np.ones(1), ([0], [299])), shape=(300, 300)))
+    np.testing.assert_array_equal(ordering.solve(other.copy(), rhs), splu(other, permc_spec="COLAMD").solve(rhs))
+    assert specs[-1] == "COLAMD"  # another pattern: ordered afresh

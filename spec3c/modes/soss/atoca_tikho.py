@@ -18,7 +18,7 @@ import numpy as np
 from scipy.interpolate import Akima1DInterpolator, UnivariateSpline
 from scipy.sparse import csr_array, hstack
 
-from .atoca_engine import Engine, solve_normal
+from .atoca_engine import ColumnOrdering, Engine, solve_normal
 
 log = logging.getLogger("spec3c.step.extract_1d")
 
@@ -42,10 +42,11 @@ class NormalSystem:
         self.normal = gram(self.b_mat, parallel_map)
         self.t_sq = engine.tikho_sq
         self.rhs = self.b_mat.T @ self.pixels
+        self._ordering = ColumnOrdering()  # every factor's matrix has one pattern: one COLAMD
 
     def test(self, factor: float) -> tuple[float, np.ndarray]:
         """Mean Cauchy loss of the residuals and the solution for ``factor``."""
-        solution = solve_normal(self.normal + factor**2 * self.t_sq, self.rhs)
+        solution = solve_normal(self.normal + factor**2 * self.t_sq, self.rhs, self._ordering)
         filled = np.where(np.isfinite(solution), solution, 0.0)
         resid = self.b_mat @ filled - self.pixels
         with np.errstate(invalid="ignore"):
