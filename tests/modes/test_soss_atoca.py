@@ -181,22 +181,6 @@ def test_models_are_finite_on_the_traces(overlap_scene):
     np.testing.assert_allclose(atoca.other_orders(models[0], 1), np.nan_to_num(models[0][2]))
 
 
-def test_joint_solutions_solved_together_are_those_solved_alone(overlap_scene):
-    """The integrations' joint systems are solved in batches (one LU pass): each column is the
-    one-integration solution bit for bit, and so are the models built from it."""
-    cube, _, models, fitted = overlap_scene
-    fit = fitted.fit()
-    together = fit.joint_fluxes(list(cube.data))
-    for i, data in enumerate(cube.data):
-        alone = fit.joint_fluxes([data])[:, 0]
-        np.testing.assert_array_equal(together[:, i].view(np.int64), alone.view(np.int64))
-    serial = fit.copy()  # integration by integration, each joint system solved on its own
-    for i, data in enumerate(cube.data):
-        own = serial.models(np.asarray(data, dtype=np.float64), np.asarray(cube.error(i), dtype=np.float64))
-        for order, image in own.items():
-            np.testing.assert_array_equal(image, models[i][order])
-
-
 def test_column_ordering_reused_gives_colamds_solutions_bit_for_bit(monkeypatch):
     """Systems of one pattern reuse the first one's COLAMD order (factored with NATURAL on the
     reordered matrix): each solution equals a COLAMD factorisation's, bit for bit."""

@@ -60,8 +60,6 @@ __all__ = ["AtocaFit", "AtocaOrder", "AtocaParams", "SpecKernel", "TraceModels",
 
 #: oversampling of the single-order grids (the reference's fixed value)
 SINGLE_ORDER_OS = 3
-#: integrations whose joint systems are solved together (one pass over the LU factor)
-JOINT_BATCH = 20
 
 
 @dataclass(frozen=True)
@@ -299,42 +297,22 @@ class AtocaFit:
         normal = csr_array(system.normal + self.tikfacs[1] ** 2 * system.t_sq)
         self._solver = splu(csc_array(normal)).solve
 
-    def joint_fluxes(self, images: Sequence[np.ndarray]) -> np.ndarray:
-        """The joint (order 1+2) solutions of several integrations, (n_grid, len(images)).
-
-        The joint system is weighted by the median error, so it depends on the
-        data only: one solve with a right-hand side per integration reads the LU
-        factor once, and gives each column's solution of a one-column solve, bit
-        for bit (SuperLU solves every column alike).
-        """
-        joint = self.joint
-        assert joint is not None and self._b_t is not None and self._solver is not None
-        rhs = np.empty((self._b_t.shape[0], len(images)), order="F")
-        for j, image in enumerate(images):
-            rhs[:, j] = self._b_t @ joint.pixels(np.asarray(image, dtype=np.float64), self.mederr)
-        return np.asarray(self._solver(rhs)).reshape(rhs.shape)
-
-    def models(self, data: np.ndarray, error: np.ndarray,
-               joint_flux: np.ndarray | None = None) -> dict[int, np.ndarray]:
+    def models(self, data: np.ndarray, error: np.ndarray) -> dict[int, np.ndarray]:
         """Model image of each order for one integration (NaN where not modelled).
 
         Parameters
         ----------
         data, error : ndarray, (ny, nx)
             The integration's infilled data and its errors (bad pixels 10x mederr).
-        joint_flux : ndarray, (n_grid,), optional
-            Its joint solution, if already solved (:meth:`joint_fluxes`).
         """
         image_mask = self.masks.update(data, error)
-        return self._model(data, error, image_mask, search=False, joint_flux=joint_flux)
+        return self._model(data, error, image_mask, search=False)
 
     def _model(self, data: np.ndarray, error: np.ndarray, image_mask: np.ndarray,
-               search: bool, joint_flux: np.ndarray | None = None) -> dict[int, np.ndarray]:
+               search: bool) -> dict[int, np.ndarray]:
         trace_masks = self._trace_masks()
         rebuild_mask = np.all(trace_masks, axis=0)
-        if joint_flux is None:
-            joint_flux = self.joint_fluxes([data])[:, 0]
-        models = self._joint_models(joint_flux, rebuild_mask)
+        models = self._joint_models(data, rebuild_mask)
         if self.params.substrip96:
             return {**models, **{o.order: np.full(data.shape, np.nan) for o in self.orders[2:]}}
         for index, order in enumerate(self.orders[1:], start=1):
@@ -343,10 +321,12 @@ class AtocaFit:
             models[order.order] = _merge(models.get(order.order), single)
         return models
 
-    def _joint_models(self, flux: np.ndarray, rebuild_mask: np.ndarray) -> dict[int, np.ndarray]:
-        """Orders 1 and 2 from the joint solution ``flux``, each at its own resolution."""
+    def _joint_models(self, data: np.ndarray, rebuild_mask: np.ndarray) -> dict[int, np.ndarray]:
+        """Orders 1 and 2 from the joint solution, each at its own resolution."""
         joint = self.joint
-        assert joint is not None
+        assert joint is not None and self._b_t is not None and self._solver is not None
+        pixels = joint.pixels(data, self.mederr)
+        flux = self._solver(self._b_t @ pixels)
         models: dict[int, np.ndarray] = {}
         for index, order in enumerate(self.orders[:2]):
             convolved = joint.kernels[index] @ flux
@@ -521,11 +501,8 @@ class TraceModels:
         fit = self.fit().copy()
         for i in range(start):
             fit.masks.update(*self._integration(i))
-        for first in range(start, stop, JOINT_BATCH):
-            last = min(first + JOINT_BATCH, stop)
-            fluxes = fit.joint_fluxes([self._scidata[i] for i in range(first, last)])
-            for i in range(first, last):
-                yield fit.models(*self._integration(i), joint_flux=fluxes[:, i - first])
+        for i in range(start, stop):
+            yield fit.models(*self._integration(i))
 
     def _integration(self, i: int) -> tuple[np.ndarray, np.ndarray]:
         return (np.asarray(self._scidata[i], dtype=np.float64),
