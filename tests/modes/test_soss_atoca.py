@@ -206,3 +206,31 @@ def test_column_ordering_reused_gives_colamds_solutions_bit_for_bit(monkeypatch)
     other = csc_array(normal + diags_array(np.ones(300)) + csc_array((np.ones(1), ([0], [299])), shape=(300, 300)))
     np.testing.assert_array_equal(ordering.solve(other.copy(), rhs), splu(other, permc_spec="COLAMD").solve(rhs))
     assert specs[-1] == "COLAMD"  # another pattern: ordered afresh
+
+
+def test_trace_masks_follow_the_reference_pixel_mask(overlap_scene):
+    """The trace masks are kept between integrations and remade when a bad pixel leaves refmask."""
+    cube, _, _, fitted = overlap_scene
+    fit = fitted.fit().copy()
+    border = np.zeros_like(fit.masks.refmask)
+    border[:, :4] = border[:, -4:] = True  # reference pixels (the scene has none)
+    fit.masks = atoca._Masks(fit.masks.scimask, border, refmask_version=-1)
+
+    def expected():
+        return [~(o.box_weights > 0) | fit.masks.refmask for o in fit.orders]
+
+    kept = fit._trace_masks()
+    np.testing.assert_array_equal(kept[0], expected()[0])
+    data, error = np.array(cube.data[0], dtype=np.float64), np.array(cube.error(0), dtype=np.float64)
+    fit.masks.update(data, error)
+    assert fit._trace_masks() is kept  # nothing new at a reference pixel: the same masks
+    rows, cols = np.nonzero(fit.masks.refmask)
+    data[rows[0], cols[0]] = np.nan  # a reference pixel goes bad: it leaves refmask
+    fit.masks.update(data, error)
+    assert not fit.masks.refmask[rows[0], cols[0]]
+    for got, want in zip(fit._trace_masks(), expected(), strict=True):
+        np.testing.assert_array_equal(got, want)
+    np.testing.assert_array_equal(fit._rebuild_mask(), np.all(expected(), axis=0))
+    other = fitted.fit().copy()  # another copy keeps its own masks
+    np.testing.assert_array_equal(other._trace_masks()[0], ~(other.orders[0].box_weights > 0) | other.masks.refmask)
+    assert not other._trace_masks()[0][:, :4].all()

@@ -147,12 +147,15 @@ class _Masks:
 
     scimask: np.ndarray
     refmask: np.ndarray
+    refmask_version: int = 0  # counts the updates that changed refmask
 
     def update(self, data: np.ndarray, error: np.ndarray) -> np.ndarray:
         """Fold non-finite pixels in (persistently, as jwst); return this image's mask."""
         bad = ~(np.isfinite(data) & np.isfinite(error))
         self.scimask |= bad
-        self.refmask &= ~bad
+        if (self.refmask & bad).any():
+            self.refmask &= ~bad
+            self.refmask_version += 1
         with np.errstate(invalid="ignore"):
             return self.scimask | ~(error > 0)
 
@@ -185,6 +188,7 @@ class AtocaFit:
     _rebuild: dict[int, Engine] = field(default_factory=dict)
     _single: dict[int, _SingleOrderCache] = field(default_factory=dict)
     _map: Mapper = map  # solves the Tikhonov factors of a search round (a thread pool's map)
+    _traces: tuple[int, list[np.ndarray], np.ndarray] | None = None  # refmask version, trace masks, all
 
     @property
     def tikfac(self) -> float:
@@ -224,12 +228,26 @@ class AtocaFit:
     def copy(self) -> AtocaFit:
         """A copy whose masks and single-order caches change independently of this fit's (the fitted
         grid, factors, joint factorisation and rebuild engines are shared, read only)."""
-        return replace(self, masks=_Masks(self.masks.scimask.copy(), self.masks.refmask.copy()),
+        return replace(self, masks=_Masks(self.masks.scimask.copy(), self.masks.refmask.copy(),
+                                          self.masks.refmask_version),
                        tikfacs=dict(self.tikfacs), _rebuild=dict(self._rebuild),
                        _single={k: replace(v) for k, v in self._single.items()})
 
     def _trace_masks(self) -> list[np.ndarray]:
-        return [~(o.box_weights > 0) | self.masks.refmask for o in self.orders]
+        """Each order's trace mask (outside its box, or a reference pixel), as the last refmask
+        gave them: remade only when refmask changed (read only)."""
+        return self._trace_state()[1]
+
+    def _rebuild_mask(self) -> np.ndarray:
+        """Pixels outside every order's trace (read only)."""
+        return self._trace_state()[2]
+
+    def _trace_state(self) -> tuple[int, list[np.ndarray], np.ndarray]:
+        version = self.masks.refmask_version
+        if self._traces is None or self._traces[0] != version:
+            masks = [~(o.box_weights > 0) | self.masks.refmask for o in self.orders]
+            self._traces = (version, masks, np.all(masks, axis=0))
+        return self._traces
 
     def _fit_typical(self, typical: np.ndarray) -> None:
         image_mask = self.masks.update(typical, self.mederr)
@@ -310,8 +328,7 @@ class AtocaFit:
 
     def _model(self, data: np.ndarray, error: np.ndarray, image_mask: np.ndarray,
                search: bool) -> dict[int, np.ndarray]:
-        trace_masks = self._trace_masks()
-        rebuild_mask = np.all(trace_masks, axis=0)
+        trace_masks, rebuild_mask = self._trace_masks(), self._rebuild_mask()
         models = self._joint_models(data, rebuild_mask)
         if self.params.substrip96:
             return {**models, **{o.order: np.full(data.shape, np.nan) for o in self.orders[2:]}}
