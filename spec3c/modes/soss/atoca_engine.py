@@ -64,20 +64,22 @@ class ColumnOrdering:
     """
 
     def __init__(self) -> None:
-        self._known: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None  # indptr, indices, order
+        # indptr, indices, the order and its inverse (the column of the original at each position)
+        self._known: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None = None
 
     def solve(self, sub: csc_array, rhs: np.ndarray) -> np.ndarray:
         """``sub x = rhs`` by SuperLU's LU with COLAMD ordering (RuntimeError if singular)."""
         sub.sort_indices()  # as splu does: the pattern compared in canonical form
         known = self._known
         if known is not None and np.array_equal(known[0], sub.indptr) and np.array_equal(known[1], sub.indices):
-            order = known[2]
-            inverse = np.empty_like(order)
-            inverse[order] = np.arange(order.size)
+            order, inverse = known[2], known[3]
             solution = splu(csc_array(sub[:, inverse]), permc_spec="NATURAL").solve(rhs)
             return solution[order]
         lu = splu(sub, permc_spec="COLAMD")
-        self._known = (sub.indptr.copy(), sub.indices.copy(), lu.perm_c.copy())
+        order = lu.perm_c.copy()
+        inverse = np.empty_like(order)
+        inverse[order] = np.arange(order.size)
+        self._known = (sub.indptr.copy(), sub.indices.copy(), order, inverse)
         return lu.solve(rhs)
 
 
@@ -315,12 +317,15 @@ class Engine:
 
     def design(self, error: np.ndarray | None = None) -> csr_array:
         """B: (n_valid_pixels, n_k) model matrix, each pixel row divided by its error."""
-        valid = ~self.mask
-        err = np.ones(int(valid.sum())) if error is None else error[valid]
-        total = csr_array((int(valid.sum()), self.wave_grid.size))
+        total = csr_array((int((~self.mask).sum()), self.wave_grid.size))
         for i, right in enumerate(self._right):
-            total = total + diags_array(self.profiles[i][valid] / err) @ right
+            total = total + diags_array(self._row_scale(i, error)) @ right
         return csr_array(total)
+
+    def _row_scale(self, i: int, error: np.ndarray | None) -> np.ndarray:
+        """Order i's profile over the error (1 if None) at each modelled pixel: B's row scale."""
+        valid = ~self.mask
+        return self.profiles[i][valid] / (np.ones(int(valid.sum())) if error is None else error[valid])
 
     def pixels(self, image: np.ndarray, error: np.ndarray) -> np.ndarray:
         """The modelled pixels of ``image / error`` as a vector."""
@@ -344,8 +349,7 @@ class Engine:
             return b_mat.T @ b_mat, b_mat.T @ pixels
         if self._scaled is None:
             self._scaled = ScaledNormalEquations(self._right[0])
-        valid = ~self.mask
-        return self._scaled(self.profiles[0][valid] / error[valid], pixels)
+        return self._scaled(self._row_scale(0, error), pixels)
 
     @property
     def tikho_sq(self) -> csr_array:
