@@ -23,3 +23,24 @@ def normal_equations(
     out_data: npt.NDArray[np.float64],
     rhs: npt.NDArray[np.float64],
 ) -> int: ...
+
+def gram(
+    t_indptr: npt.NDArray[np.int64],
+    t_indices: npt.NDArray[np.int64],
+    t_data: npt.NDArray[np.float64],
+    b_indptr: npt.NDArray[np.int64],
+    b_indices: npt.NDArray[np.int64],
+    b_data: npt.NDArray[np.float64],
+    workers: int,
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64], npt.NDArray[np.float64]]: ...
+
+def product(
+    a_indptr: npt.NDArray[np.int64],
+    a_indices: npt.NDArray[np.int64],
+    a_data: npt.NDArray[np.float64],
+    b_indptr: npt.NDArray[np.int64],
+    b_indices: npt.NDArray[np.int64],
+    b_data: npt.NDArray[np.float64],
+    n_cols: int,
+    workers: int,
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64], npt.NDArray[np.float64]]: ...

@@ -11,7 +11,13 @@ of ``B``, the terms and order scipy.sparse uses for ``B.T @ B`` and
 values are scipy's bit for bit.
 """
 
+from cython.parallel cimport prange, threadid
 from libc.stdint cimport int64_t
+from libc.stdlib cimport calloc, free, malloc, qsort
+
+import numpy as np
+
+from ._shared cimport resolve_threads
 
 
 def normal_equations(const int64_t[::1] t_indptr, const int64_t[::1] t_indices, const double[::1] t_data,
@@ -54,3 +60,275 @@ def normal_equations(const int64_t[::1] t_indptr, const int64_t[::1] t_indices, 
                 sums[p] = 0.0
             out_indptr[a + 1] = nnz
     return nnz
+
+
+# -- B'B of one matrix: the upper triangle in parallel, mirrored ----------------------------------
+
+cdef int _ascending(const void* x, const void* y) noexcept nogil:
+    cdef int64_t a = (<const int64_t*>x)[0]
+    cdef int64_t b = (<const int64_t*>y)[0]
+    return (a > b) - (a < b)
+
+
+cdef struct _Matrices:
+    const int64_t* t_indptr    # B' in CSR: each row's columns (B's rows) ascending
+    const int64_t* t_indices
+    const double* t_data
+    const int64_t* b_indptr    # B in CSR
+    const int64_t* b_indices
+    const double* b_data
+    int64_t** row_indices      # out: row a's kept columns >= a, sorted (malloc'd)
+    double** row_data
+    int64_t* row_count
+
+
+cdef int _upper_row(_Matrices* m, Py_ssize_t a, double* sums, int64_t* mark, int64_t* touched) noexcept nogil:
+    """Row ``a`` of B'B from column ``a`` on, where the sum is not 0; -1 if out of memory."""
+    cdef Py_ssize_t jj, kk, p, k, n_touched = 0, n_kept = 0
+    cdef double v
+    cdef int64_t* kept_indices
+    cdef double* kept_data
+    for jj in range(m.t_indptr[a], m.t_indptr[a + 1]):  # the rows p holding column a, ascending
+        p = m.t_indices[jj]
+        v = m.t_data[jj]
+        for kk in range(m.b_indptr[p], m.b_indptr[p + 1]):
+            k = m.b_indices[kk]
+            if k < a:
+                continue
+            if mark[k] != a:
+                mark[k] = a
+                sums[k] = 0.0
+                touched[n_touched] = k
+                n_touched += 1
+            sums[k] += v * m.b_data[kk]
+    qsort(touched, n_touched, sizeof(int64_t), _ascending)
+    for jj in range(n_touched):
+        n_kept += sums[touched[jj]] != 0.0
+    kept_indices = <int64_t*>malloc((n_kept + 1) * sizeof(int64_t))
+    kept_data = <double*>malloc((n_kept + 1) * sizeof(double))
+    if kept_indices == NULL or kept_data == NULL:
+        free(kept_indices)
+        free(kept_data)
+        return -1
+    n_kept = 0
+    for jj in range(n_touched):
+        k = touched[jj]
+        if sums[k] != 0.0:
+            kept_indices[n_kept] = k
+            kept_data[n_kept] = sums[k]
+            n_kept += 1
+    m.row_indices[a], m.row_data[a], m.row_count[a] = kept_indices, kept_data, n_kept
+    return 0
+
+
+cdef void _mirror(_Matrices* m, Py_ssize_t n, int64_t* indptr, int64_t* indices, double* data) noexcept nogil:
+    """The full symmetric CSR from the upper rows: row r is (k, r) for k < r, then row r's own."""
+    cdef Py_ssize_t a, j, k
+    for a in range(n + 1):
+        indptr[a] = 0
+    for a in range(n):
+        indptr[a + 1] += m.row_count[a]
+        for j in range(m.row_count[a]):
+            k = m.row_indices[a][j]
+            if k > a:
+                indptr[k + 1] += 1
+    for a in range(n):
+        indptr[a + 1] += indptr[a]
+    for a in range(n):  # rows a ascending: each row's lower entries arrive in column order
+        for j in range(m.row_count[a]):
+            k = m.row_indices[a][j]
+            if k > a:
+                indices[indptr[k]] = a
+                data[indptr[k]] = m.row_data[a][j]
+                indptr[k] += 1
+        for j in range(m.row_count[a]):
+            indices[indptr[a]] = m.row_indices[a][j]
+            data[indptr[a]] = m.row_data[a][j]
+            indptr[a] += 1
+    for a in range(n, 0, -1):  # each indptr[r] now marks the end of row r: shift back
+        indptr[a] = indptr[a - 1]
+    indptr[0] = 0
+
+
+def gram(const int64_t[::1] t_indptr, const int64_t[::1] t_indices, const double[::1] t_data,
+         const int64_t[::1] b_indptr, const int64_t[::1] b_indices, const double[::1] b_data, int workers):
+    """``B'B`` in canonical CSR: ``(indptr, indices, data)``.
+
+    ``b_*``: B in CSR; ``t_*``: B' in CSR, each row's columns (B's rows)
+    ascending; both non-empty.  Entry (a, k) sums
+    ``B[p, a] * B[p, k]`` over the p storing both, ascending, as scipy's
+    ``csr_matmat`` does for ``B.T @ B``, and is kept where the sum is not 0
+    (as scipy keeps it).  (k, a) has the same terms in the same order, so
+    only the upper triangle is summed, its rows in ``workers`` OpenMP threads
+    (0: the OpenMP default), and mirrored.
+    """
+    cdef Py_ssize_t n = t_indptr.shape[0] - 1
+    cdef Py_ssize_t a, width = n + 1
+    cdef int nthreads = resolve_threads(workers)
+    cdef int failed = 0, tid
+    cdef _Matrices m
+    cdef double* sums = <double*>malloc(nthreads * width * sizeof(double))
+    cdef int64_t* mark = <int64_t*>malloc(nthreads * width * sizeof(int64_t))
+    cdef int64_t* touched = <int64_t*>malloc(nthreads * width * sizeof(int64_t))
+    m.row_indices = <int64_t**>malloc(width * sizeof(int64_t*))
+    m.row_data = <double**>malloc(width * sizeof(double*))
+    m.row_count = <int64_t*>malloc(width * sizeof(int64_t))
+    if m.row_indices != NULL and m.row_data != NULL:
+        for a in range(width):
+            m.row_indices[a], m.row_data[a] = NULL, NULL
+    try:
+        if not (sums and mark and touched and m.row_indices and m.row_data and m.row_count):
+            raise MemoryError("gram: could not allocate scratch")
+        m.t_indptr, m.t_indices, m.t_data = &t_indptr[0], &t_indices[0], &t_data[0]
+        m.b_indptr, m.b_indices, m.b_data = &b_indptr[0], &b_indices[0], &b_data[0]
+        for a in range(width):
+            m.row_count[a] = 0
+        for a in range(nthreads * width):
+            mark[a] = -1
+        for a in prange(n, nogil=True, num_threads=nthreads, schedule="dynamic", chunksize=8):
+            tid = threadid()
+            failed += _upper_row(&m, a, sums + tid * width, mark + tid * width, touched + tid * width) != 0
+        if failed:
+            raise MemoryError("gram: could not allocate a row")
+        total = 0
+        for a in range(n):
+            total += 2 * m.row_count[a]
+        indptr = np.empty(n + 1, dtype=np.int64)
+        indices = np.empty(total, dtype=np.int64)  # at most: the diagonal is counted twice
+        data = np.empty(total, dtype=np.float64)
+        _mirror_into(&m, n, indptr, indices, data)
+        return indptr, indices[:indptr[n]], data[:indptr[n]]
+    finally:
+        if m.row_indices != NULL and m.row_data != NULL:
+            for a in range(width):
+                free(m.row_indices[a])
+                free(m.row_data[a])
+        free(m.row_indices)
+        free(m.row_data)
+        free(m.row_count)
+        free(sums)
+        free(mark)
+        free(touched)
+
+
+cdef void _mirror_into(_Matrices* m, Py_ssize_t n, int64_t[::1] indptr, int64_t[::1] indices,
+                       double[::1] data) noexcept:
+    with nogil:
+        _mirror(m, n, &indptr[0], &indices[0] if indices.shape[0] else NULL,
+                &data[0] if data.shape[0] else NULL)
+
+
+# -- A @ B as scipy's csr_matmat makes it, rows in parallel ---------------------------------------
+
+cdef struct _Product:
+    const int64_t* a_indptr
+    const int64_t* a_indices
+    const double* a_data
+    const int64_t* b_indptr
+    const int64_t* b_indices
+    const double* b_data
+    int64_t** row_indices      # out: row i's kept columns, in scipy's order (malloc'd)
+    double** row_data
+    int64_t* row_count
+
+
+cdef int _product_row(_Product* m, Py_ssize_t i, double* sums, int64_t* nxt) noexcept nogil:
+    """Row ``i`` of A @ B in csr_matmat's order (the columns last touched first first); -1 if out
+    of memory.  ``nxt`` is -1 everywhere on entry and on return, ``sums`` 0."""
+    cdef Py_ssize_t jj, kk, j, k, length = 0, n_kept = 0, head = -2, temp
+    cdef double v
+    cdef int64_t* kept_indices
+    cdef double* kept_data
+    for jj in range(m.a_indptr[i], m.a_indptr[i + 1]):
+        j = m.a_indices[jj]
+        v = m.a_data[jj]
+        for kk in range(m.b_indptr[j], m.b_indptr[j + 1]):
+            k = m.b_indices[kk]
+            sums[k] += v * m.b_data[kk]
+            if nxt[k] == -1:
+                nxt[k] = head
+                head = k
+                length += 1
+    kept_indices = <int64_t*>malloc((length + 1) * sizeof(int64_t))
+    kept_data = <double*>malloc((length + 1) * sizeof(double))
+    for jj in range(length):
+        if sums[head] != 0.0 and kept_indices != NULL and kept_data != NULL:
+            kept_indices[n_kept] = head
+            kept_data[n_kept] = sums[head]
+            n_kept += 1
+        temp = head
+        head = nxt[head]
+        nxt[temp] = -1
+        sums[temp] = 0.0
+    if kept_indices == NULL or kept_data == NULL:
+        free(kept_indices)
+        free(kept_data)
+        return -1
+    m.row_indices[i], m.row_data[i], m.row_count[i] = kept_indices, kept_data, n_kept
+    return 0
+
+
+def product(const int64_t[::1] a_indptr, const int64_t[::1] a_indices, const double[::1] a_data,
+            const int64_t[::1] b_indptr, const int64_t[::1] b_indices, const double[::1] b_data,
+            Py_ssize_t n_cols, int workers):
+    """``A @ B`` of CSR matrices as scipy's ``csr_matmat`` makes it: ``(indptr, indices, data)``.
+
+    Each entry sums ``A[i, j] * B[j, k]`` over row i's stored entries in their
+    stored order, is kept where the sum is not 0, and each row lists its columns
+    in scipy's order (the column first touched last comes first): the arrays are
+    scipy's, element for element.  Rows run in ``workers`` OpenMP threads (0:
+    the OpenMP default).  ``n_cols``: B's column count.
+    """
+    cdef Py_ssize_t n = a_indptr.shape[0] - 1
+    cdef Py_ssize_t i, width = n_cols + 1, pos = 0, j
+    cdef int nthreads = resolve_threads(workers)
+    cdef int failed = 0, tid
+    cdef _Product m
+    cdef double* sums = <double*>calloc(nthreads * width, sizeof(double))
+    cdef int64_t* nxt = <int64_t*>malloc(nthreads * width * sizeof(int64_t))
+    m.row_indices = <int64_t**>calloc(n + 1, sizeof(int64_t*))
+    m.row_data = <double**>calloc(n + 1, sizeof(double*))
+    m.row_count = <int64_t*>calloc(n + 1, sizeof(int64_t))
+    try:
+        if not (sums and nxt and m.row_indices and m.row_data and m.row_count):
+            raise MemoryError("product: could not allocate scratch")
+        m.a_indptr, m.a_indices, m.a_data = &a_indptr[0], &a_indices[0], &a_data[0]
+        m.b_indptr, m.b_indices, m.b_data = &b_indptr[0], &b_indices[0], &b_data[0]
+        for i in range(nthreads * width):
+            nxt[i] = -1
+        for i in prange(n, nogil=True, num_threads=nthreads, schedule="dynamic", chunksize=64):
+            tid = threadid()
+            failed += _product_row(&m, i, sums + tid * width, nxt + tid * width) != 0
+        if failed:
+            raise MemoryError("product: could not allocate a row")
+        indptr_arr = np.empty(n + 1, dtype=np.int64)
+        total = 0
+        for i in range(n):
+            total += m.row_count[i]
+        indices_arr = np.empty(total, dtype=np.int64)
+        data_arr = np.empty(total, dtype=np.float64)
+        _concatenate(m.row_indices, m.row_data, m.row_count, n, indptr_arr, indices_arr, data_arr)
+        return indptr_arr, indices_arr, data_arr
+    finally:
+        if m.row_indices != NULL and m.row_data != NULL:
+            for i in range(n):
+                free(m.row_indices[i])
+                free(m.row_data[i])
+        free(m.row_indices)
+        free(m.row_data)
+        free(m.row_count)
+        free(sums)
+        free(nxt)
+
+
+cdef void _concatenate(int64_t** row_indices, double** row_data, const int64_t* row_count, Py_ssize_t n,
+                       int64_t[::1] indptr, int64_t[::1] indices, double[::1] data) noexcept:
+    cdef Py_ssize_t i, j, pos = 0
+    with nogil:
+        indptr[0] = 0
+        for i in range(n):
+            for j in range(row_count[i]):
+                indices[pos] = row_indices[i][j]
+                data[pos] = row_data[i][j]
+                pos += 1
+            indptr[i + 1] = pos

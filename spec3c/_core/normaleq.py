@@ -1,4 +1,4 @@
-"""Normal equations of a row-scaled sparse matrix, for many scalings (ALGORITHMS.md §12, SOSS ATOCA).
+"""Normal equations of sparse matrices, as scipy sums them (ALGORITHMS.md §12, SOSS ATOCA).
 
 Public tier over :mod:`spec3c._core._normaleq`.  ATOCA solves ``B'B f = B'x``
 once per integration with ``B = diag(profile / error) R``: the matrix ``R``
@@ -7,7 +7,10 @@ is fixed, only the row scale changes.  scipy rebuilds ``B`` and multiplies
 orientations and the pattern of ``R'R``, and fills the values in one pass.
 The result has the entries, values and sums of scipy's ``B.T @ B`` and
 ``B.T @ x`` bit for bit (zero products skipped, zero sums dropped), in
-canonical (sorted) CSR.
+canonical (sorted) CSR.  :func:`gram` is ``B.T @ B`` of one matrix, bit for
+bit, summed in OpenMP threads over half of it (it is symmetric), and
+:func:`product` is scipy's ``A @ B`` of CSR matrices, array for array, its
+rows in OpenMP threads.
 """
 
 from __future__ import annotations
@@ -16,8 +19,9 @@ import numpy as np
 from scipy.sparse import csr_array
 
 from . import _normaleq
+from ._validate import check_workers
 
-__all__ = ["ScaledNormalEquations"]
+__all__ = ["ScaledNormalEquations", "gram", "product"]
 
 _I64 = np.dtype(np.int64)
 _F64 = np.dtype(np.float64)
@@ -78,3 +82,55 @@ class ScaledNormalEquations:
         normal = csr_array((data[:nnz], indices[:nnz], indptr), shape=(n_cols, n_cols))
         normal.has_canonical_format = True  # sorted, no duplicates: the pattern's order
         return normal, rhs
+
+
+def gram(matrix: object, workers: int = 0) -> csr_array:
+    """``B'B`` of a sparse ``B`` (n_rows, n_cols), with the entries, values and sums of scipy's
+    ``B.T @ B`` bit for bit (every product of stored entries, rows ascending; zero sums
+    dropped), in canonical CSR.
+
+    Parameters
+    ----------
+    matrix : sparse array (n_rows, n_cols)
+        ``B``, any scipy sparse format, without duplicate entries (as in :class:`ScaledNormalEquations`).
+    workers : int
+        OpenMP threads (0: OpenMP's default, ``OMP_NUM_THREADS`` or all cores).  The values do not
+        depend on it.
+    """
+    workers = check_workers(workers)
+    b = csr_array(matrix, dtype=_F64)  # rows in any column order: each product is taken as stored
+    n_cols = b.shape[1]
+    if b.nnz == 0 or n_cols == 0:
+        return csr_array((n_cols, n_cols), dtype=_F64)
+    t = b.T.tocsr()  # B' by rows, each row's columns (B's rows) ascending, as the conversion lists them
+    indptr, indices, data = _normaleq.gram(*_csr_parts(t), *_csr_parts(b), workers)
+    normal = csr_array((data, indices, indptr), shape=(n_cols, n_cols))
+    normal.has_canonical_format = True
+    return normal
+
+
+def product(left: csr_array, right: object, workers: int = 0) -> csr_array:
+    """scipy's ``left @ right`` (CSR ``left``): the same ``indptr``, ``indices`` (each row's columns in
+    scipy's unsorted order) and ``data`` bit for bit, as scipy's ``csr_matmat`` sums and lists them.
+
+    Parameters
+    ----------
+    left : csr_array (n_rows, n_inner)
+    right : sparse array (n_inner, n_cols)
+        Converted to CSR as scipy converts it.
+    workers : int
+        OpenMP threads (0: OpenMP's default).  The result does not depend on it.
+    """
+    workers = check_workers(workers)
+    if not isinstance(left, csr_array):
+        raise TypeError(f"product: left must be a csr_array, got {type(left).__name__}")
+    right_csr = csr_array(right)
+    if left.shape[1] != right_csr.shape[0]:
+        raise ValueError(f"product: shapes {left.shape} and {right_csr.shape} do not align")
+    shape = (left.shape[0], right_csr.shape[1])
+    if left.nnz == 0 or right_csr.nnz == 0:
+        return csr_array(shape, dtype=np.result_type(left.dtype, right_csr.dtype))
+    if left.dtype != _F64 or right_csr.dtype != _F64:
+        raise TypeError("product: float64 matrices only")
+    indptr, indices, data = _normaleq.product(*_csr_parts(left), *_csr_parts(right_csr), shape[1], workers)
+    return csr_array((data, indices, indptr), shape=shape)

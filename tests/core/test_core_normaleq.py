@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from scipy.sparse import csr_array, diags_array, random_array
 
-from spec3c._core.normaleq import ScaledNormalEquations
+from spec3c._core.normaleq import ScaledNormalEquations, gram, product
 
 
 def _scipy(matrix: csr_array, scale: np.ndarray, pixels: np.ndarray) -> tuple[csr_array, np.ndarray]:
@@ -84,3 +84,98 @@ def test_wrong_lengths_are_named():
         equations(np.ones(3), np.ones(4))
     with pytest.raises(ValueError, match=r"pixels must have shape \(4,\)"):
         equations(np.ones(4), np.ones((4, 1)))
+
+
+# -- gram: B'B of one matrix ----------------------------------------------------------------------
+
+def _scipy_gram(matrix: csr_array) -> csr_array:
+    normal = csr_array(matrix.T @ matrix)
+    normal.sort_indices()
+    return normal
+
+
+def _assert_same_matrix(got: csr_array, want: csr_array) -> None:
+    assert got.has_canonical_format
+    np.testing.assert_array_equal(got.indptr, want.indptr)
+    np.testing.assert_array_equal(got.indices, want.indices)
+    np.testing.assert_array_equal(_bits(got.data), _bits(want.data))
+
+
+@pytest.mark.parametrize("workers", [1, 2, 3])
+@pytest.mark.parametrize("seed", [0, 1])
+def test_gram_is_scipys_product_bit_for_bit(seed, workers):
+    rng = np.random.default_rng(seed)
+    matrix = _banded(rng, 2000, 300)  # stored zeros, an all-zero row
+    wide = csr_array(random_array((2000, 300), density=0.02, rng=rng))  # rows far apart: joint orders
+    matrix = csr_array(matrix + wide)
+    matrix.data[rng.random(matrix.nnz) < 0.01] = 0.0
+    _assert_same_matrix(gram(matrix, workers), _scipy_gram(matrix))
+
+
+def test_gram_keeps_nan_and_inf_products_and_drops_cancelled_sums():
+    rows = [0, 0, 1, 1, 2, 2, 2, 3, 3]
+    cols = [0, 1, 0, 1, 1, 2, 3, 2, 3]
+    vals = [1.0, 1.0, 1.0, -1.0, 2.0, np.inf, 0.0, 3.0, np.nan]  # (2, 3): a stored zero beside inf
+    matrix = csr_array((vals, (rows, cols)), shape=(4, 4))
+    assert matrix.nnz == 9
+    with np.errstate(invalid="ignore"):
+        want = _scipy_gram(matrix)
+    got = gram(matrix, 2)
+    assert (0, 1) not in set(zip(*got.nonzero(), strict=True))  # 1 - 1 = 0: dropped, as scipy drops it
+    assert np.isnan(got[2, 3])  # inf * 0 + 3 * nan
+    _assert_same_matrix(got, want)
+
+
+def test_gram_of_unsorted_empty_and_other_formats():
+    rng = np.random.default_rng(9)
+    dense = random_array((400, 60), density=0.05, rng=rng).toarray()
+    dense[:, 7] = 0.0  # an empty column
+    matrix = csr_array(dense)
+    reordered = matrix.copy()
+    for r in range(matrix.shape[0]):  # each row listed backwards, as scipy's products list them
+        a, b = matrix.indptr[r], matrix.indptr[r + 1]
+        reordered.indices[a:b] = matrix.indices[a:b][::-1]
+        reordered.data[a:b] = matrix.data[a:b][::-1]
+    reordered.has_sorted_indices = False
+    want = _scipy_gram(matrix)
+    _assert_same_matrix(gram(reordered, 2), want)
+    _assert_same_matrix(gram(matrix.tocsc(), 1), want)
+    assert gram(csr_array((5, 4)), 2).shape == (4, 4)
+    assert gram(csr_array((5, 4)), 2).nnz == 0
+
+
+def test_gram_rejects_negative_workers():
+    with pytest.raises(ValueError):
+        gram(csr_array(np.eye(3)), -1)
+
+
+# -- product: scipy's A @ B, array for array -------------------------------------------------------
+
+def _assert_same_arrays(got: csr_array, want: csr_array) -> None:
+    np.testing.assert_array_equal(got.indptr, want.indptr)
+    np.testing.assert_array_equal(got.indices, want.indices)  # scipy's unsorted order too
+    np.testing.assert_array_equal(_bits(got.data), _bits(want.data))
+
+
+@pytest.mark.parametrize("workers", [1, 2, 3])
+def test_product_is_scipys_arrays_bit_for_bit(workers):
+    rng = np.random.default_rng(workers)
+    weights = _banded(rng, 1500, 200)  # stored zeros, an all-zero row
+    kernel = csr_array(random_array((200, 260), density=0.1, rng=rng))
+    kernel.data[rng.random(kernel.nnz) < 0.02] = np.nan
+    scaled = diags_array(rng.uniform(0.5, 2.0, 200)) @ kernel  # rows in scipy's product order
+    for right in (kernel, scaled, scaled.tocsc()):
+        with np.errstate(invalid="ignore"):
+            want = weights @ right
+        _assert_same_arrays(product(weights, right, workers), csr_array(want))
+
+
+def test_product_of_unsorted_rows_cancellations_and_empty():
+    left = csr_array((np.array([1.0, 1.0, 2.0]), np.array([1, 0, 0]), np.array([0, 2, 3])), shape=(2, 2))
+    right = csr_array(np.array([[1.0, 2.0, 0.0], [-1.0, 0.0, 3.0]]))
+    _assert_same_arrays(product(left, right, 2), csr_array(left @ right))  # (0, 0): 1 - 1, dropped
+    assert product(left, csr_array((2, 3)), 1).nnz == 0
+    with pytest.raises(ValueError, match="align"):
+        product(left, csr_array((3, 3)), 1)
+    with pytest.raises(TypeError, match="csr_array"):
+        product(left.tocsc(), right, 1)

@@ -7,6 +7,7 @@ import warnings
 import numpy as np
 import pytest
 
+from spec3c.modes.soss import atoca_kernel
 from spec3c.modes.soss.atoca_kernel import ResolutionKernel
 from spec3c.modes.soss.box import median_over_time
 
@@ -25,6 +26,45 @@ def test_median_over_time_is_nanmedian(nints):
     got = median_over_time(cube)
     assert got.dtype == expected.dtype
     np.testing.assert_array_equal(got, expected)
+
+
+def _widened_one_offset_at_a_time(fct, grid, i_a, i_b, thresh):
+    """The reference's widening loop: one offset per call, rows [left_h .. centre .. right_h]."""
+    centres = np.arange(i_a, i_b)
+
+    def wing(offset):
+        nodes = centres + offset
+        inside = (nodes >= 0) & (nodes < grid.size)
+        out = np.zeros(centres.size)
+        out[inside] = fct(grid[nodes[inside]], grid[centres[inside]])
+        return out
+
+    rows, half = [fct(grid, grid)[i_a:i_b]], 0
+    while True:
+        half += 1
+        left, right = wing(-half), wing(half)
+        if (left < thresh).all() and (right < thresh).all():
+            return np.vstack(rows)
+        left[left < thresh] = 0.0
+        right[right < thresh] = 0.0
+        rows = [left, *rows, right]
+
+
+@pytest.mark.parametrize("width", [0.004, 0.02, 0.05])
+@pytest.mark.parametrize("batch", [1, 5, 32])
+def test_kernel_widened_in_batches_of_offsets_is_widened_one_at_a_time(monkeypatch, width, batch):
+    """Wings evaluated a batch of offsets per call: the same rows, bit for bit, stopping at the same
+    width (kernels narrower and wider than a batch, and one reaching the grid's end)."""
+    grid = np.cumsum(np.random.default_rng(4).uniform(0.0005, 0.0015, 400)) + 1.0
+
+    def fct(wave, wave_c):
+        return np.exp(-0.5 * ((wave - wave_c) / (width * wave_c)) ** 2)
+
+    monkeypatch.setattr(atoca_kernel, "_OFFSET_BATCH", batch)
+    expected = _widened_one_offset_at_a_time(fct, grid, 20, 380, 1e-5)
+    got = atoca_kernel._compact_kernel(fct, grid, 20, 380, 1e-5)
+    assert got.shape == expected.shape
+    np.testing.assert_array_equal(got.view(np.int64), expected.view(np.int64))
 
 
 def test_kernel_is_zero_beyond_its_pixels_and_the_spline_inside():

@@ -18,7 +18,6 @@ import numpy as np
 import pytest
 from astropy.io import fits
 from scipy.sparse import csr_array
-from scipy.sparse import random as sparse_random
 from soss_runs import orders_scene
 from stdatamodels.jwst import datamodels as dm
 
@@ -27,7 +26,6 @@ from spec3c.ingest.asdftree import NotFast
 from spec3c.modes.soss import atoca
 from spec3c.modes.soss import reader as soss_reader
 from spec3c.modes.soss.atoca_engine import solve_normal
-from spec3c.modes.soss.atoca_tikho import gram
 from spec3c.simulate import SimOptions, simulate
 from spec3c.simulate.niriss import soss as sim
 
@@ -78,18 +76,6 @@ def test_copies_of_a_fit_leave_it_unchanged(time_series):
     copy.masks.update(*models._integration(0))
     assert all(copy.masks.scimask[row, col] for row, col in nan_pixels)
     np.testing.assert_array_equal(fit.masks.scimask, before)
-
-
-def test_gram_in_column_blocks_is_the_product():
-    b_mat = csr_array(sparse_random(3000, 700, density=0.01, random_state=2, format="csr"))
-    expected = csr_array(b_mat.T @ b_mat).tocsc()
-    with ThreadPoolExecutor(2) as pool:
-        got = gram(b_mat, pool.map, parts=3).tocsc()
-    expected.sort_indices()
-    got.sort_indices()
-    np.testing.assert_array_equal(got.indptr, expected.indptr)
-    np.testing.assert_array_equal(got.indices, expected.indices)
-    np.testing.assert_array_equal(got.data, expected.data)
 
 
 def test_singular_normal_equations_fall_back_to_least_squares():

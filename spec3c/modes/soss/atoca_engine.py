@@ -18,7 +18,7 @@ import numpy as np
 from scipy.sparse import csc_array, csr_array, diags_array
 from scipy.sparse.linalg import lsqr, splu
 
-from ..._core.normaleq import ScaledNormalEquations
+from ..._core.normaleq import ScaledNormalEquations, product
 from .atoca_grid import first_derivative, pixel_edges
 from .atoca_kernel import convolution_matrix
 
@@ -246,6 +246,8 @@ class Engine:
         self.i_bounds = self._grid_bounds()
         self.throughput = np.array([o.throughput(self.wave_grid) for o in orders])
         self.mask, self.mask_ord = self._masks(trace_masks, global_mask)
+        # a parallel map: the orders in its threads, each one's product in OpenMP's default threads too
+        self._product_threads = 1 if parallel_map is map else 0
         matrices = list(parallel_map(self._order_matrices, range(len(orders)), [o.kernel for o in orders]))
         self.kernels = [kernel for kernel, _, _ in matrices]
         self.weights = [weights for _, weights, _ in matrices]
@@ -309,7 +311,7 @@ class Engine:
         weights = self._weights(i)
         a, b = self.i_bounds[i]
         scale = (self.throughput[i] * self.wave_grid)[a:b]
-        return kernel_matrix, weights, csr_array(weights @ (diags_array(scale) @ kernel_matrix))
+        return kernel_matrix, weights, product(weights, diags_array(scale) @ kernel_matrix, self._product_threads)
 
     def wave_grid_c(self, i: int) -> np.ndarray:
         """The grid points of order i's convolved range."""

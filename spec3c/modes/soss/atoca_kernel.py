@@ -84,32 +84,47 @@ class ResolutionKernel:
         return values
 
 
-def _wing(fct: Callable, grid: np.ndarray, offset: int, i_a: int, i_b: int) -> np.ndarray:
-    """Kernel at grid[c + offset] for each centre grid[c], c in [i_a, i_b); 0 off the grid."""
+#: kernel offsets evaluated per call while widening a kernel (each value is computed alone: the
+#: batch size changes the calls, not the values)
+_OFFSET_BATCH = 32
+
+
+def _wings(fct: Callable, grid: np.ndarray, offsets: np.ndarray, i_a: int, i_b: int) -> np.ndarray:
+    """Kernel at grid[c + offset] for each offset and centre grid[c], c in [i_a, i_b); 0 off the grid.
+    Shape (offsets, centres)."""
     centres = np.arange(i_a, i_b)
-    nodes = centres + offset
+    nodes = centres[None, :] + offsets[:, None]
     inside = (nodes >= 0) & (nodes < grid.size)
-    out = np.zeros(centres.size)
+    out = np.zeros(nodes.shape)
     if inside.any():
-        out[inside] = fct(grid[nodes[inside]], grid[centres[inside]])
+        out[inside] = fct(grid[nodes[inside]], grid[np.broadcast_to(centres, nodes.shape)[inside]])
     return out
 
 
 def _compact_kernel(fct: Callable, grid: np.ndarray, i_a: int, i_b: int,
                     thresh: float) -> np.ndarray:
-    """Kernel rows at offsets -h..h, widened until both wings fall below ``thresh``."""
-    rows = [fct(grid, grid)[i_a:i_b]]
+    """Kernel rows at offsets -h..h, widened until both wings fall below ``thresh``
+    (the offsets are evaluated :data:`_OFFSET_BATCH` at a time)."""
+    centre = fct(grid, grid)[i_a:i_b]
+    lefts: list[np.ndarray] = []
+    rights: list[np.ndarray] = []
     half = 0
     while True:
-        half += 1
-        left = _wing(fct, grid, -half, i_a, i_b)
-        right = _wing(fct, grid, half, i_a, i_b)
-        if (left < thresh).all() and (right < thresh).all():
-            break
+        offsets = np.arange(half + 1, half + 1 + _OFFSET_BATCH)
+        left = _wings(fct, grid, -offsets, i_a, i_b)
+        right = _wings(fct, grid, offsets, i_a, i_b)
+        below = (left < thresh).all(axis=1) & (right < thresh).all(axis=1)
+        keep = int(np.argmax(below)) if below.any() else offsets.size  # offsets before the first below
+        left, right = left[:keep], right[:keep]
         left[left < thresh] = 0.0
         right[right < thresh] = 0.0
-        rows = [left, *rows, right]
-    return np.vstack(rows)
+        lefts.append(left)
+        rights.append(right)
+        if keep < offsets.size:
+            break
+        half += offsets.size
+    left_rows = np.concatenate(lefts)[::-1]  # the farthest offset first
+    return np.vstack([left_rows, centre[None, :], np.concatenate(rights)])
 
 
 def _trapezoid_weights(grid: np.ndarray, n_rows: int, i_a: int, i_b: int) -> np.ndarray:

@@ -6,7 +6,8 @@ chi2 being the mean Cauchy loss ``log(1 + r^2)`` of the normalised residuals
 (a modified-Akima spline of chi2 against log10 factor, sampled at 10000
 points).  Three refinements add two factors around the best one each.  The
 factors of one round are independent solves: ``parallel_map`` may run them in
-threads (SuperLU releases the GIL).
+threads (SuperLU releases the GIL); when it does, ``B'B`` is summed in OpenMP
+threads too.
 """
 
 from __future__ import annotations
@@ -16,13 +17,13 @@ from collections.abc import Callable, Iterable, Iterator
 
 import numpy as np
 from scipy.interpolate import Akima1DInterpolator, UnivariateSpline
-from scipy.sparse import csr_array, hstack
 
+from ..._core.normaleq import gram
 from .atoca_engine import ColumnOrdering, Engine, solve_normal
 
 log = logging.getLogger("spec3c.step.extract_1d")
 
-__all__ = ["NormalSystem", "best_factor", "gram", "guess_factor", "search_factor"]
+__all__ = ["NormalSystem", "best_factor", "guess_factor", "search_factor"]
 
 #: threshold on d(chi2_cauchy)/d(log10 factor) (the reference's default)
 D_CHI2_THRESHOLD = 1e-3
@@ -39,7 +40,8 @@ class NormalSystem:
     def __init__(self, engine: Engine, data: np.ndarray, error: np.ndarray, parallel_map: Mapper = map) -> None:
         self.b_mat = engine.design(error)
         self.pixels = engine.pixels(data, error)
-        self.normal = gram(self.b_mat, parallel_map)
+        # B'B as scipy sums it; in OpenMP's default threads (OMP_NUM_THREADS) beside a thread pool
+        self.normal = gram(self.b_mat, workers=1 if parallel_map is map else 0)
         self.t_sq = engine.tikho_sq
         self.rhs = self.b_mat.T @ self.pixels
         self._ordering = ColumnOrdering()  # every factor's matrix has one pattern: one COLAMD
@@ -52,19 +54,6 @@ class NormalSystem:
         with np.errstate(invalid="ignore"):
             chi2 = float(np.nanmean(np.log1p(resid**2)))
         return chi2, solution
-
-
-def gram(b_mat: csr_array, parallel_map: Mapper = map, parts: int = 2) -> csr_array:
-    """``B'B`` in column blocks, one per ``parallel_map`` call: every entry is summed as in the one
-    product ``b_mat.T @ b_mat`` (the same terms in the same order), so the values are its own."""
-    n = b_mat.shape[1]
-    if parts < 2 or n < 2 * parts or parallel_map is map:
-        return csr_array(b_mat.T @ b_mat)
-    b_csc = b_mat.tocsc()
-    left = csr_array(b_mat.T)
-    edges = np.linspace(0, n, parts + 1).round().astype(int)
-    blocks = [b_csc[:, a:b] for a, b in zip(edges[:-1], edges[1:], strict=True)]
-    return csr_array(hstack(list(parallel_map(lambda block: left @ block, blocks)), format="csr"))
 
 
 def guess_factor(engine: Engine, estimate: Callable[[np.ndarray], np.ndarray]) -> float:
