@@ -3,8 +3,8 @@
 * integrations modelled in contiguous ranges (threads) give the models of one
   pass in order: ATOCA's masks persist from integration to integration, so
   each range first folds in the bad pixels of the integrations before it;
-* the Tikhonov searches' solves and ``B'B`` in column blocks give the values
-  of the serial computation;
+* the Tikhonov searches' solves give the values of the serial computation
+  (``B'B`` in threads: tests/core/test_core_normaleq.py);
 * a calints file read memory-mapped (:func:`spec3c.modes.soss.reader.read_soss_file`)
   gives the datamodel reader's metadata and planes, and any file it does not
   take goes to the datamodel reader.

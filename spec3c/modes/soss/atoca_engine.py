@@ -222,7 +222,8 @@ class Engine:
         A pixel where every order's profile exceeds this but one order's
         wavelengths fall off the grid is masked (the reference's rule).
     parallel_map : callable
-        ``map`` for the orders' matrices (independent: e.g. a thread pool's).
+        ``map`` for the orders' matrices (independent: e.g. a thread pool's).  Given one,
+        each order's product ``w (T lambda C)`` also runs in OpenMP's default threads.
     """
 
     def __init__(self, orders: Sequence[OrderInputs], wave_grid: np.ndarray,
@@ -246,7 +247,6 @@ class Engine:
         self.i_bounds = self._grid_bounds()
         self.throughput = np.array([o.throughput(self.wave_grid) for o in orders])
         self.mask, self.mask_ord = self._masks(trace_masks, global_mask)
-        # a parallel map: the orders in its threads, each one's product in OpenMP's default threads too
         self._product_threads = 1 if parallel_map is map else 0
         matrices = list(parallel_map(self._order_matrices, range(len(orders)), [o.kernel for o in orders]))
         self.kernels = [kernel for kernel, _, _ in matrices]
