@@ -70,29 +70,71 @@ cdef int _ascending(const void* x, const void* y) noexcept nogil:
     return (a > b) - (a < b)
 
 
-cdef struct _Matrices:
-    const int64_t* t_indptr    # B' in CSR: each row's columns (B's rows) ascending
-    const int64_t* t_indices
-    const double* t_data
-    const int64_t* b_indptr    # B in CSR
-    const int64_t* b_indices
-    const double* b_data
-    int64_t** row_indices      # out: row a's kept columns >= a, sorted (malloc'd)
-    double** row_data
-    int64_t* row_count
+cdef struct _Rows:
+    int64_t** indices          # each row's kept columns (malloc'd by whoever fills the row)
+    double** data
+    int64_t* count
 
 
-cdef int _upper_row(_Matrices* m, Py_ssize_t a, double* sums, int64_t* mark, int64_t* touched) noexcept nogil:
+cdef bint _rows_alloc(_Rows* rows, Py_ssize_t n) noexcept nogil:
+    """A table of ``n`` empty rows; False if out of memory (free it with :func:`_rows_free` anyway)."""
+    rows.indices = <int64_t**>calloc(n + 1, sizeof(int64_t*))
+    rows.data = <double**>calloc(n + 1, sizeof(double*))
+    rows.count = <int64_t*>calloc(n + 1, sizeof(int64_t))
+    return rows.indices != NULL and rows.data != NULL and rows.count != NULL
+
+
+cdef void _rows_free(_Rows* rows, Py_ssize_t n) noexcept nogil:
+    cdef Py_ssize_t i
+    if rows.indices != NULL and rows.data != NULL:
+        for i in range(n):
+            free(rows.indices[i])
+            free(rows.data[i])
+    free(rows.indices)
+    free(rows.data)
+    free(rows.count)
+
+
+cdef int _rows_keep(_Rows* rows, Py_ssize_t i, Py_ssize_t n, int64_t** indices, double** data) noexcept nogil:
+    """Room for row ``i``'s ``n`` entries (``*indices``, ``*data``); -1 if out of memory."""
+    indices[0] = <int64_t*>malloc((n + 1) * sizeof(int64_t))
+    data[0] = <double*>malloc((n + 1) * sizeof(double))
+    if indices[0] == NULL or data[0] == NULL:
+        free(indices[0])
+        free(data[0])
+        return -1
+    rows.indices[i], rows.data[i], rows.count[i] = indices[0], data[0], n
+    return 0
+
+
+cdef struct _Operands:
+    const int64_t* l_indptr    # the left matrix in CSR (gram: B', each row's columns ascending)
+    const int64_t* l_indices
+    const double* l_data
+    const int64_t* r_indptr    # the right one in CSR (gram: B)
+    const int64_t* r_indices
+    const double* r_data
+    _Rows out                  # the result's rows
+
+
+cdef void _operands(_Operands* m, const int64_t[::1] l_indptr, const int64_t[::1] l_indices,
+                    const double[::1] l_data, const int64_t[::1] r_indptr, const int64_t[::1] r_indices,
+                    const double[::1] r_data) noexcept:
+    m.l_indptr, m.l_indices, m.l_data = &l_indptr[0], &l_indices[0], &l_data[0]
+    m.r_indptr, m.r_indices, m.r_data = &r_indptr[0], &r_indices[0], &r_data[0]
+
+
+cdef int _upper_row(_Operands* m, Py_ssize_t a, double* sums, int64_t* mark, int64_t* touched) noexcept nogil:
     """Row ``a`` of B'B from column ``a`` on, where the sum is not 0; -1 if out of memory."""
     cdef Py_ssize_t jj, kk, p, k, n_touched = 0, n_kept = 0
     cdef double v
     cdef int64_t* kept_indices
     cdef double* kept_data
-    for jj in range(m.t_indptr[a], m.t_indptr[a + 1]):  # the rows p holding column a, ascending
-        p = m.t_indices[jj]
-        v = m.t_data[jj]
-        for kk in range(m.b_indptr[p], m.b_indptr[p + 1]):
-            k = m.b_indices[kk]
+    for jj in range(m.l_indptr[a], m.l_indptr[a + 1]):  # the rows p holding column a, ascending
+        p = m.l_indices[jj]
+        v = m.l_data[jj]
+        for kk in range(m.r_indptr[p], m.r_indptr[p + 1]):
+            k = m.r_indices[kk]
             if k < a:
                 continue
             if mark[k] != a:
@@ -100,15 +142,11 @@ cdef int _upper_row(_Matrices* m, Py_ssize_t a, double* sums, int64_t* mark, int
                 sums[k] = 0.0
                 touched[n_touched] = k
                 n_touched += 1
-            sums[k] += v * m.b_data[kk]
+            sums[k] += v * m.r_data[kk]
     qsort(touched, n_touched, sizeof(int64_t), _ascending)
     for jj in range(n_touched):
         n_kept += sums[touched[jj]] != 0.0
-    kept_indices = <int64_t*>malloc((n_kept + 1) * sizeof(int64_t))
-    kept_data = <double*>malloc((n_kept + 1) * sizeof(double))
-    if kept_indices == NULL or kept_data == NULL:
-        free(kept_indices)
-        free(kept_data)
+    if _rows_keep(&m.out, a, n_kept, &kept_indices, &kept_data) != 0:
         return -1
     n_kept = 0
     for jj in range(n_touched):
@@ -117,33 +155,32 @@ cdef int _upper_row(_Matrices* m, Py_ssize_t a, double* sums, int64_t* mark, int
             kept_indices[n_kept] = k
             kept_data[n_kept] = sums[k]
             n_kept += 1
-    m.row_indices[a], m.row_data[a], m.row_count[a] = kept_indices, kept_data, n_kept
     return 0
 
 
-cdef void _mirror(_Matrices* m, Py_ssize_t n, int64_t* indptr, int64_t* indices, double* data) noexcept nogil:
+cdef void _mirror(_Operands* m, Py_ssize_t n, int64_t* indptr, int64_t* indices, double* data) noexcept nogil:
     """The full symmetric CSR from the upper rows: row r is (k, r) for k < r, then row r's own."""
     cdef Py_ssize_t a, j, k
     for a in range(n + 1):
         indptr[a] = 0
     for a in range(n):
-        indptr[a + 1] += m.row_count[a]
-        for j in range(m.row_count[a]):
-            k = m.row_indices[a][j]
+        indptr[a + 1] += m.out.count[a]
+        for j in range(m.out.count[a]):
+            k = m.out.indices[a][j]
             if k > a:
                 indptr[k + 1] += 1
     for a in range(n):
         indptr[a + 1] += indptr[a]
     for a in range(n):  # rows a ascending: each row's lower entries arrive in column order
-        for j in range(m.row_count[a]):
-            k = m.row_indices[a][j]
+        for j in range(m.out.count[a]):
+            k = m.out.indices[a][j]
             if k > a:
                 indices[indptr[k]] = a
-                data[indptr[k]] = m.row_data[a][j]
+                data[indptr[k]] = m.out.data[a][j]
                 indptr[k] += 1
-        for j in range(m.row_count[a]):
-            indices[indptr[a]] = m.row_indices[a][j]
-            data[indptr[a]] = m.row_data[a][j]
+        for j in range(m.out.count[a]):
+            indices[indptr[a]] = m.out.indices[a][j]
+            data[indptr[a]] = m.out.data[a][j]
             indptr[a] += 1
     for a in range(n, 0, -1):  # each indptr[r] now marks the end of row r: shift back
         indptr[a] = indptr[a - 1]
@@ -166,23 +203,15 @@ def gram(const int64_t[::1] t_indptr, const int64_t[::1] t_indices, const double
     cdef Py_ssize_t a, width = n + 1
     cdef int nthreads = resolve_threads(workers)
     cdef int failed = 0, tid
-    cdef _Matrices m
+    cdef _Operands m
     cdef double* sums = <double*>malloc(nthreads * width * sizeof(double))
     cdef int64_t* mark = <int64_t*>malloc(nthreads * width * sizeof(int64_t))
     cdef int64_t* touched = <int64_t*>malloc(nthreads * width * sizeof(int64_t))
-    m.row_indices = <int64_t**>malloc(width * sizeof(int64_t*))
-    m.row_data = <double**>malloc(width * sizeof(double*))
-    m.row_count = <int64_t*>malloc(width * sizeof(int64_t))
-    if m.row_indices != NULL and m.row_data != NULL:
-        for a in range(width):
-            m.row_indices[a], m.row_data[a] = NULL, NULL
+    cdef bint table = _rows_alloc(&m.out, n)
     try:
-        if not (sums and mark and touched and m.row_indices and m.row_data and m.row_count):
+        if not (sums and mark and touched and table):
             raise MemoryError("gram: could not allocate scratch")
-        m.t_indptr, m.t_indices, m.t_data = &t_indptr[0], &t_indices[0], &t_data[0]
-        m.b_indptr, m.b_indices, m.b_data = &b_indptr[0], &b_indices[0], &b_data[0]
-        for a in range(width):
-            m.row_count[a] = 0
+        _operands(&m, t_indptr, t_indices, t_data, b_indptr, b_indices, b_data)
         for a in range(nthreads * width):
             mark[a] = -1
         for a in prange(n, nogil=True, num_threads=nthreads, schedule="dynamic", chunksize=8):
@@ -192,26 +221,20 @@ def gram(const int64_t[::1] t_indptr, const int64_t[::1] t_indices, const double
             raise MemoryError("gram: could not allocate a row")
         total = 0
         for a in range(n):
-            total += 2 * m.row_count[a]
+            total += 2 * m.out.count[a]
         indptr = np.empty(n + 1, dtype=np.int64)
         indices = np.empty(total, dtype=np.int64)  # at most: the diagonal is counted twice
         data = np.empty(total, dtype=np.float64)
         _mirror_into(&m, n, indptr, indices, data)
         return indptr, indices[:indptr[n]], data[:indptr[n]]
     finally:
-        if m.row_indices != NULL and m.row_data != NULL:
-            for a in range(width):
-                free(m.row_indices[a])
-                free(m.row_data[a])
-        free(m.row_indices)
-        free(m.row_data)
-        free(m.row_count)
+        _rows_free(&m.out, n)
         free(sums)
         free(mark)
         free(touched)
 
 
-cdef void _mirror_into(_Matrices* m, Py_ssize_t n, int64_t[::1] indptr, int64_t[::1] indices,
+cdef void _mirror_into(_Operands* m, Py_ssize_t n, int64_t[::1] indptr, int64_t[::1] indices,
                        double[::1] data) noexcept:
     with nogil:
         _mirror(m, n, &indptr[0], &indices[0] if indices.shape[0] else NULL,
@@ -220,39 +243,27 @@ cdef void _mirror_into(_Matrices* m, Py_ssize_t n, int64_t[::1] indptr, int64_t[
 
 # -- A @ B as scipy's csr_matmat makes it, rows in parallel ---------------------------------------
 
-cdef struct _Product:
-    const int64_t* a_indptr
-    const int64_t* a_indices
-    const double* a_data
-    const int64_t* b_indptr
-    const int64_t* b_indices
-    const double* b_data
-    int64_t** row_indices      # out: row i's kept columns, in scipy's order (malloc'd)
-    double** row_data
-    int64_t* row_count
-
-
-cdef int _product_row(_Product* m, Py_ssize_t i, double* sums, int64_t* nxt) noexcept nogil:
+cdef int _product_row(_Operands* m, Py_ssize_t i, double* sums, int64_t* nxt) noexcept nogil:
     """Row ``i`` of A @ B in csr_matmat's order (the columns last touched first first); -1 if out
     of memory.  ``nxt`` is -1 everywhere on entry and on return, ``sums`` 0."""
     cdef Py_ssize_t jj, kk, j, k, length = 0, n_kept = 0, head = -2, temp
     cdef double v
     cdef int64_t* kept_indices
     cdef double* kept_data
-    for jj in range(m.a_indptr[i], m.a_indptr[i + 1]):
-        j = m.a_indices[jj]
-        v = m.a_data[jj]
-        for kk in range(m.b_indptr[j], m.b_indptr[j + 1]):
-            k = m.b_indices[kk]
-            sums[k] += v * m.b_data[kk]
+    cdef int status
+    for jj in range(m.l_indptr[i], m.l_indptr[i + 1]):
+        j = m.l_indices[jj]
+        v = m.l_data[jj]
+        for kk in range(m.r_indptr[j], m.r_indptr[j + 1]):
+            k = m.r_indices[kk]
+            sums[k] += v * m.r_data[kk]
             if nxt[k] == -1:
                 nxt[k] = head
                 head = k
                 length += 1
-    kept_indices = <int64_t*>malloc((length + 1) * sizeof(int64_t))
-    kept_data = <double*>malloc((length + 1) * sizeof(double))
+    status = _rows_keep(&m.out, i, length, &kept_indices, &kept_data)
     for jj in range(length):
-        if sums[head] != 0.0 and kept_indices != NULL and kept_data != NULL:
+        if sums[head] != 0.0 and status == 0:
             kept_indices[n_kept] = head
             kept_data[n_kept] = sums[head]
             n_kept += 1
@@ -260,12 +271,9 @@ cdef int _product_row(_Product* m, Py_ssize_t i, double* sums, int64_t* nxt) noe
         head = nxt[head]
         nxt[temp] = -1
         sums[temp] = 0.0
-    if kept_indices == NULL or kept_data == NULL:
-        free(kept_indices)
-        free(kept_data)
-        return -1
-    m.row_indices[i], m.row_data[i], m.row_count[i] = kept_indices, kept_data, n_kept
-    return 0
+    if status == 0:
+        m.out.count[i] = n_kept
+    return status
 
 
 def product(const int64_t[::1] a_indptr, const int64_t[::1] a_indices, const double[::1] a_data,
@@ -283,17 +291,14 @@ def product(const int64_t[::1] a_indptr, const int64_t[::1] a_indices, const dou
     cdef Py_ssize_t i, width = n_cols + 1, pos = 0, j
     cdef int nthreads = resolve_threads(workers)
     cdef int failed = 0, tid
-    cdef _Product m
+    cdef _Operands m
     cdef double* sums = <double*>calloc(nthreads * width, sizeof(double))
     cdef int64_t* nxt = <int64_t*>malloc(nthreads * width * sizeof(int64_t))
-    m.row_indices = <int64_t**>calloc(n + 1, sizeof(int64_t*))
-    m.row_data = <double**>calloc(n + 1, sizeof(double*))
-    m.row_count = <int64_t*>calloc(n + 1, sizeof(int64_t))
+    cdef bint table = _rows_alloc(&m.out, n)
     try:
-        if not (sums and nxt and m.row_indices and m.row_data and m.row_count):
+        if not (sums and nxt and table):
             raise MemoryError("product: could not allocate scratch")
-        m.a_indptr, m.a_indices, m.a_data = &a_indptr[0], &a_indices[0], &a_data[0]
-        m.b_indptr, m.b_indices, m.b_data = &b_indptr[0], &b_indices[0], &b_data[0]
+        _operands(&m, a_indptr, a_indices, a_data, b_indptr, b_indices, b_data)
         for i in range(nthreads * width):
             nxt[i] = -1
         for i in prange(n, nogil=True, num_threads=nthreads, schedule="dynamic", chunksize=64):
@@ -304,31 +309,25 @@ def product(const int64_t[::1] a_indptr, const int64_t[::1] a_indices, const dou
         indptr_arr = np.empty(n + 1, dtype=np.int64)
         total = 0
         for i in range(n):
-            total += m.row_count[i]
+            total += m.out.count[i]
         indices_arr = np.empty(total, dtype=np.int64)
         data_arr = np.empty(total, dtype=np.float64)
-        _concatenate(m.row_indices, m.row_data, m.row_count, n, indptr_arr, indices_arr, data_arr)
+        _concatenate(&m.out, n, indptr_arr, indices_arr, data_arr)
         return indptr_arr, indices_arr, data_arr
     finally:
-        if m.row_indices != NULL and m.row_data != NULL:
-            for i in range(n):
-                free(m.row_indices[i])
-                free(m.row_data[i])
-        free(m.row_indices)
-        free(m.row_data)
-        free(m.row_count)
+        _rows_free(&m.out, n)
         free(sums)
         free(nxt)
 
 
-cdef void _concatenate(int64_t** row_indices, double** row_data, const int64_t* row_count, Py_ssize_t n,
-                       int64_t[::1] indptr, int64_t[::1] indices, double[::1] data) noexcept:
+cdef void _concatenate(_Rows* rows, Py_ssize_t n, int64_t[::1] indptr, int64_t[::1] indices,
+                       double[::1] data) noexcept:
     cdef Py_ssize_t i, j, pos = 0
     with nogil:
         indptr[0] = 0
         for i in range(n):
-            for j in range(row_count[i]):
-                indices[pos] = row_indices[i][j]
-                data[pos] = row_data[i][j]
+            for j in range(rows.count[i]):
+                indices[pos] = rows.indices[i][j]
+                data[pos] = rows.data[i][j]
                 pos += 1
             indptr[i + 1] = pos
