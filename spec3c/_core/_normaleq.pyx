@@ -96,14 +96,15 @@ cdef void _rows_free(_Rows* rows, Py_ssize_t n) noexcept nogil:
 
 
 cdef int _rows_keep(_Rows* rows, Py_ssize_t i, Py_ssize_t n, int64_t** indices, double** data) noexcept nogil:
-    """Room for row ``i``'s ``n`` entries (``*indices``, ``*data``); -1 if out of memory."""
+    """Room for up to ``n`` entries of row ``i`` (``*indices``, ``*data``; the caller sets
+    ``rows.count[i]``); -1 if out of memory."""
     indices[0] = <int64_t*>malloc((n + 1) * sizeof(int64_t))
     data[0] = <double*>malloc((n + 1) * sizeof(double))
     if indices[0] == NULL or data[0] == NULL:
         free(indices[0])
         free(data[0])
         return -1
-    rows.indices[i], rows.data[i], rows.count[i] = indices[0], data[0], n
+    rows.indices[i], rows.data[i] = indices[0], data[0]
     return 0
 
 
@@ -144,17 +145,15 @@ cdef int _upper_row(_Operands* m, Py_ssize_t a, double* sums, int64_t* mark, int
                 n_touched += 1
             sums[k] += v * m.r_data[kk]
     qsort(touched, n_touched, sizeof(int64_t), _ascending)
-    for jj in range(n_touched):
-        n_kept += sums[touched[jj]] != 0.0
-    if _rows_keep(&m.out, a, n_kept, &kept_indices, &kept_data) != 0:
+    if _rows_keep(&m.out, a, n_touched, &kept_indices, &kept_data) != 0:
         return -1
-    n_kept = 0
     for jj in range(n_touched):
         k = touched[jj]
         if sums[k] != 0.0:
             kept_indices[n_kept] = k
             kept_data[n_kept] = sums[k]
             n_kept += 1
+    m.out.count[a] = n_kept
     return 0
 
 
@@ -288,7 +287,7 @@ def product(const int64_t[::1] a_indptr, const int64_t[::1] a_indices, const dou
     the OpenMP default).  ``n_cols``: B's column count.
     """
     cdef Py_ssize_t n = a_indptr.shape[0] - 1
-    cdef Py_ssize_t i, width = n_cols + 1, pos = 0, j
+    cdef Py_ssize_t i, width = n_cols + 1
     cdef int nthreads = resolve_threads(workers)
     cdef int failed = 0, tid
     cdef _Operands m

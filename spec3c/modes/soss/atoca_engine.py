@@ -24,7 +24,7 @@ from .atoca_kernel import convolution_matrix
 
 log = logging.getLogger("spec3c.step.extract_1d")
 
-__all__ = ["ColumnOrdering", "Engine", "MaskOverlapError", "OrderInputs", "solve_normal"]
+__all__ = ["ColumnOrdering", "Engine", "MaskOverlapError", "OrderInputs", "openmp_threads", "solve_normal"]
 
 #: an order with fewer unmasked pixels cannot be modelled (the reference's value)
 MIN_GOOD_PIXELS = 25
@@ -43,6 +43,12 @@ class OrderInputs:
     throughput: Callable[[np.ndarray], np.ndarray]
     kernel: Callable | None
     trace_mask: np.ndarray
+
+
+def openmp_threads(parallel_map: Callable) -> int:
+    """OpenMP threads for a compiled kernel run where ``parallel_map`` may run work: one beside plain
+    ``map``, OpenMP's default (``OMP_NUM_THREADS``) beside a thread pool's."""
+    return 1 if parallel_map is map else 0
 
 
 def _restrict(matrix: csr_array | csc_array, idx: np.ndarray) -> csc_array:
@@ -247,7 +253,7 @@ class Engine:
         self.i_bounds = self._grid_bounds()
         self.throughput = np.array([o.throughput(self.wave_grid) for o in orders])
         self.mask, self.mask_ord = self._masks(trace_masks, global_mask)
-        self._product_threads = 1 if parallel_map is map else 0
+        self._product_threads = openmp_threads(parallel_map)
         matrices = list(parallel_map(self._order_matrices, range(len(orders)), [o.kernel for o in orders]))
         self.kernels = [kernel for kernel, _, _ in matrices]
         self.weights = [weights for _, weights, _ in matrices]

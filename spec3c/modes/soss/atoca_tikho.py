@@ -19,7 +19,7 @@ import numpy as np
 from scipy.interpolate import Akima1DInterpolator, UnivariateSpline
 
 from ..._core.normaleq import gram
-from .atoca_engine import ColumnOrdering, Engine, solve_normal
+from .atoca_engine import ColumnOrdering, Engine, openmp_threads, solve_normal
 
 log = logging.getLogger("spec3c.step.extract_1d")
 
@@ -40,8 +40,7 @@ class NormalSystem:
     def __init__(self, engine: Engine, data: np.ndarray, error: np.ndarray, parallel_map: Mapper = map) -> None:
         self.b_mat = engine.design(error)
         self.pixels = engine.pixels(data, error)
-        # B'B as scipy sums it; in OpenMP's default threads (OMP_NUM_THREADS) beside a thread pool
-        self.normal = gram(self.b_mat, workers=1 if parallel_map is map else 0)
+        self.normal = gram(self.b_mat, workers=openmp_threads(parallel_map))  # B'B as scipy sums it
         self.t_sq = engine.tikho_sq
         self.rhs = self.b_mat.T @ self.pixels
         self._ordering = ColumnOrdering()  # every factor's matrix has one pattern: one COLAMD
