@@ -371,8 +371,23 @@ def _checked_member(member: AsnMember) -> AsnMember:
 
 
 def _header_text(header: fits.Header, key: str) -> str:
-    value = header.get(key, "")
+    return _value_text(header.get(key, ""))
+
+
+def _value_text(value: Any) -> str:
     return str(value).strip() if value is not None else ""
+
+
+def _complete_primary_header(path: Path) -> dict[str, Any] | None:
+    """The primary header's values of a plain FITS file whose headers all parse and whose data
+    end where the file ends, read from its headers alone (astropy takes 3 ms per HDU, seconds for
+    a MOS file of 600 slits); None for any other file, which astropy scans and names the problem of."""
+    from .ingest.fitsraw import Unsupported, primary_header
+
+    try:
+        return primary_header(path)
+    except (Unsupported, OSError, ValueError):
+        return None
 
 
 def _scan_fits(path: Path, expname: str) -> tuple[str, str]:
@@ -387,6 +402,9 @@ def _scan_fits(path: Path, expname: str) -> tuple[str, str]:
         ) from None
     if size == 0:
         raise InputError(path, f"member {expname!r} is empty (0 bytes)")
+    primary = _complete_primary_header(path)
+    if primary is not None:
+        return _value_text(primary.get("EXP_TYPE")), _value_text(primary.get("INSTRUME")).upper()
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:

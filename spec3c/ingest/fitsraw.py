@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["RawHdu", "Unsupported", "read_fits"]
+__all__ = ["RawHdu", "Unsupported", "primary_header", "read_fits"]
 
 _BLOCK = 2880
 _CARD = 80
@@ -133,57 +133,58 @@ def _parse_header(header: bytes) -> dict[str, Any]:
     return values
 
 
-def _data(buf: bytes | mmap.mmap, offset: int, header: dict[str, Any]) -> tuple[np.ndarray | memoryview | None, int]:
-    """(data view, a table's bytes or None, size in bytes before padding) of the HDU whose data start
+def _data(buf: bytes | mmap.mmap, offset: int, header: dict[str, Any]) -> np.ndarray | memoryview | None:
+    """The data view (an image's array, a table's raw bytes, or None) of the HDU whose data start
     at ``offset``."""
-    bitpix = int(header.get("BITPIX", 8))
-    naxis = int(header.get("NAXIS", 0))
-    dims = [int(header.get(f"NAXIS{k}", 0)) for k in range(1, naxis + 1)]
-    pcount, gcount = int(header.get("PCOUNT", 0)), int(header.get("GCOUNT", 1))
     if header.get("GROUPS") is True:
         raise Unsupported("random groups")
-    n = int(np.prod(dims)) if dims else 0
-    size = abs(bitpix) // 8 * gcount * (pcount + n)
+    size = _data_size(header)
     if header.get("XTENSION", "IMAGE") not in ("IMAGE",) and "SIMPLE" not in header:
-        return memoryview(buf)[offset:offset + size], size  # tables (the ASDF extension): raw bytes
+        return memoryview(buf)[offset:offset + size]  # tables (the ASDF extension): raw bytes
+    naxis = int(header.get("NAXIS", 0))
+    shape = tuple(int(header.get(f"NAXIS{k}", 0)) for k in range(naxis, 0, -1))
+    n = int(np.prod(shape)) if shape else 0
     if n == 0:
-        return None, size
+        return None
     if float(header.get("BSCALE", 1)) != 1.0:
         raise Unsupported("scaled data (BSCALE)")
+    bitpix = int(header.get("BITPIX", 8))
     zero = header.get("BZERO", 0)
     dtype = _DTYPES.get(bitpix)
     if dtype is None:
         raise Unsupported(f"BITPIX {bitpix}")
     if offset + n * abs(bitpix) // 8 > len(buf):
         raise Unsupported("a truncated file")
-    shape = tuple(reversed(dims))
     if zero and bitpix in _UNSIGNED and zero == _UNSIGNED[bitpix][0]:
         _, unsigned, flip = _UNSIGNED[bitpix]
         raw = np.frombuffer(buf, dtype=unsigned, count=n, offset=offset)
-        return (raw ^ np.array(flip, dtype=unsigned)).reshape(shape), size
+        return (raw ^ np.array(flip, dtype=unsigned)).reshape(shape)
     if zero:
         raise Unsupported(f"BZERO {zero}")
-    return np.frombuffer(buf, dtype=dtype, count=n, offset=offset).reshape(shape), size
+    return np.frombuffer(buf, dtype=dtype, count=n, offset=offset).reshape(shape)
 
 
-def read_fits(path: Path, mapped: bool = False) -> list[RawHdu]:
-    """Every HDU of an uncompressed FITS file (raises :class:`Unsupported` for what it does not read).
+def _map(path: Path) -> mmap.mmap:
+    with open(path, "rb") as f:
+        try:
+            return mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+        except ValueError as exc:  # an empty file
+            raise Unsupported(f"cannot map the file: {exc}") from exc
 
-    ``mapped``: the file is memory-mapped, read only; the data are read-only views
-    that keep the map open (e.g. a time series of which a few planes are wanted).
-    """
-    buf: bytes | mmap.mmap
-    if mapped:
-        with open(path, "rb") as f:
-            try:
-                buf = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
-            except ValueError as exc:  # an empty file
-                raise Unsupported(f"cannot map the file: {exc}") from exc
-    else:
-        buf = Path(path).read_bytes()
+
+def _data_size(header: dict[str, Any]) -> int:
+    """Bytes of an HDU's data before padding (FITS standard: |BITPIX|/8 x GCOUNT x (PCOUNT + NAXIS1 x ...))."""
+    bitpix, naxis = int(header.get("BITPIX", 8)), int(header.get("NAXIS", 0))
+    dims = [int(header.get(f"NAXIS{k}", 0)) for k in range(1, naxis + 1)]
+    n = int(np.prod(dims)) if dims else 0
+    return abs(bitpix) // 8 * int(header.get("GCOUNT", 1)) * (int(header.get("PCOUNT", 0)) + n)
+
+
+def _headers(buf: bytes | mmap.mmap) -> Iterator[tuple[bytes, dict[str, Any], int]]:
+    """(raw header, its values, offset of its data) of every HDU, in turn."""
     if buf[:9] != b"SIMPLE  =":
         raise Unsupported("not a plain FITS file")
-    hdus, pos = [], 0
+    pos = 0
     while pos < len(buf):
         end = pos
         while True:
@@ -193,12 +194,40 @@ def read_fits(path: Path, mapped: bool = False) -> list[RawHdu]:
             end += _BLOCK
             if any(block[i:i + 3] == b"END" and block[i + 3:i + _CARD].strip() == b"" for i in range(0, _BLOCK, _CARD)):
                 break
-        raw = buf[pos:end]
-        header = _parse_header(raw)
-        data, size = _data(buf, end, header)
+        header = _parse_header(buf[pos:end])
+        yield buf[pos:end], header, end
+        pos = end + (_data_size(header) + _BLOCK - 1) // _BLOCK * _BLOCK
+
+
+def primary_header(path: Path) -> dict[str, Any]:
+    """The primary header's values of a complete plain FITS file: every header parses and the
+    last HDU's padded data end where the file ends (else :class:`Unsupported`: truncated, trailing
+    bytes, not plain FITS).  Only the headers are read."""
+    buf = _map(path)
+    try:
+        primary, end = None, 0
+        for _, header, data_at in _headers(buf):
+            primary = header if primary is None else primary
+            end = data_at + (_data_size(header) + _BLOCK - 1) // _BLOCK * _BLOCK
+        if primary is None or end != len(buf):
+            raise Unsupported("the data of the last HDU do not end where the file ends")
+        return primary
+    finally:
+        buf.close()
+
+
+def read_fits(path: Path, mapped: bool = False) -> list[RawHdu]:
+    """Every HDU of an uncompressed FITS file (raises :class:`Unsupported` for what it does not read).
+
+    ``mapped``: the file is memory-mapped, read only; the data are read-only views
+    that keep the map open (e.g. a time series of which a few planes are wanted).
+    """
+    buf = _map(path) if mapped else Path(path).read_bytes()
+    hdus = []
+    for raw, header, data_at in _headers(buf):
+        data = _data(buf, data_at, header)
         if isinstance(data, memoryview):
             hdus.append(RawHdu(header, raw, table_bytes=data))
         else:
             hdus.append(RawHdu(header, raw, data))
-        pos = end + (size + _BLOCK - 1) // _BLOCK * _BLOCK
     return hdus
