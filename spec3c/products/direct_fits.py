@@ -28,7 +28,7 @@ import io
 import threading
 import types
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import IO, Any
 
 import asdf
@@ -37,6 +37,7 @@ from astropy import time as astropy_time
 from astropy.io import fits
 from stdatamodels import fits_support
 from stdatamodels import util as stdatamodels_util
+from stdatamodels.jwst.datamodels import JwstDataModel
 
 from ..gwcs_asdf import splice_stored_wcs
 
@@ -329,9 +330,24 @@ def _hdulist(instance: dict[str, Any], plan: Plan) -> fits.HDUList:
     return hdulist
 
 
+def _holds(node: Any, test: Callable[[Any], bool]) -> bool:
+    """Whether ``test`` holds for a leaf of ``node`` (or a None child: those are leaves too),
+    descending into dicts, lists and tuples as asdf's tree walks do."""
+    if isinstance(node, dict):
+        node = node.values()
+    elif not isinstance(node, (list, tuple)):
+        return test(node)
+    for child in node:
+        if _holds(child, test):
+            return True
+    return False
+
+
 def _asdf_bytes(tree: dict[str, Any]) -> bytes:
     buffer = io.BytesIO()
-    asdf.AsdfFile(stdatamodels_util.convert_fitsrec_to_array_in_tree(tree)).write_to(buffer)
+    if _holds(tree, lambda leaf: isinstance(leaf, fits.FITS_rec)):  # else asdf's walk would only copy the tree
+        tree = stdatamodels_util.convert_fitsrec_to_array_in_tree(tree)
+    asdf.AsdfFile(tree).write_to(buffer)
     return buffer.getvalue()
 
 
@@ -363,13 +379,25 @@ def _card_settings_fixed() -> Iterator[None]:
 _CARD_LOCK = threading.Lock()
 
 
+def _on_save(model: Any, fileobj: IO[bytes]) -> None:
+    """``model.on_save(fileobj)``, without stdatamodels' walk dropping None values from the tree
+    when it holds none (the walk would only copy it: a twentieth of writing a 24-exposure ``_cal``)."""
+    if (type(model).on_save is not JwstDataModel.on_save or isinstance(fileobj, str)
+            or _holds(model._instance, lambda leaf: leaf is None)):
+        model.on_save(fileobj)
+        return
+    # what JwstDataModel.on_save does for a file object, less the walk
+    model.meta.model_type = model._model_type
+    model.meta.date = astropy_time.Time.now().isot
+
+
 def write_fits_direct(model: Any, fileobj: IO[bytes]) -> bool:
     """Write ``model`` as FITS to ``fileobj`` as ``model.to_fits`` would; False (nothing
     written) if its schema is one the plan does not model."""
     plan = plan_of(model)
     if plan is None or getattr(model, "_no_asdf_extension", False):
         return False
-    model.on_save(fileobj)  # model_type, date, None values dropped: as to_fits
+    _on_save(model, fileobj)  # model_type, date, None values dropped: as to_fits
     with _card_settings_fixed():
         try:
             hdulist = _hdulist(model._instance, plan)

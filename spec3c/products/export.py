@@ -149,7 +149,21 @@ class _CachedStore:
     def get_result(self, source: str, key: str) -> Any:
         if "/planes/" in key:  # IFU cube tiles are streamed into the product, never all held
             return self._store.get_result(source, key)
-        return self._cached("get_result", source, key)
+        if ("get_result", source, key) not in self._cache:
+            self._read_family(source, key)
+        if ("get_result", source, key) not in self._cache:
+            raise KeyError(f"no result {key!r} for source {source!r}")
+        return self._cache[("get_result", source, key)]
+
+    def _read_family(self, source: str, key: str) -> None:
+        """Read ``key`` and the source's other results of its family (``crf/...``: one per
+        exposure, all wanted by the same product) in one go, not one query each."""
+        family = key.split("/", 1)[0] + "/"
+        keys = {key}
+        if "/" in key:
+            keys.update(k for _, k in self.list_results(source) if k.startswith(family) and "/planes/" not in k)
+        for name, result in self._store.get_results_of(source, sorted(keys)).items():
+            self._cache.setdefault(("get_result", source, name), result)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._store, name)

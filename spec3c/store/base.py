@@ -181,6 +181,16 @@ class Store(ABC):
         for source, key, arrays, meta in results:
             self.put_result(source, key, arrays, meta)
 
+    def get_results_of(self, source: str, keys: Sequence[str]) -> dict[str, tuple[dict[str, np.ndarray], dict[str, Any]]]:
+        """The results ``keys`` of one source that exist, by key (backends read them in one go)."""
+        out = {}
+        for key in keys:
+            try:
+                out[key] = self.get_result(source, key)
+            except KeyError:
+                continue
+        return out
+
     def get_results(self, key: str) -> dict[tuple[str, str], tuple[dict[str, np.ndarray], dict[str, Any]]]:
         """Every result named ``key`` or ``key/...``, of every source, by (source, key) (backends read
         them in one go)."""

@@ -500,6 +500,15 @@ class TileDBStore(Store):
         gc.collect()
         return out
 
+    def get_results_of(self, source: str, keys: Sequence[str]) -> dict[str, tuple[dict[str, np.ndarray], dict[str, Any]]]:
+        if not keys:
+            return {}
+        rows = self._read_ranges("results", ["meta", "data"], ([source], sorted(set(keys))))
+        out = {k: (unpack_arrays(bytes(blob)), loads_meta(meta))
+               for k, meta, blob in zip(_text(rows["key"]), rows["meta"], rows["data"], strict=True)}
+        self._release(sum(len(blob) for blob in rows["data"]))
+        return out
+
     def get_result(self, source: str, key: str) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
         rows = self._read_ranges("results", ["meta", "data"], ([source], [key]))
         if len(rows["meta"]) == 0:

@@ -345,6 +345,19 @@ class StoreContract(ABC):
         with pytest.raises(KeyError):
             self.reopen(store).get_result("src/1", "x1d")
 
+    def test_results_of_one_source_read_together(self, store: Store) -> None:
+        writer = self.reopen(store, "a")
+        for exposure in ("e1", "e2", "e3"):
+            writer.put_result("s1", f"crf/{exposure}/7", {"dq": np.full(4, len(exposure), np.uint32)}, {"e": exposure})
+        writer.put_result("s2", "crf/e1/7", {"dq": np.zeros(4, np.uint32)}, {"e": "other source"})
+        s = self.reopen(store)
+        got = s.get_results_of("s1", ["crf/e3/7", "crf/e1/7", "crf/missing/7"])
+        assert sorted(got) == ["crf/e1/7", "crf/e3/7"]
+        for key in got:
+            assert got[key][1] == s.get_result("s1", key)[1]
+            np.testing.assert_array_equal(got[key][0]["dq"], s.get_result("s1", key)[0]["dq"])
+        assert s.get_results_of("s1", []) == {}
+
     # -- on-disk stores -------------------------------------------------------
     def test_read_only_store_refuses_writes(self, store: Store) -> None:
         if store.path is None:

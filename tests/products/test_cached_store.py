@@ -1,0 +1,42 @@
+"""Export's read-through cache (spec3c.products.export._CachedStore) reads a source's results of
+one family (``crf/<exposure>/<slit>``: all wanted by the same product) in one store query."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from spec3c.products.export import _CachedStore
+from spec3c.store.memory import MemoryStore
+
+
+class _CountingStore(MemoryStore):
+    def __init__(self) -> None:
+        super().__init__()
+        self.queries: list[tuple[str, ...]] = []
+
+    def get_result(self, source, key):  # type: ignore[no-untyped-def]
+        self.queries.append(("one", key))
+        return super().get_result(source, key)
+
+    def get_results_of(self, source, keys):  # type: ignore[no-untyped-def]
+        self.queries.append(("many", *keys))
+        return {k: MemoryStore.get_result(self, source, k) for k in keys
+                if (source, k) in self.list_results(source)}
+
+
+def test_a_family_of_results_is_read_in_one_query() -> None:
+    store = _CountingStore()
+    for exposure in ("e1", "e2", "e3"):
+        store.put_result("s1", f"crf/{exposure}/7", {"dq": np.full(2, int(exposure[1]), np.uint32)}, {})
+    store.put_result("s1", "crf/e1/planes/0", {"big": np.zeros(2)}, {})
+    store.put_result("s1", "x1d", {"flux": np.ones(3)}, {"n": 1})
+    store.put_result("s2", "crf/e1/7", {"dq": np.zeros(2, np.uint32)}, {})
+    cached = _CachedStore(store)
+    got = [int(cached.get_result("s1", f"crf/{e}/7")[0]["dq"][0]) for e in ("e2", "e1", "e3")]
+    assert got == [2, 1, 3]
+    assert store.queries == [("many", "crf/e1/7", "crf/e2/7", "crf/e3/7")]  # one query, tiles left out
+    assert cached.get_result("s1", "x1d")[1] == {"n": 1}
+    assert store.queries[-1] == ("many", "x1d")
+    with pytest.raises(KeyError):
+        cached.get_result("s1", "crf/e9/7")
