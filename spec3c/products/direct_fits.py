@@ -40,6 +40,7 @@ from stdatamodels import util as stdatamodels_util
 from stdatamodels.jwst.datamodels import JwstDataModel
 
 from ..gwcs_asdf import splice_stored_wcs
+from .fits_image import ImageExtension, Unwritable, header_bytes, padded
 
 __all__ = ["iter_plan_keywords", "plan_of", "write_fits_direct"]
 
@@ -158,10 +159,11 @@ def _prepared(node: Any) -> Any:
 
 class _Hdus:
     """The HDU list being built, with stdatamodels' lookup rules (``get_hdu``) answered from
-    an index instead of a scan."""
+    an index instead of a scan.  Image extensions are :class:`~.fits_image.ImageExtension`,
+    the primary and tables astropy's."""
 
     def __init__(self) -> None:
-        self.hdulist = fits.HDUList([fits.PrimaryHDU()])
+        self.hdulist: list[Any] = [fits.PrimaryHDU()]
         self._by_pair: dict[tuple[str, int], Any] = {}
 
     def _find(self, name: Any, index: int | None) -> Any:
@@ -184,7 +186,7 @@ class _Hdus:
             hdu_type = fits_support._get_hdu_type(name) or fits.ImageHDU
         if hdu_type is fits.PrimaryHDU:
             raise _Unsupported("a second primary HDU")
-        hdu = hdu_type(None, name=name)
+        hdu = ImageExtension(name) if hdu_type is fits.ImageHDU else hdu_type(None, name=name)
         if index is not None:
             hdu.ver = index + 1
         self.hdulist.append(hdu)
@@ -198,7 +200,7 @@ class _Hdus:
         hdu = self._find(name, index)
         if hdu is None:
             return self._append(name, index, hdu_type)
-        if hdu_type is not None and not isinstance(hdu, hdu_type):  # e.g. keywords came first: re-made
+        if hdu_type is not None and not _is_a(hdu, hdu_type):  # e.g. keywords came first: re-made
             new = self._append(name, index, hdu_type)
             for key, value in hdu.header.items():
                 if not fits_support.is_builtin_fits_keyword(key):
@@ -207,6 +209,27 @@ class _Hdus:
             self._by_pair = {k: v for k, v in self._by_pair.items() if v is not hdu}
             self._register(new)
             hdu = new
+        return hdu
+
+    def extra(self, name: str, value: Any = None) -> Any:
+        """stdatamodels' ``_get_or_make_hdu(hdulist, name, hdu_type=..., value=value)`` for an
+        ``extra_fits`` entry: the first HDU of that name, its data set, or a new one."""
+        if value is not None and not isinstance(value, np.ndarray):
+            value = np.asarray(value)
+        hdu_type = None if value is None else fits_support._get_hdu_type(name, value=value)
+        hdu = self._find(name, None)
+        if hdu is not None:
+            if hdu_type is not None and not _is_a(hdu, hdu_type):
+                raise _Unsupported("an extra_fits HDU of another type")
+            if value is not None:
+                hdu.data = value
+            return hdu
+        if value is None:
+            hdu = ImageExtension(name)
+        else:
+            hdu = (hdu_type or fits.ImageHDU)(value, name=name)
+        self.hdulist.append(hdu)
+        self._register(hdu)
         return hdu
 
     def set_ver(self, hdu: Any, ver: int) -> None:
@@ -316,18 +339,62 @@ class _Writer:
         return node
 
 
-def _hdulist(instance: dict[str, Any], plan: Plan) -> fits.HDUList:
-    """The HDU list of a model's (saved) instance, the ASDF extension last."""
+def _is_a(hdu: Any, hdu_type: Any) -> bool:
+    return isinstance(hdu, ImageExtension if hdu_type is fits.ImageHDU else hdu_type)
+
+
+def _save_extra_fits(hdus: _Hdus, tree: dict[str, Any]) -> dict[str, Any]:
+    """stdatamodels' ``_save_extra_fits`` on the list being built: the tree's ``extra_fits``
+    arrays and cards (e.g. spec3c's PROVENANCE table) in HDUs of their names."""
+    for name, parts in tree.get("extra_fits", {}).items():
+        if "data" in parts:
+            hdu = hdus.extra(name, parts["data"])
+            parts["data"] = fits_support._create_tagged_dict_for_fits_array(hdu, hdus.hdulist.index(hdu))
+        if "header" in parts:
+            hdu = hdus.extra(name)
+            for key, value, comment in parts["header"]:
+                if not fits_support.is_builtin_fits_keyword(key):
+                    hdu.header.append((key, value, comment), end=True)
+    return tree
+
+
+def _hdulist(instance: dict[str, Any], plan: Plan) -> list[Any]:
+    """The HDUs of a model's (saved) instance, the ASDF extension last."""
     tree = _prepared(instance)
     writer = _Writer()
     writer.walk(plan, tree)
     hdulist = writer.hdus.hdulist
     tree = writer.linked(tree)
-    tree = fits_support._save_extra_fits(hdulist, tree)
-    fits_support._save_history(hdulist, tree)
+    tree = _save_extra_fits(writer.hdus, tree)
+    fits_support._save_history(hdulist[:1], tree)  # HISTORY cards: in the primary (hdulist[0]) only
     tree[fits_support.FITS_HASH_KEY] = fits_support.fits_hash(hdulist)
     hdulist.append(_asdf_hdu(tree))
     return hdulist
+
+
+def _astropy_bytes(hdu: Any, primary: bool) -> bytes:
+    """An astropy HDU as HDUList.writeto writes it in a list (a table after a bare primary)."""
+    buffer = io.BytesIO()
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Card is too long")
+        # astropy's verification of every card, which only raises here (its "exception" mode fixes
+        # nothing): the cards are the schema's, as stdatamodels writes them (tests compare the files)
+        fits.HDUList([hdu] if primary else [fits.PrimaryHDU(), hdu]).writeto(buffer, output_verify="ignore")
+    return buffer.getvalue() if primary else buffer.getvalue()[_PRIMARY_BYTES:]
+
+
+_PRIMARY_BYTES = 2880  # a bare PrimaryHDU: one header block
+
+
+def _write(hdulist: list[Any], fileobj: IO[bytes]) -> None:
+    if "EXTEND" not in hdulist[0].header:  # astropy's update_extend: a list with extensions says so
+        raise _Unsupported("a primary header without EXTEND")
+    for index, hdu in enumerate(hdulist):
+        if isinstance(hdu, ImageExtension):
+            fileobj.write(header_bytes(hdu))
+            fileobj.write(padded(hdu.data_bytes()))
+        else:
+            fileobj.write(_astropy_bytes(hdu, primary=index == 0))
 
 
 def _holds(node: Any, test: Callable[[Any], bool]) -> bool:
@@ -401,13 +468,11 @@ def write_fits_direct(model: Any, fileobj: IO[bytes]) -> bool:
     with _card_settings_fixed():
         try:
             hdulist = _hdulist(model._instance, plan)
-        except _Unsupported:
+            blob = io.BytesIO()
+            _write(hdulist, blob)
+        except (_Unsupported, Unwritable):
             return False
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message="Card is too long")
-            # astropy's verification of every card, which only raises here (its "exception" mode fixes
-            # nothing): the cards are the schema's, as stdatamodels writes them (tests compare the files)
-            hdulist.writeto(fileobj, output_verify="ignore")
+    fileobj.write(blob.getbuffer())
     return True
 
 

@@ -28,8 +28,8 @@ from stdatamodels.validate import ValidationWarning
 
 from spec3c.ingest import ingest
 from spec3c.process import process_store
-from spec3c.products import ProductNaming, export_store
-from spec3c.products.direct_fits import iter_plan_keywords, plan_of
+from spec3c.products import ProductNaming, export_store, fits_io
+from spec3c.products.direct_fits import iter_plan_keywords, plan_of, write_fits_direct
 from spec3c.products.fits_io import WRITER_ENV
 from spec3c.results import load_association
 from spec3c.simulate import SimOptions, simulate
@@ -60,16 +60,30 @@ def both_writers(request, tmp_path_factory):
     report = process_store(root / "store", sources=first, workers=1)
     assert not report.failed, [r.error for r in report.failed]
     naming = ProductNaming(asn["product_name"], asn["asn_id"], asn["exp_type"], asn["table_name"])
+    direct_written: list[bool] = []
+
+    def recorded(model, fileobj):  # type: ignore[no-untyped-def]
+        direct_written.append(write_fits_direct(model, fileobj))
+        return direct_written[-1]
+
     with pytest.MonkeyPatch.context() as patch:
         patch.delenv(WRITER_ENV, raising=False)
+        patch.setattr(fits_io, "write_fits_direct", recorded)
         export_store(root / "store", root / "direct", naming, sources=first, workers=1)
         patch.setenv(WRITER_ENV, "stdatamodels")
         export_store(root / "store", root / "stdatamodels", naming, sources=first, workers=1)
+    # every product the direct writer was given was written by it, none left to stdatamodels
+    assert direct_written and all(direct_written), direct_written
     return root / "direct", root / "stdatamodels", MODES[mode][1]
 
 
 def _cards(header: fits.Header) -> list[tuple[str, str, str]]:
     return [(c.keyword, repr(c.value), c.comment) for c in header.cards if c.keyword not in PER_WRITE_CARDS]
+
+
+def _images(header: fits.Header) -> list[str]:
+    """The cards as written (80-column images, CONTINUE cards included), DATE aside."""
+    return [c.image for c in header.cards if c.keyword not in PER_WRITE_CARDS]
 
 
 def _sorted_extensions(text: str) -> str:
@@ -130,6 +144,7 @@ def _assert_same_file(direct: Path, reference: Path) -> None:
                 assert _asdf_block_payloads(ha) == _asdf_block_payloads(hb), direct.name
                 continue
             assert _cards(ha.header) == _cards(hb.header), (direct.name, ha.name, ha.ver)
+            assert _images(ha.header) == _images(hb.header), (direct.name, ha.name, ha.ver)
             if hb.data is not None:
                 assert ha.data.dtype == hb.data.dtype, (direct.name, ha.name)
                 assert ha.data.tobytes() == hb.data.tobytes(), (direct.name, ha.name, ha.ver)
