@@ -387,8 +387,8 @@ _PRIMARY_BYTES = 2880  # a bare PrimaryHDU: one header block
 
 
 def _write(hdulist: list[Any], fileobj: IO[bytes]) -> None:
-    if "EXTEND" not in hdulist[0].header:  # astropy's update_extend: a list with extensions says so
-        raise _Unsupported("a primary header without EXTEND")
+    if hdulist[0].header.get("EXTEND") is not True:  # astropy's update_extend would set it in the list
+        raise _Unsupported("a primary header without EXTEND = T")
     for index, hdu in enumerate(hdulist):
         if isinstance(hdu, ImageExtension):
             fileobj.write(header_bytes(hdu))

@@ -14,6 +14,7 @@ and its gwcs evaluates as the other's.
 
 from __future__ import annotations
 
+import hashlib
 import re
 import struct
 import warnings
@@ -27,6 +28,7 @@ from stdatamodels.jwst import datamodels as dm
 from stdatamodels.validate import ValidationWarning
 
 from spec3c.ingest import ingest
+from spec3c.ingest.fitsraw import read_fits
 from spec3c.process import process_store
 from spec3c.products import ProductNaming, export_store, fits_io
 from spec3c.products.direct_fits import iter_plan_keywords, plan_of, write_fits_direct
@@ -131,6 +133,15 @@ def _asdf_block_payloads(hdu: fits.BinTableHDU) -> list[bytes]:
     return payloads
 
 
+def _assert_hash_of_headers(path: Path) -> None:
+    """The ASDF tree's ``_fits_hash`` is the sha256 of the header blocks as written (stdatamodels
+    then trusts the tree, and spec3c's fast ingest reads it)."""
+    hdus = read_fits(path)
+    digest = hashlib.sha256(b"".join(h.header_bytes for h in hdus if h.name != "ASDF")).hexdigest()
+    asdf_bytes = bytes(next(h for h in hdus if h.name == "ASDF").table_bytes)
+    assert re.search(rb"\n_fits_hash: ([0-9a-f]{64})\n", asdf_bytes)[1].decode() == digest, path.name
+
+
 def _suffix(path: Path) -> str:
     return path.stem.rsplit("_", 1)[1]
 
@@ -186,6 +197,7 @@ def test_direct_files_equal_stdatamodels_files(both_writers):
     assert {_suffix(Path(n)) for n in names} == expected
     for name in names:
         _assert_same_file(direct / name, reference / name)
+        _assert_hash_of_headers(direct / name)
         _assert_same_model(direct / name, reference / name)
 
 
