@@ -132,12 +132,19 @@ def _wait_for(path: Path, pattern: str, proc: subprocess.Popen[str], timeout: fl
         time.sleep(0.01)
 
 
+def _default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 @pytest.mark.parametrize("workers", [1, 2])
 def test_ctrl_c_stops_quickly_and_rerun_completes(fs_input, fs_baseline, tmp_path, workers):
     """SIGINT to the whole process group, as a terminal's Ctrl-C, while export writes products."""
     out = tmp_path / "out"
     cmd = spec3c_command("run", asn_of(fs_input), "-o", out, "--workers", str(workers), FS_APERTURES)
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    # a terminal's foreground command: SIGINT handled the default way, even when this suite runs where it
+    # is ignored (started with & from a script: spec3c then rightly leaves Ctrl-C alone)
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+                            preexec_fn=_default_sigint)
     _wait_for(out, "*.fits", proc, timeout=600)  # the first product is out: export is under way
     sent = time.monotonic()
     os.killpg(proc.pid, signal.SIGINT)
