@@ -180,6 +180,11 @@ def _data_size(header: dict[str, Any]) -> int:
     return abs(bitpix) // 8 * int(header.get("GCOUNT", 1)) * (int(header.get("PCOUNT", 0)) + n)
 
 
+def _padded_size(header: dict[str, Any]) -> int:
+    """Bytes of an HDU's data with their padding to whole 2880-byte blocks."""
+    return (_data_size(header) + _BLOCK - 1) // _BLOCK * _BLOCK
+
+
 def _headers(buf: bytes | mmap.mmap) -> Iterator[tuple[bytes, dict[str, Any], int]]:
     """(raw header, its values, offset of its data) of every HDU, in turn."""
     if buf[:9] != b"SIMPLE  =":
@@ -194,9 +199,10 @@ def _headers(buf: bytes | mmap.mmap) -> Iterator[tuple[bytes, dict[str, Any], in
             end += _BLOCK
             if any(block[i:i + 3] == b"END" and block[i + 3:i + _CARD].strip() == b"" for i in range(0, _BLOCK, _CARD)):
                 break
-        header = _parse_header(buf[pos:end])
-        yield buf[pos:end], header, end
-        pos = end + (_data_size(header) + _BLOCK - 1) // _BLOCK * _BLOCK
+        raw = buf[pos:end]
+        header = _parse_header(raw)
+        yield raw, header, end
+        pos = end + _padded_size(header)
 
 
 def primary_header(path: Path) -> dict[str, Any]:
@@ -208,7 +214,7 @@ def primary_header(path: Path) -> dict[str, Any]:
         primary, end = None, 0
         for _, header, data_at in _headers(buf):
             primary = header if primary is None else primary
-            end = data_at + (_data_size(header) + _BLOCK - 1) // _BLOCK * _BLOCK
+            end = data_at + _padded_size(header)
         if primary is None or end != len(buf):
             raise Unsupported("the data of the last HDU do not end where the file ends")
         return primary

@@ -40,7 +40,7 @@ from stdatamodels import util as stdatamodels_util
 from stdatamodels.jwst.datamodels import JwstDataModel
 
 from ..gwcs_asdf import splice_stored_wcs
-from .fits_image import ImageExtension, Unwritable, header_bytes, padded
+from .fits_image import ImageExtension, Unwritable, header_bytes, padding
 
 __all__ = ["iter_plan_keywords", "plan_of", "write_fits_direct"]
 
@@ -391,8 +391,10 @@ def _write(hdulist: list[Any], fileobj: IO[bytes]) -> None:
         raise _Unsupported("a primary header without EXTEND = T")
     for index, hdu in enumerate(hdulist):
         if isinstance(hdu, ImageExtension):
+            data = hdu.data_bytes()
             fileobj.write(header_bytes(hdu))
-            fileobj.write(padded(hdu.data_bytes()))
+            fileobj.write(data)
+            fileobj.write(padding(len(data)))
         else:
             fileobj.write(_astropy_bytes(hdu, primary=index == 0))
 
@@ -468,11 +470,9 @@ def write_fits_direct(model: Any, fileobj: IO[bytes]) -> bool:
     with _card_settings_fixed():
         try:
             hdulist = _hdulist(model._instance, plan)
-            blob = io.BytesIO()
-            _write(hdulist, blob)
+            _write(hdulist, fileobj)  # its only refusal comes before the first byte
         except (_Unsupported, Unwritable):
             return False
-    fileobj.write(blob.getbuffer())
     return True
 
 

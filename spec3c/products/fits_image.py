@@ -25,7 +25,7 @@ from typing import Any, cast
 import numpy as np
 from astropy.io import fits
 
-__all__ = ["ImageExtension", "Unwritable", "header_bytes", "padded"]
+__all__ = ["ImageExtension", "Unwritable", "header_bytes", "padding"]
 
 _BLOCK = 2880
 _COMMENTARY = ("", "COMMENT", "HISTORY")
@@ -170,18 +170,18 @@ class ImageExtension:
             header.set_after("BZERO", zero, after="BSCALE")
         self._data = array
 
-    def data_bytes(self) -> bytes:
-        """The data as astropy writes them: big-endian, pseudo-unsigned integers offset by BZERO."""
+    def data_bytes(self) -> memoryview:
+        """The data's bytes as astropy writes them: big-endian, pseudo-unsigned integers offset by BZERO."""
         array = self._data
         if array is None:
-            return b""
+            return memoryview(b"")
         _, zero = _BITPIX[array.dtype.name]
         values = np.ascontiguousarray(array, dtype=array.dtype.newbyteorder("="))
         if zero is not None:  # x - BZERO in the signed type: the sign bit flipped
             unsigned = np.dtype(f"u{values.dtype.itemsize}")
             values = values.view(unsigned) ^ np.array(1 << (8 * unsigned.itemsize - 1), dtype=unsigned)
         big = values.astype(values.dtype.newbyteorder(">"))
-        return big.tobytes()
+        return big.data.cast("B")  # the bytes of the new array, not a copy
 
 
 def header_bytes(hdu: Any) -> bytes:
@@ -189,6 +189,6 @@ def header_bytes(hdu: Any) -> bytes:
     return str(hdu.header).encode("ascii")
 
 
-def padded(data: bytes) -> bytes:
-    """FITS data padded with zeros to a whole number of 2880-byte blocks."""
-    return data + b"\0" * (-len(data) % _BLOCK)
+def padding(nbytes: int) -> bytes:
+    """The zeros that pad ``nbytes`` of FITS data to a whole number of 2880-byte blocks."""
+    return b"\0" * (-nbytes % _BLOCK)

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from astropy.io import fits
 
-from spec3c.products.fits_image import ImageExtension, Unwritable, header_bytes, padded
+from spec3c.products.fits_image import ImageExtension, Unwritable, header_bytes, padding
 
 
 def _astropy_bytes(hdu: fits.ImageHDU) -> bytes:
@@ -20,7 +20,8 @@ def _astropy_bytes(hdu: fits.ImageHDU) -> bytes:
 
 
 def _ours(ext: ImageExtension) -> bytes:
-    return header_bytes(ext) + padded(ext.data_bytes())
+    data = bytes(ext.data_bytes())
+    return header_bytes(ext) + data + padding(len(data))
 
 
 @pytest.mark.parametrize("dtype, values", [
