@@ -20,7 +20,7 @@ from ..asdf_plugins import config_context
 from .cutouts import _flatten
 from .fitsraw import RawHdu
 
-__all__ = ["NotFast", "asdf_tree", "converted", "flat_meta", "plain"]
+__all__ = ["NotFast", "asdf_tree", "converted", "extension_blob", "flat_meta", "plain"]
 
 _NDARRAY = "tag:stsci.edu:asdf/core/ndarray-"
 _YAML_END = re.compile(rb"\r?\n\.\.\.\r?\n")
@@ -40,13 +40,7 @@ def asdf_tree(hdus: list[RawHdu], other_tables: tuple[str, ...] = ()) -> tuple[A
     ``other_tables``, which the caller reads)."""
     import asdf
 
-    tables = [h for h in hdus if h.table_bytes is not None and h.name not in other_tables]
-    if len(tables) != 1 or tables[0].name != "ASDF":
-        raise NotFast("no ASDF extension, or other table extensions")
-    header = tables[0].header
-    if header.get("TFIELDS") != 1 or not re.fullmatch(r"\d*B", str(header.get("TFORM1", ""))):
-        raise NotFast("an ASDF extension in another table layout")
-    blob = bytes(tables[0].table_bytes[:int(header.get("NAXIS1", 0))])  # type: ignore[index]
+    blob = extension_blob(hdus, other_tables)
     digest = hashlib.sha256(b"".join(h.header_bytes for h in hdus if h.name != "ASDF")).hexdigest()
     try:
         with warnings.catch_warnings(), config_context() as config:
@@ -61,6 +55,17 @@ def asdf_tree(hdus: list[RawHdu], other_tables: tuple[str, ...] = ()) -> tuple[A
     if "date" not in (tree.get("meta") or {}):
         raise NotFast("no meta.date (the datamodel sets it on opening)")
     return af, tree
+
+
+def extension_blob(hdus: list[RawHdu], other_tables: tuple[str, ...] = ()) -> bytes:
+    """The bytes of the ASDF extension (an ASDF file), the only table HDU but ``other_tables``."""
+    tables = [h for h in hdus if h.table_bytes is not None and h.name not in other_tables]
+    if len(tables) != 1 or tables[0].name != "ASDF":
+        raise NotFast("no ASDF extension, or other table extensions")
+    header = tables[0].header
+    if header.get("TFIELDS") != 1 or not re.fullmatch(r"\d*B", str(header.get("TFORM1", ""))):
+        raise NotFast("an ASDF extension in another table layout")
+    return bytes(tables[0].table_bytes[:int(header.get("NAXIS1", 0))])  # type: ignore[index]
 
 
 def _blocks_only(blob: bytes) -> bytes:

@@ -9,6 +9,7 @@ store the same cutouts.  No store access here.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -85,6 +86,12 @@ class Part:
     meta: dict[str, Any]
     planes: dict[str, np.ndarray]
     wcs: Any
+    #: the store's bytes of ``wcs`` when the reader has a faster way to them than wcs_to_asdf
+    wcs_bytes: Callable[[], bytes] | None = None
+
+    def wcs_asdf(self) -> bytes:
+        """The gwcs as the store keeps it (:func:`~spec3c.gwcs_asdf.wcs_to_asdf`'s bytes)."""
+        return wcs_to_asdf(self.wcs) if self.wcs_bytes is None else self.wcs_bytes()
 
 
 def model_part(slit) -> Part:  # type: ignore[no-untyped-def]
@@ -115,7 +122,7 @@ def _slit_cutout(part: Part, index: int, name: str, path: Path, key: str | None 
         except ValueError as exc:
             raise InputError(path, f"slit {index} ({meta.get('name')}): {exc}") from exc
     meta["slit_index"] = index
-    return Cutout(key, name, str(meta.get("name", index)), meta, planes, wcs_to_asdf(part.wcs))
+    return Cutout(key, name, str(meta.get("name", index)), meta, planes, part.wcs_asdf())
 
 
 def slit_cutouts(parts: list[Part], name: str, path: Path) -> list[Cutout]:
@@ -177,4 +184,4 @@ def image_cutout(part: Part, exp_type: str, source_type: Any, dispersion: Any, n
         "source_type": source_type, "xstart": 1, "ystart": 1, "xsize": shape[1], "ysize": shape[0],
         "dispersion_direction": int(dispersion),
     }
-    return Cutout(IMAGE_SOURCE_KEY, name, exp_type, meta, planes, wcs_to_asdf(part.wcs))
+    return Cutout(IMAGE_SOURCE_KEY, name, exp_type, meta, planes, part.wcs_asdf())

@@ -17,8 +17,10 @@ fails a check -- is :class:`NotFast`, and the datamodel reader reads it
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +28,7 @@ import numpy as np
 
 from ..errors import InputError, Spec3cError
 from ..store.records import OPTIONAL_PLANES, Cutout
-from .asdftree import NotFast, asdf_tree, converted, flat_meta, plain
+from .asdftree import NotFast, asdf_tree, converted, extension_blob, flat_meta, plain
 from .cutouts import (
     SCIENCE_PLANES,
     Part,
@@ -39,6 +41,7 @@ from .cutouts import (
     slit_model_cutout,
 )
 from .fitsraw import RawHdu, Unsupported, read_fits
+from .tagged_wcs import TaggedWcsWriter
 from .validate import SciencePart, ScienceParts, check_science_parts
 
 __all__ = ["NotFast", "read_fast"]
@@ -67,9 +70,9 @@ def read_fast(path: Path, name: str) -> tuple[str, dict[str, Any], list[Cutout]]
         raise NotFast(f"a {model_type} is not read here for {mode.name}")
     af, tree = asdf_tree(hdus)
     meta = flat_meta(tree, af)
-    by_ext = {(h.name, h.ver): h for h in hdus}
+    file = _File(af, {(h.name, h.ver): h for h in hdus}, TaggedWcsWriter(extension_blob(hdus)))
     try:
-        cutouts = _cutouts(model_type, tree, meta, af, by_ext, name, path)
+        cutouts = _cutouts(model_type, tree, meta, file, name, path)
     except InputError as exc:  # the datamodel reader checks before it lays out: its error comes first
         raise NotFast(str(exc)) from exc
     except Exception as exc:  # noqa: BLE001 - e.g. a gwcs that fails on evaluation: the datamodel reader's check names it
@@ -79,38 +82,50 @@ def read_fast(path: Path, name: str) -> tuple[str, dict[str, Any], list[Cutout]]
     return model_type, meta, cutouts
 
 
-def _cutouts(model_type: str, tree: dict[str, Any], meta: dict[str, Any], af: Any,  # noqa: PLR0913
-             by_ext: dict[tuple[str, int], RawHdu], name: str, path: Path) -> list[Cutout]:
+@dataclass(frozen=True)
+class _File:
+    """What the parts of one file are read from."""
+
+    af: Any  # the ASDF extension's blocks, opened (for converting tagged nodes)
+    by_ext: dict[tuple[str, int], RawHdu]  # (EXTNAME, EXTVER) -> HDU
+    wcs_writer: TaggedWcsWriter  # the slits' gwcs as the store keeps them, from their tagged trees
+
+
+def _cutouts(model_type: str, tree: dict[str, Any], meta: dict[str, Any], file: _File,  # noqa: PLR0913
+             name: str, path: Path) -> list[Cutout]:
     """The checked parts of the file laid out as its mode lays them (``read_slits``, ``read_slit_model``,
     ``read_image_model``)."""
     if model_type == "MultiSlitModel":
-        parts = [_part(slit, af, by_ext) for slit in tree.get("slits") or []]
+        parts = [_part(slit, file) for slit in tree.get("slits") or []]
         _check(parts, meta, slits=True, path=path)
         return slit_cutouts(parts, name, path)
-    part = _part(tree, af, by_ext)
+    part = _part(tree, file)
     _check([part], meta, slits=False, path=path)
     if model_type == "SlitModel":
         return [slit_model_cutout(part, name, path)]
     planes = {plane: part.planes[plane] for plane in SCIENCE_PLANES.values()}
-    return [image_cutout(Part({}, planes, part.wcs), str(meta.get("meta.exposure.type")),
+    return [image_cutout(Part({}, planes, part.wcs, part.wcs_bytes), str(meta.get("meta.exposure.type")),
                          meta.get("meta.target.source_type"), meta.get("meta.wcsinfo.dispersion_direction"),
                          name, path)]
 
 
-def _part(node: dict[str, Any], af: Any, by_ext: dict[tuple[str, int], RawHdu]) -> Part:
+def _part(node: dict[str, Any], file: _File) -> Part:
     """A slit (or the whole model) of the tree: :func:`~spec3c.ingest.cutouts.slit_meta`'s metadata,
-    its planes from their HDUs, its gwcs converted."""
-    values = plain({key: value for key, value in node.items() if key != "meta"}, af)
+    its planes from their HDUs, its gwcs converted (and written for the store from its tagged tree)."""
+    values = plain({key: value for key, value in node.items() if key != "meta"}, file.af)
     meta = {key: value for key, value in values.items() if not isinstance(value, np.ndarray) and _jsonable(value)}
-    meta.update(flat_meta(node, af))
+    meta.update(flat_meta(node, file.af))
     planes = {}
     for attr in (*SCIENCE_PLANES, *OPTIONAL_PLANES):
         if attr in node:
-            planes[SCIENCE_PLANES.get(attr, attr)] = _plane(node[attr], by_ext)
+            planes[SCIENCE_PLANES.get(attr, attr)] = _plane(node[attr], file.by_ext)
         elif attr in SCIENCE_PLANES:
             raise NotFast(f"no {attr} plane")
-    wcs = (node.get("meta") or {}).get("wcs")
-    return Part(meta, planes, None if wcs is None else converted(wcs, af))
+    tagged = (node.get("meta") or {}).get("wcs")
+    if tagged is None:
+        return Part(meta, planes, None)
+    wcs = converted(tagged, file.af)
+    return Part(meta, planes, wcs, functools.partial(file.wcs_writer.wcs_bytes, tagged, wcs))
 
 
 def _plane(node: Any, by_ext: dict[tuple[str, int], RawHdu]) -> np.ndarray:
