@@ -12,6 +12,7 @@ import contextlib
 import copy
 import functools
 import io
+import pickle
 import re
 import struct
 from collections.abc import Callable
@@ -202,6 +203,10 @@ def splice_stored_wcs(tree: dict[str, Any], dump: Callable[[dict[str, Any]], byt
     the objects (``dump`` of :func:`materialised`) when a stored WCS has
     another layout, or when the product has array blocks or YAML anchors of
     its own or a placeholder not in block style.
+
+    A mapping holding a stored WCS and otherwise only plain values (an
+    exposure's ``meta``, the same in every source's product) is dumped once
+    per process and content (:func:`_rendered`), and its text reused.
     """
     found: list[StoredWcs] = []
 
@@ -214,12 +219,17 @@ def splice_stored_wcs(tree: dict[str, Any], dump: Callable[[dict[str, Any]], byt
     placed = _replaced(tree, placeholder)
     if not found:
         return dump(placed)
-    raw = dump(_with_history(placed, found))
-    end = raw.find(_YAML_END)
-    text = raw[:end + 1].decode("utf-8") if end >= 0 else ""
+    placed = _with_history(placed, found)
+    holders: list[_Holder] = []
+    text = _yaml_text(dump(_holders_replaced(placed, holders)))
+    if text is not None and holders:
+        text = _holders_expanded(text, holders)
+        if text is None:  # a holder the dumped text cannot take: the tree dumped as it is
+            text = _yaml_text(dump(placed))
+    if text is None:
+        return dump(materialised(tree))
     spots = list(_PLACED.finditer(text))
-    own_blocks = end < 0 or raw[end + len(_YAML_END):].strip() != b""
-    if own_blocks or sorted(int(s.group(3)) for s in spots) != list(range(len(found))) or _ANCHOR.search(text):
+    if sorted(int(s.group(3)) for s in spots) != list(range(len(found))) or _ANCHOR.search(text):
         return dump(materialised(tree))
     out: list[str] = []
     blocks: list[bytes] = []
@@ -233,3 +243,144 @@ def splice_stored_wcs(tree: dict[str, Any], dump: Callable[[dict[str, Any]], byt
         last = spot.end()
     out.append(text[last:])
     return "".join(out).encode("utf-8") + _YAML_END[1:] + b"".join(blocks)
+
+
+def _yaml_text(raw: bytes) -> str | None:
+    """The YAML of an ASDF file (up to its end marker's line); None if it has blocks of its own."""
+    end = raw.find(_YAML_END)
+    if end < 0 or raw[end + len(_YAML_END):].strip() != b"":
+        return None
+    return raw[:end + 1].decode("utf-8")
+
+
+# -- mappings holding a stored WCS, dumped once per content -------------------------------------
+
+#: a holder's place in the dumped tree, as the stored WCSs' (a flow mapping: its parent in block style)
+_HOLDER_KEY = "spec3c-holder"
+_HELD = re.compile(r"^( *(?:- )?)([^ \n:]+): \{spec3c-holder: (\d+)\}\n", re.MULTILINE)
+#: the stored WCS's placeholder in a holder's cached text (its number is the product's)
+_HELD_MARK = -1
+_PLAIN = (str, int, float, bool, type(None))
+
+
+@dataclass(frozen=True)
+class _Holder:
+    node: dict[str, Any]  # the mapping, its stored WCS's placeholder numbered _HELD_MARK
+    key: tuple[Any, ...]  # its content (but the placeholder's number)
+    number: int  # its stored WCS's placeholder number in the product
+
+
+def _plain(values: list[Any], seen: set[int]) -> bool:
+    """Whether ``values`` are plain YAML (dicts, lists, str, int, float, bool, None: nothing tagged
+    or converted); their containers' ids go into ``seen``."""
+    stack = values
+    while stack:
+        item = stack.pop()
+        kind = type(item)
+        if kind is dict:
+            seen.add(id(item))
+            stack.extend(item.values())
+        elif kind is list:
+            seen.add(id(item))
+            stack.extend(item)
+        elif kind not in _PLAIN:
+            return False
+    return True
+
+
+def _holder(node: dict[str, Any], seen: set[int]) -> _Holder | None:
+    """``node`` as a :class:`_Holder` if it holds one stored WCS placeholder and otherwise plain
+    values (their containers' ids into ``seen``)."""
+    held = [name for name, value in node.items() if type(value) is dict and _PLACEHOLDER_KEY in value]
+    if len(held) != 1 or len(node[held[0]]) != 1:
+        return None
+    rest = {name: value for name, value in node.items() if name != held[0]}
+    seen.add(id(node))
+    if not _plain(list(rest.values()), seen):
+        return None
+    # pickle tells apart what YAML writes apart (1, 1.0 and True; 0.0 and -0.0; key order aside)
+    key = (held[0], pickle.dumps(rest, protocol=pickle.HIGHEST_PROTOCOL))
+    return _Holder({**node, held[0]: {_PLACEHOLDER_KEY: _HELD_MARK}}, key, node[held[0]][_PLACEHOLDER_KEY])
+
+
+def _holders_replaced(tree: dict[str, Any], holders: list[_Holder]) -> dict[str, Any]:
+    """``tree`` with each holder (below the root) replaced by a numbered placeholder (in ``holders``),
+    containers above one shallow copies; ``tree`` itself, and no holders, if a container is met
+    twice (pyyaml would write an anchor and an alias where the holders' text has neither)."""
+    inside: list[set[int]] = []
+    outside: set[int] = set()
+
+    def replaced(node: Any) -> Any:
+        if not isinstance(node, (dict, list)):
+            return node
+        outside.add(id(node))
+        items = node.items() if isinstance(node, dict) else enumerate(node)
+        changed = {}
+        for name, value in items:
+            seen: set[int] = set()
+            if type(value) is dict and (holder := _holder(value, seen)) is not None:
+                inside.append(seen)
+                holders.append(holder)
+                changed[name] = {_HOLDER_KEY: len(holders) - 1}
+            elif (new := replaced(value)) is not value:
+                changed[name] = new
+        if changed:
+            node = copy.copy(node)
+            for name, new in changed.items():
+                node[name] = new
+        return node
+
+    out = replaced(tree)
+    ids = [i for seen in inside for i in seen]
+    if len(set(ids)) != len(ids) or not outside.isdisjoint(ids):
+        holders.clear()
+        return tree
+    return out
+
+
+def _holders_expanded(text: str, holders: list[_Holder]) -> str | None:
+    """``text`` with each holder's placeholder replaced by its YAML; None if one is not where a
+    block mapping's key can take it."""
+    spots = list(_HELD.finditer(text))
+    if sorted(int(s.group(3)) for s in spots) != list(range(len(holders))):
+        return None
+    out, last = [], 0
+    for spot in spots:
+        indent, name, holder = spot.group(1), spot.group(2), holders[int(spot.group(3))]
+        rendered = _rendered(name, len(indent), holder)
+        if rendered is None:
+            return None
+        rendered = indent + rendered[len(indent):]  # a sequence item's first key: after its "- "
+        mark = f"{{{_PLACEHOLDER_KEY}: {_HELD_MARK}}}"
+        out += [text[last:spot.start()], rendered.replace(mark, f"{{{_PLACEHOLDER_KEY}: {holder.number}}}")]
+        last = spot.end()
+    out.append(text[last:])
+    return "".join(out)
+
+
+_RENDERED: dict[tuple[Any, ...], str | None] = {}
+
+
+def _rendered(name: str, indent: int, holder: _Holder) -> str | None:
+    """``name: holder`` as asdf's dumper writes it at ``indent`` in a block mapping (cached per
+    process by content); None at an odd indent."""
+    key = (name, indent, holder.key)
+    if key not in _RENDERED:
+        if len(_RENDERED) >= 1024:
+            _RENDERED.clear()
+        _RENDERED[key] = None if indent % 2 else _dumped_at(name, indent, holder.node)
+    return _RENDERED[key]
+
+
+def _dumped_at(name: str, indent: int, node: dict[str, Any]) -> str | None:
+    """``name: node`` dumped as the key of a block mapping at ``indent`` (even): nested in as many
+    one-key mappings, so that the emitter's columns (its line breaks) are the product's."""
+    import yaml
+    from asdf.yamlutil import AsdfDumper
+
+    nested: dict[str, Any] = {name: node}
+    for _ in range(indent // 2):
+        nested = {"x": nested}
+    lines = yaml.dump(nested, Dumper=AsdfDumper, allow_unicode=True).split("\n")
+    text = "\n".join(lines[indent // 2:])
+    return text if text.startswith(f"{' ' * indent}{name}:\n") else None

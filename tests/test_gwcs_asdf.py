@@ -119,3 +119,59 @@ def test_materialised_keeps_container_types_and_the_input():
     assert isinstance(out["a"][0], TaggedDict) and out["a"][0]._tag == "tag:example.org/thing-1.0.0"
     assert out["a"][0]["wcs"] is wcs_from_asdf(blob) and out["a"][0]["n"] == 1
     assert isinstance(tree["a"][0]["wcs"], StoredWcs)
+
+
+def _yaml_from(raw: bytes, start: str) -> str:
+    text = raw[:raw.index(b"\n...\n")].decode()
+    return text[text.index(start):]
+
+
+def _exposure_meta(index: int) -> dict:
+    """A plain exposure ``meta``: nested mappings, flow lists long enough to wrap, values YAML writes apart."""
+    return {"exposure": {"type": "NRS_MSASPEC", "number": index, "start": 60310.25, "zero": -0.0, "one": 1.0},
+            "flags": [True, 1, 1.0, None, "yes", "1"], "long": [f"item-{i:03d}" for i in range(20)],
+            "nested": {"deeper": {"deepest": {"values": list(range(30)), "name": "x" * 70}}}}
+
+
+@pytest.mark.parametrize(("depth", "sibling"), [(0, "name"), (1, "name"), (2, "name"), (1, "alias")])
+def test_mappings_holding_a_wcs_dumped_once_and_written_as_the_objects_are(depth, sibling):
+    """An exposure meta (plain values and a stored WCS) is dumped once per content and its text reused;
+    the product's YAML is byte for byte that of the objects, at any depth (line breaks depend on it),
+    and as a sequence item's first key (``- meta:``) or not."""
+    from spec3c import gwcs_asdf
+
+    w = [_wcs(1.0, 2.0), _wcs(3.0, 0.5)]
+    stored = [StoredWcs(wcs_to_asdf(x)) for x in w]
+
+    def tree(wcs):  # type: ignore[no-untyped-def]
+        exposures = [{sibling: f"s{i}", "meta": {**_exposure_meta(i % 2), "wcs": wcs[i % 2]}} for i in range(4)]
+        node = {"exposures": exposures}
+        for _ in range(depth):
+            node = {"level": node}
+        return {"top": 1, **node}
+
+    gwcs_asdf._RENDERED.clear()
+    spliced = splice_stored_wcs(tree(stored), _dump)
+    assert len(gwcs_asdf._RENDERED) == 2  # two distinct metas, each dumped once
+    assert all(text is not None for text in gwcs_asdf._RENDERED.values())
+    assert splice_stored_wcs(tree(stored), _dump) == spliced  # from the cache
+    objects = _dump(tree(w))
+    assert _yaml_from(spliced, "\ntop:") == _yaml_from(objects, "\ntop:")
+
+
+def test_holders_sharing_a_container_are_dumped_with_the_tree():
+    """A container in two holders (pyyaml writes an anchor and an alias): no holder is cached."""
+    from spec3c import gwcs_asdf
+
+    w = _wcs(1.0, 2.0)
+    shared = {"a": [1, 2, 3]}
+    exposures = [{"meta": {"shared": shared, "n": i, "wcs": StoredWcs(wcs_to_asdf(w))}} for i in range(2)]
+    holders: list = []
+    gwcs_asdf._holders_replaced({"exposures": exposures}, holders)
+    assert holders == []
+    not_plain = {"exposures": [{"meta": {"n": np.float32(1.0), "wcs": {"spec3c-stored-wcs": 0}}}]}
+    gwcs_asdf._holders_replaced(not_plain, holders)
+    assert holders == []  # a numpy scalar is converted by asdf, not written as plain YAML
+    raw = splice_stored_wcs({"exposures": exposures}, _dump)
+    read = _read(raw)
+    assert [e["meta"]["shared"] for e in read["exposures"]] == [shared, shared]
