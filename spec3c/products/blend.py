@@ -21,6 +21,8 @@ from gwcs.wcstools import grid_from_bounding_box
 from stdatamodels import schema as dm_schema
 from stdatamodels.jwst import datamodels as dm
 
+from .fits_image import fits_table_dtype
+
 __all__ = ["HDRTAB", "attach_hdrtab", "blend_rules", "blended_values", "hdrtab_columns", "hdrtab_table", "s_region_slit_band",
            "s_region_spectral"]
 
@@ -208,4 +210,8 @@ def attach_hdrtab(model: Any, table: np.ndarray) -> None:
             _HDRTAB_SCHEMAS.pop(next(iter(_HDRTAB_SCHEMAS)))
         _HDRTAB_SCHEMAS[key] = mschema.merge_property_trees({"allOf": [model._schema, entry]})
     model._schema = _HDRTAB_SCHEMAS[key]  # shared: models treat their schema as read-only
-    model.hdrtab = fits_support.from_fits_hdu(fits.BinTableHDU.from_columns(table), schema)
+    dtype = fits_table_dtype(table.dtype)
+    if dtype is not None:  # the FITS_rec's columns as a plain array: no Column objects (40 ms a table)
+        model.instance["hdrtab"] = np.asarray(table, dtype=dtype)  # (not cast to a FITS_rec on assignment)
+    else:
+        model.hdrtab = fits_support.from_fits_hdu(fits.BinTableHDU.from_columns(table), schema)

@@ -40,7 +40,7 @@ from stdatamodels import util as stdatamodels_util
 from stdatamodels.jwst.datamodels import JwstDataModel
 
 from ..gwcs_asdf import splice_stored_wcs
-from .fits_image import ImageExtension, Unwritable, header_bytes, padding
+from .fits_image import ImageExtension, TableExtension, Unwritable, header_bytes, padding
 
 __all__ = ["iter_plan_keywords", "plan_of", "write_fits_direct"]
 
@@ -313,7 +313,10 @@ class _Writer:
         name = fits_support._get_hdu_name(schema)
         fits_support._assert_non_primary_hdu(name)
         index = 0 if self.index is None else self.index
-        hdu = self.hdus.get_or_make(name, index, fits_support._get_hdu_type(name, schema=schema, value=array))
+        hdu_type = fits_support._get_hdu_type(name, schema=schema, value=array)
+        if hdu_type is fits.BinTableHDU and TableExtension.takes(array):
+            hdu_type = TableExtension
+        hdu = self.hdus.get_or_make(name, index, hdu_type)
         hdu.data = array
         if key in self.links and self.links[key] is not hdu:
             raise ValueError("Linking one array to multiple hdus is not supported")
@@ -390,7 +393,7 @@ def _write(hdulist: list[Any], fileobj: IO[bytes]) -> None:
     if hdulist[0].header.get("EXTEND") is not True:  # astropy's update_extend would set it in the list
         raise _Unsupported("a primary header without EXTEND = T")
     for index, hdu in enumerate(hdulist):
-        if isinstance(hdu, ImageExtension):
+        if isinstance(hdu, (ImageExtension, TableExtension)):
             data = hdu.data_bytes()
             fileobj.write(header_bytes(hdu))
             fileobj.write(data)

@@ -1,4 +1,5 @@
-"""Image extensions built as astropy builds them, written without astropy's per-card machinery.
+"""Image (and plain binary table) extensions built as astropy builds them, written without
+astropy's per-card machinery.
 
 The direct writer (:mod:`.direct_fits`) makes a 24-exposure MOS ``_cal`` of
 about 220 image extensions.  astropy spends ~1 ms making each ImageHDU and
@@ -25,7 +26,7 @@ from typing import Any, cast
 import numpy as np
 from astropy.io import fits
 
-__all__ = ["ImageExtension", "Unwritable", "header_bytes", "padding"]
+__all__ = ["ImageExtension", "TableExtension", "Unwritable", "fits_table_dtype", "header_bytes", "padding"]
 
 _BLOCK = 2880
 _COMMENTARY = ("", "COMMENT", "HISTORY")
@@ -182,6 +183,88 @@ class ImageExtension:
             values = values.view(unsigned) ^ np.array(1 << (8 * unsigned.itemsize - 1), dtype=unsigned)
         big = values.astype(values.dtype.newbyteorder(">"))
         return big.data.cast("B")  # the bytes of the new array, not a copy
+
+
+#: numpy kind and item size -> TFORM code of a one-value binary table column (astropy's)
+_TFORM = {("f", 8): "D", ("f", 4): "E", ("i", 8): "K", ("i", 4): "J", ("i", 2): "I"}
+
+
+def _tform(dtype: np.dtype) -> str | None:
+    """The TFORM astropy gives a column of ``dtype`` (one value per cell), None if not modelled here."""
+    if dtype.shape or dtype.names:
+        return None
+    if dtype.kind in "SU":
+        size = dtype.itemsize // (4 if dtype.kind == "U" else 1)
+        return f"{size}A" if size else None
+    return _TFORM.get((dtype.kind, dtype.itemsize))
+
+
+def fits_table_dtype(dtype: np.dtype) -> np.dtype | None:
+    """The packed big-endian dtype (text as ASCII bytes) astropy writes a record array of ``dtype``
+    in, as its FITS_rec holds it; None if a column is not modelled by :class:`TableExtension`."""
+    if not dtype.names or any(_tform(dtype[name]) is None for name in dtype.names):
+        return None
+    fields: list[tuple[str, Any]] = []
+    for name in dtype.names:
+        field = dtype[name]
+        if field.kind == "U":
+            fields.append((name, f"S{field.itemsize // 4}"))
+        else:
+            fields.append((name, field.newbyteorder(">") if field.kind != "S" else field))
+    return np.dtype(fields)
+
+
+class TableExtension:
+    """A binary table extension as ``fits.BinTableHDU(None, name=name)`` starts it, whose data is a
+    plain record array of one-value text, float and signed integer columns (:func:`fits_table_dtype`):
+    no units, scaling or multi-dimensional cells, which astropy's FITS_rec columns may carry."""
+
+    def __init__(self, data: None = None, name: str = "") -> None:
+        if data is not None:
+            raise Unwritable("a table extension made with data")
+        self.header = _Header([["XTENSION", "BINTABLE", "binary table extension"], ["BITPIX", 8, "array data type"],
+                               ["NAXIS", 2, "number of array dimensions"], ["NAXIS1", 0, "length of dimension 1"],
+                               ["NAXIS2", 0, "length of dimension 2"], ["PCOUNT", 0, "number of group parameters"],
+                               ["GCOUNT", 1, "number of groups"], ["TFIELDS", 0, "number of table fields"],
+                               ["EXTNAME", name.upper(), "extension name"]])
+        self._data: np.ndarray | None = None
+
+    name = ImageExtension.name
+    ver = ImageExtension.ver
+
+    @staticmethod
+    def takes(array: Any) -> bool:
+        """Whether ``array`` is data this class writes as astropy would."""
+        return type(array) in (np.ndarray, np.recarray) and array.ndim == 1 and fits_table_dtype(array.dtype) is not None
+
+    @property
+    def data(self) -> np.ndarray | None:
+        return self._data
+
+    @data.setter
+    def data(self, array: np.ndarray) -> None:
+        """What astropy's ``BinTableHDU.data = array`` does to the header of an empty table."""
+        dtype = fits_table_dtype(array.dtype) if self.takes(array) else None
+        if self._data is not None or dtype is None:
+            raise Unwritable("table data set twice, or of columns not modelled")
+        if any(key.startswith(("TTYPE", "TFORM")) for key, _ in self.header.items()):
+            raise Unwritable("table data set on a header with columns")
+        header = self.header
+        header["NAXIS1"] = dtype.itemsize
+        header["NAXIS2"] = len(array)
+        header["TFIELDS"] = len(dtype.names or ())
+        after = "TFIELDS"
+        for index, name in enumerate(dtype.names or (), start=1):
+            header.set_after(f"TTYPE{index}", name, after=after)
+            header.set_after(f"TFORM{index}", _tform(dtype[name]), after=f"TTYPE{index}")
+            after = f"TFORM{index}"
+        self._data = np.asarray(array, dtype=dtype)
+
+    def data_bytes(self) -> memoryview:
+        """The rows as astropy writes them: packed, big-endian, text as ASCII."""
+        if self._data is None:
+            return memoryview(b"")
+        return np.ascontiguousarray(self._data).data.cast("B")
 
 
 def header_bytes(hdu: Any) -> bytes:

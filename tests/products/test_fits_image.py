@@ -10,7 +10,14 @@ import numpy as np
 import pytest
 from astropy.io import fits
 
-from spec3c.products.fits_image import ImageExtension, Unwritable, header_bytes, padding
+from spec3c.products.fits_image import (
+    ImageExtension,
+    TableExtension,
+    Unwritable,
+    fits_table_dtype,
+    header_bytes,
+    padding,
+)
 
 
 def _astropy_bytes(hdu: fits.ImageHDU) -> bytes:
@@ -71,3 +78,52 @@ def test_what_is_not_modelled_is_refused() -> None:
         ImageExtension("SCI").data = np.zeros(3, bool)
     with pytest.raises(Unwritable):
         ImageExtension("SCI").header["HISTORY"] = "a commentary card"
+
+
+def _astropy_table_bytes(table: np.ndarray, name: str) -> bytes:
+    """A table HDU as stdatamodels makes it (BinTableHDU(None, name), data, ver) and astropy writes it,
+    the data a FITS_rec of the table's columns (astropy's own conversion of text to ASCII)."""
+    hdu = fits.BinTableHDU(None, name=name)
+    hdu.data = fits.BinTableHDU.from_columns(table).data
+    hdu.ver = 1
+    buffer = io.BytesIO()
+    fits.HDUList([fits.PrimaryHDU(), hdu]).writeto(buffer)
+    return buffer.getvalue()[2880:]
+
+
+@pytest.mark.parametrize("rows", [1, 3, 24])
+def test_table_as_astropy_writes_it(rows: int) -> None:
+    """Text (str and bytes, empty and NaN-like values), float and signed integer columns, in
+    either byte order: the header block and the rows are astropy's."""
+    rng = np.random.default_rng(rows)
+    words = np.array(["", "nan", "NRS_MSASPEC", "a b"])[rng.integers(0, 4, rows)]
+    table = np.rec.fromarrays(
+        [words, words.astype("S"), rng.normal(size=rows), rng.normal(size=rows).astype(">f4"),
+         rng.integers(-5, 5, rows), rng.integers(-5, 5, rows).astype(">i4"), rng.integers(-5, 5, rows).astype(np.int16)],
+        names=["TEXT", "BYTES", "D", "E", "K", "J", "I"])
+    hdu = TableExtension(None, name="hdrtab")
+    hdu.data = table
+    hdu.ver = 1
+    data = hdu.data_bytes()
+    assert header_bytes(hdu) + bytes(data) + padding(len(data)) == _astropy_table_bytes(table, "HDRTAB")
+    # the ASDF tree describes the array as stdatamodels describes the FITS_rec (big-endian, as written)
+    from asdf.tags.core.ndarray import numpy_dtype_to_asdf_datatype
+
+    assert hdu.data is not None
+    assert (numpy_dtype_to_asdf_datatype(hdu.data.dtype, include_byteorder=True, override_byteorder="big")
+            == numpy_dtype_to_asdf_datatype(fits.BinTableHDU.from_columns(table).data.dtype, include_byteorder=True,
+                                            override_byteorder="big"))
+
+
+def test_tables_not_modelled_are_left_to_astropy() -> None:
+    """Cells of several values, booleans, unsigned or 8-bit integers, FITS_rec (its columns may carry
+    units or scaling), and data set twice."""
+    plain = np.rec.fromarrays([np.arange(3.0)], names=["A"])
+    assert TableExtension.takes(plain) and fits_table_dtype(plain.dtype) is not None
+    for dtype in ([("A", "f8", (2,))], [("A", "?")], [("A", "u2")], [("A", "i1")]):
+        assert not TableExtension.takes(np.zeros(2, dtype=dtype))
+    assert not TableExtension.takes(fits.BinTableHDU.from_columns(plain).data)
+    hdu = TableExtension(None, name="T")
+    hdu.data = plain
+    with pytest.raises(Unwritable):
+        hdu.data = plain
