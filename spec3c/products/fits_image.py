@@ -57,17 +57,28 @@ class _Header:
 
     def __init__(self, cards: list[list[Any]]) -> None:
         self.cards = cards
+        self._first: dict[str, list[Any]] = {}  # keyword -> its first card (commentary aside)
+        for card in cards:
+            self._note(card)
 
-    def _index(self, keyword: str) -> int | None:
+    def _note(self, card: list[Any]) -> None:
+        """Index a new card (a keyword card repeated only ever goes after its first)."""
+        if card[0] not in _COMMENTARY:
+            self._first.setdefault(card[0], card)
+
+    def _card(self, keyword: str) -> list[Any] | None:
+        """The first card of ``keyword`` (astropy's ``header[keyword]``)."""
         keyword = keyword.strip().upper()
-        return next((i for i, card in enumerate(self.cards) if card[0] == keyword), None)
+        if keyword in _COMMENTARY:
+            return next((card for card in self.cards if card[0] == keyword), None)
+        return self._first.get(keyword)
 
     def __contains__(self, keyword: str) -> bool:
-        return self._index(keyword) is not None
+        return self._card(keyword) is not None
 
     def get(self, keyword: str, default: Any = None) -> Any:
-        at = self._index(keyword)
-        return default if at is None else self.cards[at][1]
+        card = self._card(keyword)
+        return default if card is None else card[1]
 
     def items(self) -> list[tuple[str, Any]]:
         return [(card[0], card[1]) for card in self.cards]
@@ -78,11 +89,11 @@ class _Header:
         keyword = keyword.strip().upper()
         if keyword in _COMMENTARY:
             raise Unwritable("a commentary card set by keyword")
-        at = self._index(keyword)
-        if at is not None:
-            self.cards[at][1] = value
+        card = self._card(keyword)
+        if card is not None:
+            card[1] = value
             if comment is not None:
-                self.cards[at][2] = comment
+                card[2] = comment
         else:
             self.append((keyword, value, "" if comment is None else comment))
 
@@ -91,6 +102,7 @@ class _Header:
         neither blank nor (for a keyword card) commentary, and takes the place of a trailing blank."""
         keyword, value, comment = (*card, "")[:3]
         new = [str(keyword).strip().upper(), value, comment]
+        self._note(new)
         if _is_blank(new) or end:
             self.cards.append(new)
             return
@@ -111,10 +123,13 @@ class _Header:
         """astropy's ``Header.set(keyword, value, after=after)`` for a keyword not in the header."""
         if keyword in self:
             raise Unwritable(f"{keyword} set again")
-        at = self._index(after)
-        if at is None:
+        card = self._card(after)
+        if card is None:
             raise Unwritable(f"no {after} to put {keyword} after")
-        self.cards.insert(at + 1, [keyword, value, comment])
+        at = next(i for i, other in enumerate(self.cards) if other is card)
+        new = [keyword, value, comment]
+        self.cards.insert(at + 1, new)
+        self._note(new)
 
     def __str__(self) -> str:
         """The header block as astropy's ``str(header)``: the cards, END, blanks to 2880 bytes."""
