@@ -24,7 +24,8 @@ import asdf
 from .asdf_plugins import config_context
 from .fitsio import asdf_write_unvalidated
 
-__all__ = ["StoredWcs", "materialised", "splice_stored_wcs", "wcs_from_asdf", "wcs_to_asdf"]
+__all__ = ["BLOCK_MAGIC", "YAML_END", "StoredWcs", "asdf_blocks", "materialised", "splice_stored_wcs", "wcs_from_asdf",
+           "wcs_to_asdf"]
 
 
 def wcs_to_asdf(wcs, validate: bool = False) -> bytes:  # type: ignore[no-untyped-def]
@@ -57,12 +58,12 @@ def wcs_from_asdf(blob: bytes):  # type: ignore[no-untyped-def]
 # -- a stored WCS written into a product as its YAML and blocks ---------------------------------
 
 
-def _blocks(blob: bytes, start: int) -> list[bytes] | None:
+def asdf_blocks(blob: bytes, start: int) -> list[bytes] | None:
     """The ASDF blocks (each with its header) from ``start`` up to the block index or the end;
     None if the bytes there are not blocks."""
     blocks, at = [], start
     while at < len(blob) and not blob.startswith(_BLOCK_INDEX, at):
-        if not blob.startswith(_BLOCK_MAGIC, at) or at + 6 > len(blob):
+        if not blob.startswith(BLOCK_MAGIC, at) or at + 6 > len(blob):
             return None
         (header_size,) = struct.unpack(">H", blob[at + 4:at + 6])
         (allocated,) = struct.unpack(">Q", blob[at + 14:at + 22])  # after flags (4) and compression (4)
@@ -95,8 +96,8 @@ class StoredWcs:
     @functools.cached_property
     def parts(self) -> _Parts | None:
         """The WCS's YAML, history and blocks; None for another layout than wcs_to_asdf's."""
-        end = self.blob.find(_YAML_END)
-        blocks = None if end < 0 else _blocks(self.blob, end + len(_YAML_END))
+        end = self.blob.find(YAML_END)
+        blocks = None if end < 0 else asdf_blocks(self.blob, end + len(YAML_END))
         if blocks is None:
             return None
         text = self.blob[:end + 1].decode("utf-8")
@@ -125,9 +126,9 @@ def _extension_entries(history: str) -> tuple[Any, ...]:
     return tuple(entries)
 
 
-_BLOCK_MAGIC = b"\xd3BLK"
+BLOCK_MAGIC = b"\xd3BLK"
 _BLOCK_INDEX = b"#ASDF BLOCK INDEX"
-_YAML_END = b"\n...\n"
+YAML_END = b"\n...\n"
 _TOP_LEVEL = re.compile(r"\n[^ \n]")
 #: a stored WCS's place in the dumped tree: a mapping (so that the one holding it is in block style)
 _PLACEHOLDER_KEY = "spec3c-stored-wcs"
@@ -242,13 +243,13 @@ def splice_stored_wcs(tree: dict[str, Any], dump: Callable[[dict[str, Any]], byt
         anchors += max((int(m.group(2)) for m in _ANCHOR.finditer(wcs.parts.wcs)), default=0)
         last = spot.end()
     out.append(text[last:])
-    return "".join(out).encode("utf-8") + _YAML_END[1:] + b"".join(blocks)
+    return "".join(out).encode("utf-8") + YAML_END[1:] + b"".join(blocks)
 
 
 def _yaml_text(raw: bytes) -> str | None:
     """The YAML of an ASDF file (up to its end marker's line); None if it has blocks of its own."""
-    end = raw.find(_YAML_END)
-    if end < 0 or raw[end + len(_YAML_END):].strip() != b"":
+    end = raw.find(YAML_END)
+    if end < 0 or raw[end + len(YAML_END):].strip() != b"":
         return None
     return raw[:end + 1].decode("utf-8")
 

@@ -27,15 +27,13 @@ from typing import Any
 
 import yaml
 
-from ..gwcs_asdf import wcs_to_asdf
+from ..gwcs_asdf import BLOCK_MAGIC, YAML_END, asdf_blocks, wcs_to_asdf
 
 __all__ = ["TaggedWcsWriter"]
 
 _NDARRAY = "tag:stsci.edu:asdf/core/ndarray-"
 _NDARRAY_KEYS = {"source", "datatype", "byteorder", "shape"}
-_BLOCK_MAGIC = b"\xd3BLK"
 _BLOCK_HEADER = struct.Struct(">I4sQQQ16s")  # flags, compression, allocated, used, data size, md5
-_YAML_END = b"\n...\n"
 _TAG_DIRECTIVE = re.compile(rb"^%TAG (\S+) (\S+)$", re.MULTILINE)
 
 
@@ -141,7 +139,7 @@ def _renumbered(node: Any) -> tuple[Any, frozenset[str], list[int]]:
 def _head(expected: bytes) -> tuple[bytes, dict[str, str]] | None:
     """What precedes ``wcs:`` in :func:`wcs_to_asdf`'s bytes (ASDF header, library, history) and
     their %TAG handles; None for another layout."""
-    end = expected.find(_YAML_END)
+    end = expected.find(YAML_END)
     at = expected.find(b"\nwcs: ", 0, end)
     if end < 0 or at < 0:
         return None
@@ -151,14 +149,15 @@ def _head(expected: bytes) -> tuple[bytes, dict[str, str]] | None:
 
 def _read_blocks(blob: bytes) -> list[bytes]:
     """The uncompressed data of each ASDF block of ``blob`` (an ASDF file), in order."""
-    end = blob.find(_YAML_END)
-    at = blob.find(_BLOCK_MAGIC, end) if end >= 0 else -1
+    end = blob.find(YAML_END)
+    blocks = asdf_blocks(blob, blob.find(BLOCK_MAGIC, end)) if end >= 0 and BLOCK_MAGIC in blob[end:] else []
+    if blocks is None:
+        raise _Unusual("blocks that are not whole ASDF blocks")
     out: list[bytes] = []
-    while at >= 0 and blob.startswith(_BLOCK_MAGIC, at):
-        (size,) = struct.unpack(">H", blob[at + 4:at + 6])
-        flags, compression, allocated, used, data_size, _ = _BLOCK_HEADER.unpack(blob[at + 6:at + 6 + _BLOCK_HEADER.size])
-        start = at + 6 + size
-        data = blob[start:start + used]
+    for block in blocks:
+        (size,) = struct.unpack(">H", block[4:6])
+        flags, compression, _, used, data_size, _ = _BLOCK_HEADER.unpack(block[6:6 + _BLOCK_HEADER.size])
+        data = block[6 + size:6 + size + used]
         if flags or len(data) != used:
             raise _Unusual("a streamed or truncated block")
         if compression == b"zlib":
@@ -168,7 +167,6 @@ def _read_blocks(blob: bytes) -> list[bytes]:
         if len(data) != data_size:
             raise _Unusual("a block whose data size is not its header's")
         out.append(data)
-        at = start + allocated
     return out
 
 
@@ -183,7 +181,7 @@ def _written_blocks(data: list[bytes], offset: int) -> bytes:
         checksum = hashlib.md5(packed, usedforsecurity=False).digest()
         header = _BLOCK_HEADER.pack(0, b"zlib", len(packed), len(packed), len(item), checksum)
         offsets.append(offset)
-        out.append(_BLOCK_MAGIC + struct.pack(">H", len(header)) + header + packed)
+        out.append(BLOCK_MAGIC + struct.pack(">H", len(header)) + header + packed)
         offset += len(out[-1])
     index = yaml.dump(offsets, Dumper=yaml.SafeDumper, explicit_start=True, explicit_end=True,
                       allow_unicode=True, encoding="utf-8", version=(1, 1))
