@@ -28,7 +28,7 @@ import logging
 
 import numpy as np
 
-__all__ = ["reuse_freed_memory"]
+__all__ = ["release_freed_memory", "reuse_freed_memory"]
 
 log = logging.getLogger("spec3c")
 
@@ -62,3 +62,12 @@ def reuse_freed_memory() -> bool:
         _taken = False
     log.debug("allocator: freed blocks kept for reuse (glibc: %s), numpy huge-page advice off", _taken)
     return _taken
+
+
+def release_freed_memory() -> None:
+    """Give the memory this process freed back to the kernel (glibc's ``malloc_trim``; elsewhere
+    nothing): after a large transient allocation, so that the next one does not stack on its leftovers."""
+    try:
+        ctypes.CDLL(None).malloc_trim(0)
+    except (OSError, AttributeError):
+        pass

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..allocator import release_freed_memory
 from ..asn import Association, read_association
 from ..check import store_writer
 from ..config import quarter_of_ram
@@ -224,6 +225,8 @@ def _commit(store: Store, asn: Association, todo: list[_Planned], staged: Stagin
         report.n_cutouts += len(data.cutouts)
         _log.info("%s exposure %s (%s): %d cutouts", "replaced" if plan.action == "replace" else "ingested",
                   plan.name, plan.role, len(data.cutouts))
+        del data  # before the next one is loaded
+        release_freed_memory()
     store.consolidate()
 
 

@@ -134,7 +134,8 @@ def _plane(node: Any, by_ext: dict[tuple[str, int], RawHdu]) -> np.ndarray:
     hdu = by_ext.get((match["name"], int(match["ver"]))) if match else None
     if hdu is None or hdu.data is None:
         raise NotFast("an array that is not an image HDU")
-    return np.array(hdu.data)  # writable, in the file's byte order (as the datamodel gives it)
+    # writable, in this machine's byte order: the store's (no second copy when the exposure is committed)
+    return np.array(hdu.data, dtype=hdu.data.dtype.newbyteorder("="))
 
 
 def _check(parts: list[Part], meta: dict[str, Any], slits: bool, path: Path) -> None:

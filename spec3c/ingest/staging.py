@@ -20,13 +20,15 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from ..allocator import release_freed_memory
+
 if TYPE_CHECKING:
     from .reader import ExposureData
 
 __all__ = ["Staging", "spill"]
 
 #: bytes of arrays kept in memory before exposures are spilled to disk
-BUDGET = 256 * 2**20
+BUDGET = 32 * 2**20
 _PREFIX = "spec3c-ingest-"
 
 
@@ -87,15 +89,19 @@ class Staging:
 
     def add(self, data: ExposureData, last: bool = False) -> None:
         """Hold ``data``: in memory within the budget, else spilled to disk.  The ``last`` exposure read
-        stays in memory: spilling it would only load it back at once (the peak grows by at most the budget)."""
+        stays in memory if none was spilled (spilling it would only load it back at once); else it is
+        spilled too, and the exposures are committed from disk one at a time."""
         size = _nbytes(data)
-        if last or self._in_memory + size <= self.budget:
+        spilled = any(isinstance(item, Path) for item in self._held)
+        if (last and not spilled) or self._in_memory + size <= self.budget:
             self._held.append(data)
             self._in_memory += size
             return
         path = self.folder() / f"{len(self._held)}.pickle"
         spill(data, path)
         self._held.append(path)
+        del data
+        release_freed_memory()
 
     def folder(self) -> Path:
         """The private folder exposures are spilled to (created on first use); worker processes

@@ -60,9 +60,13 @@ _ARRAYS = ("exposures", "cutouts", "images", "results")
 _FRAMES = "frames"
 #: tile extents (rows, columns) of the full-frame arrays
 _FRAME_TILE = (64, 512)
-#: memory budgets tried in turn for a consolidation (the first is _config's): a cell must fit the buffers.
-#: Not more: on the results of a 1e9-voxel cube libtiledb still reads 0 cells with 8 GiB, after 70 s and 3 GB
-_CONSOLIDATION_BUDGETS = (256 * 2**20, 2 * 2**30)
+#: memory budgets tried in turn for a consolidation: a cell must fit the buffers.  The first is small (a
+#: consolidation's buffers were the peak of a MOS-50 run: 256 MiB cost ~80 MiB more and no time); not more
+#: than the last: on the results of a 1e9-voxel cube libtiledb still reads 0 cells with 8 GiB, after 70 s and 3 GB
+_CONSOLIDATION_BUDGETS = (64 * 2**20, 2 * 2**30)
+#: bytes of planes per write of cutouts: a bound on the memory a write takes, not so small that an
+#: exposure makes many fragments (consolidation merges them)
+_WRITE_BYTES = 32 * 2**20
 #: reads retried after a concurrent consolidation vacuumed the fragments they had opened
 _READ_ATTEMPTS = 5
 #: query-result bytes read before the cycle collector is run to free them (see _release)
@@ -177,6 +181,21 @@ def _objects(values: list[Any]) -> np.ndarray:
     return out
 
 
+def _cutout_cells(cutouts: list[Cutout]) -> tuple[tuple[np.ndarray, ...], dict[str, Any]]:
+    """The coordinates (source, exposure, slit) and attribute values of ``cutouts``' cells."""
+    data: dict[str, Any] = {
+        "ny": np.array([c.shape[0] for c in cutouts], dtype=np.int32),
+        "nx": np.array([c.shape[1] for c in cutouts], dtype=np.int32),
+        "meta": np.array([dumps_meta({**c.meta, "_planes": sorted(c.planes)}) for c in cutouts]),
+        "wcs": _objects([c.wcs_asdf for c in cutouts]),
+    }
+    for plane, dtype in ALL_PLANES.items():
+        empty = np.empty(0, dtype=dtype)
+        data[plane] = _objects([c.planes.get(plane, empty).ravel() for c in cutouts])
+    keys = tuple(np.array([getattr(c, k) for c in cutouts]) for k in ("source", "exposure", "slit"))
+    return keys, data
+
+
 def _text(values: Iterable[Any]) -> list[str]:
     return [v.decode() if isinstance(v, bytes) else str(v) for v in values]
 
@@ -281,18 +300,21 @@ class TileDBStore(Store):
             self._remove_frames(record.name, keep=self._frames_folder(record.name))
 
     def _write_cutouts(self, cutouts: list[Cutout]) -> None:
-        data: dict[str, Any] = {
-            "ny": np.array([c.shape[0] for c in cutouts], dtype=np.int32),
-            "nx": np.array([c.shape[1] for c in cutouts], dtype=np.int32),
-            "meta": np.array([dumps_meta({**c.meta, "_planes": sorted(c.planes)}) for c in cutouts]),
-            "wcs": _objects([c.wcs_asdf for c in cutouts]),
-        }
-        for plane, dtype in ALL_PLANES.items():
-            empty = np.empty(0, dtype=dtype)
-            data[plane] = _objects([c.planes.get(plane, empty).ravel() for c in cutouts])
-        keys = [np.array([getattr(c, k) for c in cutouts]) for k in ("source", "exposure", "slit")]
+        """In writes of at most :data:`_WRITE_BYTES` of planes each (libtiledb holds about twice a
+        write's cells while it filters them); the exposure's record, written after, commits them."""
+        batches: list[list[Cutout]] = [[]]
+        size = 0
+        for c in cutouts:
+            nbytes = sum(a.nbytes for a in c.planes.values())
+            if batches[-1] and size + nbytes > _WRITE_BYTES:
+                batches.append([])
+                size = 0
+            batches[-1].append(c)
+            size += nbytes
         with self._open("cutouts", "w") as arr:
-            arr[tuple(keys)] = data
+            for batch in batches:
+                keys, data = _cutout_cells(batch)
+                arr[keys] = data
 
     def _write_images(self, exposure: str, images: Mapping[str, np.ndarray]) -> None:
         frames = _frame_planes(images)

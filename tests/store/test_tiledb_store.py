@@ -106,3 +106,25 @@ def test_ctrl_c_ignored_before_opening_a_store_stays_ignored(tmp_path):
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert "still running" in done.stdout
+
+
+def test_an_exposures_cutouts_are_written_in_bounded_batches(tmp_path, monkeypatch):
+    """An exposure's cutouts go to TileDB in writes of at most _WRITE_BYTES of planes each (a write
+    holds about twice its cells): several fragments, read back whole."""
+    import spec3c.store.tiledb_store as tdb
+    from spec3c.testing.store import assert_cutouts_equal, make_cutout, make_record
+
+    cutouts = [make_cutout(str(k), "e1", "1", shape=(20, 30), seed=k) for k in range(7)]
+    one = sum(a.nbytes for a in cutouts[0].planes.values())
+    monkeypatch.setattr(tdb, "_WRITE_BYTES", 2 * one + 1)  # 2 cutouts per write: 4 writes
+    writes = []
+    real_cells = tdb._cutout_cells
+    monkeypatch.setattr(tdb, "_cutout_cells", lambda batch: writes.append(len(batch)) or real_cells(batch))
+    with TileDBStore(tmp_path / "s.tdb", "w") as store:
+        store.commit_exposure(make_record("e1"), cutouts)
+        assert writes == [2, 2, 2, 1]
+        assert len(list((tmp_path / "s.tdb" / "cutouts" / "__fragments").iterdir())) == 4
+        for c in cutouts:
+            assert_cutouts_equal(store.read_cutouts(c.source)[0], c)
+        store.consolidate()
+        assert [c.key for c in store.read_cutouts_of([c.source for c in cutouts])["3"]] == [cutouts[3].key]
