@@ -34,6 +34,7 @@ from .s3d import write_s3d
 from .soss import write_soss_c1d, write_soss_x1d
 from .wfss import write_wfss_c1d, write_wfss_x1d
 from .writers import (
+    _resolved,
     write_exposure_crfs,
     write_exposure_x1ds,
     write_s2d,
@@ -156,12 +157,12 @@ class _CachedStore:
         return self._cache[("get_result", source, key)]
 
     def _read_family(self, source: str, key: str) -> None:
-        """Read ``key`` and the source's other results of its family (``crf/...``: one per
-        exposure, all wanted by the same product) in one go, not one query each."""
+        """Read ``key`` with the source's other results in one query, not one query each: a
+        source's every result (its status, ``crf/...`` of each exposure, s2d, x1d...: what its
+        products are made of), the association's results of the key's family only."""
         family = key.split("/", 1)[0] + "/"
-        keys = {key}
-        if "/" in key:
-            keys.update(k for _, k in self.list_results(source) if k.startswith(family) and "/planes/" not in k)
+        keys = {key} | {k for _, k in self.list_results(source) if "/planes/" not in k and (
+            source != ASSOCIATION_SOURCE or ("/" in key and k.startswith(family)))}
         for name, result in self._store.get_results_of(source, sorted(keys)).items():
             self._cache.setdefault(("get_result", source, name), result)
 
@@ -280,6 +281,15 @@ def _export_one(source: str, store_path: str, naming: ProductNaming, out_dir: st
 
 # -- what an output folder holds (kept in the store) -------------------------------------
 
+def _resolved_once(store: Store, naming: ProductNaming) -> ProductNaming:
+    """``naming`` completed from the store once for every source's job (the writers then find
+    nothing to look up); as it is if the store cannot complete it (the writers say why)."""
+    try:
+        return _resolved(store, naming)
+    except (KeyError, ValueError):
+        return naming
+
+
 def _manifest_key(out_dir: Path) -> str:
     return "exported/" + hashlib.sha256(str(out_dir).encode()).hexdigest()[:16]
 
@@ -353,6 +363,7 @@ def export_store(  # noqa: PLR0913 - each is a CLI option
         known = store.sources()
         manifest = _load_manifest(store, out_dir, naming)
         mode = mode_of_store(store)
+        resolved = _resolved_once(store, naming)  # for the jobs (the manifest is the caller's naming's)
         layouts = mode.products
         association_writers = _MODE_ASSOCIATION_WRITERS.get(mode.name, _ASSOCIATION_WRITERS)
         with_status = {src for src, key in store.list_results() if key == STATUS} if manifest else set()
@@ -368,7 +379,7 @@ def export_store(  # noqa: PLR0913 - each is a CLI option
     # decided here, so that a folder already up to date needs no workers at all
     kept = {s: done for s in (keys if per_source else [])
             if (done := _up_to_date(s, out_dir, manifest.get(s), runs.get(s), wanted))}
-    jobs = {s: (str(store_path), naming, str(out_dir), wanted, manifest.get(s))
+    jobs = {s: (str(store_path), resolved, str(out_dir), wanted, manifest.get(s))
             for s in (keys if per_source else []) if s not in kept}
     outcome = map_sources(_export_one, jobs, workers=workers, scheduler=scheduler, progress=progress)
     written: list[Path] = []

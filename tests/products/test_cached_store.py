@@ -1,5 +1,5 @@
-"""Export's read-through cache (spec3c.products.export._CachedStore) reads a source's results of
-one family (``crf/<exposure>/<slit>``: all wanted by the same product) in one store query."""
+"""Export's read-through cache (spec3c.products.export._CachedStore) reads a source's results (all
+wanted by its products) in one store query; the association's, one family at a time."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from spec3c.products.export import _CachedStore
+from spec3c.results import ASSOCIATION_SOURCE
 from spec3c.store.memory import MemoryStore
 
 
@@ -25,7 +26,7 @@ class _CountingStore(MemoryStore):
                 if (source, k) in self.list_results(source)}
 
 
-def test_a_family_of_results_is_read_in_one_query() -> None:
+def test_a_sources_results_are_read_in_one_query() -> None:
     store = _CountingStore()
     for exposure in ("e1", "e2", "e3"):
         store.put_result("s1", f"crf/{exposure}/7", {"dq": np.full(2, int(exposure[1]), np.uint32)}, {})
@@ -35,8 +36,18 @@ def test_a_family_of_results_is_read_in_one_query() -> None:
     cached = _CachedStore(store)
     got = [int(cached.get_result("s1", f"crf/{e}/7")[0]["dq"][0]) for e in ("e2", "e1", "e3")]
     assert got == [2, 1, 3]
-    assert store.queries == [("many", "crf/e1/7", "crf/e2/7", "crf/e3/7")]  # one query, tiles left out
     assert cached.get_result("s1", "x1d")[1] == {"n": 1}
-    assert store.queries[-1] == ("many", "x1d")
+    assert store.queries == [("many", "crf/e1/7", "crf/e2/7", "crf/e3/7", "x1d")]  # one query, tiles left out
     with pytest.raises(KeyError):
         cached.get_result("s1", "crf/e9/7")
+
+
+def test_the_associations_results_are_read_one_family_at_a_time() -> None:
+    store = _CountingStore()
+    store.put_result(ASSOCIATION_SOURCE, "asn", {}, {"asn_pool": "p"})
+    for k in range(3):
+        store.put_result(ASSOCIATION_SOURCE, f"exported/{k}", {}, {"k": k})
+    cached = _CachedStore(store)
+    assert cached.get_result(ASSOCIATION_SOURCE, "asn")[1] == {"asn_pool": "p"}
+    assert cached.get_result(ASSOCIATION_SOURCE, "exported/1")[1] == {"k": 1}
+    assert store.queries == [("many", "asn"), ("many", "exported/0", "exported/1", "exported/2")]
