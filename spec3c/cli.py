@@ -477,8 +477,21 @@ def process(ctx: click.Context, store_path: Path, sources: str | None, workers: 
     recomputes all).  Status, key and provenance are stored per source.
     """
     workers = _workers_for_store(store_path, workers, scheduler)
-    if _run_process(ctx, store_path, sources, workers, config_file, skip, force, scheduler):
+    with _local_pool(workers, scheduler, ("spec3c.process",)):
+        failed = _run_process(ctx, store_path, sources, workers, config_file, skip, force, scheduler)
+    if failed:
         ctx.exit(1)
+
+
+def _local_pool(workers: int | None, scheduler: str | None, modules: tuple[str, ...]) -> contextlib.AbstractContextManager[Any]:
+    """The command's local worker pool, its workers forked at once from this process after it imported
+    ``modules`` (before it opens the store: :func:`spec3c.parallel.shared_executor`); none in-process
+    (``workers`` 1) or on Dask."""
+    from .parallel import shared_executor
+
+    if scheduler is not None or workers == 1:
+        return contextlib.nullcontext()
+    return shared_executor(None, workers, modules)
 
 
 def _workers_for_store(store_path: Path, workers: int | None, scheduler: str | None) -> int | None:
@@ -553,7 +566,8 @@ def export(store_path: Path, output_dir: Path, suffix: str, sources: str | None,
     R_<REFTYPE> keywords and a PROVENANCE extension).
     """
     workers = _workers_for_store(store_path, workers, scheduler)
-    exported = _export(store_path, output_dir, suffix, sources, workers, scheduler)
+    with _local_pool(workers, scheduler, ("spec3c.products.export",)):
+        exported = _export(store_path, output_dir, suffix, sources, workers, scheduler)
     click.echo(f"wrote {len(exported.written)} products to {output_dir} ({len(exported.unchanged)} unchanged)")
 
 
@@ -848,5 +862,13 @@ def compare(dir_a: Path, dir_b: Path, median_rel: float, max_rel: float | None, 
     if not report.ok:
         sys.exit(1)
 
-if __name__ == "__main__":  # pragma: no cover
+def entry() -> None:
+    """The ``spec3c`` program: :func:`main` in a process of its own, which may fork its workers."""
+    from .parallel import allow_fork_start
+
+    allow_fork_start()
     main()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    entry()

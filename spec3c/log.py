@@ -38,7 +38,7 @@ if TYPE_CHECKING:
     from multiprocessing.connection import Connection
 
 __all__ = ["FILE_ONLY", "FORMAT", "LEVELS", "ROOT", "TRACEBACK", "LogForwarder", "LogSettings", "WorkerLogging", "configure",
-           "configure_worker", "current", "log_step", "logger", "reset", "step_logger", "worker_logging"]
+           "configure_worker", "current", "forget_parent_logging", "log_step", "logger", "reset", "step_logger", "worker_logging"]
 
 #: the package's logger; every spec3c logger is below it
 ROOT = "spec3c"
@@ -290,6 +290,14 @@ def _picklable(record: logging.LogRecord) -> dict[str, Any]:
 
 
 _WORKER: WorkerLogging | None = None
+
+
+def forget_parent_logging() -> None:
+    """In a worker forked from a configured ``spec3c`` process: drop the parent's handlers and settings
+    (:func:`configure_worker` then sets up the worker's own)."""
+    global _CURRENT
+    _remove_ours()
+    _CURRENT = None
 
 
 def configure_worker(settings: WorkerLogging) -> None:

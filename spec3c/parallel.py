@@ -16,8 +16,10 @@ scheduler reschedules it itself).  An exception raised by a job is that
 job's error: the other jobs still run.
 
 ``spec3c run`` keeps one warm executor for process and export
-(:func:`shared_executor`): its workers import what the jobs need while
-ingest runs.  The ``spec3c`` commands run small data sets (below
+(:func:`shared_executor`): the ``spec3c`` command imports what the jobs need
+first, then forks the workers, which share those modules' memory (copy on
+write) and start without importing anything.  The ``spec3c`` commands run small
+data sets (below
 :data:`INLINE_BYTES`, :func:`workers_for`) in their own process instead: a
 worker process costs seconds of start-up and ~200 MiB, and the kernels use
 every core through OpenMP anyway.
@@ -25,9 +27,11 @@ every core through OpenMP anyway.
 
 from __future__ import annotations
 
+import gc
 import multiprocessing
 import os
 import shutil
+import sys
 import tempfile
 import uuid
 from abc import ABC, abstractmethod
@@ -42,7 +46,13 @@ from typing import Any, Generic, TypeVar
 from .asdf_plugins import load_only_jwst_plugins
 from .errors import Spec3cError
 from .interrupt import interrupted
-from .log import LogForwarder, WorkerLogging, configure_worker, worker_logging
+from .log import (
+    LogForwarder,
+    WorkerLogging,
+    configure_worker,
+    forget_parent_logging,
+    worker_logging,
+)
 
 T = TypeVar("T")
 ProgressFn = Callable[[str, int, int], None]
@@ -50,8 +60,11 @@ ProgressFn = Callable[[str, int, int], None]
 Jobs = Mapping[str, tuple[Any, ...]]
 
 __all__ = ["INLINE_BYTES", "INLINE_BYTES_ENV", "DaskExecutor", "Executor", "JobResults", "LocalExecutor",
-           "ProgressFn", "data_bytes", "executor_for", "map_sources", "open_executor", "run_job", "shared_executor",
+           "ProgressFn", "allow_fork_start", "data_bytes", "executor_for", "map_sources", "open_executor", "run_job", "shared_executor",
            "worker_count", "workers_for"]
+
+#: whether :meth:`LocalExecutor.warm` may fork workers from this process (:func:`allow_fork_start`)
+_FORK_ALLOWED = False
 
 #: attempts of a job whose worker process died (Dask's ``allowed-failures`` is the analogue)
 MAX_ATTEMPTS = 3
@@ -63,6 +76,19 @@ MAX_ATTEMPTS = 3
 INLINE_BYTES = 64 * 2**20
 #: environment variable overriding :data:`INLINE_BYTES` (0: worker processes whatever the size)
 INLINE_BYTES_ENV = "SPEC3C_INLINE_BYTES"
+
+
+def allow_fork_start() -> None:
+    """Let the first :meth:`LocalExecutor.warm` of this process fork its workers from it.
+
+    Only a program's entry point calls it (the ``spec3c`` command does), so
+    that the fork happens before the process has a TileDB context, an OpenMP
+    thread pool or threads of its own, none of which survive a fork.  Code that
+    runs inside another program (a library call, a test runner invoking the
+    command) spawns its workers.
+    """
+    global _FORK_ALLOWED
+    _FORK_ALLOWED = True
 
 
 def data_bytes(paths: Iterable[str | Path]) -> int:
@@ -138,10 +164,12 @@ _RUNNING_DIR: str | None = None
 
 def _init_local_worker(threads: int, running_dir: str, logging_settings: WorkerLogging) -> None:
     global _RUNNING_DIR
-    # read by libgomp when it loads, i.e. before any kernel module is imported in this process
+    # read by libgomp when it loads, i.e. before any kernel module is imported in a spawned worker
+    # (a forked one has libgomp loaded already: run_job caps its threads)
     os.environ["OMP_NUM_THREADS"] = str(threads)
     _RUNNING_DIR = running_dir
     load_only_jwst_plugins()  # as the spec3c command does
+    forget_parent_logging()  # a forked worker has the parent's handlers
     configure_worker(logging_settings)  # its records go to the parent's handlers
 
 
@@ -215,16 +243,19 @@ class Executor(ABC):
 
 
 class LocalExecutor(Executor):
-    """This process (``workers=1``) or a pool of spawned processes on this machine.
+    """This process (``workers=1``) or a pool of processes on this machine.
 
-    Processes are spawned, not forked: TileDB contexts and OpenMP thread pools
-    do not survive a fork.  If a worker process dies, the pool is restarted and
-    the unfinished jobs are tried again (at most :data:`MAX_ATTEMPTS` times each).
+    The workers are spawned, but those :meth:`warm` may fork at a program's
+    start (:func:`allow_fork_start`): TileDB contexts and OpenMP thread pools do
+    not survive a fork.  If a worker process dies, the pool is restarted
+    (spawned) and the unfinished jobs are tried again (at most
+    :data:`MAX_ATTEMPTS` times each).
     """
 
     def __init__(self, workers: int | None = None) -> None:
         self.slots = worker_count(workers, os.cpu_count() or 1)
         self.threads = max(1, (os.cpu_count() or 1) // self.slots)
+        self._start_method = "spawn"  # of the next pool
         self._pool: ProcessPoolExecutor | None = None
         self._running_dir: str | None = None
         self._logs: LogForwarder | None = None  # the workers' log records, to this process's handlers
@@ -234,16 +265,29 @@ class LocalExecutor(Executor):
             self._running_dir = tempfile.mkdtemp(prefix="spec3c-pool-")
             if self._logs is None:
                 self._logs = LogForwarder()
-            self._pool = ProcessPoolExecutor(max_workers=self.slots, mp_context=multiprocessing.get_context("spawn"),
+            context = multiprocessing.get_context(self._start_method)
+            self._pool = ProcessPoolExecutor(max_workers=self.slots, mp_context=context,
                                              initializer=_init_local_worker,
                                              initargs=(self.threads, self._running_dir, worker_logging(self._logs)))
+            self._start_method = "spawn"  # a restarted pool: this process has TileDB contexts by then
         return self._pool
 
     def warm(self, modules: Sequence[str]) -> None:
-        if self.slots > 1:
-            pool = self._get_pool()
-            for _ in range(self.slots):
-                pool.submit(warm_worker, tuple(modules))
+        """Start the workers and have them import ``modules``.  If this process may fork them
+        (:func:`allow_fork_start`), it imports the modules itself and forks the workers, which then
+        share its memory and import nothing; else spawned workers import them while the caller goes on."""
+        global _FORK_ALLOWED
+        if self.slots == 1 or self._pool is not None:
+            return
+        if _FORK_ALLOWED and sys.platform == "linux" and "fork" in multiprocessing.get_all_start_methods():
+            _FORK_ALLOWED = False  # once: this process opens stores and runs kernels next
+            warm_worker(modules)
+            gc.collect()
+            gc.freeze()  # the collector never writes to these objects: their pages stay shared with the workers
+            self._start_method = "fork"
+        pool = self._get_pool()
+        for _ in range(self.slots):  # (forked workers all start at the first submit)
+            pool.submit(warm_worker, tuple(modules))
 
     def _running(self) -> set[str]:
         """Jobs the pool's workers were running (read after the pool broke: those of dead workers)."""
@@ -420,8 +464,10 @@ def shared_executor(scheduler: str | None = None, workers: int | None = None,
                     warm: Sequence[str] = ()) -> Iterator[Executor]:
     """One executor for every :func:`map_sources` call inside the block.
 
-    Its workers start importing the modules named in ``warm`` at once, while
-    the caller does other work (e.g. ingest), and are reused from one stage to
+    The workers start at once and import the modules named in ``warm``; in
+    the ``spec3c`` command, whose blocks start before it opens a store, a
+    local pool's workers are forked from this process after it imported them
+    (:meth:`LocalExecutor.warm`).  The workers are reused from one stage to
     the next.  Inside another such block, the outer executor is used.
     """
     global _SHARED

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import logging
+import os
 import socket
 import subprocess
 import sys
@@ -120,9 +121,23 @@ def test_debug_level_adds_details_and_forwards_worker_records(logged_run, tmp_pa
             assert any(f"spec3c.step.extract_1d - source {source}: COMPLETE" in line for line in _lines(text, "INFO"))
 
 
-def _spec3c(*args: str | Path) -> subprocess.CompletedProcess[str]:
+def _spec3c(*args: str | Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "spec3c.cli", *map(str, args)], capture_output=True, text=True,
-                          timeout=300, check=False)
+                          timeout=300, check=False, env=env)
+
+
+def test_forked_workers_log_each_record_once(logged_run, tmp_path):
+    """The spec3c program forks its workers, which have its handlers: each of their records still
+    reaches stderr and the log file once, through this process."""
+    root, _, _ = logged_run
+    log_file = tmp_path / "forked.log"
+    res = _spec3c("--log-file", log_file, "process", root / "out" / "spec3c.store", "--force", "--workers", "2",
+                  f"--steps.extract_1d.override_extract1d={APERTURES}", env={**os.environ, INLINE_BYTES_ENV: "0"})
+    assert res.returncode == 0, res.stderr[-3000:]
+    for source in open_store(root / "out" / "spec3c.store").sources():
+        done = f"spec3c.step.extract_1d - source {source}: COMPLETE"
+        assert [done in line for line in res.stderr.splitlines()].count(True) == 1
+        assert [done in line for line in log_file.read_text().splitlines()].count(True) == 1
 
 
 def test_an_error_has_a_traceback_only_with_debug(tmp_path):

@@ -32,3 +32,20 @@ def always_die(item: str) -> str:
         time.sleep(1.0)
         os._exit(17)
     return item
+
+
+def where_imported(item: str, marks: str = "", victims: str = "") -> tuple[int, int]:
+    """(this worker's pid, the pid of the process that imported :mod:`import_marker` in it); a worker
+    whose item is in ``victims`` dies first, once (see :func:`die_once`)."""
+    import import_marker
+
+    if victims:
+        die_once(item, marks, victims)
+    return os.getpid(), import_marker.IMPORTED_IN
+
+
+def log_handlers(item: str) -> list[str]:
+    """The classes of the root logger's handlers in this worker."""
+    import logging
+
+    return [type(h).__name__ for h in logging.getLogger().handlers]

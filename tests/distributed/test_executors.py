@@ -3,8 +3,11 @@ workers, ``--scheduler`` parsing, and no Dask import unless Dask is asked for.""
 
 from __future__ import annotations
 
+import json
+import os
 import subprocess
 import sys
+from pathlib import Path
 
 import dask_jobs
 import pytest
@@ -82,3 +85,53 @@ def test_small_data_runs_in_this_process_unless_a_scheduler_is_named(tmp_path, m
     monkeypatch.setenv(INLINE_BYTES_ENV, "lots")
     with pytest.raises(Spec3cError, match=INLINE_BYTES_ENV):
         workers_for(150, 2, None)
+
+
+#: a program that warms a 2-worker pool with ``import_marker`` (forking it when ``allow_fork_start``
+#: was called), has item "x" kill its worker once, and prints what the jobs saw as JSON
+_WARM_PROGRAM = """
+import json, os, sys
+import dask_jobs
+from spec3c import log
+from spec3c.parallel import allow_fork_start, map_sources, shared_executor
+if sys.argv[1] == "fork":
+    allow_fork_start()
+log.configure()  # as the spec3c command does: the workers forward their records to these handlers
+with shared_executor(None, 2, warm=("import_marker",)):
+    first = map_sources(dask_jobs.where_imported, {k: () for k in "abcd"})
+    handlers = map_sources(dask_jobs.log_handlers, {"h": ()}).results["h"]
+    after = map_sources(dask_jobs.where_imported, {"x": (sys.argv[2], "x"), "y": (sys.argv[2], "x")})
+print(json.dumps({"parent": os.getpid(), "first": first.results, "after": after.results, "handlers": handlers,
+                  "errors": {**first.errors, **after.errors}}))
+"""
+
+
+def _warm_run(how: str, marks: Path) -> dict:
+    here = Path(__file__).resolve().parent
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(here), os.environ.get("PYTHONPATH", "")])}
+    res = subprocess.run([sys.executable, "-c", _WARM_PROGRAM, how, str(marks)], capture_output=True, text=True,
+                         env=env, timeout=300, check=False)
+    assert res.returncode == 0, res.stderr[-3000:]
+    return json.loads(res.stdout.splitlines()[-1])
+
+
+def test_a_program_forks_its_warm_workers_and_spawns_a_restarted_pool(tmp_path):
+    """The spec3c command (allow_fork_start) imports the warm modules once, in its own process, and
+    forks the workers; after a worker died, the pool is spawned (the process has TileDB contexts by
+    then in real runs): the new workers import for themselves."""
+    out = _warm_run("fork", tmp_path)
+    assert not out["errors"]
+    pids = {pid for pid, _ in out["first"].values()}
+    assert out["parent"] not in pids and len(pids) >= 1
+    assert {imported for _, imported in out["first"].values()} == {out["parent"]}  # imported once, here
+    assert out["handlers"] == ["_ForwardingHandler"]  # not the parent's handlers it was forked with
+    pid, imported = out["after"]["x"]  # x ran again after its worker died: in the restarted pool
+    assert pid == imported != out["parent"]  # spawned: it imported for itself
+    assert (tmp_path / "x").exists()
+
+
+def test_without_allow_fork_start_warm_workers_are_spawned(tmp_path):
+    out = _warm_run("spawn", tmp_path)
+    assert not out["errors"]
+    assert all(pid == imported != out["parent"] for pid, imported in out["first"].values())
+    assert out["handlers"] == ["_ForwardingHandler"]
