@@ -640,7 +640,10 @@ def _single_source(members: list[Path]) -> bool:
 def run(ctx: click.Context, asn: Path, output_dir: Path, backend: str | None, sources: str | None,  # noqa: PLR0913
         workers: int | None, config_file: Path | None, skip: tuple[str, ...], force: bool,
         scheduler: str | None) -> None:
-    """Ingest ASN, process every source and export the products into OUTPUT_DIR."""
+    """Ingest ASN, process every source and export the products into OUTPUT_DIR.
+
+    The last line says how long each stage took (``run: ingest 5.1 s, process 5.6 s, export 5.9 s``).
+    """
     from .ingest import ingest as run_ingest
     from .parallel import data_bytes, shared_executor, workers_for
     from .products.export import DEFAULT_SUFFIXES
@@ -655,21 +658,27 @@ def run(ctx: click.Context, asn: Path, output_dir: Path, backend: str | None, so
     workers = workers_for(data_bytes(members), workers, scheduler)
     warm = ("spec3c.process", "spec3c.products.export")  # what process and export run in the workers
     in_process = scheduler is None and (workers == 1 or _single_source(members))
+    seconds: dict[str, float] = {}
     with contextlib.nullcontext() if in_process else shared_executor(scheduler, workers, warm):
         bar = _Bar("ingest", "exposure")
+        start = time.perf_counter()
         try:
             report = run_ingest(asn, store_path, backend=backend, progress=bar, workers=workers, scheduler=scheduler)
         finally:
             bar.close()
         click.echo(f"ingest: {len(report.ingested)} new, {len(report.unchanged)} unchanged exposures")
+        seconds["ingest"], start = time.perf_counter() - start, time.perf_counter()
         failed = _run_process(ctx, store_path, sources, workers, config_file, skip, force, scheduler)
+        seconds["process"], start = time.perf_counter() - start, time.perf_counter()
         good = _sources_left(store_path, sources, failed)  # the others are still exported
         if good != "":
             exported = _export(store_path, output_dir, ",".join(DEFAULT_SUFFIXES), good, workers, scheduler)
+            seconds["export"] = time.perf_counter() - start
             click.echo(f"wrote {len(exported.written)} products to {output_dir} "
                        f"({len(exported.unchanged)} unchanged):")
             for path in exported.written:
                 click.echo(f"  {path.name}")
+    click.echo("run: " + ", ".join(f"{stage} {s:.1f} s" for stage, s in seconds.items()))
     if failed:
         click.echo(f"{len(failed)} source(s) failed and have no products:", err=True)
         for r in failed:

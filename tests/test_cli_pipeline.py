@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 from pathlib import Path
 
@@ -35,6 +36,8 @@ def test_run_writes_every_product(fs_run):
         assert sum(n.endswith(f"_{suffix}.fits") for n in names) == 3
     assert all(n.startswith("jw") and "_nirspec_" in n for n in names)
     assert "wrote 12 products" in output
+    stages = re.search(r"^run: ingest ([0-9.]+) s, process ([0-9.]+) s, export ([0-9.]+) s$", output, re.MULTILINE)
+    assert stages is not None and all(float(s) > 0 for s in stages.groups())  # each stage's seconds
 
 
 def test_status_and_parameters_recorded(fs_run):
