@@ -60,7 +60,7 @@ ProgressFn = Callable[[str, int, int], None]
 Jobs = Mapping[str, tuple[Any, ...]]
 
 __all__ = ["INLINE_BYTES", "INLINE_BYTES_ENV", "DaskExecutor", "Executor", "JobResults", "LocalExecutor",
-           "ProgressFn", "allow_fork_start", "data_bytes", "executor_for", "map_sources", "open_executor", "run_job", "shared_executor",
+           "ProgressFn", "allow_fork_start", "data_bytes", "executor_for", "map_sources", "open_executor", "run_job", "shared_executor", "shared_workers_running",
            "worker_count", "workers_for"]
 
 #: whether :meth:`LocalExecutor.warm` may fork workers from this process (:func:`allow_fork_start`)
@@ -483,6 +483,12 @@ def shared_executor(scheduler: str | None = None, workers: int | None = None,
     finally:
         _SHARED = None
         executor.close()
+
+
+def shared_workers_running() -> bool:
+    """Whether a :func:`shared_executor` block with worker processes (or a cluster) is open: its
+    workers are there anyway, idle until the caller gives them jobs."""
+    return _SHARED is not None and not (isinstance(_SHARED, LocalExecutor) and _SHARED.slots == 1)
 
 
 @contextmanager

@@ -20,7 +20,7 @@ from ..check import store_writer
 from ..config import quarter_of_ram
 from ..errors import InputError, Spec3cError
 from ..log import logger
-from ..parallel import LocalExecutor, executor_for, worker_count
+from ..parallel import LocalExecutor, executor_for, shared_workers_running, worker_count
 from ..results import save_association
 from ..store import Store, create_store, open_store
 from ..store.layout import LOCK, MANIFEST
@@ -154,6 +154,8 @@ READ_BYTES_PER_FILE_BYTE = 8
 def _in_parallel(todo: list[_Planned], workers: int | None, scheduler: str | None) -> bool:
     if len(todo) < 2 or (scheduler is None and worker_count(workers, len(todo)) < 2):
         return False
+    if shared_workers_running():  # (spec3c run) its workers, started anyway, read while this process waits
+        return True
     return sum(plan.path.stat().st_size for plan in todo) >= PARALLEL_BYTES
 
 
@@ -175,6 +177,8 @@ def _read_job(name: str, plan: _Planned, folder: str | None) -> ExposureData | s
         return data
     path = Path(folder) / f"member-{name}.pickle"
     spill(data, path)
+    del data
+    release_freed_memory()  # the worker's next job does not stack on this one's leftovers
     return str(path)
 
 

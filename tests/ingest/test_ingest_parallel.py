@@ -62,3 +62,15 @@ def test_a_broken_member_read_in_a_worker_is_refused_by_name(ifu_asn, pool, tmp_
     with pytest.raises(InputError, match=f"{broken.name}.*NaN everywhere"):
         ingest(folder / ifu_asn.name, tmp_path / "store", workers=2)
     assert not (tmp_path / "store").exists()
+
+
+def test_members_are_read_by_the_workers_a_run_started_anyway(ifu_asn, pool, monkeypatch):
+    """Inside spec3c run's shared executor, small members are read in its (otherwise idle) workers;
+    outside one, below PARALLEL_BYTES, in this process."""
+    import spec3c.parallel as parallel
+
+    todo = ingest_module.plan_ingest(ingest_module.read_association(ifu_asn), None, False)
+    assert sum(p.path.stat().st_size for p in todo) < ingest_module.PARALLEL_BYTES
+    assert ingest_module._in_parallel(todo, 2, None)  # the module's pool fixture is a shared executor
+    monkeypatch.setattr(parallel, "_SHARED", None)  # no shared executor open
+    assert not ingest_module._in_parallel(todo, 2, None)
