@@ -110,9 +110,11 @@ def ingest(  # noqa: PLR0913 - each flag is a user option
     """Ingest every member of an association into the store at ``store_path``.
 
     ``backend`` (tiledb or hdf5) applies to a new store; None keeps an existing
-    store's backend and creates TileDB stores.  Large members (IFU frames) are
-    read in ``workers`` processes (default: one per core) or on ``scheduler``
-    (:func:`spec3c.parallel.open_executor`); the store is written by this process only.
+    store's backend and creates TileDB stores.  Large members (IFU frames), and
+    every member inside a shared executor's block (``spec3c run``, whose
+    workers are started anyway), are read in ``workers`` processes (default:
+    one per core) or on ``scheduler`` (:func:`spec3c.parallel.open_executor`);
+    the store is written by this process only.
     """
     start = time.perf_counter()
     asn = read_association(asn_path, allow_outside=allow_outside)
