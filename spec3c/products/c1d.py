@@ -26,6 +26,7 @@ from ..algorithms.combine1d import CombinedSpectrum
 from ..results import COMPLETE
 from .fits_io import atomic_save
 from .meta import merge_tree
+from .models import new_model
 from .wcs import spectral_gwcs
 
 __all__ = ["DEFAULT_UNITS", "write_c1d"]
@@ -122,6 +123,6 @@ def write_c1d(
         "wcs": spectral_gwcs(math.nan if ra is None else float(ra), math.nan if dec is None else float(dec),
                              combined[first_order].wavelength),
     })  # fmt: skip
-    with dm.MultiCombinedSpecModel({"spec": nodes}, validate_on_assignment=False) as model:
+    with new_model(dm.MultiCombinedSpecModel, {"spec": nodes}) as model:
         model.instance["meta"] = merge_tree(dict(model.instance.get("meta", {})), tree)
         return atomic_save(model, path, direct=direct)

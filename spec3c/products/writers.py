@@ -57,6 +57,7 @@ from .meta import (
     step_params,
     top_level_meta,
 )
+from .models import new_model
 from .wcs import WCS_TABLE, WCS_TABLE_COLUMN, s2d_fits_wcs, spectral_gwcs, wcs_table
 
 __all__ = ["product_path", "write_s2d", "write_source_cal", "write_source_crf", "write_x1d"]
@@ -258,7 +259,7 @@ def _write_multiexposure(
     if slit_exp_type:
         top.setdefault("exposure", {})["type"] = slit_exp_type
     path = Path(out_dir) / product_filename(_source_base(naming, source, cutouts), suffix)
-    with _multiexposure_model({"exposures": exposures}) as model:
+    with new_model(dm.MultiExposureModel, {"exposures": exposures}) as model:
         model.instance["meta"] = merge_tree(
             dict(model.instance.get("meta", {})),
             primary_meta(top, model.schema, keep_unmapped=True),
@@ -267,26 +268,6 @@ def _write_multiexposure(
         if xposure is not None:  # the reference keeps it: XPOSURE in the first SCI header
             model.instance["meta"].setdefault("exposure", {})["effective_exposure_time"] = xposure
         return atomic_save(model, path, fast=True, direct=True)
-
-
-@functools.cache
-def _multiexposure_schema() -> dict[str, Any]:
-    """MultiExposureModel's schema, built once per process.
-
-    The class builds it for every instance by deep-copying the core metadata
-    schema into each exposure entry (~60 ms, 1/6 of writing a 3-exposure
-    ``_cal``); the models made here share it and treat it as read-only, as
-    :func:`~spec3c.products.blend.attach_hdrtab`'s extended schemas are.
-    """
-    return dm.MultiExposureModel(validate_on_assignment=False).schema
-
-
-def _multiexposure_model(tree: dict[str, Any]) -> dm.MultiExposureModel:
-    """``dm.MultiExposureModel(tree)`` with the process's shared schema (what the class's own
-    ``__init__`` does, less building the schema)."""
-    model = dm.MultiExposureModel.__new__(dm.MultiExposureModel)
-    super(dm.MultiExposureModel, model).__init__(tree, schema=_multiexposure_schema(), validate_on_assignment=False)
-    return model
 
 
 def write_source_cal(
@@ -425,7 +406,7 @@ def write_s2d(
         },
     }
     path = Path(out_dir) / product_filename(_source_base(naming, source, cutouts), suffix)
-    with dm.SlitModel(tree, validate_on_assignment=False) as model:
+    with new_model(dm.SlitModel, tree) as model:
         if table is not None:
             attach_hdrtab(model, table)
         return atomic_save(model, path, direct=True)
@@ -725,7 +706,7 @@ def _write_spectrum(store: Store, naming: ProductNaming, status: Mapping[str, An
     steps = cal_steps_for("x1d", status)
     if steps:
         merge_tree(meta, {"cal_step": steps})
-    with dm.MultiSpecModel({"spec": [spec_node]}, validate_on_assignment=False) as model:
+    with new_model(dm.MultiSpecModel, {"spec": [spec_node]}) as model:
         # as the reference (update(..., only="PRIMARY")): primary keywords only
         model.instance["meta"] = merge_tree(
             dict(model.instance.get("meta", {})),
