@@ -58,7 +58,7 @@ def read_fast(path: Path, name: str) -> tuple[str, dict[str, Any], list[Cutout]]
     from ..modes.registry import mode_for
 
     try:
-        hdus = read_fits(path)
+        hdus = read_fits(path, writable=True)
     except (Unsupported, OSError) as exc:
         raise NotFast(str(exc)) from exc
     model_type = str(hdus[0].header.get("DATAMODL") or "")
@@ -132,10 +132,12 @@ def _plane(node: Any, by_ext: dict[tuple[str, int], RawHdu]) -> np.ndarray:
     """The array an ndarray node maps onto an HDU (``source: fits:NAME,VER``)."""
     match = _FITS_SOURCE.match(str(node.get("source", ""))) if isinstance(node, dict) else None
     hdu = by_ext.get((match["name"], int(match["ver"]))) if match else None
-    if hdu is None or hdu.data is None:
+    # in this machine's byte order, the store's (no second copy when the exposure is committed),
+    # swapped where the file was read
+    data = hdu.native_data() if hdu is not None else None
+    if data is None:
         raise NotFast("an array that is not an image HDU")
-    # writable, in this machine's byte order: the store's (no second copy when the exposure is committed)
-    return np.array(hdu.data, dtype=hdu.data.dtype.newbyteorder("="))
+    return data
 
 
 def _check(parts: list[Part], meta: dict[str, Any], slits: bool, path: Path) -> None:

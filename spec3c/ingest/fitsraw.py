@@ -16,6 +16,7 @@ and the caller falls back to astropy.
 from __future__ import annotations
 
 import mmap
+import os
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -58,6 +59,18 @@ class RawHdu:
 
     @property
     def data(self) -> np.ndarray | None:
+        return self._data
+
+    def native_data(self) -> np.ndarray | None:
+        """The image, writable, in this machine's byte order: the file's bytes swapped in place when
+        they were read writable (``read_fits(..., writable=True)``; once, the HDU then holds the
+        swapped array), else a copy."""
+        data = self._data
+        if data is None or (data.dtype.isnative and data.flags.writeable):
+            return data
+        if not data.flags.writeable:
+            return np.array(data, dtype=data.dtype.newbyteorder("="))
+        self._data = data.byteswap(inplace=True).view(data.dtype.newbyteorder("="))
         return self._data
 
 
@@ -133,7 +146,7 @@ def _parse_header(header: bytes) -> dict[str, Any]:
     return values
 
 
-def _data(buf: bytes | mmap.mmap, offset: int, header: dict[str, Any]) -> np.ndarray | memoryview | None:
+def _data(buf: bytes | bytearray | mmap.mmap, offset: int, header: dict[str, Any]) -> np.ndarray | memoryview | None:
     """The data view (an image's array, a table's raw bytes, or None) of the HDU whose data start
     at ``offset``."""
     if header.get("GROUPS") is True:
@@ -164,6 +177,14 @@ def _data(buf: bytes | mmap.mmap, offset: int, header: dict[str, Any]) -> np.nda
     return np.frombuffer(buf, dtype=dtype, count=n, offset=offset).reshape(shape)
 
 
+def _read_writable(path: Path) -> bytearray:
+    with open(path, "rb") as f:
+        buf = bytearray(os.fstat(f.fileno()).st_size)
+        if f.readinto(buf) != len(buf):
+            raise Unsupported("the file changed while it was read")
+    return buf
+
+
 def _map(path: Path) -> mmap.mmap:
     with open(path, "rb") as f:
         try:
@@ -185,7 +206,7 @@ def _padded_size(header: dict[str, Any]) -> int:
     return (_data_size(header) + _BLOCK - 1) // _BLOCK * _BLOCK
 
 
-def _headers(buf: bytes | mmap.mmap) -> Iterator[tuple[bytes, dict[str, Any], int]]:
+def _headers(buf: bytes | bytearray | mmap.mmap) -> Iterator[tuple[bytes, dict[str, Any], int]]:
     """(raw header, its values, offset of its data) of every HDU, in turn."""
     if buf[:9] != b"SIMPLE  =":
         raise Unsupported("not a plain FITS file")
@@ -199,7 +220,7 @@ def _headers(buf: bytes | mmap.mmap) -> Iterator[tuple[bytes, dict[str, Any], in
             end += _BLOCK
             if any(block[i:i + 3] == b"END" and block[i + 3:i + _CARD].strip() == b"" for i in range(0, _BLOCK, _CARD)):
                 break
-        raw = buf[pos:end]
+        raw = bytes(buf[pos:end])
         header = _parse_header(raw)
         yield raw, header, end
         pos = end + _padded_size(header)
@@ -222,13 +243,15 @@ def primary_header(path: Path) -> dict[str, Any]:
         buf.close()
 
 
-def read_fits(path: Path, mapped: bool = False) -> list[RawHdu]:
+def read_fits(path: Path, mapped: bool = False, writable: bool = False) -> list[RawHdu]:
     """Every HDU of an uncompressed FITS file (raises :class:`Unsupported` for what it does not read).
 
     ``mapped``: the file is memory-mapped, read only; the data are read-only views
     that keep the map open (e.g. a time series of which a few planes are wanted).
+    ``writable``: the file is read into a buffer the data are writable views of (for
+    :meth:`RawHdu.native_data` without a copy); else into read-only bytes.
     """
-    buf = _map(path) if mapped else Path(path).read_bytes()
+    buf = _map(path) if mapped else _read_writable(path) if writable else Path(path).read_bytes()
     hdus = []
     for raw, header, data_at in _headers(buf):
         data = _data(buf, data_at, header)

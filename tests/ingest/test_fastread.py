@@ -76,3 +76,26 @@ def test_changed_header_falls_back(cal_path, tmp_path, monkeypatch):
     with pytest.raises(fastread.NotFast, match="headers changed"):
         fastread.read_fast(edited, exposure_name(edited))
     assert read_exposure(edited, "science").record.meta["meta.observation.observation_number"] == "999"
+
+
+@pytest.mark.parametrize("writable", [True, False])
+def test_native_data_is_the_files_values_in_this_machines_byte_order(tmp_path, writable):
+    from astropy.io import fits
+
+    from spec3c.ingest.fitsraw import read_fits
+
+    values = {"F": np.linspace(-1, 1, 12, dtype=np.float32).reshape(3, 4),
+              "D": np.arange(12, dtype=np.float64).reshape(3, 4) / 7,
+              "U": np.array([[0, 1, 2**31, 2**32 - 1]] * 3, dtype=np.uint32)}
+    fits.HDUList([fits.PrimaryHDU(), *(fits.ImageHDU(v, name=k) for k, v in values.items())]).writeto(tmp_path / "x.fits")
+    hdus = {h.name: h for h in read_fits(tmp_path / "x.fits", writable=writable)}
+    for name, expected in values.items():
+        first = hdus[name].native_data()
+        assert first.dtype.isnative and first.flags.writeable and first.dtype == expected.dtype
+        np.testing.assert_array_equal(first, expected)
+        again = hdus[name].native_data()
+        np.testing.assert_array_equal(again, expected)  # swapped once, not back
+        if writable:
+            assert again is first  # swapped in place and kept
+        elif name != "U":  # (unsigned arrays are made by this reader: theirs to swap)
+            assert again is not first and not hdus[name].data.dtype.isnative  # a copy; the file's view kept
