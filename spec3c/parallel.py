@@ -216,7 +216,7 @@ class Executor(ABC):
         completion (failed jobs included).
         """
         out: JobResults[T] = JobResults()
-        for done, (item, ok, value) in enumerate(self._completed(func, jobs), start=1):
+        for done, (item, ok, value) in enumerate(self.completed(func, jobs), start=1):
             if ok:
                 out.results[item] = value
             else:
@@ -224,6 +224,11 @@ class Executor(ABC):
             if progress:
                 progress(item, done, len(jobs))
         return out
+
+    def completed(self, func: Callable[..., T], jobs: Jobs) -> Iterator[tuple[str, bool, Any]]:
+        """Run the jobs as :meth:`map` does, yielding ``(item, True, result)`` or ``(item, False, error
+        message)`` as each finishes (for a caller that uses each result at once)."""
+        return self._completed(func, jobs)
 
     @abstractmethod
     def _completed(self, func: Callable[..., Any], jobs: Jobs) -> Iterator[tuple[str, bool, Any]]:

@@ -8,8 +8,9 @@ skipped, so a re-run after an interruption completes what is missing.
 
 from __future__ import annotations
 
+import shutil
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -126,8 +127,13 @@ def ingest(  # noqa: PLR0913 - each flag is a user option
     _log.info("%s: %d member(s) to read into %s, %d unchanged", asn.path, len(todo), store_path,
               len(report.unchanged))
     with Staging() as staged:
+        parallel = _in_parallel(todo, workers, scheduler)
+        if parallel and existing is None and todo:
+            _ingest_new_store(asn, todo, Path(store_path), backend, staged, workers, scheduler, progress, report)
+            report.seconds = time.perf_counter() - start
+            return report
         # every member is read and checked before the store changes: a bad one leaves it as it was
-        if _in_parallel(todo, workers, scheduler):
+        if parallel:
             _read_parallel(todo, staged, workers, scheduler, progress)
         else:
             for done, plan in enumerate(todo, start=1):
@@ -184,40 +190,81 @@ def _read_job(name: str, plan: _Planned, folder: str | None) -> ExposureData | s
     return str(path)
 
 
+def _ingest_new_store(asn: Association, todo: list[_Planned], store_path: Path, backend: str | None,  # noqa: PLR0913
+                      staged: Staging, workers: int | None, scheduler: str | None, progress: ProgressFn | None,
+                      report: IngestReport) -> None:
+    """Make a new store of members read in parallel, each committed as soon as it and those before it
+    are read, while the others are still being read.  A broken member, or any failure, removes what
+    was made: the store did not exist (its folder, if it was there, is left empty)."""
+    existed = store_path.exists()
+    store = create_store(store_path, backend or "tiledb")
+    try:
+        with store_writer(store_path):
+            save_association(store, asn)
+            pending = iter(todo)
+
+            def commit_staged() -> None:
+                _commit_exposures(store, pending, staged, report)
+
+            _read_parallel(todo, staged, workers, scheduler, progress, on_staged=commit_staged)
+            commit_staged()
+            store.consolidate()
+    except BaseException:
+        store.close()
+        _remove_new_store(store_path, existed)
+        raise
+    store.close()
+
+
+def _remove_new_store(path: Path, existed: bool) -> None:
+    if not existed:
+        shutil.rmtree(path, ignore_errors=True)
+        return
+    for child in path.iterdir():
+        shutil.rmtree(child, ignore_errors=True) if child.is_dir() else child.unlink(missing_ok=True)
+
+
 def _read_parallel(todo: list[_Planned], staged: Staging, workers: int | None, scheduler: str | None,
-                   progress: ProgressFn | None) -> None:
+                   progress: ProgressFn | None, on_staged: Callable[[], None] | None = None) -> None:
     """Read the members in worker processes, at most as many at once as a quarter of the RAM holds;
-    staged in the association's order.  The first broken member (in that order) is raised."""
+    staged in the association's order as they arrive (``on_staged()`` called after each, until a
+    member is broken).  The first broken member (in that order) is raised once all are read."""
     largest = max(plan.path.stat().st_size for plan in todo) * READ_BYTES_PER_FILE_BYTE
     with executor_for(len(todo), workers, scheduler) as executor:
         local = isinstance(executor, LocalExecutor)
         folder = str(staged.folder()) if local and executor.slots > 1 else None
         batch = max(1, min(len(todo), quarter_of_ram() // max(largest, 1)))
         batch = len(todo) if batch >= executor.slots else batch  # the memory holds every worker's member
-        results: dict[str, Any] = {}
+        arrived: dict[str, tuple[bool, Any]] = {}
+        n_read = n_staged = 0
         for start in range(0, len(todo), batch):
             part = todo[start:start + batch]
-            done = len(results)
-
-            def note(name: str, k: int, _total: int, done: int = done) -> None:
+            for name, ok, value in executor.completed(_read_job, {p.name: (p, folder) for p in part}):
+                arrived[name] = (ok, value)
+                n_read += 1
                 if progress:
-                    progress(name, done + k, len(todo))
-
-            out = executor.map(_read_job, {p.name: (p, folder) for p in part}, note)
-            if out.errors:
-                name = next(p.name for p in part if p.name in out.errors)
-                raise Spec3cError(f"reading {name}: {out.errors[name]}")
-            results.update(out.results)
-            _raise_first_broken(part, results)
-    for plan in todo:
-        value = results.pop(plan.name)
-        staged.add_spilled(Path(value)) if isinstance(value, str) else staged.add(value)
+                    progress(name, n_read, len(todo))
+                while n_staged < len(todo) and _readable(arrived.get(todo[n_staged].name)):
+                    value = arrived.pop(todo[n_staged].name)[1]
+                    staged.add_spilled(Path(value)) if isinstance(value, str) else staged.add(value)
+                    n_staged += 1
+                    if on_staged is not None:
+                        on_staged()
+            _raise_first_broken(part, arrived)
 
 
-def _raise_first_broken(part: list[_Planned], results: dict[str, Any]) -> None:
+def _readable(arrived: tuple[bool, Any] | None) -> bool:
+    """A member read without error (None: not read yet)."""
+    return arrived is not None and arrived[0] and not isinstance(arrived[1], InputError)
+
+
+def _raise_first_broken(part: list[_Planned], arrived: dict[str, tuple[bool, Any]]) -> None:
     for plan in part:
-        if isinstance(results[plan.name], InputError):
-            raise results[plan.name]
+        ok, value = arrived.get(plan.name, (True, None))
+        if not ok:
+            raise Spec3cError(f"reading {plan.name}: {value}")
+        if isinstance(value, InputError):
+            raise value
 
 
 def _commit(store: Store, asn: Association, todo: list[_Planned], staged: Staging, report: IngestReport) -> None:
@@ -225,7 +272,14 @@ def _commit(store: Store, asn: Association, todo: list[_Planned], staged: Stagin
     if not todo:
         return
     save_association(store, asn)
-    for plan, data in zip(todo, staged.drain(), strict=True):
+    _commit_exposures(store, iter(todo), staged, report)
+    store.consolidate()
+
+
+def _commit_exposures(store: Store, plans: Iterator[_Planned], staged: Staging, report: IngestReport) -> None:
+    """Commit every exposure staged so far (``plans``: the members they are, in order, consumed)."""
+    for data in staged.drain():
+        plan = next(plans)
         store.commit_exposure(data.record, data.cutouts, data.images)
         (report.replaced if plan.action == "replace" else report.ingested).append(plan.name)
         report.n_cutouts += len(data.cutouts)
@@ -233,7 +287,6 @@ def _commit(store: Store, asn: Association, todo: list[_Planned], staged: Stagin
                   plan.name, plan.role, len(data.cutouts))
         del data  # before the next one is loaded
         release_freed_memory()
-    store.consolidate()
 
 
 __all__ = ["IngestReport", "ingest", "plan_ingest", "read_exposure"]

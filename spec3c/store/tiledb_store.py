@@ -66,7 +66,7 @@ _FRAME_TILE = (64, 512)
 _CONSOLIDATION_BUDGETS = (64 * 2**20, 2 * 2**30)
 #: bytes of planes per write of cutouts: a bound on the memory a write takes, not so small that an
 #: exposure makes many fragments (consolidation merges them)
-_WRITE_BYTES = 32 * 2**20
+_WRITE_BYTES = 16 * 2**20
 #: reads retried after a concurrent consolidation vacuumed the fragments they had opened
 _READ_ATTEMPTS = 5
 #: query-result bytes read before the cycle collector is run to free them (see _release)

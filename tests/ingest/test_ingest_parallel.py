@@ -74,3 +74,57 @@ def test_members_are_read_by_the_workers_a_run_started_anyway(ifu_asn, pool, mon
     assert ingest_module._in_parallel(todo, 2, None)  # the module's pool fixture is a shared executor
     monkeypatch.setattr(parallel, "_SHARED", None)  # no shared executor open
     assert not ingest_module._in_parallel(todo, 2, None)
+
+
+class _OrderedExecutor:
+    """Runs the read jobs in this process and yields them in a chosen order, noting before each
+    which exposures the store under construction has committed."""
+
+    slots = 2
+
+    def __init__(self, order, store_path, seen):  # type: ignore[no-untyped-def]
+        self.order, self.store_path, self.seen = order, store_path, seen
+
+    def __enter__(self):  # type: ignore[no-untyped-def]
+        return self
+
+    def __exit__(self, *exc):  # type: ignore[no-untyped-def]
+        return None
+
+    def completed(self, func, jobs):  # type: ignore[no-untyped-def]
+        names = list(jobs)
+        for k in self.order:
+            with open_store(self.store_path) as store:
+                self.seen.append(sorted(e.name for e in store.list_exposures()))
+            yield names[k], True, func(names[k], *jobs[names[k]])
+
+
+def test_a_new_store_commits_each_member_once_it_and_those_before_it_are_read(ifu_asn, tmp_path, monkeypatch):
+    seen: list[list[str]] = []
+    store_path = tmp_path / "store"
+    monkeypatch.setattr(ingest_module, "executor_for",
+                        lambda *a, **k: _OrderedExecutor([1, 0], store_path, seen))
+    monkeypatch.setattr(ingest_module, "PARALLEL_BYTES", 0)
+    report = ingest(ifu_asn, store_path, workers=2)
+    first, second = report.ingested
+    assert seen == [[], []]  # the second member read first waits for the first
+    monkeypatch.setattr(ingest_module, "executor_for",
+                        lambda *a, **k: _OrderedExecutor([0, 1], tmp_path / "store2", seen))
+    seen.clear()
+    ingest(ifu_asn, tmp_path / "store2", workers=2)
+    assert seen == [[], [first]]  # committed while the second is read
+    assert [e.name for e in open_store(tmp_path / "store2").list_exposures()] == [first, second]
+
+
+def test_a_broken_member_leaves_an_empty_store_folder_empty(ifu_asn, pool, tmp_path, monkeypatch):
+    folder = tmp_path / "asn"
+    folder.mkdir()
+    for path in ifu_asn.parent.iterdir():
+        (folder / path.name).write_bytes(path.read_bytes())
+    with fits.open(sorted(folder.glob("*_cal.fits"))[1], mode="update") as hdul:
+        hdul["SCI"].data[:] = np.nan
+    monkeypatch.setattr(ingest_module, "PARALLEL_BYTES", 0)
+    (tmp_path / "store").mkdir()
+    with pytest.raises(InputError, match="NaN everywhere"):
+        ingest(folder / ifu_asn.name, tmp_path / "store", workers=2)
+    assert list((tmp_path / "store").iterdir()) == []
