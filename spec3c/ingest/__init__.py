@@ -1,7 +1,9 @@
 """``spec3c ingest``: read an association's exposures once into a store.
 
 Every member is read and checked (:mod:`.validate`) before anything is
-written, so a broken member leaves the store as it was.  Each exposure is
+written, so a broken member leaves the store as it was (a new store read in
+parallel commits members while others are read, and is removed if one is
+broken: it did not exist).  Each exposure is
 committed atomically; an exposure whose file is unchanged (same sha256) is
 skipped, so a re-run after an interruption completes what is missing.
 """
