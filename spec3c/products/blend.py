@@ -23,8 +23,8 @@ from stdatamodels.jwst import datamodels as dm
 
 from .fits_image import fits_table_dtype
 
-__all__ = ["HDRTAB", "attach_hdrtab", "blend_rules", "blended_values", "hdrtab_columns", "hdrtab_table", "s_region_slit_band",
-           "s_region_spectral"]
+__all__ = ["HDRTAB", "attach_hdrtab", "blend_rules", "blended_values", "hdrtab_columns", "hdrtab_table",
+           "s_region_slit_band"]
 
 #: the extension with one row of keywords per input
 HDRTAB = "HDRTAB"
@@ -122,30 +122,6 @@ def hdrtab_table(metas: Sequence[Mapping[str, Any]], model_type: str = "SlitMode
     if not arrays:
         return None
     return np.rec.fromarrays(arrays, dtype=[(n, a.dtype) for n, a in zip(names, arrays, strict=True)])
-
-
-def s_region_spectral(wcs: Any, shape: tuple[int, int]) -> str | None:
-    """``S_REGION`` of a rectified 2-D spectrum: the RA/Dec box of the world coordinates of its
-    pixels (within the gwcs bounding box), None where the coordinates are not finite."""
-    bbox = getattr(wcs, "bounding_box", None)
-    if bbox is None:
-        bbox = ((-0.5, shape[1] - 0.5), (-0.5, shape[0] - 0.5))
-    xx, yy = grid_from_bounding_box(bbox)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        world = wcs(xx, yy)
-    ra = np.asarray(world[0], dtype=np.float64)
-    dec = np.asarray(world[1], dtype=np.float64)
-    ok = np.isfinite(ra) & np.isfinite(dec)
-    if not ok.any():
-        return None
-    ra_good = ra[ok]
-    if ra_good.max() - ra_good.min() > 180.0:  # the box straddles RA 0/360
-        ra_good = np.where(ra_good > 180.0, ra_good - 360.0, ra_good)
-    lo_ra, hi_ra = float(ra_good.min()) % 360.0, float(ra_good.max()) % 360.0
-    lo_dec, hi_dec = float(dec[ok].min()), float(dec[ok].max())
-    corners = (lo_ra, lo_dec, hi_ra, lo_dec, hi_ra, hi_dec, lo_ra, hi_dec)
-    return "POLYGON ICRS  " + " ".join(f"{v:.9f}" for v in corners)
 
 
 def s_region_slit_band(first_s_region: str, wcs: Any) -> str | None:

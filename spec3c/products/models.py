@@ -13,13 +13,11 @@ equal the classes' own and write the same files.
 from __future__ import annotations
 
 import functools
-from typing import Any, TypeVar
+from typing import Any
 
 from stdatamodels import DataModel
 
 __all__ = ["class_schema", "new_model"]
-
-M = TypeVar("M", bound=DataModel)
 
 #: the schema a model is first made with (replaced at once): merging it costs nothing, and it has
 #: the ``meta`` that ``on_init`` sets
@@ -27,12 +25,12 @@ _PLACEHOLDER: dict[str, Any] = {"type": "object", "properties": {"meta": {"type"
 
 
 @functools.cache
-def class_schema(cls: type[DataModel]) -> dict[str, Any]:
+def class_schema(cls: Any) -> dict[str, Any]:
     """The merged schema of a model of class ``cls``, built once per process; do not modify it."""
     return cls(validate_on_assignment=False).schema
 
 
-def new_model(cls: type[M], tree: dict[str, Any]) -> M:
+def new_model(cls: Any, tree: dict[str, Any]) -> Any:
     """``cls(tree, validate_on_assignment=False)`` with :func:`class_schema`'s shared schema.
 
     Only for classes whose ``__init__`` adds nothing to a model made from a

@@ -18,11 +18,11 @@ from typing import Any
 
 import numpy as np
 from astropy.io import fits
-from gwcs import coordinate_frames as cf
 from stdatamodels.jwst import datamodels as dm
 
 from .. import __version__, dqflags
 from .._core import match_nans_and_flags
+from ..algorithms.footprint import s2d_s_region
 from ..gwcs_asdf import StoredWcs, wcs_from_asdf
 from ..modes.base import Mode
 from ..modes.registry import mode_for
@@ -44,7 +44,6 @@ from .blend import (
     blended_values,
     hdrtab_table,
     s_region_slit_band,
-    s_region_spectral,
 )
 from .fits_io import atomic_save
 from .meta import (
@@ -511,14 +510,6 @@ def _slit_keywords() -> frozenset[str]:
             if isinstance(props.get(name), Mapping) and "fits_keyword" in props[name]:
                 found.add(name)
     return frozenset(found)
-
-
-def s2d_s_region(wcs: Any, shape: tuple[int, int]) -> str | None:
-    """S_REGION of an s2d whose output frame is celestial (None otherwise)."""
-    frame = wcs.output_frame
-    if not any(isinstance(f, cf.CelestialFrame) for f in getattr(frame, "frames", [frame])):
-        return None
-    return s_region_spectral(wcs, shape)
 
 
 def _central_wavelengths(wavelength: np.ndarray) -> np.ndarray:

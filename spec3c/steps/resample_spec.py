@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 
 from .._core import Drizzle, DrizzleParams, VarianceCombiner, match_nans_and_flags
+from ..algorithms.footprint import s2d_s_region
 from ..algorithms.slit_grid import GridOptions, SlitGrid
 from ..config import ResampleSpecParams
 from ..errors import InputError
@@ -112,15 +113,21 @@ def output_meta(inputs: SourceInputs, grid: Any, params: ResampleSpecParams,
 
 def run(ctx: StepContext) -> StepOutcome:
     """The step: drizzle the source's inputs onto the mode's grid and save the ``s2d``."""
-    outcome, ctx.s2d = resample(ctx.inputs, ctx.build_grid, ctx.config.resample_spec, ctx.mode.locate_source)
+    outcome, ctx.s2d = resample(ctx.inputs, ctx.build_grid, ctx.config.resample_spec, ctx.mode.locate_source,
+                                footprint=not ctx.mode.image_exposures)
     if ctx.s2d is not None:
         ctx.s2d.save(ctx.store, ctx.source)
     return outcome
 
 
 def resample(inputs: SourceInputs, build_grid: Callable[[GridOptions], Any], params: ResampleSpecParams,
-             locate_source: LocateSource | None = None) -> tuple[StepOutcome, Resampled2D | None]:
-    """The rectified 2-D spectrum of one source's inputs (None when the grid cannot be used)."""
+             locate_source: LocateSource | None = None, *, footprint: bool = False,
+             ) -> tuple[StepOutcome, Resampled2D | None]:
+    """The rectified 2-D spectrum of one source's inputs (None when the grid cannot be used).
+
+    ``footprint``: its ``S_REGION`` is recorded (``meta["s_region"]``), from the output gwcs
+    at hand (slits; the writer would deserialise that gwcs again to find it).
+    """
     grid = build_grid(_grid_options(params))
     if params.output_shape:
         nx, ny = (int(v) for v in str(params.output_shape).replace(",", " ").split())
@@ -130,9 +137,13 @@ def resample(inputs: SourceInputs, build_grid: Callable[[GridOptions], Any], par
     planes = drizzle_source(inputs, grid, params)
     _, _, wavelength = grid.world()
     meta = output_meta(inputs, grid, params, locate_source)
+    wcs = grid.to_gwcs()
+    s_region = s2d_s_region(wcs, grid.shape) if footprint else None
+    if s_region:
+        meta["s_region"] = s_region
     s2d = Resampled2D(
         sci=planes["sci"], err=planes["err"], wht=planes["wht"], con=planes["con"],
         var_poisson=planes["var_poisson"], var_rnoise=planes["var_rnoise"], var_flat=planes["var_flat"],
-        wavelength=wavelength, wcs_asdf=wcs_to_asdf(grid.to_gwcs()), meta=meta,
+        wavelength=wavelength, wcs_asdf=wcs_to_asdf(wcs), meta=meta,
     )
     return StepOutcome(COMPLETE, f"{len(inputs)} inputs -> {grid.shape[0]}x{grid.shape[1]}"), s2d

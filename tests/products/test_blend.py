@@ -9,7 +9,8 @@ from astropy.modeling import models as am
 from gwcs import WCS
 from gwcs import coordinate_frames as cf
 
-from spec3c.products.blend import blended_values, hdrtab_columns, hdrtab_table, s_region_spectral
+from spec3c.algorithms.footprint import s_region_spectral
+from spec3c.products.blend import blended_values, hdrtab_columns, hdrtab_table
 
 
 def _meta(start: float, detector: str, filename: str, **extra) -> dict:
