@@ -658,6 +658,10 @@ def run(ctx: click.Context, asn: Path, output_dir: Path, backend: str | None, so
     workers = workers_for(data_bytes(members), workers, scheduler)
     warm = ("spec3c.process", "spec3c.products.export")  # what process and export run in the workers
     in_process = scheduler is None and (workers == 1 or _single_source(members))
+    if in_process:  # one process reads, processes and writes in turn: each phase's freed arrays go back
+        from .allocator import return_freed_blocks
+
+        return_freed_blocks()
     seconds: dict[str, float] = {}
     with contextlib.nullcontext() if in_process else shared_executor(scheduler, workers, warm):
         bar = _Bar("ingest", "exposure")
