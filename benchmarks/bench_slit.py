@@ -1,8 +1,10 @@
 """NIRSpec MOS end to end: ``spec3c run`` vs jwst calwebb_spec3.
 
-    python benchmarks/bench_slit.py [--sizes 50,200] [--workdir bench_out/slit] [--no-reference]
+    python benchmarks/bench_slit.py [--sizes 50,200] [--n-columns 2048] [--workdir bench_out/slit] [--no-reference]
 
-For each size: simulate MOS (N sources x 3 exposures), write one EXTRACT1D
+For each size: simulate MOS (N sources x 3 exposures, cutouts ``--n-columns``
+long along the dispersion: 2048, a full detector row, as issue 9's cases;
+the simulator's default is 800), write one EXTRACT1D
 aperture file used by both pipelines (NRS_MSASPEC, width 5, centred on the
 source), run ``spec3c run`` (ingest, process and export in one command, as
 the reference is one call; 2 workers) and the reference in fresh processes,
@@ -147,6 +149,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", default="50,200")
     parser.add_argument("--n-exposures", type=int, default=3)
+    parser.add_argument("--n-columns", type=int, default=2048, help="Cutout length along the dispersion.")
     parser.add_argument("--workdir", type=Path, default=Path("bench_out/slit"))
     parser.add_argument("--no-reference", action="store_true", help="Time spec3c only.")
     parser.add_argument("--reuse-reference", action="store_true",
@@ -158,14 +161,14 @@ def main() -> None:
 
     rows = []
     for n in (int(s) for s in args.sizes.split(",")):
-        work = (args.workdir / f"mos{n}").resolve()
+        work = (args.workdir / f"mos{n}x{args.n_columns}").resolve()
         if args.reuse_reference:
             sim = _existing_simulation(work / "input")
         else:
             sim = simulate(
                 "nirspec-mos",
                 work / "input",
-                SimOptions(seed=n, n_sources=n, n_exposures=args.n_exposures),
+                SimOptions(seed=n, n_sources=n, n_exposures=args.n_exposures, n_columns=args.n_columns),
             )
         aperture = oracle.write_extract1d_json(work / "extract1d.json", [APERTURE])
         ours = run_spec3c(sim.asn_path, aperture, work)
@@ -179,11 +182,12 @@ def main() -> None:
         agree = (x1d_agreement(work / "spec3c_out", work / "reference", truth) + s2d_agreement(
             work / "spec3c_out", work / "reference")) if ref else None
         rows.append((n, ours, ref, agree))
-    _print(rows, args.n_exposures)
+    _print(rows, args.n_exposures, args.n_columns)
 
 
-def _print(rows, n_exposures: int) -> None:  # type: ignore[no-untyped-def]
-    print(f"\nNIRSpec MOS, {n_exposures} exposures per source, `spec3c run` with 2 workers, 2 cores "
+def _print(rows, n_exposures: int, n_columns: int) -> None:  # type: ignore[no-untyped-def]
+    print(f"\nNIRSpec MOS, {n_exposures} exposures per source, {n_columns}-px cutouts, `spec3c run` with 2 workers, "
+          "2 cores "
           "(peak = PSS summed over the process tree)\n")
     head = (f"{'sources':>7} {'start-up s':>10} {'ingest s':>9} {'process s':>10} {'export s':>9} "
             f"{'spec3c s':>9} {'spec3c MiB':>11} {'jwst s':>8} {'jwst MiB':>9} {'speed-up':>9} {'memory':>7} "
