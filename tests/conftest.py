@@ -5,6 +5,11 @@ import os
 
 import pytest
 
+# the store contract lives in the package (spec3c.testing.store): pytest rewrites its asserts as it
+# does for test modules, so failures show the values.  Registered here, before any test package
+# (tests/ingest imports its helpers at collection) imports it.
+pytest.register_assert_rewrite("spec3c.testing")
+
 # every product a test writes is validated against its datamodel schema (a run skips it): with this
 # set in every test process (and the CLI subprocesses they start), validity is the suite's guarantee
 os.environ["SPEC3C_VALIDATE_PRODUCTS"] = "1"
