@@ -223,7 +223,10 @@ def _remove_new_store(path: Path, existed: bool) -> None:
         shutil.rmtree(path, ignore_errors=True)
         return
     for child in path.iterdir():
-        shutil.rmtree(child, ignore_errors=True) if child.is_dir() else child.unlink(missing_ok=True)
+        if child.is_dir():
+            shutil.rmtree(child, ignore_errors=True)
+        else:
+            child.unlink(missing_ok=True)
 
 
 def _read_parallel(todo: list[_Planned], staged: Staging, workers: int | None, scheduler: str | None,

@@ -28,6 +28,7 @@ from ..store import Cutout, ExposureRecord, Store
 from .c1d import write_c1d
 from .fits_io import atomic_save
 from .meta import merge_tree, primary_meta, top_level_meta
+from .models import class_schema
 from .writers import _asn_meta, _exposure_node, _resolved
 
 __all__ = ["write_master_background_products"]
@@ -63,8 +64,7 @@ def _write_1d(master: MasterBackground, first: ExposureRecord, naming: ProductNa
     path = out / exposure_product_filename(Path(first.filename).name, naming.asn_id, "masterbg1d")
     # the reference copies the primary keywords of the first background x1d
     tree = merge_tree(top_level_meta(first), _asn_meta(naming))
-    with dm.MultiCombinedSpecModel() as empty:
-        tree = primary_meta(tree, empty.schema, keep_unmapped=True)
+    tree = primary_meta(tree, class_schema(dm.MultiCombinedSpecModel), keep_unmapped=True)
     return write_c1d({1: spectrum}, {
         "instrument": meta.get("meta.instrument.name", ""), "exp_type": first.exp_type, "tree": tree,
         "source_type": "EXTENDED", "dispersion_direction": meta.get("meta.wcsinfo.dispersion_direction"),

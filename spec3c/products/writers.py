@@ -56,7 +56,7 @@ from .meta import (
     step_params,
     top_level_meta,
 )
-from .models import new_model
+from .models import class_schema, new_model
 from .wcs import WCS_TABLE, WCS_TABLE_COLUMN, s2d_fits_wcs, spectral_gwcs, wcs_table
 
 __all__ = ["product_path", "write_s2d", "write_source_cal", "write_source_crf", "write_x1d"]
@@ -501,15 +501,12 @@ def _s2d_slit_attributes(cutouts: Sequence[Cutout], records: Mapping[str, Exposu
 @functools.cache
 def _slit_keywords() -> frozenset[str]:
     """Slit attributes the SlitModel schema writes as keywords."""
-    with dm.SlitModel() as model:
-        props = model.schema.get("properties", {})
-        found = set()
-        for sub in model.schema.get("allOf", []):
-            props = {**props, **sub.get("properties", {})}
-        for name in SLIT_ATTRIBUTES:
-            if isinstance(props.get(name), Mapping) and "fits_keyword" in props[name]:
-                found.add(name)
-    return frozenset(found)
+    schema = class_schema(dm.SlitModel)
+    props = schema.get("properties", {})
+    for sub in schema.get("allOf", []):
+        props = {**props, **sub.get("properties", {})}
+    return frozenset(name for name in SLIT_ATTRIBUTES
+                     if isinstance(props.get(name), Mapping) and "fits_keyword" in props[name])
 
 
 def _central_wavelengths(wavelength: np.ndarray) -> np.ndarray:
@@ -759,8 +756,7 @@ def write_source_c1d(
     # the reference copies the first x1d's primary keywords (its step statuses included); no
     # SCI-header keyword, so the file has no empty SCI extension
     merge_tree(tree, {"cal_step": cal_steps_for("x1d", _status(store, source))})
-    with dm.MultiCombinedSpecModel() as empty:
-        tree = primary_meta(tree, empty.schema, keep_unmapped=True)
+    tree = primary_meta(tree, class_schema(dm.MultiCombinedSpecModel), keep_unmapped=True)
     spec_meta = combined.spec_meta
     if _image_inputs(cutouts, _records(store)):  # ImageModel inputs have no source id or type
         spec_meta = {order: {k: v for k, v in m.items() if k not in ("source_id", "source_type")}
