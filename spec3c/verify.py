@@ -63,7 +63,8 @@ class OverlayStore(Store):
     def list_exposures(self) -> list[ExposureRecord]:
         return self._base.list_exposures()
 
-    def _commit_exposure(self, record: ExposureRecord, cutouts: list[Cutout], images: Mapping[str, np.ndarray]) -> None:
+    def _commit_exposure(self, record: ExposureRecord, cutouts: Sequence[Cutout],
+                         images: Mapping[str, np.ndarray]) -> None:
         raise TypeError("an overlay store does not take exposures")
 
     def delete_exposure(self, name: str) -> None:

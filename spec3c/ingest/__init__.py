@@ -28,7 +28,7 @@ from ..results import save_association
 from ..store import Store, create_store, open_store
 from ..store.layout import LOCK, MANIFEST
 from .reader import ExposureData, exposure_name, read_exposure, sha256_of
-from .staging import Staging, spill
+from .staging import StagedFile, Staging
 
 ProgressFn = Callable[[str, int, int], None]
 
@@ -159,6 +159,9 @@ def ingest(  # noqa: PLR0913 - each flag is a user option
 PARALLEL_BYTES = 256 * 2**20
 #: bytes a worker needs to read a member, per byte of its file (full frames plus coordinate planes)
 READ_BYTES_PER_FILE_BYTE = 8
+#: the same for a slit-mode science file, whose cutouts are staged one at a time as they are laid
+#: out: the file and one slit's coordinates (a 106 MB MOS file: ~130 MiB over a worker's own)
+STREAMED_READ_BYTES_PER_FILE_BYTE = 2
 
 
 def _in_parallel(todo: list[_Planned], workers: int | None, scheduler: str | None) -> bool:
@@ -169,8 +172,8 @@ def _in_parallel(todo: list[_Planned], workers: int | None, scheduler: str | Non
     return sum(plan.path.stat().st_size for plan in todo) >= PARALLEL_BYTES
 
 
-def _read_member(plan: _Planned) -> ExposureData:
-    data = read_exposure(plan.path, plan.role, plan.sha256 or None)  # None: hashed while read
+def _read_member(plan: _Planned, sink: StagedFile | None = None) -> ExposureData:
+    data = read_exposure(plan.path, plan.role, plan.sha256 or None, sink)  # None: hashed while read
     _log.debug("read %s (%s, %d cutouts, %d images)", plan.path, plan.role, len(data.cutouts),
                len(data.images or ()))
     return data
@@ -179,17 +182,22 @@ def _read_member(plan: _Planned) -> ExposureData:
 def _read_job(name: str, plan: _Planned, folder: str | None) -> ExposureData | str | InputError:
     """One member read in a worker: spilled into the staging ``folder`` (its path returned) or, without
     a folder (a remote worker), returned.  A broken member's :class:`InputError` is returned."""
-    try:
-        data = _read_member(plan)
-    except InputError as exc:
-        return exc  # returned, not raised: the executor would keep only its text
     if folder is None:
-        return data
-    path = Path(folder) / f"member-{name}.pickle"
-    spill(data, path)
-    del data
-    release_freed_memory()  # the worker's next job does not stack on this one's leftovers
-    return str(path)
+        try:
+            return _read_member(plan)
+        except InputError as exc:
+            return exc  # returned, not raised: the executor would keep only its text
+    staged = StagedFile(Path(folder) / f"member-{name}.pickle")  # the cutouts go there as they are laid out
+    try:
+        staged.finish(_read_member(plan, staged))
+    except BaseException as exc:
+        staged.discard()
+        if isinstance(exc, InputError):
+            return exc
+        raise
+    finally:
+        release_freed_memory()  # the worker's next job does not stack on this one's leftovers
+    return str(staged.path)
 
 
 def _ingest_new_store(asn: Association, todo: list[_Planned], store_path: Path, backend: str | None,  # noqa: PLR0913
@@ -234,7 +242,7 @@ def _read_parallel(todo: list[_Planned], staged: Staging, workers: int | None, s
     """Read the members in worker processes, at most as many at once as a quarter of the RAM holds;
     staged in the association's order as they arrive (``on_staged()`` called after each, until a
     member is broken).  The first broken member (in that order) is raised once all are read."""
-    largest = max(plan.path.stat().st_size for plan in todo) * READ_BYTES_PER_FILE_BYTE
+    largest = max(_read_bytes(plan) for plan in todo)
     with executor_for(len(todo), workers, scheduler) as executor:
         local = isinstance(executor, LocalExecutor)
         folder = str(staged.folder()) if local and executor.slots > 1 else None
@@ -256,6 +264,22 @@ def _read_parallel(todo: list[_Planned], staged: Staging, workers: int | None, s
                     if on_staged is not None:
                         on_staged()
             _raise_first_broken(part, arrived)
+
+
+def _read_bytes(plan: _Planned) -> int:
+    """Memory a worker needs to read ``plan``'s member (:data:`READ_BYTES_PER_FILE_BYTE`, or
+    :data:`STREAMED_READ_BYTES_PER_FILE_BYTE` for a science file of a mode read as slits)."""
+    from astropy.io import fits
+
+    from ..modes.registry import mode_for
+
+    size = plan.path.stat().st_size
+    try:
+        mode = mode_for(str(fits.getval(plan.path, "EXP_TYPE", ext=0) or "")) if plan.role == "science" else None
+    except (OSError, KeyError, Spec3cError):
+        mode = None  # the reader says what is wrong with it
+    streamed = mode is not None and mode.read_frames is None and mode.read_file is None
+    return size * (STREAMED_READ_BYTES_PER_FILE_BYTE if streamed else READ_BYTES_PER_FILE_BYTE)
 
 
 def _readable(arrived: tuple[bool, Any] | None) -> bool:

@@ -9,7 +9,7 @@ store the same cutouts.  No store access here.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -127,7 +127,13 @@ def _slit_cutout(part: Part, index: int, name: str, path: Path, key: str | None 
 
 def slit_cutouts(parts: list[Part], name: str, path: Path) -> list[Cutout]:
     """Cutouts (with coordinates) of every slit of a MultiSlit file."""
-    return [_slit_cutout(part, index, name, path) for index, part in enumerate(parts)]
+    return list(iter_slit_cutouts(parts, name, path))
+
+
+def iter_slit_cutouts(parts: list[Part], name: str, path: Path) -> Iterator[Cutout]:
+    """:func:`slit_cutouts` one at a time (each slit's coordinates evaluated when it is reached)."""
+    for index, part in enumerate(parts):
+        yield _slit_cutout(part, index, name, path)
 
 
 def read_slits(model, name: str, path: Path) -> list[Cutout]:  # type: ignore[no-untyped-def]

@@ -22,7 +22,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -34,6 +34,7 @@ from .cutouts import (
     Part,
     _jsonable,
     image_cutout,
+    iter_slit_cutouts,
     read_image_model,
     read_slit_model,
     read_slits,
@@ -52,9 +53,14 @@ _LAYOUTS: dict[str, Callable[..., Any]] = {"MultiSlitModel": read_slits, "SlitMo
                                            "ImageModel": read_image_model}
 
 
-def read_fast(path: Path, name: str) -> tuple[str, dict[str, Any], list[Cutout]]:
+def read_fast(path: Path, name: str, sink: CutoutSink | None = None) -> tuple[str, dict[str, Any], list[Cutout]]:
     """(datamodel class, flat ``meta.*``, cutouts) of a slit-mode science file, as the datamodel
-    reader gives them; :class:`NotFast` when the file is left to that reader."""
+    reader gives them; :class:`NotFast` when the file is left to that reader.
+
+    With ``sink`` the slits of a MultiSlit file go to ``sink.add`` one at a time as they are laid
+    out (their coordinates evaluated then, and dropped after), and none is returned; a file found
+    not fast half-way ``sink.reset()``s.
+    """
     from ..modes.registry import mode_for
 
     try:
@@ -72,14 +78,32 @@ def read_fast(path: Path, name: str) -> tuple[str, dict[str, Any], list[Cutout]]
     meta = flat_meta(tree, af)
     file = _File(af, {(h.name, h.ver): h for h in hdus}, TaggedWcsWriter(extension_blob(hdus)))
     try:
-        cutouts = _cutouts(model_type, tree, meta, file, name, path)
-    except InputError as exc:  # the datamodel reader checks before it lays out: its error comes first
-        raise NotFast(str(exc)) from exc
-    except Exception as exc:  # noqa: BLE001 - e.g. a gwcs that fails on evaluation: the datamodel reader's check names it
-        raise NotFast(f"laying out the cutouts: {type(exc).__name__}: {exc}") from exc
-    if not all(np.isfinite(c.planes["wavelength"]).any() for c in cutouts):
-        raise NotFast("a slit's gwcs gives no finite wavelength")
+        cutouts = _cutouts(model_type, tree, meta, file, name, path, sink)
+    except BaseException as exc:
+        if sink is not None:
+            sink.reset()
+        if isinstance(exc, NotFast):
+            raise
+        if isinstance(exc, InputError):  # the datamodel reader checks before it lays out: its error comes first
+            raise NotFast(str(exc)) from exc
+        if isinstance(exc, Exception):  # e.g. a gwcs that fails on evaluation: the datamodel reader's check names it
+            raise NotFast(f"laying out the cutouts: {type(exc).__name__}: {exc}") from exc
+        raise
     return model_type, meta, cutouts
+
+
+class CutoutSink(Protocol):
+    """Where :func:`read_fast` puts cutouts one at a time (:class:`~spec3c.ingest.staging.StagedFile`)."""
+
+    def add(self, cutout: Cutout) -> None: ...
+
+    def reset(self) -> None: ...
+
+
+def _with_wavelengths(cutout: Cutout) -> Cutout:
+    if not np.isfinite(cutout.planes["wavelength"]).any():
+        raise NotFast("a slit's gwcs gives no finite wavelength")
+    return cutout
 
 
 @dataclass(frozen=True)
@@ -92,21 +116,25 @@ class _File:
 
 
 def _cutouts(model_type: str, tree: dict[str, Any], meta: dict[str, Any], file: _File,  # noqa: PLR0913
-             name: str, path: Path) -> list[Cutout]:
+             name: str, path: Path, sink: CutoutSink | None) -> list[Cutout]:
     """The checked parts of the file laid out as its mode lays them (``read_slits``, ``read_slit_model``,
-    ``read_image_model``)."""
+    ``read_image_model``); a MultiSlit file's into ``sink`` if given."""
     if model_type == "MultiSlitModel":
         parts = [_part(slit, file) for slit in tree.get("slits") or []]
         _check(parts, meta, slits=True, path=path)
-        return slit_cutouts(parts, name, path)
+        if sink is None:
+            return [_with_wavelengths(c) for c in slit_cutouts(parts, name, path)]
+        for cutout in iter_slit_cutouts(parts, name, path):
+            sink.add(_with_wavelengths(cutout))
+        return []
     part = _part(tree, file)
     _check([part], meta, slits=False, path=path)
     if model_type == "SlitModel":
-        return [slit_model_cutout(part, name, path)]
+        return [_with_wavelengths(slit_model_cutout(part, name, path))]
     planes = {plane: part.planes[plane] for plane in SCIENCE_PLANES.values()}
-    return [image_cutout(Part({}, planes, part.wcs, part.wcs_bytes), str(meta.get("meta.exposure.type")),
-                         meta.get("meta.target.source_type"), meta.get("meta.wcsinfo.dispersion_direction"),
-                         name, path)]
+    return [_with_wavelengths(image_cutout(
+        Part({}, planes, part.wcs, part.wcs_bytes), str(meta.get("meta.exposure.type")),
+        meta.get("meta.target.source_type"), meta.get("meta.wcsinfo.dispersion_direction"), name, path))]
 
 
 def _part(node: dict[str, Any], file: _File) -> Part:

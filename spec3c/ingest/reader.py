@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -14,6 +15,9 @@ from ..errors import InputError, Spec3cError
 from ..log import logger
 from ..store.records import Cutout, ExposureRecord
 from .cutouts import model_meta
+
+if TYPE_CHECKING:
+    from .fastread import CutoutSink
 
 _log = logger("ingest")
 
@@ -23,7 +27,7 @@ class ExposureData:
     """What ingest writes for one exposure."""
 
     record: ExposureRecord
-    cutouts: list[Cutout]
+    cutouts: Sequence[Cutout]  # a staged exposure's are loaded one at a time (LazyCutouts)
     images: dict[str, np.ndarray]
 
 
@@ -64,22 +68,24 @@ def _science_data(model: Any, name: str, path: Path, exp_type: str) -> tuple[lis
         raise InputError(path, f"a {type(model).__name__} is not a {mode.name} cal file ({exc})") from exc
 
 
-def read_exposure(path: Path, role: str, sha256: str | None = None) -> ExposureData:
+def read_exposure(path: Path, role: str, sha256: str | None = None, sink: CutoutSink | None = None) -> ExposureData:
     """Read one ASN member into an :class:`ExposureData` (no store access).
 
     The member is checked first (:func:`spec3c.ingest.validate.check_model`):
     a broken file is an :class:`InputError` naming it and the problem.  A
     slit-mode science file is read without a datamodel (:mod:`.fastread`)
-    when it can be, with the same result.  Without ``sha256`` the file's
-    digest is computed in a thread while it is read (hashlib releases the GIL).
+    when it can be, with the same result; with ``sink``, its slits' cutouts
+    go there one at a time instead of into the result (others' stay in it).
+    Without ``sha256`` the file's digest is computed in a thread while it is
+    read (hashlib releases the GIL).
     """
     if sha256:
-        return _read_exposure(path, role, sha256)
+        return _read_exposure(path, role, sha256, sink)
     with ThreadPoolExecutor(1, thread_name_prefix="spec3c-sha256") as pool:
-        return _read_exposure(path, role, pool.submit(sha256_of, path))
+        return _read_exposure(path, role, pool.submit(sha256_of, path), sink)
 
 
-def _read_exposure(path: Path, role: str, sha256: str | Future[str]) -> ExposureData:
+def _read_exposure(path: Path, role: str, sha256: str | Future[str], sink: CutoutSink | None) -> ExposureData:
     from .fastread import NotFast, read_fast
     from .validate import check_model, open_model
 
@@ -90,7 +96,7 @@ def _read_exposure(path: Path, role: str, sha256: str | Future[str]) -> Exposure
         return ExposureData(_record(path, name, role, sha256, read.model_type, read.meta), read.cutouts, read.images)
     if role == "science":
         try:
-            fast_type, fast_meta, fast_cutouts = read_fast(path, name)
+            fast_type, fast_meta, fast_cutouts = read_fast(path, name, sink)
             return ExposureData(_record(path, name, role, sha256, fast_type, fast_meta), fast_cutouts, {})
         except NotFast as why:
             _log.debug("%s: read as a datamodel (%s)", path, why)

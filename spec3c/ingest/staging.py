@@ -5,7 +5,9 @@ broken last member leaves the store as it was, and opens each file once
 (opening is most of the cost of reading: asdf parses every slit's gwcs).
 What was read waits here: in memory up to a budget, beyond it pickled into a
 private temporary folder (mode 0700, in the system's temporary directory),
-removed when the block ends.  A folder left by a killed ingest (its process
+removed when the block ends, one cutout at a time (:class:`StagedFile`: a
+worker reading a member writes each cutout as it is laid out, and the
+exposure is committed from the file one cutout at a time).  A folder left by a killed ingest (its process
 is gone) is removed by the next one.
 """
 
@@ -18,14 +20,18 @@ import socket
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, BinaryIO
 
 from ..allocator import release_freed_memory
+from ..store.records import Cutout, LazyCutouts
 
 if TYPE_CHECKING:
     from .reader import ExposureData
 
-__all__ = ["Staging", "spill"]
+__all__ = ["StagedFile", "Staging", "load_staged", "spill"]
+
+#: bytes of a staging file's first field (where its header starts)
+_OFFSET_BYTES = 8
 
 #: bytes of arrays kept in memory before exposures are spilled to disk
 BUDGET = 32 * 2**20
@@ -63,10 +69,87 @@ def remove_stale_staging(root: str | os.PathLike[str] | None = None) -> list[Pat
     return removed
 
 
+class StagedFile:
+    """An exposure written to a staging file one cutout at a time, as the reader lays them out
+    (a reader then holds one cutout's planes, not the exposure's): :meth:`add` each cutout, then
+    :meth:`finish` with the exposure's record and images.
+
+    The file: 8 bytes (the header's offset), the pickled cutouts, the pickled header (record,
+    images, each cutout's offset and key).  Read back by :func:`load_staged`.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._file = open(path, "wb")  # noqa: SIM115 - closed by finish() or discard()
+        self._file.write(bytes(_OFFSET_BYTES))
+        self._offsets: list[int] = []
+        self._keys: list[tuple[str, str, str]] = []
+
+    def add(self, cutout: Cutout) -> None:
+        self._offsets.append(self._file.tell())
+        self._keys.append(cutout.key)
+        pickle.dump(cutout, self._file, protocol=pickle.HIGHEST_PROTOCOL)
+
+    def reset(self) -> None:
+        """Forget the cutouts added (the reader starts the exposure again)."""
+        self._file.seek(_OFFSET_BYTES)
+        self._file.truncate()
+        self._offsets.clear()
+        self._keys.clear()
+
+    def finish(self, data: ExposureData) -> None:
+        """Add ``data``'s cutouts (those a reader did not add), then its record and images."""
+        for cutout in data.cutouts:
+            self.add(cutout)
+        header = self._file.tell()
+        pickle.dump((data.record, data.images, self._offsets, self._keys), self._file,
+                    protocol=pickle.HIGHEST_PROTOCOL)
+        self._file.seek(0)
+        self._file.write(header.to_bytes(_OFFSET_BYTES, "little"))
+        self._file.close()
+
+    def discard(self) -> None:
+        self._file.close()
+        self.path.unlink(missing_ok=True)
+
+
 def spill(data: ExposureData, path: Path) -> None:
-    """Pickle ``data`` to ``path`` (a file of a staging :meth:`Staging.folder`)."""
-    with open(path, "wb") as f:
-        pickle.dump(data, f, protocol=pickle.HIGHEST_PROTOCOL)
+    """Write ``data`` to ``path`` (a file of a staging :meth:`Staging.folder`) as :class:`StagedFile` does."""
+    StagedFile(path).finish(data)
+
+
+class _StagedCutouts(LazyCutouts):
+    """The cutouts of a staging file, each unpickled when indexed (the file is open: its name may go)."""
+
+    def __init__(self, file: BinaryIO, offsets: list[int], keys: list[tuple[str, str, str]]) -> None:
+        super().__init__(keys)
+        self._file = file
+        self._offsets = offsets
+
+    def close(self) -> None:
+        self._file.close()
+
+    def load(self, index: int) -> Cutout:
+        self._file.seek(self._offsets[index])
+        cutout: Cutout = pickle.load(self._file)  # written by this ingest (folder mode 0700)
+        return cutout
+
+
+def load_staged(path: Path) -> ExposureData:
+    """The exposure of a staging file, its cutouts loaded when indexed; the file is removed (the
+    cutouts read it through their open handle until they are dropped)."""
+    from .reader import ExposureData
+
+    file = open(path, "rb")  # noqa: SIM115 - kept by the returned cutouts
+    try:
+        file.seek(int.from_bytes(file.read(_OFFSET_BYTES), "little"))
+        record, images, offsets, keys = pickle.load(file)
+    except BaseException:
+        file.close()
+        raise
+    finally:
+        path.unlink(missing_ok=True)
+    return ExposureData(record, _StagedCutouts(file, offsets, [tuple(k) for k in keys]), images)
 
 
 class Staging:
@@ -119,13 +202,15 @@ class Staging:
         return len(self._held)
 
     def drain(self) -> Iterator[ExposureData]:
-        """Every exposure added, in order, each released once yielded."""
+        """Every exposure added, in order, each released once yielded (a spilled one's cutouts are
+        loaded one at a time as they are indexed)."""
         while self._held:
             item = self._held.pop(0)
-            if isinstance(item, Path):
-                with open(item, "rb") as f:
-                    data: ExposureData = pickle.load(f)  # written by this process (folder mode 0700)
-                item.unlink()
-                yield data
-            else:
+            if not isinstance(item, Path):
                 yield item
+                continue
+            data = load_staged(item)
+            try:
+                yield data
+            finally:
+                data.cutouts.close()  # type: ignore[attr-defined]  # a _StagedCutouts

@@ -37,8 +37,10 @@ from .records import (  # noqa: F401 - re-exported: the store's value types
     Cutout,
     CutoutInfo,
     ExposureRecord,
+    LazyCutouts,
     SourceStack,
     _json_default,
+    cutout_keys,
 )
 
 
@@ -94,20 +96,27 @@ class Store(ABC):
         """Write an exposure's cutouts, images and record, atomically.
 
         An exposure of the same name is replaced (callers decide whether
-        replacing is allowed).
+        replacing is allowed).  :class:`LazyCutouts` are loaded, checked and
+        written one at a time (a bad one stops the commit, which readers never
+        see); others are all checked first.
         """
-        for c in cutouts:
-            c.validate()
-            if c.exposure != record.name:
-                raise StoreError(f"cutout {c.key} does not belong to exposure {record.name!r}")
-        if len({c.key for c in cutouts}) != len(cutouts):
+        keys = cutout_keys(cutouts)
+        for key in keys:
+            if key[1] != record.name:
+                raise StoreError(f"cutout {key} does not belong to exposure {record.name!r}")
+        if len(set(keys)) != len(keys):
             raise StoreError(f"exposure {record.name!r}: duplicate (source, slit) cutouts")
-        self._commit_exposure(record, [_normalised(c) for c in cutouts], images or {})
+        if not isinstance(cutouts, LazyCutouts):
+            for c in cutouts:
+                c.validate()
+        self._commit_exposure(record, _Normalised(cutouts, keys), images or {})
 
     @abstractmethod
     def _commit_exposure(
-        self, record: ExposureRecord, cutouts: list[Cutout], images: Mapping[str, np.ndarray]
-    ) -> None: ...
+        self, record: ExposureRecord, cutouts: Sequence[Cutout], images: Mapping[str, np.ndarray]
+    ) -> None:
+        """Write what :meth:`commit_exposure` checked; ``cutouts`` (a :class:`LazyCutouts`) are
+        loaded when indexed: hold as few at once as the backend can."""
 
     @abstractmethod
     def delete_exposure(self, name: str) -> None:
@@ -226,6 +235,22 @@ class Store(ABC):
                 with contextlib.suppress(FileNotFoundError):  # removed by a concurrent vacuum
                     total += os.stat(os.path.join(folder, name)).st_size
         return total
+
+
+class _Normalised(LazyCutouts):
+    """``cutouts`` checked and :func:`_normalised` as each is loaded."""
+
+    def __init__(self, cutouts: Sequence[Cutout], keys: list[tuple[str, str, str]]) -> None:
+        super().__init__(keys)
+        self._cutouts = cutouts
+
+    def load(self, index: int) -> Cutout:
+        c = self._cutouts[index]
+        if isinstance(self._cutouts, LazyCutouts):
+            c.validate()
+            if c.key != self.keys[index]:
+                raise StoreError(f"cutout {c.key} loaded where {self.keys[index]} was listed")
+        return _normalised(c)
 
 
 def _normalised(c: Cutout) -> Cutout:

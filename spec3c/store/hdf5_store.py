@@ -15,7 +15,7 @@ results of different sources concurrently without HDF5 locking.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -107,7 +107,7 @@ class HDF5Store(Store):
             return ExposureRecord.from_json(f.attrs["record"])
 
     def _commit_exposure(
-        self, record: ExposureRecord, cutouts: list[Cutout], images: Mapping[str, np.ndarray]
+        self, record: ExposureRecord, cutouts: Sequence[Cutout], images: Mapping[str, np.ndarray]
     ) -> None:
         self._require_writable()
         index = []

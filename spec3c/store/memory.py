@@ -4,7 +4,7 @@ scratch store for tests and small interactive work."""
 from __future__ import annotations
 
 import copy
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -38,7 +38,7 @@ class MemoryStore(Store):
         return [self._exposures[k] for k in sorted(self._exposures)]
 
     def _commit_exposure(
-        self, record: ExposureRecord, cutouts: list[Cutout], images: Mapping[str, np.ndarray]
+        self, record: ExposureRecord, cutouts: Sequence[Cutout], images: Mapping[str, np.ndarray]
     ) -> None:
         self.delete_exposure(record.name)
         for c in cutouts:

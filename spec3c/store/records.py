@@ -7,8 +7,9 @@ and every reader share one definition.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, overload
 
 import numpy as np
 
@@ -137,6 +138,38 @@ class Cutout:
         shapes = {name: a.shape for name, a in self.planes.items()}
         if len(set(shapes.values())) != 1 or len(self.shape) != 2:
             raise StoreError(f"cutout {self.key}: planes differ in shape or are not 2-D: {shapes}")
+
+
+class LazyCutouts(Sequence[Cutout]):
+    """Cutouts of one exposure loaded one at a time (from a staging file, say), their keys known
+    without loading them: a store commits such an exposure holding one cutout at a time."""
+
+    def __init__(self, keys: Sequence[tuple[str, str, str]]) -> None:
+        self.keys = list(keys)
+
+    def __len__(self) -> int:
+        return len(self.keys)
+
+    def load(self, index: int) -> Cutout:
+        raise NotImplementedError
+
+    @overload
+    def __getitem__(self, index: int) -> Cutout: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> list[Cutout]: ...
+
+    def __getitem__(self, index: int | slice) -> Cutout | list[Cutout]:
+        if isinstance(index, slice):
+            return [self.load(i) for i in range(len(self))[index]]
+        if not -len(self) <= index < len(self):
+            raise IndexError(index)
+        return self.load(index % len(self))
+
+
+def cutout_keys(cutouts: Sequence[Cutout]) -> list[tuple[str, str, str]]:
+    """The (source, exposure, slit) of each of ``cutouts``, not loading lazy ones."""
+    return list(cutouts.keys) if isinstance(cutouts, LazyCutouts) else [c.key for c in cutouts]
 
 
 @dataclass(frozen=True)

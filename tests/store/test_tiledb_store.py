@@ -128,3 +128,59 @@ def test_an_exposures_cutouts_are_written_in_bounded_batches(tmp_path, monkeypat
             assert_cutouts_equal(store.read_cutouts(c.source)[0], c)
         store.consolidate()
         assert [c.key for c in store.read_cutouts_of([c.source for c in cutouts])["3"]] == [cutouts[3].key]
+
+
+def _fragments(path: Path, array: str) -> int:
+    return len(list((path / array / "__fragments").iterdir()))
+
+
+def test_cutouts_written_in_key_order_are_merged_only_once_some_are_superseded(tmp_path, monkeypatch):
+    """Each write holds a contiguous run of sources (the exposure's cutouts sorted by key), so
+    consolidate() leaves a fresh store's cutout fragments as they are; once an exposure is ingested
+    again (its old cells overwritten or deleted) it merges them."""
+    import spec3c.store.tiledb_store as tdb
+    from spec3c.testing.store import assert_cutouts_equal, make_cutout, make_record
+
+    writes = []
+    real_cells = tdb._cutout_cells
+    monkeypatch.setattr(tdb, "_cutout_cells", lambda batch: writes.append([c.source for c in batch]) or real_cells(batch))
+    cutouts = {e: [make_cutout(s, e, "1", shape=(20, 30), seed=int(s)) for s in ("7", "3", "9", "1")]
+               for e in ("e1", "e2")}
+    one = sum(a.nbytes for a in cutouts["e1"][0].planes.values())
+    monkeypatch.setattr(tdb, "_WRITE_BYTES", 2 * one + 1)
+    path = tmp_path / "s.tdb"
+    with TileDBStore(path, "w") as store:
+        for e in ("e1", "e2"):
+            store.commit_exposure(make_record(e), cutouts[e])
+        assert writes == [["1", "3"], ["7", "9"]] * 2
+        store.consolidate()
+        assert _fragments(path, "cutouts") == 4
+        store.commit_exposure(make_record("e2"), cutouts["e2"][:2])  # ingested again, with fewer slits
+        store.consolidate()
+        assert _fragments(path, "cutouts") == 1
+        assert [c.exposure for c in store.read_cutouts("1")] == ["e1"]
+        for c in (*cutouts["e1"], *cutouts["e2"][:2]):
+            assert_cutouts_equal(next(x for x in store.read_cutouts(c.source) if x.exposure == c.exposure), c)
+
+
+def test_lazy_cutouts_are_committed_one_at_a_time(tmp_path):
+    """A LazyCutouts exposure (a staging file's) is loaded cutout by cutout while it is written, and
+    gives the store what the list gives."""
+    from spec3c.store.records import LazyCutouts
+    from spec3c.testing.store import assert_cutouts_equal, make_cutout, make_record
+
+    cutouts = [make_cutout(str(k), "e1", "1", shape=(20, 30), seed=k) for k in range(5)]
+
+    class Counted(LazyCutouts):
+        loads: list[int] = []
+
+        def load(self, index):
+            self.loads.append(index)
+            return cutouts[index]
+
+    lazy = Counted([c.key for c in cutouts])
+    with TileDBStore(tmp_path / "s.tdb", "w") as store:
+        store.commit_exposure(make_record("e1"), lazy)
+        assert sorted(lazy.loads) == list(range(5))  # each once
+        for c in cutouts:
+            assert_cutouts_equal(store.read_cutouts(c.source)[0], c)
