@@ -1,7 +1,7 @@
 """Type stub for the compiled ``spec3c._core._drizzle`` module.
 
-Private tier: callers pass native, C-contiguous arrays; use
-:class:`spec3c._core.Drizzle` instead.
+Private tier: callers pass native, C-contiguous arrays (data and outputs as
+stacks of planes); use :class:`spec3c._core.Drizzle` instead.
 """
 
 import numpy as np

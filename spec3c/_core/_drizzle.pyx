@@ -2,8 +2,14 @@
 """Drizzle accumulation kernel (private tier; ALGORITHMS.md §10.1 step 5).
 
 Called by :class:`spec3c._core.drizzle.Drizzle`, which validates and coerces:
-arrays arrive native and C-contiguous (data/weight float32 ``(ny, nx)``,
-pixmap float64 ``(ny, nx, 2)``, outputs float32/int32 ``(ny_out, nx_out)``).
+arrays arrive native and C-contiguous (data float32 ``(planes, ny, nx)``,
+weight float32 ``(ny, nx)``, pixmap float64 ``(ny, nx, 2)``, outputs float32
+``(planes, ny_out, nx_out)``, context int32 ``(ny_out, nx_out)``).
+
+Several data planes (science and errors) drizzled with one pixmap and weight
+share each input pixel's footprint and overlap areas, computed once: plane
+``k`` gets exactly the updates a drizzle of that plane alone would make (a
+pixel whose value in a plane is not finite is skipped in that plane only).
 
 Determinism: every output pixel receives its contributions in input-pixel
 order (row-major), whatever the thread count.  With more than one thread the
@@ -26,13 +32,13 @@ cdef enum:
 
 
 ctypedef struct driz_t:
-    const float* data
+    const float* data  # nplanes planes of in_ny * in_nx
     const double* pixmap
     const float* weight
-    float* sci
+    float* sci  # nplanes planes of out_ny * out_nx
     float* wht
-    int32_t* con
-    Py_ssize_t in_ny, in_nx, out_ny, out_nx
+    int32_t* con  # plane 0's context
+    Py_ssize_t nplanes, in_ny, in_nx, out_ny, out_nx
     Py_ssize_t xmin, xmax, ymin, ymax
     double dh
     double iscale
@@ -87,13 +93,14 @@ cdef inline bint _footprint(const driz_t* p, Py_ssize_t i, Py_ssize_t j,
     """Output footprint of input pixel (i, j): quad corners, area, index box.
 
     Returns False when the pixel contributes nothing (zero/NaN weight,
-    non-finite data, NaN mapping, degenerate quad, or off the output).
+    non-finite data in every plane, NaN mapping, degenerate quad, or off the
+    output).
     For the point kernel ``qx[0], qy[0]`` is the mapped centre.
     """
     cdef Py_ssize_t k
     cdef double w = p.weight[j * p.in_nx + i]
     cdef double xlo, xhi, ylo, yhi
-    if not (w > 0.0) or not isfinite(p.data[j * p.in_nx + i]):
+    if not (w > 0.0) or not _any_finite(p, j * p.in_nx + i):
         return False
     if p.kernel == KERNEL_POINT:
         qx[0] = p.pixmap[2 * (j * p.in_nx + i)]
@@ -136,19 +143,41 @@ cdef inline bint _footprint(const driz_t* p, Py_ssize_t i, Py_ssize_t j,
     return ii0[0] <= ii1[0] and jj0[0] <= jj1[0]
 
 
-cdef inline void _update(const driz_t* p, Py_ssize_t o, float d, float dow) noexcept nogil:
-    """Running weighted mean at flat output index ``o`` (drizzle ``update_data``)."""
-    cdef float vc = p.wht[o]
+cdef inline bint _any_finite(const driz_t* p, Py_ssize_t q) noexcept nogil:
+    """Whether input pixel ``q`` (flat index) is finite in some plane."""
+    cdef Py_ssize_t k
+    cdef Py_ssize_t stride = p.in_ny * p.in_nx
+    for k in range(p.nplanes):
+        if isfinite(p.data[k * stride + q]):
+            return True
+    return False
+
+
+cdef inline void _update(const driz_t* p, Py_ssize_t k, Py_ssize_t o, float d, float dow) noexcept nogil:
+    """Running weighted mean of plane ``k`` at flat output index ``o`` (drizzle ``update_data``)."""
+    cdef Py_ssize_t ko = k * p.out_ny * p.out_nx + o
+    cdef float vc = p.wht[ko]
     cdef double total = <double>vc + <double>dow
     if dow == 0.0:
         return
     if vc == 0.0:
-        p.sci[o] = d
+        p.sci[ko] = d
     else:
-        p.sci[o] = <float>((<double>p.sci[o] * vc + <double>dow * d) / total)
-    p.wht[o] = <float>total
-    if p.use_con and dow > 0.0:
+        p.sci[ko] = <float>((<double>p.sci[ko] * vc + <double>dow * d) / total)
+    p.wht[ko] = <float>total
+    if k == 0 and p.use_con and dow > 0.0:
         p.con[o] = p.con[o] | p.bit
+
+
+cdef inline void _update_planes(const driz_t* p, Py_ssize_t q, Py_ssize_t o, float dow) noexcept nogil:
+    """Input pixel ``q``'s value in every plane where it is finite, into output pixel ``o``."""
+    cdef Py_ssize_t k
+    cdef Py_ssize_t stride = p.in_ny * p.in_nx
+    cdef float v
+    for k in range(p.nplanes):
+        v = p.data[k * stride + q]
+        if isfinite(v):
+            _update(p, k, o, <float>(v * p.iscale), dow)
 
 
 cdef void _drizzle_pixel(const driz_t* p, Py_ssize_t i, Py_ssize_t j, int axis,
@@ -158,7 +187,8 @@ cdef void _drizzle_pixel(const driz_t* p, Py_ssize_t i, Py_ssize_t j, int axis,
     cdef double qy[4]
     cdef double jaco, area, w
     cdef Py_ssize_t ii, jj, ii0, ii1, jj0, jj1
-    cdef float d, dow
+    cdef Py_ssize_t q = j * p.in_nx + i
+    cdef float dow
     if not _footprint(p, i, j, qx, qy, &jaco, &ii0, &ii1, &jj0, &jj1):
         return
     if axis == 0:
@@ -167,18 +197,17 @@ cdef void _drizzle_pixel(const driz_t* p, Py_ssize_t i, Py_ssize_t j, int axis,
     else:
         ii0 = max(ii0, blo)
         ii1 = min(ii1, bhi - 1)
-    d = <float>(p.data[j * p.in_nx + i] * p.iscale)
-    w = p.weight[j * p.in_nx + i]
+    w = p.weight[q]
     if p.kernel == KERNEL_POINT:
         if ii0 <= ii1 and jj0 <= jj1:
-            _update(p, jj0 * p.out_nx + ii0, d, <float>w)
+            _update_planes(p, q, jj0 * p.out_nx + ii0, <float>w)
         return
     for jj in range(jj0, jj1 + 1):
         for ii in range(ii0, ii1 + 1):
             area = quad_square_overlap(qx, qy, <double>ii, <double>jj)
             if area > 0.0:
                 dow = <float>(area / jaco * w)
-                _update(p, jj * p.out_nx + ii, d, dow)
+                _update_planes(p, q, jj * p.out_nx + ii, dow)
 
 
 cdef void _serial(const driz_t* p) noexcept nogil:
@@ -293,31 +322,32 @@ cdef int _parallel(const driz_t* p, int nthreads) noexcept nogil:
     return status
 
 
-def drizzle_add(const float[:, ::1] data, const double[:, :, ::1] pixmap,
-                const float[:, ::1] weight, float[:, ::1] out_sci, float[:, ::1] out_wht,
+def drizzle_add(const float[:, :, ::1] data, const double[:, :, ::1] pixmap,
+                const float[:, ::1] weight, float[:, :, ::1] out_sci, float[:, :, ::1] out_wht,
                 int32_t[:, ::1] out_con, bint use_con, int bit, int kernel,
                 double pixfrac, double iscale, Py_ssize_t xmin, Py_ssize_t xmax,
                 Py_ssize_t ymin, Py_ssize_t ymax, int workers):
-    """Add one input image to the accumulator arrays, in place.
+    """Add one input image's planes to the accumulator planes, in place.
 
     ``kernel`` is 0 (square) or 1 (point); ``bit`` is the context bit number
-    (0..31) set in ``out_con`` when ``use_con``.  No validation here: see
+    (0..31) set in ``out_con`` (plane 0's context) when ``use_con``.  No validation here: see
     :meth:`spec3c._core.drizzle.Drizzle.add`.
     """
     cdef driz_t p
     cdef int nthreads = resolve_threads(workers)
     cdef int status = 0
     cdef Py_ssize_t nreg = (xmax - xmin + 1) * (ymax - ymin + 1)
-    p.data = &data[0, 0]
+    p.data = &data[0, 0, 0]
     p.pixmap = &pixmap[0, 0, 0]
     p.weight = &weight[0, 0]
-    p.sci = &out_sci[0, 0]
-    p.wht = &out_wht[0, 0]
+    p.sci = &out_sci[0, 0, 0]
+    p.wht = &out_wht[0, 0, 0]
     p.con = &out_con[0, 0]
-    p.in_ny = data.shape[0]
-    p.in_nx = data.shape[1]
-    p.out_ny = out_sci.shape[0]
-    p.out_nx = out_sci.shape[1]
+    p.nplanes = data.shape[0]
+    p.in_ny = data.shape[1]
+    p.in_nx = data.shape[2]
+    p.out_ny = out_sci.shape[1]
+    p.out_nx = out_sci.shape[2]
     p.xmin = xmin
     p.xmax = xmax
     p.ymin = ymin
@@ -329,6 +359,8 @@ def drizzle_add(const float[:, ::1] data, const double[:, :, ::1] pixmap,
     p.bit = <int32_t>(<uint32_t>1 << bit)
     if nreg >= 2147483647:
         raise ValueError("input region too large (more than 2**31 - 1 pixels)")
+    if not (data.shape[0] == out_sci.shape[0] == out_wht.shape[0]) or out_sci.shape[0] < 1:
+        raise ValueError("data and output planes differ in number")
     with nogil:
         if nthreads <= 1 or min(p.out_ny, p.out_nx) < 1:
             _serial(&p)

@@ -19,6 +19,11 @@ Resample recipe (one output frame, inputs ``k``)::
             comb[name].add(v[name], omega)
     sci, wht = driz.finalize()
     var_rnoise = comb["rnoise"].finalize(scale=pixel_scale_ratio)
+
+Planes drizzled with one pixmap and weight (science and its errors) go
+through one ``Drizzle(out_shape, params, planes=n)``: each input pixel's
+footprint and overlaps are computed once for all of them, and each plane
+gets the values a drizzle of it alone would.
 """
 
 from __future__ import annotations
@@ -107,19 +112,24 @@ class Drizzle:
         Kernel, ``pixfrac`` and ``fillval`` (default: ``DrizzleParams()``,
         square kernel, pixfrac 1, NaN fill).
     context : bool
-        Keep int32 context planes ``(n_planes, ny_out, nx_out)`` with one bit
-        per input id (bit ``id % 32`` of plane ``id // 32``).
+        Keep int32 context planes ``(n_con, ny_out, nx_out)`` with one bit
+        per input id (bit ``id % 32`` of plane ``id // 32``), of data plane 0.
     workers : int
         OpenMP threads (0 = OpenMP default).  Results do not depend on it:
         every output pixel accumulates its contributions in input-pixel
         order whatever the thread count.
+    planes : int
+        Data planes drizzled together (same pixmap and weight; each its own
+        running mean and weight).  With 1, data and outputs are 2-D; with
+        more, ``add`` takes ``(planes, ny, nx)`` and the outputs have a
+        leading plane axis.
 
     Attributes
     ----------
     params : DrizzleParams
-    out_sci, out_wht : ndarray (ny_out, nx_out) float32
+    out_sci, out_wht : ndarray (ny_out, nx_out) float32, or (planes, ny_out, nx_out)
         Running weighted mean and total weight (0 where never hit).
-    out_con : ndarray (n_planes, ny_out, nx_out) int32 or None
+    out_con : ndarray (n_con, ny_out, nx_out) int32 or None
     n_inputs : int
         Number of images added so far.
     """
@@ -131,12 +141,18 @@ class Drizzle:
         *,
         context: bool = True,
         workers: int = 0,
+        planes: int = 1,
     ) -> None:
         self.out_shape = _check_shape2(out_shape, "out_shape")
         self.params = _check_params(params)
         self.workers = check_workers(workers)
-        self.out_sci = np.zeros(self.out_shape, dtype=np.float32)
-        self.out_wht = np.zeros(self.out_shape, dtype=np.float32)
+        self.planes = operator.index(planes)
+        if self.planes < 1:
+            raise ValueError(f"planes must be >= 1, got {planes!r}")
+        self._sci = np.zeros((self.planes, *self.out_shape), dtype=np.float32)
+        self._wht = np.zeros((self.planes, *self.out_shape), dtype=np.float32)
+        self.out_sci = self._sci[0] if self.planes == 1 else self._sci
+        self.out_wht = self._wht[0] if self.planes == 1 else self._wht
         self.out_con: np.ndarray | None = (
             np.zeros((1, *self.out_shape), dtype=np.int32) if context else None
         )
@@ -157,9 +173,9 @@ class Drizzle:
 
         Parameters
         ----------
-        data : ndarray (ny, nx), float
+        data : ndarray (ny, nx), or (planes, ny, nx) with several planes, float
             Input science values (any float/int dtype or byte order; used as
-            float32).  Non-finite values are skipped.
+            float32).  Non-finite values are skipped (in their plane).
         pixmap : ndarray (ny, nx, 2), float
             Output (x, y) pixel coordinate of every input pixel centre.
             NaN entries make the pixel (and, for the square kernel, the
@@ -183,9 +199,11 @@ class Drizzle:
         Input arrays need at least 2 rows and 2 columns (pixmap interpolation).
         """
         data_arr = np.asarray(data)
-        if data_arr.ndim != 2:
+        if self.planes == 1 and data_arr.ndim != 2:
             raise ValueError(f"data must be 2-D (ny, nx), got shape {data_arr.shape}")
-        shape = data_arr.shape
+        if self.planes > 1 and (data_arr.ndim != 3 or data_arr.shape[0] != self.planes):
+            raise ValueError(f"data must be ({self.planes}, ny, nx), got shape {data_arr.shape}")
+        shape = data_arr.shape[-2:]
         if self.params.kernel == "square" and (shape[0] < 2 or shape[1] < 2):
             raise ValueError(f"data must have at least 2 rows and 2 columns for the square kernel, got {shape}")
         data32 = _as_f32(data_arr, "data")
@@ -203,7 +221,7 @@ class Drizzle:
             raise ValueError(f"input_id must be >= 0, got {input_id}")
         con = self._context_plane(input_id)
         _drizzle.drizzle_add(
-            data32, pm, wt, self.out_sci, self.out_wht,
+            data32.reshape(self.planes, *shape), pm, wt, self._sci, self._wht,
             self._dummy_con if con is None else con, con is not None, input_id % 32,
             KERNELS[self.params.kernel], self.params.pixfrac, iscale, x0, x1, y0, y1, self.workers,
         )
@@ -219,14 +237,20 @@ class Drizzle:
             self.out_con = np.concatenate([self.out_con, grow])
         return self.out_con[plane]
 
-    def finalize(self) -> tuple[np.ndarray, np.ndarray]:
-        """Return ``(sci, wht)`` copies; ``sci`` is ``params.fillval`` where ``wht == 0``.
+    def finalize(self, plane: int = 0) -> tuple[np.ndarray, np.ndarray]:
+        """Return ``(sci, wht)`` copies of data plane ``plane``; ``sci`` is ``params.fillval``
+        where ``wht == 0``.
 
         The accumulator stays usable (more images can be added afterwards).
         """
         fill = np.float32(self.params.fillval)
-        sci = np.where(self.out_wht > 0, self.out_sci, fill).astype(np.float32)
-        return sci, self.out_wht.copy()
+        sci = np.where(self._wht[plane] > 0, self._sci[plane], fill).astype(np.float32)
+        return sci, self._wht[plane].copy()
+
+    def clear(self, planes: slice | int) -> None:
+        """Start data planes ``planes`` afresh (weights and values 0; plane 0's context is kept)."""
+        self._sci[planes] = 0
+        self._wht[planes] = 0
 
 
 class VarianceCombiner:
@@ -282,13 +306,22 @@ class VarianceCombiner:
         output pixels never hit are NaN.  Nothing is accumulated: pass the
         result to :meth:`add`.
         """
-        var = np.asarray(variance)
-        with np.errstate(invalid="ignore"):
-            err = np.sqrt(var.astype(np.float32, copy=False))
         driz = Drizzle(self.out_shape, self.params, context=False, workers=self.workers)
-        driz.add(err, pixmap, weight, iscale=iscale, bounds=bounds)
-        sci, _ = driz.finalize()
-        return sci * sci
+        driz.add(self.errors(variance), pixmap, weight, iscale=iscale, bounds=bounds)
+        return self.variance_of(driz)
+
+    @staticmethod
+    def errors(variance: np.ndarray) -> np.ndarray:
+        """``sqrt(variance)`` as float32, the plane drizzled for a variance (NaN where negative)."""
+        with np.errstate(invalid="ignore"):
+            return np.sqrt(np.asarray(variance).astype(np.float32, copy=False))
+
+    @staticmethod
+    def variance_of(driz: Drizzle, plane: int = 0) -> np.ndarray:
+        """The resampled variance held by data plane ``plane`` of ``driz``, into which
+        :meth:`errors` were drizzled: its square, NaN where nothing was drizzled."""
+        err = np.where(driz._wht[plane] > 0, driz._sci[plane], np.float32(np.nan)).astype(np.float32)
+        return err * err
 
     def add(self, variance: np.ndarray, omega: np.ndarray | float) -> None:
         """Add one input's resampled variance ``(ny_out, nx_out)`` with weight ``omega``."""

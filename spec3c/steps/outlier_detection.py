@@ -56,16 +56,15 @@ def resample_group(inputs: SourceInputs, members: list[int], grid: SlitGrid, pix
                    params: OutlierDetectionParams, bad_bits: int) -> tuple[np.ndarray, np.ndarray]:
     """Drizzle one exposure group's data and error ("driz_err"); mask low weight."""
     drizzle = DrizzleParams(kernel=params.kernel, pixfrac=params.pixfrac, fillval=params.fill())
-    sci = Drizzle(grid.shape, drizzle, context=False)
-    err = Drizzle(grid.shape, drizzle, context=False)
+    driz = Drizzle(grid.shape, drizzle, context=False, planes=2)  # the data and its error
     for k in members:
         planes = inputs.cutouts[k].planes
         weight = input_weight(inputs, k, params.weight_type, bad_bits)
         iscale = data_scale(inputs, k, grid.pixel_scale_ratio)
-        sci.add(planes["sci"], pixmaps[k], weight, iscale=iscale)
-        err.add(planes["err"], pixmaps[k], weight, iscale=iscale)
-    image, wht = sci.finalize()
-    error = err.finalize()[0] * np.float32(np.sqrt(grid.pixel_scale_ratio))
+        driz.add(np.stack([planes["sci"], planes["err"]]).astype(np.float32, copy=False), pixmaps[k], weight,
+                 iscale=iscale)
+    image, wht = driz.finalize(0)
+    error = driz.finalize(1)[0] * np.float32(np.sqrt(grid.pixel_scale_ratio))
     low = wht < low_weight_threshold(wht, params.maskpt)
     image[low] = np.nan
     error[low] = np.nan

@@ -44,7 +44,8 @@ def _variance_weight(v_rnoise: np.ndarray, inputs: SourceInputs, k: int, weight_
 def drizzle_source(inputs: SourceInputs, grid: SlitGrid, params: ResampleSpecParams) -> dict[str, np.ndarray]:
     """Drizzle data and variances of every input; returns the output planes."""
     drizzle = DrizzleParams(kernel=params.kernel, pixfrac=params.pixfrac, fillval=params.fill())
-    driz = Drizzle(grid.shape, drizzle)
+    # plane 0 the science, accumulated over the inputs; then each variance's errors, one input at a time
+    driz = Drizzle(grid.shape, drizzle, planes=1 + len(VARIANCES))
     combiners = {name: VarianceCombiner(grid.shape, drizzle) for name in VARIANCES}
     for k, cutout in enumerate(inputs.cutouts):
         p = cutout.planes
@@ -52,8 +53,11 @@ def drizzle_source(inputs: SourceInputs, grid: SlitGrid, params: ResampleSpecPar
         pixmap = inputs.pixmap(grid, k)
         weight = input_weight(inputs, k, params.weight_type, RESAMPLE_BAD_BITS)
         iscale = data_scale(inputs, k, grid.pixel_scale_ratio)
-        driz.add(p["sci"], pixmap, weight, iscale=iscale, input_id=k)
-        resampled = {name: combiners[name].resample(p[name], pixmap, weight, iscale=iscale) for name in VARIANCES}
+        planes = np.stack([p["sci"].astype(np.float32, copy=False),
+                           *(VarianceCombiner.errors(p[name]) for name in VARIANCES)])
+        driz.add(planes, pixmap, weight, iscale=iscale, input_id=k)
+        resampled = {name: VarianceCombiner.variance_of(driz, i) for i, name in enumerate(VARIANCES, 1)}
+        driz.clear(slice(1, None))
         omega = _variance_weight(resampled["var_rnoise"], inputs, k, params.weight_type)
         for name in VARIANCES:
             combiners[name].add(resampled[name], omega)

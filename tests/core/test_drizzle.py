@@ -359,3 +359,66 @@ def test_validation_errors():
         drizzle_once(np.ones((4, 4)), pm, (4, 4), bounds=(0, 3))
     with pytest.raises(TypeError, match="data"):
         drizzle_once(np.ones((4, 4), dtype=complex), pm, (4, 4))
+
+
+def _planes_with_own_nans(rng, ny, nx, n):
+    """``n`` planes, each with NaNs (and, in plane 1, infinities) where the others have values."""
+    planes = rng.normal(size=(n, ny, nx)).astype(np.float32)
+    for k in range(n):
+        planes[k][rng.uniform(size=(ny, nx)) < 0.1] = np.nan
+    planes[1, 2, :5] = np.inf
+    planes[:, 4, 4] = np.nan  # a pixel no plane has: skipped, its neighbours' corners still use it
+    return planes
+
+
+@pytest.mark.parametrize("kernel", ["square", "point"])
+@pytest.mark.parametrize("workers", [1, 2])
+def test_planes_drizzled_together_equal_each_alone(kernel, workers):
+    rng = np.random.default_rng(11)
+    params = DrizzleParams(kernel=kernel, pixfrac=0.7)
+    together = Drizzle((40, 60), params, workers=workers, planes=3)
+    alone = [Drizzle((40, 60), params, workers=workers, context=k == 0) for k in range(3)]
+    for k in range(3):
+        ny, nx = 30, 45
+        pm = affine_pixmap(ny, nx, 0.05 * k, 1.0 + 0.1 * k, shift=(3 + k, 2 + 0.3 * k))
+        planes = _planes_with_own_nans(rng, ny, nx, 3)
+        w = rng.uniform(0, 1, size=(ny, nx)).astype(np.float32)
+        together.add(planes, pm, w, iscale=1.3, input_id=k)
+        for p in range(3):
+            alone[p].add(planes[p], pm, w, iscale=1.3, input_id=k)
+    for p in range(3):
+        for a, b in zip(together.finalize(p), alone[p].finalize(), strict=True):
+            np.testing.assert_array_equal(a, b)  # bit for bit
+    np.testing.assert_array_equal(together.out_con, alone[0].out_con)  # plane 0's context
+    assert together.out_sci.shape == (3, 40, 60)
+
+
+def test_cleared_planes_start_afresh(rng):
+    pm = affine_pixmap(6, 6)
+    planes = rng.normal(size=(2, 6, 6)).astype(np.float32)
+    driz = Drizzle((6, 6), planes=2)
+    driz.add(planes, pm)
+    driz.clear(slice(1, None))
+    driz.add(planes, pm)
+    fresh = Drizzle((6, 6))
+    fresh.add(planes[1], pm)
+    np.testing.assert_array_equal(driz.finalize(1)[0], fresh.finalize()[0])
+    assert np.all(driz.finalize(0)[1] == 2 * fresh.finalize()[1])  # plane 0 kept both
+
+
+def test_planes_shape_is_checked(rng):
+    with pytest.raises(ValueError, match=r"data must be \(3, ny, nx\)"):
+        Drizzle((4, 4), planes=3).add(rng.normal(size=(2, 5, 5)), affine_pixmap(5, 5))
+    with pytest.raises(ValueError, match="planes must be >= 1"):
+        Drizzle((4, 4), planes=0)
+
+
+def test_variance_of_resampled_errors_equals_resample(rng):
+    pm = affine_pixmap(8, 8, 0.1, 1.2, shift=(0.3, 0.2))
+    var = rng.uniform(0, 2, size=(8, 8)).astype(np.float32)
+    var[3, 3] = -1.0
+    params = DrizzleParams(pixfrac=0.9)
+    driz = Drizzle((10, 10), params, planes=2)
+    driz.add(np.stack([var, VarianceCombiner.errors(var)]), pm, iscale=0.7)
+    expected = VarianceCombiner((10, 10), params).resample(var, pm, iscale=0.7)
+    np.testing.assert_array_equal(VarianceCombiner.variance_of(driz, 1), expected)
