@@ -12,13 +12,23 @@ from gwcs.wcstools import grid_from_bounding_box
 __all__ = ["s2d_s_region", "s_region_spectral"]
 
 
-def s_region_spectral(wcs: Any, shape: tuple[int, int]) -> str | None:
+def s_region_spectral(wcs: Any, shape: tuple[int, int], dispersion_axis: int | None = None) -> str | None:
     """``S_REGION`` of a rectified 2-D spectrum: the RA/Dec box of the world coordinates of its
-    pixels (within the gwcs bounding box), None where the coordinates are not finite."""
+    pixels (within the gwcs bounding box), None where the coordinates are not finite.
+
+    With ``dispersion_axis`` (1: wavelength along x, 2: along y) the gwcs is one whose sky
+    coordinates depend on the spatial pixel alone (spec3c's grids map it alone to RA/Dec): the
+    pixels of one line across the spectrum then hold every value the others do, and only they are
+    evaluated (the same box; a 2048-column s2d's footprint ~2000x cheaper).
+    """
     bbox = getattr(wcs, "bounding_box", None)
     if bbox is None:
         bbox = ((-0.5, shape[1] - 0.5), (-0.5, shape[0] - 0.5))
     xx, yy = grid_from_bounding_box(bbox)
+    if dispersion_axis == 1:
+        xx, yy = xx[:, :1], yy[:, :1]
+    elif dispersion_axis == 2:
+        xx, yy = xx[:1], yy[:1]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         world = wcs(xx, yy)
@@ -36,9 +46,10 @@ def s_region_spectral(wcs: Any, shape: tuple[int, int]) -> str | None:
     return "POLYGON ICRS  " + " ".join(f"{v:.9f}" for v in corners)
 
 
-def s2d_s_region(wcs: Any, shape: tuple[int, int]) -> str | None:
-    """S_REGION of an s2d whose output frame is celestial (None otherwise)."""
+def s2d_s_region(wcs: Any, shape: tuple[int, int], dispersion_axis: int | None = None) -> str | None:
+    """S_REGION of an s2d whose output frame is celestial (None otherwise); ``dispersion_axis``
+    as :func:`s_region_spectral`'s."""
     frame = wcs.output_frame
     if not any(isinstance(f, cf.CelestialFrame) for f in getattr(frame, "frames", [frame])):
         return None
-    return s_region_spectral(wcs, shape)
+    return s_region_spectral(wcs, shape, dispersion_axis)

@@ -142,7 +142,7 @@ def resample(inputs: SourceInputs, build_grid: Callable[[GridOptions], Any], par
     _, _, wavelength = grid.world()
     meta = output_meta(inputs, grid, params, locate_source)
     wcs = grid.to_gwcs()
-    s_region = s2d_s_region(wcs, grid.shape) if footprint else None
+    s_region = s2d_s_region(wcs, grid.shape, grid.dispersion_axis) if footprint else None
     if s_region:
         meta["s_region"] = s_region
     s2d = Resampled2D(
