@@ -36,7 +36,7 @@ from ..results import (
     load_association,
     x1d_exposure_key,
 )
-from ..steps.replay import replay_input_steps
+from ..steps.replay import replay_input_steps, replayed_steps
 from ..store import Store
 from ..store.records import OPTIONAL_PLANES, Cutout, CutoutInfo, ExposureRecord
 from .blend import (
@@ -159,11 +159,18 @@ def _records(store: Store) -> dict[str, ExposureRecord]:
     return {rec.name: rec for rec in store.list_exposures()}
 
 
-def _cutouts(store: Store, source: str) -> list[Cutout]:
-    cutouts = store.read_cutouts(source)
+def _cutouts(store: Store, source: str, planes: tuple[str, ...] | None = None) -> list[Cutout]:
+    cutouts = store.read_cutouts(source, planes)
     if not cutouts:
         raise KeyError(f"no source {source!r} in store {store.path}")
     return cutouts
+
+
+def _source_cutouts(store: Store, source: str, status: dict[str, Any]) -> list[Cutout]:
+    """A source's cutouts as its products show them (:func:`replay_input_steps`): the planes the
+    products hold, all of them if input steps are replayed (they shift the sky coordinates)."""
+    planes = None if replayed_steps(status) else tuple(_EXPOSURE_PLANES)
+    return replay_input_steps(store, source, _cutouts(store, source, planes), status)
 
 
 def _status(store: Store, source: str) -> dict[str, Any]:
@@ -237,7 +244,7 @@ def _write_multiexposure(
 ) -> Path:
     naming = _resolved(store, naming)
     status = _status(store, source)
-    cutouts = replay_input_steps(store, source, _cutouts(store, source), status)
+    cutouts = _source_cutouts(store, source, status)
     records = _records(store)
     steps = cal_steps_for(product, status)
     extra = {**_asn_meta(naming), **({"cal_step": steps} if steps else {})}
@@ -364,7 +371,7 @@ def write_s2d(
     """
     naming = _resolved(store, naming)
     status = _status(store, source)
-    cutouts = replay_input_steps(store, source, _cutouts(store, source), status)
+    cutouts = _source_cutouts(store, source, status)
     records = _records(store)
     s2d = Resampled2D.load(store, source)
     ny, nx = s2d.sci.shape
@@ -600,7 +607,7 @@ def write_x1d(
     """
     naming = _resolved(store, naming)
     status = _status(store, source)
-    cutouts = replay_input_steps(store, source, _cutouts(store, source), status)
+    cutouts = _source_cutouts(store, source, status)
     path = Path(out_dir) / product_filename(_source_base(naming, source, cutouts), suffix)
     try:
         s2d: Resampled2D | None = Resampled2D.load(store, source)
@@ -615,7 +622,7 @@ def write_exposure_x1ds(
     """Slitless (never resampled): one ``<product>_<i>_x1d.fits`` per exposure, as the reference."""
     naming = _resolved(store, naming)
     status = _status(store, source)
-    cutouts = replay_input_steps(store, source, _cutouts(store, source), status)
+    cutouts = _source_cutouts(store, source, status)
     base = _source_base(naming, source, cutouts)
     paths = []
     for i, cutout in enumerate(cutouts):
@@ -714,7 +721,7 @@ def write_exposure_crfs(
     where DO_NOT_USE; a SlitModel keeps its slit attributes and WAVELENGTH."""
     naming = _resolved(store, naming)
     status = _status(store, source)
-    cutouts = replay_input_steps(store, source, _cutouts(store, source), status)
+    cutouts = _source_cutouts(store, source, status)
     records = _records(store)
     extra = {**_asn_meta(naming), **({"cal_step": s} if (s := cal_steps_for("crf", status)) else {})}
     paths = []
@@ -747,7 +754,7 @@ def write_source_c1d(
     from .c1d import write_c1d
 
     naming = _resolved(store, naming)
-    cutouts = _cutouts(store, source)
+    cutouts = _cutouts(store, source, ())  # for their exposures only
     record = _records(store)[cutouts[0].exposure]
     combined = CombinedResult.load(store, source)
     tree = merge_tree(top_level_meta(record), _asn_meta(naming))

@@ -19,7 +19,10 @@ from ..store import Cutout, Store
 from . import assign_mtwcs, master_background
 from .context import SourceInputs
 
-__all__ = ["replay_input_steps"]
+__all__ = ["REPLAYED", "replay_input_steps", "replayed_steps"]
+
+#: the steps replayed, in their order
+REPLAYED = ("assign_mtwcs", "master_background")
 
 
 #: the last replay, reused when called again with the very same cutout list and status objects
@@ -40,10 +43,15 @@ def replay_input_steps(store: Store, source: str, cutouts: list[Cutout], status:
     return result
 
 
-def _replay(store: Store, source: str, cutouts: list[Cutout], status: dict[str, Any]) -> list[Cutout]:
+def replayed_steps(status: dict[str, Any]) -> set[str]:
+    """The input steps that a source's recorded ``status`` says ran, which its export replays."""
     steps = status.get("steps", {})
-    done = {name for name, step in steps.items() if step.get("status") == COMPLETE}
-    if not done & {"assign_mtwcs", "master_background"}:
+    return {name for name, step in steps.items() if step.get("status") == COMPLETE} & set(REPLAYED)
+
+
+def _replay(store: Store, source: str, cutouts: list[Cutout], status: dict[str, Any]) -> list[Cutout]:
+    done = replayed_steps(status)
+    if not done:
         return cutouts
     science = {r.name: r for r in store.list_exposures() if r.role == "science"}
     copies = [dataclasses.replace(c, planes=dict(c.planes), meta=dict(c.meta)) for c in cutouts]
