@@ -237,13 +237,13 @@ class Drizzle:
             self.out_con = np.concatenate([self.out_con, grow])
         return self.out_con[plane]
 
-    def finalize(self, plane: int = 0) -> tuple[np.ndarray, np.ndarray]:
-        """Return ``(sci, wht)`` copies of data plane ``plane``; ``sci`` is ``params.fillval``
-        where ``wht == 0``.
+    def finalize(self, plane: int = 0, fillval: float | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Return ``(sci, wht)`` copies of data plane ``plane``; ``sci`` is ``fillval`` (default
+        ``params.fillval``) where ``wht == 0``.
 
         The accumulator stays usable (more images can be added afterwards).
         """
-        fill = np.float32(self.params.fillval)
+        fill = np.float32(self.params.fillval if fillval is None else fillval)
         sci = np.where(self._wht[plane] > 0, self._sci[plane], fill).astype(np.float32)
         return sci, self._wht[plane].copy()
 
@@ -320,7 +320,7 @@ class VarianceCombiner:
     def variance_of(driz: Drizzle, plane: int = 0) -> np.ndarray:
         """The resampled variance held by data plane ``plane`` of ``driz``, into which
         :meth:`errors` were drizzled: its square, NaN where nothing was drizzled."""
-        err = np.where(driz._wht[plane] > 0, driz._sci[plane], np.float32(np.nan)).astype(np.float32)
+        err, _ = driz.finalize(plane, fillval=math.nan)
         return err * err
 
     def add(self, variance: np.ndarray, omega: np.ndarray | float) -> None:

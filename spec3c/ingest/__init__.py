@@ -27,7 +27,7 @@ from ..parallel import LocalExecutor, executor_for, shared_workers_running, work
 from ..results import save_association
 from ..store import Store, create_store, open_store
 from ..store.layout import LOCK, MANIFEST
-from .reader import ExposureData, exposure_name, read_exposure, sha256_of
+from .reader import ExposureData, exposure_name, file_mode, read_exposure, sha256_of
 from .staging import StagedFile, Staging
 
 ProgressFn = Callable[[str, int, int], None]
@@ -269,17 +269,9 @@ def _read_parallel(todo: list[_Planned], staged: Staging, workers: int | None, s
 def _read_bytes(plan: _Planned) -> int:
     """Memory a worker needs to read ``plan``'s member (:data:`READ_BYTES_PER_FILE_BYTE`, or
     :data:`STREAMED_READ_BYTES_PER_FILE_BYTE` for a science file of a mode read as slits)."""
-    from astropy.io import fits
-
-    from ..modes.registry import mode_for
-
-    size = plan.path.stat().st_size
-    try:
-        mode = mode_for(str(fits.getval(plan.path, "EXP_TYPE", ext=0) or "")) if plan.role == "science" else None
-    except (OSError, KeyError, Spec3cError):
-        mode = None  # the reader says what is wrong with it
+    mode = file_mode(plan.path) if plan.role == "science" else None
     streamed = mode is not None and mode.read_frames is None and mode.read_file is None
-    return size * (STREAMED_READ_BYTES_PER_FILE_BYTE if streamed else READ_BYTES_PER_FILE_BYTE)
+    return plan.path.stat().st_size * (STREAMED_READ_BYTES_PER_FILE_BYTE if streamed else READ_BYTES_PER_FILE_BYTE)
 
 
 def _readable(arrived: tuple[bool, Any] | None) -> bool:

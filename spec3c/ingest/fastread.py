@@ -78,17 +78,18 @@ def read_fast(path: Path, name: str, sink: CutoutSink | None = None) -> tuple[st
     meta = flat_meta(tree, af)
     file = _File(af, {(h.name, h.ver): h for h in hdus}, TaggedWcsWriter(extension_blob(hdus)))
     try:
-        cutouts = _cutouts(model_type, tree, meta, file, name, path, sink)
-    except BaseException as exc:
-        if sink is not None:
-            sink.reset()
-        if isinstance(exc, NotFast):
+        try:
+            cutouts = _cutouts(model_type, tree, meta, file, name, path, sink)
+        except BaseException:
+            if sink is not None:  # the reader that takes the file over stages it from the start
+                sink.reset()
             raise
-        if isinstance(exc, InputError):  # the datamodel reader checks before it lays out: its error comes first
-            raise NotFast(str(exc)) from exc
-        if isinstance(exc, Exception):  # e.g. a gwcs that fails on evaluation: the datamodel reader's check names it
-            raise NotFast(f"laying out the cutouts: {type(exc).__name__}: {exc}") from exc
+    except NotFast:
         raise
+    except InputError as exc:  # the datamodel reader checks before it lays out: its error comes first
+        raise NotFast(str(exc)) from exc
+    except Exception as exc:  # noqa: BLE001 - e.g. a gwcs that fails on evaluation: the datamodel reader's check names it
+        raise NotFast(f"laying out the cutouts: {type(exc).__name__}: {exc}") from exc
     return model_type, meta, cutouts
 
 

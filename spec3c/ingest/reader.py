@@ -125,15 +125,18 @@ def _record(path: Path, name: str, role: str, sha256: str | Future[str], model_t
 
 def _own_reader(path: Path) -> Any:
     """The file reader of the mode serving the file's EXP_TYPE (``Mode.read_file``), if it has one."""
+    mode = file_mode(path)
+    return None if mode is None else mode.read_file
+
+
+def file_mode(path: Path) -> Any:
+    """The mode serving the file's EXP_TYPE (primary header), None if the header or the mode is not
+    found (the generic reader then says what is wrong with the file)."""
     from astropy.io import fits
 
     from ..modes.registry import mode_for
 
     try:
-        exp_type = str(fits.getval(path, "EXP_TYPE", ext=0) or "")
-    except (OSError, KeyError):
-        return None  # the generic reader says what is wrong with the file
-    try:
-        return mode_for(exp_type).read_file
-    except Spec3cError:
+        return mode_for(str(fits.getval(path, "EXP_TYPE", ext=0) or ""))
+    except (OSError, KeyError, Spec3cError):
         return None

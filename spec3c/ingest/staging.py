@@ -4,11 +4,11 @@ Ingest reads (and checks) every member before it writes anything, so a
 broken last member leaves the store as it was, and opens each file once
 (opening is most of the cost of reading: asdf parses every slit's gwcs).
 What was read waits here: in memory up to a budget, beyond it pickled into a
-private temporary folder (mode 0700, in the system's temporary directory),
-removed when the block ends, one cutout at a time (:class:`StagedFile`: a
+private temporary folder (mode 0700, in the system's temporary directory,
+removed when the block ends) one cutout at a time (:class:`StagedFile`: a
 worker reading a member writes each cutout as it is laid out, and the
-exposure is committed from the file one cutout at a time).  A folder left by a killed ingest (its process
-is gone) is removed by the next one.
+exposure is committed from the file one cutout at a time).  A folder left
+by a killed ingest (its process is gone) is removed by the next one.
 """
 
 from __future__ import annotations
@@ -115,7 +115,12 @@ class StagedFile:
 
 def spill(data: ExposureData, path: Path) -> None:
     """Write ``data`` to ``path`` (a file of a staging :meth:`Staging.folder`) as :class:`StagedFile` does."""
-    StagedFile(path).finish(data)
+    staged = StagedFile(path)
+    try:
+        staged.finish(data)
+    except BaseException:
+        staged.discard()  # no half-written file left
+        raise
 
 
 class _StagedCutouts(LazyCutouts):
@@ -188,14 +193,14 @@ class Staging:
 
     def folder(self) -> Path:
         """The private folder exposures are spilled to (created on first use); worker processes
-        of this ingest spill into it too (:func:`spill`, then :meth:`add_spilled`)."""
+        of this ingest stage into it too (:class:`StagedFile`, then :meth:`add_spilled`)."""
         if self._folder is None:
             remove_stale_staging()
             self._folder = Path(tempfile.mkdtemp(prefix=f"{_PREFIX}{_host()}-{os.getpid()}-"))
         return self._folder
 
     def add_spilled(self, path: Path) -> None:
-        """An exposure :func:`spill` wrote into :meth:`folder` (in another process)."""
+        """An exposure a :class:`StagedFile` wrote into :meth:`folder` (in another process)."""
         self._held.append(path)
 
     def __len__(self) -> int:
