@@ -19,7 +19,7 @@ SOAK_TRIALS ?= 50
 # the 25 slowest tests are listed, so a CI log shows where the suite's time goes
 TEST_WORKERS ?= 2
 
-.PHONY: demo test lint bench soak clean
+.PHONY: demo test lint bench soak clean bytecode
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -29,19 +29,25 @@ $(STAMP): $(BIN)/python pyproject.toml setup.py $(wildcard spec3c/_core/*.pyx sp
 	$(BIN)/python -m pip install -q -e ".[test]"
 	touch $(STAMP)
 
+# spec3c's modules byte-compiled (only those changed since): pip does not compile an editable
+# install, and where PYTHONDONTWRITEBYTECODE is set nothing else does, so every spec3c command
+# (and every worker spawned) would compile ~200 modules from source (~0.4 s a start)
+bytecode: $(STAMP)
+	$(BIN)/python -m compileall -q spec3c
+
 # jwst==oracle.JWST_VERSION, installed once (about a minute) and reused
 $(REF_STAMP): Makefile
 	PYTHONPATH=benchmarks $(PYTHON) -c 'import oracle; oracle.ensure_jwst_venv("$(REF_VENV)")'
 	touch $(REF_STAMP)
 
-demo: $(STAMP)
+demo: bytecode
 	rm -rf $(DEMO)
 	$(BIN)/spec3c simulate nirspec-fs --output-dir $(DEMO)/input --seed 1
 	$(BIN)/spec3c run $(DEMO)/input/*_asn.json --output-dir $(DEMO)/output \
 		--steps.extract_1d.override_extract1d=examples/extract1d_nirspec_fs.json
 	$(BIN)/spec3c ls $(DEMO)/output/spec3c.store --sources
 
-test: lint $(REF_STAMP)
+test: lint bytecode $(REF_STAMP)
 	SPEC3C_JWST_PYTHON=$(CURDIR)/$(REF_VENV)/bin/python OMP_NUM_THREADS=2 $(BIN)/python -m pytest -q \
 		-n $(TEST_WORKERS) --dist loadfile --max-worker-restart 0 --durations=25
 
@@ -50,14 +56,14 @@ lint: $(STAMP)
 	$(BIN)/mypy spec3c
 
 # the benchmarks also need the `bench` extra (psutil)
-bench: $(STAMP)
+bench: bytecode
 	$(BIN)/python -m pip install -q -e ".[test,bench]"
 	$(BIN)/python benchmarks/bench_ingest.py
 	$(BIN)/python benchmarks/bench_slit.py
 	$(BIN)/python benchmarks/bench_modes.py
 
 # SIGKILL spec3c run/ingest/process/export at random moments, re-run, compare with an uninterrupted run
-soak: $(STAMP)
+soak: bytecode
 	OMP_NUM_THREADS=2 $(BIN)/python tests/reliability/soak.py --trials $(SOAK_TRIALS)
 
 clean:
