@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 from stdatamodels.jwst import datamodels as dm
 
-from ..modes.soss.process import SOSS_SOURCE, stored_spectra
+from ..modes.soss.stored import SOSS_SOURCE, stored_spectra
 from ..naming import ProductNaming, product_filename
 from ..results import C1D, STATUS, CombinedResult
 from ..store import ExposureRecord, Store

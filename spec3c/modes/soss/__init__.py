@@ -26,14 +26,27 @@ import numpy as np
 from ...errors import InputError, Spec3cError
 from ...naming import SourceNaming
 from ..base import ASSOCIATION, Mode
-from .process import process_soss
 from .reader import read_soss_file
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from ...config import PipelineConfig
     from ...source_inputs import SourceInputs
+    from ...store import Store
     from ...store.records import Cutout
 
 __all__ = ["NIRISS_SOSS"]
+
+
+def _process_soss(store: Store, config: PipelineConfig, sources: Sequence[str] | None = None,
+                  workers: int | None = None) -> dict[str, dict[str, Any]]:
+    """:func:`.process.process_soss`, imported when a SOSS store is processed: its extraction
+    (ATOCA, scipy's interpolation and sparse solvers) is ~50 ms of imports every other mode's
+    commands would pay at start-up."""
+    from .process import process_soss
+
+    return process_soss(store, config, sources, workers)
 
 
 def _no_cutouts(model: Any, name: str, path: Path) -> list[Cutout]:
@@ -60,7 +73,7 @@ NIRISS_SOSS = Mode(
     background_note="SOSS: the background belongs to stage 2",
     image_exposures=True,
     read_file=read_soss_file,
-    process_spectra=process_soss,
+    process_spectra=_process_soss,
     reference_types=("pastasoss", "specprofile", "speckernel"),
     inline_steps=("photom",),
 )

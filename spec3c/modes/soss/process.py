@@ -6,7 +6,7 @@ The reference (``Spec3Pipeline.process``) runs, for SOSS, pixel_replace
 file) and combine_1d of every integration's spectra, weighted by the
 exposure time.  Here the exposure's integration planes are read from the
 store, extracted (:mod:`.extract`) and combined; the spectra, the combined
-spectra and a status record are stored under the source :data:`SOSS_SOURCE`
+spectra and a status record are stored under the source :data:`.stored.SOSS_SOURCE`
 for the product writers (:mod:`spec3c.products.soss`).
 """
 
@@ -29,19 +29,16 @@ from .extract import SossExtraction, extract_soss, skip_reason
 from .photom import FLUX_UNIT, calibrate, read_soss_photom, response
 from .reader import PLANES, plane_name
 from .reffiles import read_soss_references
+from .stored import SOSS_SOURCE, X1D_KEY
 
 if TYPE_CHECKING:
     from ...config import PipelineConfig
     from ...store import ExposureRecord, Store
 
-__all__ = ["SOSS_SOURCE", "X1D_KEY", "process_soss", "stored_spectra"]
+__all__ = ["process_soss"]
 
 log = logging.getLogger("spec3c.step.extract_1d")
 
-#: the source key of a SOSS association's results (the one target)
-SOSS_SOURCE = "1"
-#: result key of the extracted spectra (one array per order and column, integrations by rows)
-X1D_KEY = "soss_x1d"
 _REFERENCE_PARAMS = ("override_pastasoss", "override_specprofile", "override_speckernel")
 
 
@@ -124,11 +121,6 @@ def _save_x1d(store: Store, result: SossExtraction, record: ExposureRecord, para
             "tikfac": result.tikfac, "width": params["soss_width"], "n_os": params["soss_n_os"],
             "threshold": params["soss_threshold"], "bad_pix": params["soss_bad_pix"]}
     store.put_result(SOSS_SOURCE, X1D_KEY, arrays, meta)
-
-
-def stored_spectra(store: Store) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-    """The stored extraction (arrays ``<order>.<COLUMN>``, metadata), KeyError if there is none."""
-    return store.get_result(SOSS_SOURCE, X1D_KEY)
 
 
 def process_soss(store: Store, config: PipelineConfig, sources: Sequence[str] | None = None,
