@@ -20,6 +20,7 @@ from stdatamodels.jwst import datamodels as dm
 
 from ..algorithms.moving_target import add_moving_target_frame
 from ..gwcs_asdf import StoredWcs
+from ..heap import long_lived_objects_frozen
 from ..naming import ProductNaming, exposure_product_filename
 from ..results import COMPLETE, crf_key
 from ..steps.assign_mtwcs import cutout_position
@@ -47,30 +48,31 @@ def write_ifu_crfs(
     mean = _moving_target_mean(status) if done.get("assign_mtwcs") == COMPLETE else None
     extra = {**_asn_meta(naming), **({"cal_step": s} if (s := cal_steps_for("crf", status)) else {})}
     paths = []
-    for cutout in _cutouts(store, source):
-        record = records.get(cutout.exposure)
-        if record is None or record.role != "science":
-            continue
-        frames = store.read_images(cutout.exposure, planes=(*FRAME_PLANES, "dq"))
-        subtract_from_frames(store, source, cutout.exposure, frames, record.meta, master)
-        node = {attr: np.array(frames[plane], dtype=np.float32) for plane, attr in FRAME_PLANES.items()
-                if plane in frames}
-        key = crf_key(cutout.exposure, cutout.slit)
-        dq = store.get_result(source, key)[0]["dq"] if key in keys else frames["dq"]
-        node["dq"] = np.array(dq, dtype=np.uint32)
-        _nan_flagged(node)
-        meta = merge_tree(flat_to_tree(record.meta), extra)
-        meta["wcs"] = StoredWcs(cutout.wcs_asdf)  # written as stored (its slice map: ~1 s as objects)
-        if mean is not None:
-            mt_ra, mt_dec = cutout_position(cutout.meta, record.meta)
-            if mt_ra is not None and mt_dec is not None:
-                meta["wcs"] = add_moving_target_frame(meta["wcs"].wcs(), mt_ra, mt_dec, *mean)
-                merge_tree(meta, {"wcsinfo": {"mt_avra": mean[0], "mt_avdec": mean[1]}})
-        path = Path(out_dir) / exposure_product_filename(Path(record.filename).name, naming.asn_id, suffix)
-        with dm.IFUImageModel(node, validate_on_assignment=False) as model:
-            model.instance["meta"] = merge_tree(dict(model.instance.get("meta", {})), meta)
-            model.meta.filename = path.name
-            paths.append(atomic_save(model, path, fast=True, direct=True))
+    with long_lived_objects_frozen():  # a full collection follows each exposure's frames read
+        for cutout in _cutouts(store, source):
+            record = records.get(cutout.exposure)
+            if record is None or record.role != "science":
+                continue
+            frames = store.read_images(cutout.exposure, planes=(*FRAME_PLANES, "dq"))
+            subtract_from_frames(store, source, cutout.exposure, frames, record.meta, master)
+            node = {attr: np.array(frames[plane], dtype=np.float32) for plane, attr in FRAME_PLANES.items()
+                    if plane in frames}
+            key = crf_key(cutout.exposure, cutout.slit)
+            dq = store.get_result(source, key)[0]["dq"] if key in keys else frames["dq"]
+            node["dq"] = np.array(dq, dtype=np.uint32)
+            _nan_flagged(node)
+            meta = merge_tree(flat_to_tree(record.meta), extra)
+            meta["wcs"] = StoredWcs(cutout.wcs_asdf)  # written as stored (its slice map: ~1 s as objects)
+            if mean is not None:
+                mt_ra, mt_dec = cutout_position(cutout.meta, record.meta)
+                if mt_ra is not None and mt_dec is not None:
+                    meta["wcs"] = add_moving_target_frame(meta["wcs"].wcs(), mt_ra, mt_dec, *mean)
+                    merge_tree(meta, {"wcsinfo": {"mt_avra": mean[0], "mt_avdec": mean[1]}})
+            path = Path(out_dir) / exposure_product_filename(Path(record.filename).name, naming.asn_id, suffix)
+            with dm.IFUImageModel(node, validate_on_assignment=False) as model:
+                model.instance["meta"] = merge_tree(dict(model.instance.get("meta", {})), meta)
+                model.meta.filename = path.name
+                paths.append(atomic_save(model, path, fast=True, direct=True))
     return paths
 
 

@@ -16,7 +16,6 @@ bits as a whole-cube build.
 
 from __future__ import annotations
 
-import gc
 import warnings
 from dataclasses import dataclass, field
 from typing import Any
@@ -44,6 +43,7 @@ from ..algorithms.cube_setup import (
 )
 from ..config import CubeBuildParams, memory_bytes, quarter_of_ram
 from ..errors import InputError, Spec3cError, Spec3cWarning
+from ..heap import long_lived_objects_frozen
 from ..modes.ifu.cubepar import BandKey, CubePars, read_cubepar
 from ..modes.ifu.traits import IfuTraits
 from ..results import COMPLETE, SKIPPED, IfuCube, load_association
@@ -298,23 +298,45 @@ def accumulate(ctx: StepContext, jobs: list[tuple[CubeBuild, tuple[int, int]]], 
 
 
 def passes(builds: list[CubeBuild], budget: int, pixels: int) -> list[list[tuple[CubeBuild, tuple[int, int]]]]:
-    """Group the cubes' tiles into passes over the inputs: whole cubes share a pass while
-    their accumulators and one exposure fit in ``budget``; a tiled cube gets a pass per tile."""
+    """Group the cubes' tiles into passes over the inputs.
+
+    Whole cubes made of some of the same exposures share a pass while their accumulators and one
+    exposure fit in ``budget``: each exposure is then read once.  Cubes of other exposures get
+    passes of their own, so that no more accumulators are held than a pass needs (MIRI MRS band
+    cubes: the channel 1 and 2 cubes of one band's files together, not all twelve at once).  A tiled
+    cube gets a pass per tile.
+    """
     out: list[list[tuple[CubeBuild, tuple[int, int]]]] = []
-    current: list[tuple[CubeBuild, tuple[int, int]]] = []
-    used = pixels * PIXEL_BYTES
-    for build in builds:
-        if len(build.cube.tiles) > 1:
-            out += [[(build, tile)] for tile in build.cube.tiles]
-            continue
-        if current and used + build.voxel_bytes > budget:
-            out.append(current)
-            current, used = [], pixels * PIXEL_BYTES
-        current.append((build, build.cube.tiles[0]))
-        used += build.voxel_bytes
-    if current:
+    for group in _sharing_exposures([b for b in builds if len(b.cube.tiles) == 1]):
+        current: list[tuple[CubeBuild, tuple[int, int]]] = []
+        used = pixels * PIXEL_BYTES
+        for build in group:
+            if current and used + build.voxel_bytes > budget:
+                out.append(current)
+                current, used = [], pixels * PIXEL_BYTES
+            current.append((build, build.cube.tiles[0]))
+            used += build.voxel_bytes
         out.append(current)
-    return out
+    tiled = [[(build, tile)] for build in builds if len(build.cube.tiles) > 1 for tile in build.cube.tiles]
+    return tiled + out
+
+
+def _sharing_exposures(builds: list[CubeBuild]) -> list[list[CubeBuild]]:
+    """The cubes in groups linked by shared exposures (each in the order given, groups by their first)."""
+    order = {id(build): k for k, build in enumerate(builds)}
+    group_of: dict[str, int] = {}  # exposure -> index of its group
+    groups: list[list[CubeBuild]] = []
+    for build in builds:
+        members = [build]
+        for index in sorted({group_of[e] for e in build.spec.exposures if e in group_of}):
+            members += groups[index]  # groups linked by this cube merge into one
+            groups[index] = []
+        members.sort(key=lambda b: order[id(b)])
+        groups.append(members)
+        for member in members:
+            for exposure in member.spec.exposures:
+                group_of[exposure] = len(groups) - 1
+    return sorted((g for g in groups if g), key=lambda g: order[id(g[0])])
 
 
 # -- the cube's product metadata -------------------------------------------------------
@@ -441,11 +463,8 @@ def run(ctx: StepContext) -> StepOutcome:
     details = CubeDetails()
     # every stored frame read ends in a full gc pass (tiledb frees query buffers only there): keep the
     # long-lived objects of the process (modules, schemas) out of those passes
-    gc.freeze()
-    try:
+    with long_lived_objects_frozen():
         _build_all(ctx, specs, traits, cubepar, offsets, details)
-    finally:
-        gc.unfreeze()
     names = ", ".join(f"{n} {'x'.join(map(str, s))}" for n, s in details.cubes.items())
     return StepOutcome(COMPLETE, f"{len(details.cubes)} cube(s): {names}", details)
 

@@ -248,18 +248,36 @@ def test_cube_groups_and_names():
         NIRSPEC_TRAITS.select(nrs, "g395h", "all")
 
 
-def test_passes_share_the_budget():
+def _build(voxels, tiles, exposures):
     from types import SimpleNamespace
 
-    def build(voxels, tiles):
-        grid = SimpleNamespace(shape=(voxels, 1, 1))
-        return SimpleNamespace(cube=SimpleNamespace(tiles=tiles), voxel_bytes=voxels * cube_build.VOXEL_BYTES,
-                               frame=SimpleNamespace(geometry=SimpleNamespace(grid=grid)))
+    grid = SimpleNamespace(shape=(voxels, 1, 1))
+    return SimpleNamespace(cube=SimpleNamespace(tiles=tiles), voxel_bytes=voxels * cube_build.VOXEL_BYTES,
+                           frame=SimpleNamespace(geometry=SimpleNamespace(grid=grid)),
+                           spec=SimpleNamespace(exposures=exposures))
 
-    a, b, c, big = build(100, [(0, 100)]), build(100, [(0, 100)]), build(100, [(0, 100)]), build(10**6, [(0, 5), (5, 9)])
+
+def test_passes_share_the_budget():
+    a, b, c = (_build(100, [(0, 100)], ["e1", "e2"]) for _ in range(3))
+    big = _build(10**6, [(0, 5), (5, 9)], ["e1", "e2"])
     budget = 10 * cube_build.PIXEL_BYTES + 250 * cube_build.VOXEL_BYTES
     groups = cube_build.passes([a, b, big, c], budget, pixels=10)
     assert groups == [[(big, (0, 5))], [(big, (5, 9))], [(a, (0, 100)), (b, (0, 100))], [(c, (0, 100))]]
+
+
+def test_passes_hold_only_cubes_of_shared_exposures():
+    """Cubes of other exposures are built in passes of their own (the accumulators held at once are
+    those one exposure's frames go to), cubes linked through a shared exposure together."""
+    ch1_short, ch2_short = _build(10, [(0, 10)], ["s1", "s2"]), _build(10, [(0, 10)], ["s1", "s2"])
+    ch1_long, ch2_long = _build(10, [(0, 10)], ["l1", "l2"]), _build(10, [(0, 10)], ["l2", "l3"])
+    ch3_short = _build(10, [(0, 10)], ["x1"])
+    groups = cube_build.passes([ch1_short, ch1_long, ch3_short, ch2_short, ch2_long], 2**40, pixels=10)
+    assert groups == [[(ch1_short, (0, 10)), (ch2_short, (0, 10))], [(ch1_long, (0, 10)), (ch2_long, (0, 10))],
+                      [(ch3_short, (0, 10))]]
+    # a cube that links two groups merges them, in the order the cubes came
+    bridge = _build(10, [(0, 10)], ["s2", "x1"])
+    groups = cube_build.passes([ch1_short, ch3_short, bridge], 2**40, pixels=10)
+    assert groups == [[(ch1_short, (0, 10)), (ch3_short, (0, 10)), (bridge, (0, 10))]]
 
 
 def test_plane_tiles_fit_the_budget():

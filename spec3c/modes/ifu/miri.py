@@ -139,9 +139,11 @@ def read_miri_frames(model: Any, name: str, path: Path) -> tuple[list[Cutout], d
     owner = np.broadcast_to(_channel_of_column(shape, limits), shape)
     index = np.flatnonzero((owner > 0) & np.isfinite(ra))
     x, y, lam_valid = xx.ravel()[index], yy.ravel()[index], lam.ravel()[index]
+    del xx, yy
     alpha1, alpha2, beta, dwave = _local(wcs, x, y, not _lambda_passes_through(wcs, x, y, lam_valid))
     widths = {k: _slice_width(beta[owner.ravel()[index] == k]) for k in range(1, len(channels) + 1)}
-    dbeta = np.array([widths[int(k)] for k in owner.ravel()[index]], dtype=np.float64)
+    width_of_owner = np.array([np.nan, *(widths[k] for k in range(1, len(channels) + 1))], dtype=np.float64)
+    dbeta = width_of_owner[owner.ravel()[index]]
     corners = _corners_world(wcs, alpha1, alpha2, beta, dbeta, lam_valid)
     del alpha1, alpha2, beta
 
@@ -151,8 +153,9 @@ def read_miri_frames(model: Any, name: str, path: Path) -> tuple[list[Cutout], d
         "dec": np.where(inside, dec, np.nan), "slice": slices.astype(np.int16),
         "dwave": scatter(shape, index, dwave),
     })
-    full = [scatter(shape, index, c) for c in corners]
-    planes.update(corner_offsets(planes["ra"], planes["dec"], full))
+    offsets = corner_offsets(ra.ravel()[index], dec.ravel()[index], corners)  # NaN at the other pixels
+    del corners
+    planes.update({name: scatter(shape, index, value, np.float32) for name, value in offsets.items()})
 
     text, spectral = s_region(model)
     ifu = {
