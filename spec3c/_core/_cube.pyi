@@ -41,3 +41,18 @@ def cube_finalize(
     odq: npt.NDArray[np.uint32],
     workers: int,
 ) -> None: ...
+
+def slice_extents(
+    wave: _F64,
+    xi: _F64,
+    eta: _F64,
+    slice_no: npt.NDArray[np.int64],
+    z: _F64,
+    roiw: float,
+    p0: int,
+    p1: int,
+    c1min: _F64,
+    c2min: _F64,
+    c1max: _F64,
+    c2max: _F64,
+) -> None: ...

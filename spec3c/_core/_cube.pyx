@@ -32,8 +32,8 @@ tiling, so those never change a bit of the result.
 """
 
 from cython.parallel cimport prange
-from libc.math cimport exp, fabs, floor, isfinite, pow, sqrt
-from libc.stdint cimport int32_t, uint32_t
+from libc.math cimport exp, fabs, floor, isfinite, isnan, pow, sqrt
+from libc.stdint cimport int32_t, int64_t, uint32_t
 from libc.stdlib cimport free, malloc
 
 from ._geometry cimport quad_square_overlap
@@ -599,3 +599,50 @@ def cube_finalize(
         _finalize_plane(&sflux[j * nxy], &sweight[j * nxy], &svar[j * nxy], &scount[j * nxy],
                         fp + j * nxy if fp != NULL else NULL, ny, nx,
                         &oflux[j * nxy], &oerr[j * nxy], &owmap[j * nxy], &odq[j * nxy])
+
+
+# ------------------------------------------------------- NIRSpec slice extents
+cdef inline void _lower(double* c, double v) noexcept nogil:
+    """``c = numpy.minimum(c, v)`` (NaN wins)."""
+    if not isnan(c[0]) and (isnan(v) or v < c[0]):
+        c[0] = v
+
+
+cdef inline void _raise(double* c, double v) noexcept nogil:
+    """``c = numpy.maximum(c, v)`` (NaN wins)."""
+    if not isnan(c[0]) and (isnan(v) or v > c[0]):
+        c[0] = v
+
+
+def slice_extents(
+    const double[::1] wave, const double[::1] xi, const double[::1] eta, const int64_t[::1] slice_no,
+    const double[::1] z, double roiw, Py_ssize_t p0, Py_ssize_t p1,
+    double[::1] c1min, double[::1] c2min, double[::1] c1max, double[::1] c2max,
+):
+    """Per (plane - p0) * 30 + slice - 1: the min and max of ``xi`` and ``eta`` of the pixels with
+    ``|z[plane] - wave| < roiw`` (planes found by binary search; non-finite waves and slices outside
+    1-30 skipped), into the ``c*`` arrays (``numpy.minimum/maximum.at`` of every pixel and plane)."""
+    cdef Py_ssize_t i, p, lo, hi, key, n = wave.shape[0], nz = z.shape[0]
+    cdef int64_t s
+    cdef double w
+    if nz == 0:
+        return
+    with nogil:
+        for i in range(n):
+            w = wave[i]
+            s = slice_no[i] - 1
+            if not isfinite(w) or s < 0 or s >= 30:
+                continue
+            lo = _upper_bound(&z[0], nz, w - roiw)
+            hi = _lower_bound(&z[0], nz, w + roiw)
+            if lo < p0:
+                lo = p0
+            if hi > p1:
+                hi = p1
+            for p in range(lo, hi):
+                if fabs(z[p] - w) < roiw:
+                    key = (p - p0) * 30 + s
+                    _lower(&c1min[key], xi[i])
+                    _lower(&c2min[key], eta[i])
+                    _raise(&c1max[key], xi[i])
+                    _raise(&c2max[key], eta[i])

@@ -45,6 +45,7 @@ __all__ = [
     "CubePlanes",
     "good_spaxel_counts",
     "plane_widths",
+    "slice_extents",
     "spectral_tear_planes",
     "wipe_planes",
 ]
@@ -531,6 +532,40 @@ class CubeAccumulator:
             flux.reshape(-1), err.reshape(-1), wmap.reshape(-1), dq.reshape(-1), self.workers,
         )
         return CubePlanes(flux, err, dq, wmap)
+
+
+#: slices of a NIRSpec IFU (slice numbers 1-30)
+NIRSPEC_SLICES = 30
+
+
+class SliceExtents(NamedTuple):
+    """Per (plane, slice): the min and max tangent-plane coordinates of the pixels near the plane."""
+
+    c1min: np.ndarray
+    c2min: np.ndarray
+    c1max: np.ndarray
+    c2max: np.ndarray
+
+
+def slice_extents(zcoord: np.ndarray, planes: tuple[int, int], xi: np.ndarray, eta: np.ndarray, wave: np.ndarray,
+                  slice_no: np.ndarray, roiw: float, initial: tuple[float, float]) -> SliceExtents:
+    """Min and max of ``xi`` and ``eta`` over the pixels within ``roiw`` of each plane of ``planes``
+    ``(p0, p1)``, per slice ``1..30`` (the reference's ``match_wave_plane_nirspec``): arrays of
+    ``(p1 - p0) * 30``, ``initial`` (min, max) where no pixel is.  Pixels of a non-finite
+    wavelength or of another slice number are skipped."""
+    p0, p1 = int(planes[0]), int(planes[1])
+    z = np.ascontiguousarray(zcoord, dtype=np.float64)
+    if not 0 <= p0 <= p1 <= z.size:
+        raise ValueError(f"planes {planes} are not within the {z.size} planes of the cube")
+    n = np.shape(wave)[0]
+    w, x, y = (np.ascontiguousarray(a, dtype=np.float64) for a in (wave, xi, eta))
+    labels = np.ascontiguousarray(slice_no, dtype=np.int64)
+    if any(a.shape != (n,) for a in (w, x, y, labels)):
+        raise ValueError("wave, xi, eta and slice_no must be 1-D arrays of one length")
+    size = (p1 - p0) * NIRSPEC_SLICES
+    out = SliceExtents(*(np.full(size, initial[k // 2], np.float64) for k in range(4)))
+    _cube.slice_extents(w, x, y, labels, z, float(roiw), p0, p1, out.c1min, out.c2min, out.c1max, out.c2max)
+    return out
 
 
 def good_spaxel_counts(dq: np.ndarray) -> np.ndarray:

@@ -23,9 +23,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from .._core.cube import FOV_PARTIAL, CubeGrid
+from .._core.cube import FOV_PARTIAL, CubeGrid, slice_extents
 
-__all__ = ["nirspec_fov", "slice_line"]
+__all__ = ["nirspec_fov", "slice_line", "slice_lines"]
 
 _INIT_MIN = np.float32(10000.0)
 _INIT_MAX = np.float32(-10000.0)
@@ -66,37 +66,35 @@ def nirspec_fov(grid: CubeGrid, planes: tuple[int, int], xi: np.ndarray, eta: np
     """
     p0, p1 = planes
     nz, ny, nx = grid.shape
-    z = grid.zcoord
-    lo = np.searchsorted(z, wave - roiw_ave, side="right")  # first plane with z > w - r
-    hi = np.searchsorted(z, wave + roiw_ave, side="left")   # planes < hi have z < w + r
-    lo, hi = np.maximum(lo, p0), np.minimum(hi, p1)
-    count = np.maximum(hi - lo, 0)
-    if not count.any():
-        return
-    pix = np.repeat(np.arange(wave.size), count)
-    plane = np.repeat(lo, count) + (np.arange(pix.size) - np.repeat(np.cumsum(count) - count, count))
-    keep = np.abs(z[plane] - wave[pix]) < roiw_ave
-    pix, plane = pix[keep], plane[keep]
-    sl = slice_no[pix].astype(np.int64) - 1
-    ok = (sl >= 0) & (sl < 30)
-    pix, plane, sl = pix[ok], plane[ok], sl[ok]
-    key = (plane - p0) * 30 + sl
-    size = (p1 - p0) * 30
-    c1min, c2min = np.full(size, _INIT_MIN, np.float64), np.full(size, _INIT_MIN, np.float64)
-    c1max, c2max = np.full(size, _INIT_MAX, np.float64), np.full(size, _INIT_MAX, np.float64)
-    np.minimum.at(c1min, key, xi[pix])
-    np.minimum.at(c2min, key, eta[pix])
-    np.maximum.at(c1max, key, xi[pix])
-    np.maximum.at(c2max, key, eta[pix])
+    c1min, c2min, c1max, c2max = slice_extents(grid.zcoord, planes, xi, eta, wave, slice_no, roiw_ave,
+                                               (float(_INIT_MIN), float(_INIT_MAX)))
     found = ((c1min != _INIT_MIN) & (c2min != _INIT_MIN) & (c1max != _INIT_MAX) & (c2max != _INIT_MAX)
-             & (c1min != c1max) & (c2min != c2max))
+             & (c1min != c1max) & (c2min != c2max)
+             & np.isfinite(c1min) & np.isfinite(c2min) & np.isfinite(c1max) & np.isfinite(c2max))
     xstart, ystart = float(np.float32(grid.xcoord[0])), float(np.float32(grid.ycoord[0]))
+    k = np.flatnonzero(found)
+    ends = [v[k].astype(np.float32).astype(np.float64) for v in (c1min, c2min, c1max, c2max)]
+    x1, x2 = (np.trunc((ends[i] - xstart) / grid.cdelt1).astype(np.int64) for i in (0, 2))
+    y1, y2 = (np.trunc((ends[i] - ystart) / grid.cdelt2).astype(np.int64) for i in (1, 3))
+    line, xs, ys = slice_lines(x1, y1, x2, y2)
+    index = ys * nx + xs
+    inside = (index >= 0) & (index < ny * nx)
     flat = out.reshape(p1 - p0, ny * nx)
-    for k in np.flatnonzero(found):
-        ends = [float(np.float32(v[k])) for v in (c1min, c2min, c1max, c2max)]
-        x1, x2 = (int((ends[i] - xstart) / grid.cdelt1) for i in (0, 2))
-        y1, y2 = (int((ends[i] - ystart) / grid.cdelt2) for i in (1, 3))
-        xs, ys = slice_line(x1, y1, x2, y2)
-        index = ys * nx + xs
-        index = index[(index >= 0) & (index < ny * nx)]
-        flat[k // 30, index] |= np.uint32(FOV_PARTIAL)
+    flat[(k // 30)[line[inside]], index[inside]] |= np.uint32(FOV_PARTIAL)
+
+
+def slice_lines(x1: np.ndarray, y1: np.ndarray, x2: np.ndarray, y2: np.ndarray
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`slice_line` of many lines at once: ``(line, x, y)``, the line number of each point."""
+    dx, dy = x2 - x1, y2 - y1
+    steep = np.abs(dy) > np.abs(dx)
+    length = np.where(steep, dy + 1, dx + 1)
+    line = np.repeat(np.arange(x1.size), length)
+    j = np.arange(line.size) - np.repeat(np.cumsum(length) - length, length)  # point number on its line
+    along = np.where(steep, y1, x1)[line] + j
+    ddx, ddy = dx[line], dy[line]
+    straight = (ddx == 0) | (ddy == 0)
+    safe = np.where(ddx == 0, 1, ddx)
+    steps = np.where(straight, 0, np.maximum(0, -((ddx // 2 - j * ddy) // safe)))
+    ys = np.where(steep[line], along, y1[line] + steps)
+    return line, along, ys

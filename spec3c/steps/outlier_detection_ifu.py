@@ -20,6 +20,7 @@ import numpy as np
 from .. import dqflags
 from ..algorithms.ifu_outlier import IfuOutlierOptions, MinimumDifference, outlier_mask
 from ..errors import Spec3cError
+from ..heap import long_lived_objects_frozen
 from ..results import COMPLETE, SKIPPED, crf_key
 from .context import StepContext, StepDetails, StepOutcome
 from .master_background import subtract_in_run
@@ -56,6 +57,26 @@ def _slit_of(ctx: StepContext, exposure: str) -> str:
     return next(c.slit for c in ctx.inputs.cutouts if c.exposure == exposure)
 
 
+def _flag_detector(ctx: StepContext, exposures: list[str], axis: int, options: IfuOutlierOptions,
+                   counts: dict[str, int]) -> float:
+    """Flag one detector's outliers in its exposures, save each one's crf DQ and its count in
+    ``counts``; returns the detector's cut."""
+    minimum = MinimumDifference(axis)
+    for exposure in exposures:
+        frames = ctx.store.read_images(exposure, planes=("sci", "dq"))
+        subtract_in_run(ctx, exposure, frames)  # the reference flags the background-subtracted data
+        minimum.add(frames["sci"], (frames["dq"] & dqflags.DO_NOT_USE) != 0)
+    found = outlier_mask(minimum.finalize(), options)
+    for exposure in exposures:
+        dq = np.array(ctx.store.read_images(exposure, planes=("dq",))["dq"], dtype=np.uint32)
+        slit = _slit_of(ctx, exposure)
+        new = int(np.count_nonzero(found.mask & ((dq & FLAG) != FLAG)))
+        dq[found.mask] |= FLAG
+        counts[f"{exposure}/{slit}"] = new
+        ctx.store.put_result(ctx.source, crf_key(exposure, slit), {"dq": dq}, {"n_flagged": new})
+    return found.cut
+
+
 def run(ctx: StepContext) -> StepOutcome:
     """Flag each detector's outliers in all its exposures; save every exposure's crf DQ."""
     if ctx.mode.cube is None:
@@ -68,21 +89,9 @@ def run(ctx: StepContext) -> StepOutcome:
     axis = ctx.mode.cube.across_slice_axis
     counts: dict[str, int] = {}
     cuts: dict[str, float] = {}
-    for detector, exposures in groups.items():
-        minimum = MinimumDifference(axis)
-        for exposure in exposures:
-            frames = ctx.store.read_images(exposure, planes=("sci", "dq"))
-            subtract_in_run(ctx, exposure, frames)  # the reference flags the background-subtracted data
-            minimum.add(frames["sci"], (frames["dq"] & dqflags.DO_NOT_USE) != 0)
-        found = outlier_mask(minimum.finalize(), options)
-        cuts[detector] = found.cut
-        for exposure in exposures:
-            dq = np.array(ctx.store.read_images(exposure, planes=("dq",))["dq"], dtype=np.uint32)
-            slit = _slit_of(ctx, exposure)
-            new = int(np.count_nonzero(found.mask & ((dq & FLAG) != FLAG)))
-            dq[found.mask] |= FLAG
-            counts[f"{exposure}/{slit}"] = new
-            ctx.store.put_result(ctx.source, crf_key(exposure, slit), {"dq": dq}, {"n_flagged": new})
+    with long_lived_objects_frozen():  # a full collection follows each frame read
+        for detector, exposures in groups.items():
+            cuts[detector] = _flag_detector(ctx, exposures, axis, options, counts)
     total = sum(counts.values())
     return StepOutcome(COMPLETE, f"{total} pixels flagged in {n_exposures} exposures of {len(groups)} detector(s)",
                        IfuOutlierDetails(counts, cuts))

@@ -9,7 +9,7 @@ import pytest
 from astropy.modeling import models as am
 
 from spec3c._core.tangent import sky_to_tangent
-from spec3c.algorithms.cube_fov import nirspec_fov, slice_line
+from spec3c.algorithms.cube_fov import nirspec_fov, slice_line, slice_lines
 from spec3c.algorithms.cube_setup import (
     BandPars,
     CubeRequest,
@@ -57,6 +57,49 @@ def test_slice_line_is_the_reference_line():
         x2, y2 = x1 + int(rng.integers(0, 30)), y1 + int(rng.integers(0, 30))
         xs, ys = slice_line(x1, y1, x2, y2)
         assert list(zip(xs.tolist(), ys.tolist(), strict=True)) == _c_line(x1, y1, x2, y2)
+
+
+def test_slice_lines_are_each_slice_line():
+    """The lines made together (as nirspec_fov makes every slice's of a tile) are each line alone:
+    steep, flat, vertical, horizontal, single points and lines leaving the plane."""
+    rng = np.random.default_rng(4)
+    x1, y1 = rng.integers(-5, 40, 2000), rng.integers(-5, 40, 2000)
+    x2, y2 = x1 + rng.integers(0, 30, 2000), y1 + rng.integers(0, 30, 2000)
+    x2[:200], y2[200:400], x2[400:450], y2[400:450] = x1[:200], y1[200:400], x1[400:450], y1[400:450]
+    line, xs, ys = slice_lines(x1, y1, x2, y2)
+    starts = np.searchsorted(line, np.arange(x1.size + 1))
+    for i in range(x1.size):
+        alone = slice_line(int(x1[i]), int(y1[i]), int(x2[i]), int(y2[i]))
+        assert np.array_equal(xs[starts[i]:starts[i + 1]], alone[0])
+        assert np.array_equal(ys[starts[i]:starts[i + 1]], alone[1])
+
+
+def test_slice_extents_are_the_min_and_max_over_each_plane_and_slice():
+    """The kernel's extents equal numpy's minimum/maximum.at over every (pixel, plane within roiw)
+    pair: NaN coordinates win, non-finite waves and slices outside 1-30 are skipped, the planes are
+    those of the tile."""
+    from spec3c._core.cube import slice_extents
+
+    rng = np.random.default_rng(11)
+    z = np.linspace(1.0, 2.0, 120)
+    n, roiw, p0, p1 = 2000, 0.02, 17, 95
+    wave, xi, eta = rng.uniform(0.95, 2.05, n), rng.normal(0, 1, n), rng.normal(0, 1, n)
+    sl = rng.integers(-2, 33, n)
+    wave[:20] = np.nan
+    wave[20:25], sl[20:25], xi[20:25] = z[50], 5, np.nan  # in the tile: their NaN wins
+    got = slice_extents(z, (p0, p1), xi, eta, wave, sl, roiw, (1e4, -1e4))
+    pix, plane = np.nonzero(np.abs(z[None, :] - wave[:, None]) < roiw)
+    ok = (plane >= p0) & (plane < p1) & (sl[pix] >= 1) & (sl[pix] <= 30)
+    key = (plane[ok] - p0) * 30 + sl[pix[ok]] - 1
+    expected = [np.full((p1 - p0) * 30, v) for v in (1e4, 1e4, -1e4, -1e4)]
+    with np.errstate(invalid="ignore"):
+        np.minimum.at(expected[0], key, xi[pix[ok]])
+        np.minimum.at(expected[1], key, eta[pix[ok]])
+        np.maximum.at(expected[2], key, xi[pix[ok]])
+        np.maximum.at(expected[3], key, eta[pix[ok]])
+    for mine, theirs in zip(got, expected, strict=True):
+        np.testing.assert_array_equal(mine, theirs)
+    assert np.isnan(got.c1min).any() and (got.c1min == 1e4).any()
 
 
 def test_nirspec_fov_flags_the_slice_lines():
