@@ -24,7 +24,6 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import ndimage
 
 __all__ = ["DaoKernel", "Star", "brightest_star"]
 
@@ -93,6 +92,8 @@ def _peaks(convolved: np.ndarray, threshold: float, separation: float) -> tuple[
     idx = np.arange(-separation, separation + 1)
     xx, yy = np.meshgrid(idx, idx)
     footprint = (xx**2 + yy**2) <= separation**2
+    from scipy import ndimage  # only ifu_autocen finds stars: not an import of every spec3c start
+
     local_max = ndimage.maximum_filter(convolved, footprint=footprint, mode="constant", cval=0.0)
     good = (convolved == local_max) & (convolved > threshold)
     y, x = good.nonzero()
@@ -160,6 +161,8 @@ def brightest_star(image: np.ndarray, threshold: float, fwhm: float = 3.0) -> St
     ``threshold`` is in image units (scaled by the kernel's ``rel_err`` as DAOFIND does);
     peaks must be ``2.5 fwhm`` apart.
     """
+    from scipy import ndimage
+
     kernel = DaoKernel.make(fwhm)
     convolved = ndimage.convolve(image, kernel.data, mode="constant", cval=0.0)
     threshold_eff = float(threshold) * kernel.rel_err  # float64, as the reference scales it
