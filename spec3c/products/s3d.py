@@ -38,7 +38,7 @@ from ..results import COMPLETE, IfuCube
 from ..store import Store
 from ..store.records import ExposureRecord
 from .blend import attach_hdrtab, blended_values, hdrtab_table
-from .fits_io import validate_strict
+from .fits_io import validate_strict, validating
 from .meta import cal_steps_for, flat_to_tree, merge_tree, stamp_model, top_level_meta
 from .writers import (
     PathLike,
@@ -241,12 +241,14 @@ def _stream(hdulist: fits.HDUList, cube: IfuCube, store: Store, source: str, pat
 
 
 def _save(model: Any, cube: IfuCube, store: Store, source: str, path: Path) -> Path:
-    """Validate, serialise (stdatamodels) and write the model atomically, planes streamed."""
+    """Serialise (stdatamodels) and write the model atomically, planes streamed; validated first when
+    products are (:func:`~.fits_io.validating`: the suite's every product, as the other writers')."""
     from stdatamodels import fits_support
 
     stamp_model(model)  # provenance, inside export's stamping block
     model.meta.filename = path.name
-    validate_strict(model)
+    if validating():
+        validate_strict(model)
     # the temporary name of every product write: .<name>.<host>.<pid>.<random>.tmp beside the product
     prefix = f".{path.name}.{socket.gethostname().replace('.', '-')}.{os.getpid()}."
     fd, tmp_name = tempfile.mkstemp(prefix=prefix, suffix=".tmp", dir=path.parent)
