@@ -203,6 +203,8 @@ def _internal_footprint(across: np.ndarray, along: np.ndarray) -> list[float]:
     return [float(v) for v in (a[ia0], b[ia0], a[ia1], b[ia1], a[ib0], b[ib0], a[ib1], b[ib1])]
 
 
+#: pixels evaluated at a time (a multiple of every SIMD width: each pixel's values do not depend on it)
+FRAME_CHUNK = CHUNK // 2
 #: centre planes (float64) in the order :func:`_evaluate_group` returns them, then the corners
 _CENTRE_PLANES = ("ra", "dec", "wavelength", "dwave", "across", "slicer_along", "slicer_lam")
 
@@ -215,8 +217,9 @@ def _frames(t: SliceTransforms, regions: np.ndarray, boxes: list, shape: tuple[i
     out.update({name: np.full(n, np.nan, dtype=np.float32) for name in CORNER_PLANES})
     for k, group in _groups(t, regions, boxes, shape):
         # a chunk at a time into the frames: the 15 coordinate arrays of a whole group (every labelled
-        # pixel of a 2048^2 detector) were ~600 MB more per reading process (the same chunks as before)
-        for index in (group[start:start + CHUNK] for start in range(0, group.size, CHUNK)):
+        # pixel of a 2048^2 detector) were ~600 MB more per reading process; astropy.modeling's
+        # intermediates of a chunk are ~150 MB at CHUNK pixels, half that at FRAME_CHUNK
+        for index in (group[start:start + FRAME_CHUNK] for start in range(0, group.size, FRAME_CHUNK)):
             y, x = np.divmod(index, shape[1])
             values = _evaluate_group(t, k, x.astype(np.float64), y.astype(np.float64), pitch)
             keep = np.isfinite(values[2])
@@ -233,8 +236,7 @@ def _frames(t: SliceTransforms, regions: np.ndarray, boxes: list, shape: tuple[i
 def read_nirspec_frames(model: Any, name: str, path: Path) -> tuple[list[Cutout], dict[str, np.ndarray]]:
     """The exposure's marker cutout and full-frame planes (science + coordinates)."""
     wcs = input_wcs(model, path, "slicer")
-    planes = science_planes(model, path)
-    shape = planes["sci"].shape
+    shape = np.shape(model.data)  # the other planes are read after the coordinates: not held while they are made
     t = SliceTransforms(wcs, path)
     regions = label_map(model, wcs, shape, path) if not t.legacy else np.zeros(shape, np.int32)
     boxes = t.boxes(regions)
@@ -243,7 +245,8 @@ def read_nirspec_frames(model: Any, name: str, path: Path) -> tuple[list[Cutout]
     pitch = _pitch(t, boxes)
 
     frames = _frames(t, regions, boxes, shape, pitch)
-    across = frames.pop("across")
+    internal = _internal_footprint(frames.pop("across"), frames["slicer_along"])
+    planes = science_planes(model, path)
     slices = np.where(np.isfinite(frames["wavelength"]), _reference_slices(boxes, shape), 0).astype(np.int16)
     planes.update(frames)
     planes["slice"] = slices
@@ -260,7 +263,7 @@ def read_nirspec_frames(model: Any, name: str, path: Path) -> tuple[list[Cutout]
         "slice_boxes": [list(b) for b in boxes],
         "slice_pitch": pitch,
         "footprint": {"all": footprint(planes["ra"], planes["dec"], modulo=False)},
-        "footprint_internal": _internal_footprint(across, planes["slicer_along"]),
+        "footprint_internal": internal,
         "rotation": {"all": _rotation(t, boxes)},
         "s_region": text,
         "spectral_region": spectral,
