@@ -23,28 +23,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from .._core.cube import FOV_PARTIAL, CubeGrid, slice_extents
+from .._core.cube import FOV_PARTIAL, NIRSPEC_SLICES, CubeGrid, slice_extents
 
-__all__ = ["nirspec_fov", "slice_line", "slice_lines"]
+__all__ = ["nirspec_fov", "slice_lines"]
 
 _INIT_MIN = np.float32(10000.0)
 _INIT_MAX = np.float32(-10000.0)
-
-
-def slice_line(x1: int, y1: int, x2: int, y2: int) -> tuple[np.ndarray, np.ndarray]:
-    """Spaxel ``(x, y)`` indices the reference's ``overlap_slice_with_spaxels`` marks (``x1 <= x2``,
-    ``y1 <= y2``)."""
-    dx, dy = x2 - x1, y2 - y1
-    if abs(dy) > abs(dx):  # steep: the C "swap" sets both ends to (y1, y1), (y2, y2): a diagonal
-        rows = np.arange(y1, y2 + 1)
-        return rows, rows.copy()
-    xs = np.arange(x1, x2 + 1)
-    if dx == 0 or dy == 0:
-        return xs, np.full(xs.size, y1)
-    e0 = dx // 2
-    j = np.arange(xs.size)
-    steps = np.maximum(0, -((e0 - j * dy) // dx))  # ceil((j*dy - e0) / dx), at least 0
-    return xs, y1 + steps
 
 
 def nirspec_fov(grid: CubeGrid, planes: tuple[int, int], xi: np.ndarray, eta: np.ndarray,  # noqa: PLR0913
@@ -65,7 +49,7 @@ def nirspec_fov(grid: CubeGrid, planes: tuple[int, int], xi: np.ndarray, eta: np
         Wavelength half-window (drizzle: mean plane width; else mean pixel roiw).
     """
     p0, p1 = planes
-    nz, ny, nx = grid.shape
+    _, ny, nx = grid.shape
     c1min, c2min, c1max, c2max = slice_extents(grid.zcoord, planes, xi, eta, wave, slice_no, roiw_ave,
                                                (float(_INIT_MIN), float(_INIT_MAX)))
     found = ((c1min != _INIT_MIN) & (c2min != _INIT_MIN) & (c1max != _INIT_MAX) & (c2max != _INIT_MAX)
@@ -80,12 +64,16 @@ def nirspec_fov(grid: CubeGrid, planes: tuple[int, int], xi: np.ndarray, eta: np
     index = ys * nx + xs
     inside = (index >= 0) & (index < ny * nx)
     flat = out.reshape(p1 - p0, ny * nx)
-    flat[(k // 30)[line[inside]], index[inside]] |= np.uint32(FOV_PARTIAL)
+    flat[(k // NIRSPEC_SLICES)[line[inside]], index[inside]] |= np.uint32(FOV_PARTIAL)
 
 
 def slice_lines(x1: np.ndarray, y1: np.ndarray, x2: np.ndarray, y2: np.ndarray
                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """:func:`slice_line` of many lines at once: ``(line, x, y)``, the line number of each point."""
+    """Spaxel ``(x, y)`` indices the reference's ``overlap_slice_with_spaxels`` marks on each line from
+    ``(x1, y1)`` to ``(x2, y2)`` (``x1 <= x2``, ``y1 <= y2``), all lines at once: ``(line, x, y)``,
+    with the line number of each point.  A steep line is the diagonal ``x = y`` from ``y1`` to ``y2``
+    (the C "swap" sets both ends to ``(y1, y1)``, ``(y2, y2)``); the others step ``y`` up by
+    ``ceil((j dy - dx // 2) / dx)``, at least 0, at their ``j``-th point."""
     dx, dy = x2 - x1, y2 - y1
     steep = np.abs(dy) > np.abs(dx)
     length = np.where(steep, dy + 1, dx + 1)

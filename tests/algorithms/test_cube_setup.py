@@ -9,7 +9,7 @@ import pytest
 from astropy.modeling import models as am
 
 from spec3c._core.tangent import sky_to_tangent
-from spec3c.algorithms.cube_fov import nirspec_fov, slice_line, slice_lines
+from spec3c.algorithms.cube_fov import nirspec_fov, slice_lines
 from spec3c.algorithms.cube_setup import (
     BandPars,
     CubeRequest,
@@ -50,28 +50,28 @@ def _c_line(x1: int, y1: int, x2: int, y2: int) -> list[tuple[int, int]]:
     return out
 
 
+def _points(line: np.ndarray, xs: np.ndarray, ys: np.ndarray, n: int) -> list[list[tuple[int, int]]]:
+    starts = np.searchsorted(line, np.arange(n + 1))
+    return [list(zip(xs[a:b].tolist(), ys[a:b].tolist(), strict=True)) for a, b in zip(starts, starts[1:], strict=False)]
+
+
 def test_slice_line_is_the_reference_line():
     rng = np.random.default_rng(3)
-    for _ in range(500):
-        x1, y1 = (int(v) for v in rng.integers(0, 40, 2))
-        x2, y2 = x1 + int(rng.integers(0, 30)), y1 + int(rng.integers(0, 30))
-        xs, ys = slice_line(x1, y1, x2, y2)
-        assert list(zip(xs.tolist(), ys.tolist(), strict=True)) == _c_line(x1, y1, x2, y2)
+    x1, y1 = rng.integers(0, 40, 500), rng.integers(0, 40, 500)
+    x2, y2 = x1 + rng.integers(0, 30, 500), y1 + rng.integers(0, 30, 500)
+    for i, points in enumerate(_points(*slice_lines(x1, y1, x2, y2), x1.size)):
+        assert points == _c_line(int(x1[i]), int(y1[i]), int(x2[i]), int(y2[i]))
 
 
 def test_slice_lines_are_each_slice_line():
-    """The lines made together (as nirspec_fov makes every slice's of a tile) are each line alone:
-    steep, flat, vertical, horizontal, single points and lines leaving the plane."""
+    """The lines made together (as nirspec_fov makes every slice's of a tile) are each the reference's
+    line: steep, flat, vertical, horizontal, single points and lines leaving the plane."""
     rng = np.random.default_rng(4)
     x1, y1 = rng.integers(-5, 40, 2000), rng.integers(-5, 40, 2000)
     x2, y2 = x1 + rng.integers(0, 30, 2000), y1 + rng.integers(0, 30, 2000)
     x2[:200], y2[200:400], x2[400:450], y2[400:450] = x1[:200], y1[200:400], x1[400:450], y1[400:450]
-    line, xs, ys = slice_lines(x1, y1, x2, y2)
-    starts = np.searchsorted(line, np.arange(x1.size + 1))
-    for i in range(x1.size):
-        alone = slice_line(int(x1[i]), int(y1[i]), int(x2[i]), int(y2[i]))
-        assert np.array_equal(xs[starts[i]:starts[i + 1]], alone[0])
-        assert np.array_equal(ys[starts[i]:starts[i + 1]], alone[1])
+    for i, points in enumerate(_points(*slice_lines(x1, y1, x2, y2), x1.size)):
+        assert points == _c_line(int(x1[i]), int(y1[i]), int(x2[i]), int(y2[i]))
 
 
 def test_slice_extents_are_the_min_and_max_over_each_plane_and_slice():
