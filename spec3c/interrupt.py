@@ -5,7 +5,8 @@ pool workers included; each would die in the middle of a job with its own
 traceback, and a pool may even restart them.  Inside :func:`interruptible`
 SIGINT is instead *blocked* in this process, so every worker started in the
 block inherits the block (a signal mask survives ``exec``) and ignores it.
-A watcher thread takes the signal: it terminates the worker processes this
+A watcher thread takes the signal (and is woken by SIGUSR2 when the block
+ends, so leaving the block costs no wait): it terminates the worker processes this
 process started, then interrupts the main thread (a real signal, SIGUSR1,
 so a blocking wait returns), where it surfaces as ``KeyboardInterrupt``.
 Threads that libraries started before the block (BLAS pools) still accept
@@ -26,6 +27,8 @@ __all__ = ["interruptible", "interrupted", "stop_children"]
 
 #: set once SIGINT arrived in an :func:`interruptible` block (a pool must not restart its workers then)
 _INTERRUPTED = threading.Event()
+#: sent to the watcher thread alone when the block ends (blocked there, so it only wakes the watcher)
+_WAKE = signal.SIGUSR2
 
 
 def interrupted() -> bool:
@@ -52,12 +55,22 @@ def stop_children() -> None:
 
 def _watch(main_ident: int, done: threading.Event) -> None:
     while not done.is_set():
-        if signal.sigtimedwait({signal.SIGINT}, 0.2) is None:
+        received = signal.sigtimedwait({signal.SIGINT, _WAKE}, 1.0)
+        if received is None or received.si_signo != signal.SIGINT:
             continue
         _INTERRUPTED.set()
         stop_children()
         if not done.is_set():
             signal.pthread_kill(main_ident, signal.SIGUSR1)
+
+
+def _wake(watcher: threading.Thread) -> None:
+    """End the watcher's wait now (it polls ``done`` every second otherwise)."""
+    if watcher.ident is not None and watcher.is_alive():
+        try:
+            signal.pthread_kill(watcher.ident, _WAKE)
+        except ProcessLookupError:  # it has just ended
+            pass
 
 
 @contextmanager
@@ -74,15 +87,17 @@ def interruptible() -> Iterator[None]:
         return
     previous_usr1 = signal.signal(signal.SIGUSR1, _raise_interrupt)
     previous_int = signal.signal(signal.SIGINT, _stop_and_raise)
-    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, _WAKE})  # the watcher inherits both
     done = threading.Event()
     watcher = threading.Thread(target=_watch, args=(threading.get_ident(), done), name="spec3c-sigint",
                                daemon=True)
     watcher.start()
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {_WAKE})
     try:
         yield
     finally:
         done.set()
+        _wake(watcher)
         watcher.join()
         signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
         signal.signal(signal.SIGINT, previous_int)
