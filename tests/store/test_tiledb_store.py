@@ -185,6 +185,28 @@ def test_results_are_merged_only_once_some_are_superseded(tmp_path):
         assert store.get_result("1", "x1d")[0]["flux"].tolist() == [1.0] * 5
 
 
+def test_a_few_superseded_results_are_not_worth_a_merge(tmp_path):
+    """One result replaced among many (the x1d spectral_leak corrects after extract_1d wrote it) leaves
+    the fragments as they are: merging would rewrite every cell (an MRS association's cubes: 2.6 s and
+    ~500 MB); once more than a tenth of the cells are superseded they are merged."""
+    import numpy as np
+
+    path = tmp_path / "s.tdb"
+    with TileDBStore(path, "w") as store:
+        for chunk in range(3):
+            store.put_results((str(s), "x1d", {"flux": np.full(5, float(s))}, {}) for s in range(chunk * 10, chunk * 10 + 10))
+        store.put_result("4", "x1d", {"flux": np.zeros(5)}, {"corrected": True})
+        store.consolidate()
+        assert _fragments(path, "results") == 4  # 1 of 31 cells superseded
+        assert store.get_result("4", "x1d")[1] == {"corrected": True}
+        store.put_results((str(s), "x1d", {"flux": np.ones(5)}, {}) for s in range(20, 25))
+        store.consolidate()
+        assert _fragments(path, "results") == 1  # 6 of 36
+        assert store.get_result("4", "x1d")[1] == {"corrected": True}
+        assert store.get_result("21", "x1d")[0]["flux"].tolist() == [1.0] * 5
+        assert len(store.list_results()) == 30
+
+
 def test_lazy_cutouts_are_committed_one_at_a_time(tmp_path):
     """A LazyCutouts exposure (a staging file's) is loaded cutout by cutout while it is written, and
     gives the store what the list gives."""
