@@ -51,3 +51,22 @@ def test_the_associations_results_are_read_one_family_at_a_time() -> None:
     assert cached.get_result(ASSOCIATION_SOURCE, "asn")[1] == {"asn_pool": "p"}
     assert cached.get_result(ASSOCIATION_SOURCE, "exported/1")[1] == {"k": 1}
     assert store.queries == [("many", "asn"), ("many", "exported/0", "exported/1", "exported/2")]
+
+
+def test_the_outlier_flags_of_full_frames_are_read_one_at_a_time() -> None:
+    """An IFU exposure's flagged DQ is a whole detector frame: read in one query, 24 MIRI frames held
+    ~400 MB in the backend's buffers and their copies.  They are read as each _crf is written."""
+    from dataclasses import replace
+
+    from spec3c.testing.store import make_cutout, make_record
+
+    store = _CountingStore()
+    for exposure in ("e1", "e2"):
+        record = replace(make_record(exposure), exp_type="MIR_MRS", model_type="IFUImageModel")
+        store.commit_exposure(record, [make_cutout("1", exposure, "MIR_MRS")])
+        store.put_result("1", f"crf/{exposure}/MIR_MRS", {"dq": np.full((4, 4), int(exposure[1]), np.uint32)}, {})
+    store.put_result("1", "x1d", {"flux": np.ones(3)}, {"n": 1})
+    cached = _CachedStore(store)
+    assert cached.get_result("1", "x1d")[1] == {"n": 1}
+    assert [int(cached.get_result("1", f"crf/{e}/MIR_MRS")[0]["dq"][0, 0]) for e in ("e2", "e1")] == [2, 1]
+    assert store.queries == [("many", "x1d"), ("one", "crf/e2/MIR_MRS"), ("one", "crf/e1/MIR_MRS")]

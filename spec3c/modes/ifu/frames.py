@@ -32,6 +32,10 @@ from ...store.records import CUTOUT_PLANES, Cutout
 IFU_SOURCE_KEY = "1"
 #: pixels per gwcs call
 CHUNK = 1 << 18
+#: pixels per gwcs call of a frame reader, whose every chunk's astropy.modeling intermediates (~75 MB
+#: here, twice that at CHUNK) add to the frames it holds; a multiple of every SIMD width, so no
+#: pixel's value depends on its chunk
+FRAME_CHUNK = CHUNK // 2
 #: datamodel attribute -> image plane (stored dtype) of the science arrays
 SCIENCE_PLANES = {
     "data": ("sci", np.float32),
@@ -66,11 +70,17 @@ def evaluate(func: Callable[..., Any], *args: np.ndarray, chunk: int = CHUNK) ->
     return tuple(np.concatenate(p) if p else np.empty(0) for p in pieces)
 
 
-def science_planes(model: Any, path: Path) -> dict[str, np.ndarray]:
-    """SCI, ERR, DQ and VAR_* of an IFUImageModel as 2-D arrays of the stored dtypes."""
+def frame_shape(model: Any, path: Path) -> tuple[int, int]:
+    """The shape of the exposure's SCI array; an error naming the file unless it is 2-D."""
     shape = np.shape(model.data)
     if len(shape) != 2:
         raise InputError(path, f"expected a 2-D SCI array, got shape {shape}")
+    return int(shape[0]), int(shape[1])
+
+
+def science_planes(model: Any, path: Path) -> dict[str, np.ndarray]:
+    """SCI, ERR, DQ and VAR_* of an IFUImageModel as 2-D arrays of the stored dtypes."""
+    shape = frame_shape(model, path)
     planes = {}
     for attr, (plane, dtype) in SCIENCE_PLANES.items():
         value = getattr(model, attr, None)

@@ -20,9 +20,12 @@ import numpy as np
 from ...errors import InputError
 from ...store.records import Cutout
 from .frames import (
+    CORNER_PLANES,
+    FRAME_CHUNK,
     corner_offsets,
     evaluate,
     footprint,
+    frame_shape,
     input_wcs,
     instrument_table,
     label_map,
@@ -35,6 +38,8 @@ from .frames import (
 
 #: half a pixel, as the reference steps to a pixel's edges
 HALF = 0.4999
+#: pixels whose corners are mapped at a time: the reader holds the most while it maps them
+_CORNER_CHUNK = FRAME_CHUNK // 2
 
 
 def channel_limits(wcs: Any, channel: str) -> tuple[int, int]:
@@ -106,57 +111,63 @@ def _local(wcs: Any, x: np.ndarray, y: np.ndarray, full_chain_lambda: bool) -> t
             lam_hi = wcs.transform(det, "alpha_beta", xc, yc + HALF)[2]
         return alpha1, alpha2, beta, np.abs(lam_lo - lam_hi)
 
-    return evaluate(one, x, y)
+    return evaluate(one, x, y, chunk=FRAME_CHUNK)
 
 
-def _corners_world(wcs: Any, alpha1: np.ndarray, alpha2: np.ndarray, beta: np.ndarray, dbeta: np.ndarray,
-                   lam: np.ndarray) -> tuple[np.ndarray, ...]:
-    """The corners ``(α1, β ∓ Δβ/2)``, ``(α2, β ± Δβ/2)`` mapped ``alpha_beta -> world`` at the pixel's λ."""
+def _corners_world(wcs: Any, a1: np.ndarray, a2: np.ndarray, b: np.ndarray, db: np.ndarray,
+                   lam: np.ndarray) -> list[np.ndarray]:
+    """The corners ``(α1, β ∓ Δβ/2)``, ``(α2, β ± Δβ/2)`` mapped ``alpha_beta -> world`` at the pixel's λ
+    (ra1, dec1 ... ra4, dec4)."""
     out = wcs.output_frame
+    lo, hi = b - db / 2.0, b + db / 2.0
+    ra1, dec1, _ = wcs.transform("alpha_beta", out, a1, lo, lam)
+    ra2, dec2, _ = wcs.transform("alpha_beta", out, a1, hi, lam)
+    ra3, dec3, _ = wcs.transform("alpha_beta", out, a2, hi, lam)
+    ra4, dec4, _ = wcs.transform("alpha_beta", out, a2, lo, lam)
+    return [np.asarray(v, dtype=np.float64).reshape(-1) for v in (ra1, dec1, ra2, dec2, ra3, dec3, ra4, dec4)]
 
-    def one(a1: np.ndarray, a2: np.ndarray, b: np.ndarray, db: np.ndarray, lc: np.ndarray) -> tuple[np.ndarray, ...]:
-        lo, hi = b - db / 2.0, b + db / 2.0
-        ra1, dec1, _ = wcs.transform("alpha_beta", out, a1, lo, lc)
-        ra2, dec2, _ = wcs.transform("alpha_beta", out, a1, hi, lc)
-        ra3, dec3, _ = wcs.transform("alpha_beta", out, a2, hi, lc)
-        ra4, dec4, _ = wcs.transform("alpha_beta", out, a2, lo, lc)
-        return ra1, dec1, ra2, dec2, ra3, dec3, ra4, dec4
 
-    return evaluate(one, alpha1, alpha2, beta, dbeta, lam)
+def _corner_frames(wcs: Any, shape: tuple[int, int], index: np.ndarray, centre: tuple[np.ndarray, np.ndarray],
+                   local: tuple[np.ndarray, ...], lam: np.ndarray) -> dict[str, np.ndarray]:
+    """The corner offset planes (float32, NaN off the mapped pixels ``index``), made a chunk at a
+    time: the eight float64 corner arrays of every mapped pixel are never held at once.
+    ``centre``: RA, Dec and ``local``: α1, α2, β, Δβ of the mapped pixels."""
+    frames = {name: np.full(int(np.prod(shape)), np.nan, dtype=np.float32) for name in CORNER_PLANES}
+    for start in range(0, index.size, _CORNER_CHUNK):
+        part = slice(start, start + _CORNER_CHUNK)
+        a1, a2, b, db = (v[part] for v in local)
+        corners = _corners_world(wcs, a1, a2, b, db, lam[part])
+        for name, value in corner_offsets(centre[0][part], centre[1][part], corners).items():
+            frames[name][index[part]] = value
+    return {name: value.reshape(shape) for name, value in frames.items()}
 
 
 def read_miri_frames(model: Any, name: str, path: Path) -> tuple[list[Cutout], dict[str, np.ndarray]]:
     """The exposure's marker cutout and full-frame planes (science + coordinates)."""
     wcs = input_wcs(model, path, "alpha_beta")
-    planes = science_planes(model, path)
-    shape = planes["sci"].shape
+    shape = frame_shape(model, path)  # the science planes are read after the coordinates: not held while they are made
     channels, band = _channels(model, path)
     limits = {c: channel_limits(wcs, c) for c in channels}
     slices = label_map(model, wcs, shape, path)
 
     yy, xx = np.indices(shape, dtype=np.float64)
-    ra, dec, lam = (v.reshape(shape) for v in evaluate(lambda x, y: wcs(x, y), xx.ravel(), yy.ravel()))
+    ra, dec, lam = (v.reshape(shape) for v in evaluate(lambda x, y: wcs(x, y), xx.ravel(), yy.ravel(),
+                                                        chunk=FRAME_CHUNK))
     owner = np.broadcast_to(_channel_of_column(shape, limits), shape)
     index = np.flatnonzero((owner > 0) & np.isfinite(ra))
     x, y, lam_valid = xx.ravel()[index], yy.ravel()[index], lam.ravel()[index]
     del xx, yy
     alpha1, alpha2, beta, dwave = _local(wcs, x, y, not _lambda_passes_through(wcs, x, y, lam_valid))
+    del x, y
     widths = {k: _slice_width(beta[owner.ravel()[index] == k]) for k in range(1, len(channels) + 1)}
     width_of_owner = np.array([np.nan, *(widths[k] for k in range(1, len(channels) + 1))], dtype=np.float64)
     dbeta = width_of_owner[owner.ravel()[index]]
-    corners = _corners_world(wcs, alpha1, alpha2, beta, dbeta, lam_valid)
-    del alpha1, alpha2, beta
+    corners = _corner_frames(wcs, shape, index, (ra.ravel()[index], dec.ravel()[index]),
+                             (alpha1, alpha2, beta, dbeta), lam_valid)
+    del alpha1, alpha2, beta, dbeta, lam_valid
 
-    inside = owner > 0
-    planes.update({
-        "wavelength": np.where(inside, lam, np.nan), "ra": np.where(inside, ra, np.nan),
-        "dec": np.where(inside, dec, np.nan), "slice": slices.astype(np.int16),
-        "dwave": scatter(shape, index, dwave),
-    })
-    offsets = corner_offsets(ra.ravel()[index], dec.ravel()[index], corners)  # NaN at the other pixels
-    del corners
-    planes.update({name: scatter(shape, index, value, np.float32) for name, value in offsets.items()})
-
+    dwave_frame = scatter(shape, index, dwave)
+    del dwave
     text, spectral = s_region(model)
     ifu = {
         "instrument": "MIRI",
@@ -169,4 +180,10 @@ def read_miri_frames(model: Any, name: str, path: Path) -> tuple[list[Cutout], d
         "s_region": text,
         "spectral_region": spectral,
     }
+    outside = owner == 0  # columns of no channel of the file: NaN (in place, the frames are not copied)
+    for plane in (lam, ra, dec):
+        plane[outside] = np.nan
+    planes = science_planes(model, path)
+    planes.update({"wavelength": lam, "ra": ra, "dec": dec, "slice": slices.astype(np.int16), "dwave": dwave_frame})
+    planes.update(corners)
     return [marker_cutout(model, name, ifu)], planes

@@ -31,8 +31,8 @@ import numpy as np
 from ...errors import InputError
 from ...store.records import Cutout
 from .frames import (
-    CHUNK,
     CORNER_PLANES,
+    FRAME_CHUNK,
     box_pixels,
     corner_offsets,
     evaluate,
@@ -203,8 +203,6 @@ def _internal_footprint(across: np.ndarray, along: np.ndarray) -> list[float]:
     return [float(v) for v in (a[ia0], b[ia0], a[ia1], b[ia1], a[ib0], b[ib0], a[ib1], b[ib1])]
 
 
-#: pixels evaluated at a time (a multiple of every SIMD width: each pixel's values do not depend on it)
-FRAME_CHUNK = CHUNK // 2
 #: centre planes (float64) in the order :func:`_evaluate_group` returns them, then the corners
 _CENTRE_PLANES = ("ra", "dec", "wavelength", "dwave", "across", "slicer_along", "slicer_lam")
 
