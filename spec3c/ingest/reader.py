@@ -86,7 +86,7 @@ def read_exposure(path: Path, role: str, sha256: str | None = None, sink: Cutout
 
 
 def _read_exposure(path: Path, role: str, sha256: str | Future[str], sink: CutoutSink | None) -> ExposureData:
-    from .fastread import NotFast, read_fast
+    from .fastread import NotFast, read_fast, read_fast_spectra
     from .validate import check_model, open_model
 
     name = exposure_name(path)
@@ -98,6 +98,12 @@ def _read_exposure(path: Path, role: str, sha256: str | Future[str], sink: Cutou
         try:
             fast_type, fast_meta, fast_cutouts = read_fast(path, name, sink)
             return ExposureData(_record(path, name, role, sha256, fast_type, fast_meta), fast_cutouts, {})
+        except NotFast as why:
+            _log.debug("%s: read as a datamodel (%s)", path, why)
+    else:
+        try:
+            spectra_type, spectra_meta, spectra = read_fast_spectra(path)
+            return ExposureData(_record(path, name, role, sha256, spectra_type, spectra_meta), [], spectra)
         except NotFast as why:
             _log.debug("%s: read as a datamodel (%s)", path, why)
     model = open_model(path)

@@ -153,3 +153,54 @@ def test_a_file_found_not_fast_half_way_restarts_its_staging_file(cal_path, tmp_
     back = load_staged(staged.path)
     _equal_cutouts(list(back.cutouts), whole.cutouts)
     back.cutouts.close()
+
+
+@pytest.fixture(scope="module")
+def background_x1ds(tmp_path_factory):
+    """The spec2 _x1d background members of a simulated NIRSpec FS association (3 spectra each)."""
+    import json
+
+    sim = simulate("nirspec-fs", tmp_path_factory.mktemp("fs-bkg"),
+                   SimOptions(seed=9, n_exposures=1, n_columns=160, with_background=2))
+    members = json.loads(sim.asn_path.read_text())["products"][0]["members"]
+    paths = [sim.asn_path.parent / m["expname"] for m in members if m["exptype"] == "background"]
+    assert len(paths) == 2 and all(p.name.endswith("_x1d.fits") for p in paths)
+    return paths
+
+
+def _left_to_the_datamodel(*_args):
+    raise fastread.NotFast("test: the datamodel reader")
+
+
+def test_fast_spectra_read_equals_datamodel_read(background_x1ds, monkeypatch):
+    """A background _x1d read without a datamodel gives the record and columns the datamodel does
+    (columns in this machine's byte order, as the datamodel converts them)."""
+    for path in background_x1ds:
+        fast = read_exposure(path, "background", "0" * 64)
+        with monkeypatch.context() as patch:
+            patch.setattr(fastread, "read_fast_spectra", _left_to_the_datamodel)
+            slow = read_exposure(path, "background", "0" * 64)
+        assert fast.record == slow.record and fast.cutouts == slow.cutouts == []
+        assert fast.images.keys() == slow.images.keys() and any(k.startswith("spec2.") for k in fast.images)
+        for key, value in fast.images.items():
+            assert value.dtype.isnative and value.dtype == slow.images[key].dtype, key
+            assert np.array_equal(value, slow.images[key], equal_nan=True), key
+
+
+def test_an_x1d_with_changed_headers_or_no_spectra_is_left_to_the_datamodel(background_x1ds, tmp_path):
+    from astropy.io import fits
+
+    changed = tmp_path / background_x1ds[0].name
+    with fits.open(background_x1ds[0]) as hdul:
+        hdul[0].header["TARGNAME"] = "edited"  # the ASDF tree's hash no longer matches the headers
+        hdul.writeto(changed)
+    with pytest.raises(fastread.NotFast, match="headers changed"):
+        fastread.read_fast_spectra(changed)
+    assert read_exposure(changed, "background", "0" * 64).record.meta["meta.target.catalog_name"] == "edited"
+    with pytest.raises(fastread.NotFast):
+        fastread.read_fast_spectra(_science(background_x1ds[0]))
+
+
+def _science(x1d):
+    """The science cal file beside a simulated background x1d (not spectra)."""
+    return next(x1d.parent.glob("*_cal.fits"))
