@@ -11,6 +11,7 @@ end (:class:`ExportIncomplete`) after every other source was written.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -159,7 +160,8 @@ class _CachedStore:
     def _read_family(self, source: str, key: str) -> None:
         """Read ``key`` with the source's other results in one query, not one query each: a
         source's every result (its status, ``crf/...`` of each exposure, s2d, x1d...: what its
-        products are made of), the association's results of the key's family only."""
+        products are made of) but its cube tiles and frame-sized ones (:meth:`_frame_results`), the
+        association's results of the key's family only."""
         family = key.split("/", 1)[0] + "/"
         alone = self._frame_results(source)
         keys = {key} | {k for _, k in self.list_results(source) if "/planes/" not in k and k not in alone and (
@@ -172,14 +174,17 @@ class _CachedStore:
         exposures of a mode ingested as full frames (IFU).  They are read one
         at a time as their ``_crf`` is written: one query for 24 MIRI frames' (96 MB) held ~4x that
         in tiledb-py's buffers and their copies."""
-        if ("frames",) not in self._cache:
-            try:
-                self._cache[("frames",)] = mode_of_store(self).read_frames is not None  # type: ignore[arg-type]
-            except Spec3cError:  # no (or mixed) science exposures: none of full frames either
-                self._cache[("frames",)] = False
-        if not self._cache[("frames",)]:
+        if not self._full_frames:
             return set()
         return {crf_key(c.exposure, c.slit) for c in self.list_cutouts(source)}
+
+    @functools.cached_property
+    def _full_frames(self) -> bool:
+        """Whether the store's mode ingests its exposures as full frames (IFU)."""
+        try:
+            return mode_of_store(self).read_frames is not None  # type: ignore[arg-type]
+        except Spec3cError:  # no (or mixed) science exposures: none of full frames either
+            return False
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._store, name)
