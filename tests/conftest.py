@@ -2,6 +2,7 @@
 so helper modules here (``apcorr_files``) are importable from every test package."""
 
 import os
+import shutil
 
 import pytest
 
@@ -21,3 +22,36 @@ def _no_crds_cache(monkeypatch):
     reference files from it (``tests/test_crds.py`` configures its own)."""
     for name in ("CRDS_PATH", "CRDS_CONTEXT", "CRDS_SERVER_URL"):
         monkeypatch.delenv(name, raising=False)
+
+
+# -- disk: CI machines may have only a few GB free, and the whole suite writes ~6 GB of temporary
+# files (simulated exposures, stores, jwst's and spec3c's products).  Each test's ``tmp_path`` goes
+# when the test passes (``tmp_path_retention_policy = "failed"`` in pyproject.toml); the folders a
+# test module made go when the module is done, unless one of its tests failed.
+
+#: folders kept for the whole session: shared_cache's builds and the session fixtures' folders
+SESSION_FOLDER_PREFIXES = ("shared-", "session-")
+
+_modules_with_failures: set[str] = set()
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item, call):
+    report = yield
+    if report.failed:
+        _modules_with_failures.add(item.nodeid.split("::")[0])
+    return report
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _module_folders_removed(request, tmp_path_factory):
+    """Remove the temporary folders made while this module ran (module fixtures' and tests'), once
+    it is done, unless a test failed.  Session fixtures name theirs ``session-*`` to be kept."""
+    base = tmp_path_factory.getbasetemp()
+    before = {path.name for path in base.iterdir()}
+    yield
+    if request.node.nodeid in _modules_with_failures:
+        return
+    for path in base.iterdir():
+        if path.name not in before and not path.name.startswith(SESSION_FOLDER_PREFIXES):
+            shutil.rmtree(path, ignore_errors=True)

@@ -27,14 +27,14 @@ def _ingested(root: Path, mode: str, options: SimOptions) -> Path:
 @pytest.fixture(scope="session")
 def fs_store(tmp_path_factory) -> Path:
     """NIRSpec FS, 3 nods (3 sources), sky left in and 2 background members."""
-    return _ingested(tmp_path_factory.mktemp("fs"), "nirspec-fs",
+    return _ingested(tmp_path_factory.mktemp("session-fs"), "nirspec-fs",
                      SimOptions(seed=5, n_exposures=3, with_background=2, nod_subtracted=False))
 
 
 @pytest.fixture(scope="session")
 def slitless_store(tmp_path_factory) -> Path:
     """MIRI LRS slitless, 3 exposures of one source."""
-    return _ingested(tmp_path_factory.mktemp("slitless"), "miri-lrs-slitless", SimOptions(seed=5, n_exposures=3))
+    return _ingested(tmp_path_factory.mktemp("session-slitless"), "miri-lrs-slitless", SimOptions(seed=5, n_exposures=3))
 
 
 @pytest.fixture
