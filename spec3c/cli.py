@@ -9,7 +9,7 @@ import contextlib
 import os
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -23,8 +23,9 @@ from .errors import Spec3cError
 if TYPE_CHECKING:
     from tqdm import tqdm
 
-    from .process import SourceReport
-    from .products.export import ExportedPaths
+    from .naming import ProductNaming
+    from .process import ProcessReport, SourceReport
+    from .products.export import ExportedPaths, ExportRequest, SourceExport
 
 
 #: ``spec3c --debug``: errors show their traceback
@@ -427,8 +428,9 @@ def _process_options(func: Callable[..., Any]) -> Callable[..., Any]:
 
 def _run_process(ctx: click.Context, store_path: Path, sources: str | None, workers: int | None,  # noqa: PLR0913
                  config_file: Path | None, skip: tuple[str, ...], force: bool,
-                 scheduler: str | None = None) -> list[SourceReport]:
-    """Process the store; returns the sources that failed (listed on stderr)."""
+                 scheduler: str | None = None, export: ExportRequest | None = None) -> ProcessReport:
+    """Process the store (``export``: and write each source's products as it is processed);
+    the sources that failed are listed on stderr."""
     from .check import store_writer
     from .process import process_store
 
@@ -439,7 +441,7 @@ def _run_process(ctx: click.Context, store_path: Path, sources: str | None, work
     try:
         with store_writer(store_path):
             report = process_store(store_path, sources=chosen, config=config, workers=workers, force=force,
-                                   progress=bar, scheduler=scheduler)
+                                   progress=bar, scheduler=scheduler, export=export)
     finally:
         bar.close()
     failed = report.failed
@@ -449,7 +451,7 @@ def _run_process(ctx: click.Context, store_path: Path, sources: str | None, work
         click.echo(f"  recomputed {count}: {reason}")
     for r in failed:
         click.echo(f"  FAILED {r.source}: {r.error}", err=True)
-    return failed
+    return report
 
 
 @main.command(context_settings=_PROCESS_CONTEXT)
@@ -478,7 +480,7 @@ def process(ctx: click.Context, store_path: Path, sources: str | None, workers: 
     """
     workers = _workers_for_store(store_path, workers, scheduler)
     with _local_pool(workers, scheduler, ("spec3c.process",)):
-        failed = _run_process(ctx, store_path, sources, workers, config_file, skip, force, scheduler)
+        failed = _run_process(ctx, store_path, sources, workers, config_file, skip, force, scheduler).failed
     if failed:
         ctx.exit(1)
 
@@ -517,21 +519,41 @@ def _check_writable(folder: Path, what: str) -> None:
                                    "nothing was done") from exc
 
 
-def _export(store_path: Path, output_dir: Path, suffix: str, sources: str | None,  # noqa: PLR0913
-            workers: int | None = None, scheduler: str | None = None) -> ExportedPaths:
-    from .check import store_writer
-    from .products import ProductNaming, export_store
-    from .products.fits_io import remove_stale_temporaries
+def _store_naming(store_path: Path) -> ProductNaming:
+    """The product names of the store's association."""
+    from .naming import ProductNaming
     from .results import load_association
     from .store import open_store
 
-    _check_writable(output_dir, "output folder")
     with open_store(store_path) as store:
         try:
             asn = load_association(store)
         except KeyError as exc:
             raise click.ClickException(f"{store_path}: no association recorded; re-run `spec3c ingest`") from exc
-    naming = ProductNaming(asn["product_name"], asn["asn_id"], asn.get("exp_type"), asn.get("table_name"))
+    return ProductNaming(asn["product_name"], asn["asn_id"], asn.get("exp_type"), asn.get("table_name"))
+
+
+def _export_request(store_path: Path, output_dir: Path, suffixes: Sequence[str]) -> ExportRequest:
+    """``spec3c run``'s export, made by process's workers as each source is processed."""
+    from .products.export import export_request
+    from .products.fits_io import remove_stale_temporaries
+    from .store import open_store
+
+    remove_stale_temporaries(output_dir)  # products whose writer was killed mid-write
+    with open_store(store_path) as store:
+        return export_request(store, output_dir, _store_naming(store_path), suffixes)
+
+
+def _export(store_path: Path, output_dir: Path, suffix: str, sources: str | None,  # noqa: PLR0913
+            workers: int | None = None, scheduler: str | None = None,
+            exported: Mapping[str, SourceExport] | None = None) -> ExportedPaths:
+    """Export the store (``exported``: sources whose products process's workers wrote, only recorded)."""
+    from .check import store_writer
+    from .products import export_store
+    from .products.fits_io import remove_stale_temporaries
+
+    _check_writable(output_dir, "output folder")
+    naming = _store_naming(store_path)
     suffixes = [s.strip() for s in suffix.split(",") if s.strip()]
     chosen = [s.strip() for s in sources.split(",") if s.strip()] if sources else None
     output_dir.mkdir(parents=True, exist_ok=True)
@@ -540,7 +562,7 @@ def _export(store_path: Path, output_dir: Path, suffix: str, sources: str | None
     try:
         with store_writer(store_path):  # the export records what it wrote in the store
             return export_store(store_path, output_dir, naming, suffixes, chosen, progress=bar, workers=workers,
-                                scheduler=scheduler)
+                                scheduler=scheduler, written_by_process=exported)
     finally:
         bar.close()
 
@@ -672,11 +694,17 @@ def run(ctx: click.Context, asn: Path, output_dir: Path, backend: str | None, so
             bar.close()
         click.echo(f"ingest: {len(report.ingested)} new, {len(report.unchanged)} unchanged exposures")
         seconds["ingest"], start = time.perf_counter() - start, time.perf_counter()
-        failed = _run_process(ctx, store_path, sources, workers, config_file, skip, force, scheduler)
+        # each source's products are written by the worker that processed it, from what it holds;
+        # the export stage records them and writes the rest (association products, any it could not)
+        request = _export_request(store_path, output_dir, DEFAULT_SUFFIXES)
+        processed = _run_process(ctx, store_path, sources, workers, config_file, skip, force, scheduler, request)
+        failed = processed.failed
         seconds["process"], start = time.perf_counter() - start, time.perf_counter()
         good = _sources_left(store_path, sources, failed)  # the others are still exported
         if good != "":
-            exported = _export(store_path, output_dir, ",".join(DEFAULT_SUFFIXES), good, workers, scheduler)
+            written = {r.source: r.exported for r in processed.processed if r.exported is not None}
+            exported = _export(store_path, output_dir, ",".join(DEFAULT_SUFFIXES), good, workers, scheduler,
+                               written)
             seconds["export"] = time.perf_counter() - start
             click.echo(f"wrote {len(exported.written)} products to {output_dir} "
                        f"({len(exported.unchanged)} unchanged):")

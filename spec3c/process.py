@@ -16,13 +16,14 @@ its inputs and the next ``process`` recomputes.
 
 from __future__ import annotations
 
+import copy
 import time
 import uuid
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -45,6 +46,10 @@ from .results import COMPLETE, FAILED, SKIPPED, STATUS
 from .steps import STEPS, master_background
 from .steps.context import StepContext, StepOutcome, science_inputs
 from .store import Store, open_store
+from .store.records import Cutout
+
+if TYPE_CHECKING:
+    from .products.export import ExportRequest, ProcessedSource, SourceExport
 
 _log = logger("process")
 
@@ -59,6 +64,8 @@ class SourceReport:
     seconds: float = 0.0
     error: str | None = None
     reasons: list[str] = field(default_factory=list)
+    #: its products, when the worker that processed it exported it (``export`` of :func:`process_store`)
+    exported: SourceExport | None = None
 
 
 @dataclass
@@ -137,6 +144,69 @@ class _RecordingStore:
         return getattr(self._store, name)
 
 
+#: a source's results larger than this (bytes) are not kept for its export: it reads them back
+_KEPT_RESULT_BYTES = 16 * 2**20
+
+
+class _KeepingStore:
+    """The store, keeping what processing ``source`` reads (its cutouts, copied before the steps
+    change them in place) and writes (its results, as the store would return them) for the
+    export of its products that follows in the same worker (:func:`_export_kept`)."""
+
+    def __init__(self, store: Store, source: str) -> None:
+        from .products.export import ProcessedSource
+
+        self._store = store
+        self.kept: ProcessedSource = ProcessedSource(source)
+
+    def read_cutouts(self, source: str, planes: Any = None) -> list[Cutout]:
+        cutouts = self._store.read_cutouts(source, planes)
+        if source == self.kept.source and planes is None:
+            self.kept.cutouts = [Cutout(c.source, c.exposure, c.slit, copy.deepcopy(c.meta),
+                                        {name: a.copy() for name, a in c.planes.items()}, c.wcs_asdf)
+                                 for c in cutouts]
+        return cutouts
+
+    def put_result(self, source: str, key: str, arrays: Mapping[str, Any], meta: Mapping[str, Any]) -> None:
+        self._store.put_result(source, key, arrays, meta)
+        self._keep(source, key, arrays, meta)
+
+    def put_results(self, results: Any) -> None:
+        items = list(results)
+        self._store.put_results(items)
+        for source, key, arrays, meta in items:
+            self._keep(source, key, arrays, meta)
+
+    def delete_result(self, source: str, key: str) -> None:
+        self._store.delete_result(source, key)
+        if source == self.kept.source:
+            self.kept.results.pop(key, None)
+
+    def _keep(self, source: str, key: str, arrays: Mapping[str, Any], meta: Mapping[str, Any]) -> None:
+        if source != self.kept.source:
+            return
+        self.kept.results.pop(key, None)
+        if sum(np.asarray(a).nbytes for a in arrays.values()) <= _KEPT_RESULT_BYTES:
+            as_read = self._store.result_as_read(arrays, meta)
+            if as_read is not None:
+                self.kept.results[key] = as_read
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._store, name)
+
+
+def _export_kept(store: Store, kept: ProcessedSource, request: ExportRequest) -> SourceExport | None:
+    """The products of a source just processed, from what its processing kept (None if they could
+    not be written: ``export_store`` writes them again the usual way, and reports why)."""
+    from .products.export import export_processed
+
+    try:
+        return export_processed(store, kept, request)
+    except Exception as exc:  # the export stage after process tries again and reports the error
+        _log.debug("source %s: not exported after processing (%s: %s)", kept.source, type(exc).__name__, exc)
+        return None
+
+
 def run_source(store: Store, source: str, config: PipelineConfig,
                provenance: Mapping[str, Any] | None = None) -> SourceReport:
     """Run the mode's plan on one source and write its results, status last.
@@ -173,17 +243,22 @@ def run_source(store: Store, source: str, config: PipelineConfig,
 
 # -- the per-source job ----------------------------------------------------------------
 
-def _worker(source: str, store_path: str, config_dict: dict[str, dict[str, Any]],
-            provenance: dict[str, Any], reasons: list[str]) -> SourceReport:
-    """Process one source in a worker (a pool process, a Dask worker or this process)."""
+def _worker(source: str, store_path: str, config_dict: dict[str, dict[str, Any]],  # noqa: PLR0913
+            provenance: dict[str, Any], reasons: list[str], export: ExportRequest | None = None) -> SourceReport:
+    """Process one source in a worker (a pool process, a Dask worker or this process); with
+    ``export``, then write its products from what it holds."""
     config = resolve_config(overrides=config_dict)
     with open_store(store_path, mode="a") as store:
+        keeping = _KeepingStore(store, source) if export is not None else None
         try:
-            report = run_source(store, source, config, provenance)
+            report = run_source(keeping or store, source, config, provenance)  # type: ignore[arg-type]
         except Exception as exc:  # a failing source must not stop the others; its error is reported
             report = _failed(source, exc)
             store.put_result(source, STATUS, {}, {"error": report.error, "params": config.to_dict(),
                                                  "steps": {"exp_to_source": {"status": FAILED}}})
+        else:
+            if keeping is not None and export is not None:
+                report.exported = _export_kept(store, keeping.kept, export)
     report.reasons = reasons
     return report
 
@@ -355,6 +430,7 @@ def process_store(  # noqa: PLR0913 - each is a CLI option
     force: bool = False,
     progress: ProgressFn | None = None,
     scheduler: str | None = None,
+    export: ExportRequest | None = None,
 ) -> ProcessReport:
     """Process the chosen (default: all) sources of a store whose key changed.
 
@@ -364,6 +440,11 @@ def process_store(  # noqa: PLR0913 - each is a CLI option
     ``scheduler``: None runs the sources in ``workers`` local processes;
     ``"local[:N]"`` on a Dask LocalCluster, ``"tcp://HOST:PORT"`` on a running
     Dask cluster (the store must be on a path every worker sees).
+
+    ``export`` (``spec3c run``): each worker then writes the products of the source it processed,
+    from the cutouts and results it holds, without reading them back (``SourceReport.exported``;
+    :func:`spec3c.products.export.export_store` records them).  Only for modes of cutouts, one
+    source a job: a full-frame (IFU) source's data are too large to hold twice.
     """
     start = time.perf_counter()
     store_path = Path(store_path).resolve()
@@ -393,7 +474,9 @@ def process_store(  # noqa: PLR0913 - each is a CLI option
     if mode.batch_size > 1:
         results, errors = _map_batches(todo, mode.batch_size, store_path, config, **executor)
     else:
-        jobs = {p.source: (str(store_path), config.to_dict(), p.provenance, list(p.reasons)) for p in todo}
+        with_export = (export,) if export is not None and mode.read_frames is None else ()
+        jobs = {p.source: (str(store_path), config.to_dict(), p.provenance, list(p.reasons), *with_export)
+                for p in todo}
         outcome = map_sources(_worker, jobs, **executor)
         results, errors = outcome.results, outcome.errors
     for plan in todo:

@@ -28,6 +28,7 @@ from ..parallel import ProgressFn, map_sources
 from ..provenance import file_sha256
 from ..results import ASSOCIATION_SOURCE, S3D, STATUS, X1D, crf_key
 from ..store import Store, open_store
+from ..store.records import ALL_PLANES, Cutout
 from .ifu_crf import write_ifu_crfs
 from .ifu_x1d import write_cube_x1ds
 from .meta import product_stamp, stamping, step_params, step_statuses
@@ -45,8 +46,8 @@ from .writers import (
     write_x1d,
 )
 
-__all__ = ["DEFAULT_SUFFIXES", "ExportIncomplete", "ExportedPaths", "export_source", "export_store",
-           "products_available"]
+__all__ = ["DEFAULT_SUFFIXES", "ExportIncomplete", "ExportRequest", "ExportedPaths", "ProcessedSource",
+           "export_processed", "export_request", "export_source", "export_store", "products_available"]
 
 _log = logger("export")
 
@@ -122,13 +123,39 @@ def _writer(store: Store, suffix: str) -> Writer:
     return _WRITERS[(suffix, mode.products[suffix])]
 
 
+@dataclass
+class ProcessedSource:
+    """What processing one source read and wrote, as the store returns it: ``cutouts`` (every
+    plane, as read before the steps changed them) and ``results`` (key -> (arrays, meta)).  The
+    worker that processed the source exports it from these (:func:`export_processed`) instead of
+    reading them back; what is not here is read from the store."""
+
+    source: str
+    cutouts: list[Cutout] | None = None
+    results: dict[str, tuple[dict[str, Any], dict[str, Any]]] = field(default_factory=dict)
+
+
+def _with_planes(cutouts: list[Cutout], planes: Any) -> list[Cutout]:
+    """``cutouts`` as a store's ``read_cutouts(source, planes)`` returns them."""
+    if planes is None:
+        return cutouts
+    wanted = [p for p in planes if p in ALL_PLANES]
+    return [Cutout(c.source, c.exposure, c.slit, c.meta, {p: c.planes[p] for p in wanted if p in c.planes},
+                   c.wcs_asdf) for c in cutouts]
+
+
 class _CachedStore:
     """Read-through cache over a store for one export: every writer of a
-    source asks for the same exposures, cutouts and results."""
+    source asks for the same exposures, cutouts and results.  ``processed``: what processing the
+    source has just read and written, served without reading the store."""
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, processed: ProcessedSource | None = None) -> None:
         self._store = store
         self._cache: dict[tuple[Any, ...], Any] = {}
+        self._processed = processed
+        if processed is not None:
+            for key, result in processed.results.items():
+                self._cache[("get_result", processed.source, key)] = result
 
     def _cached(self, name: str, *args: Any) -> Any:
         key = (name, *args)
@@ -143,6 +170,9 @@ class _CachedStore:
         return self._cached("list_cutouts", source)
 
     def read_cutouts(self, source: str, planes: Any = None) -> Any:
+        known = self._processed
+        if known is not None and known.source == source and known.cutouts is not None:
+            return _with_planes(known.cutouts, planes)
         return self._cached("read_cutouts", source, planes)
 
     def list_results(self, source: str | None = None) -> Any:
@@ -166,7 +196,8 @@ class _CachedStore:
         alone = self._frame_results(source)
         keys = {key} | {k for _, k in self.list_results(source) if "/planes/" not in k and k not in alone and (
             source != ASSOCIATION_SOURCE or ("/" in key and k.startswith(family)))}
-        for name, result in self._store.get_results_of(source, sorted(keys)).items():
+        unread = sorted(k for k in keys if ("get_result", source, k) not in self._cache)
+        for name, result in (self._store.get_results_of(source, unread) if unread else {}).items():
             self._cache.setdefault(("get_result", source, name), result)
 
     def _frame_results(self, source: str) -> set[str]:
@@ -293,6 +324,30 @@ def export_source(
     return _export_source(store, source, naming, out_dir, suffixes).written
 
 
+@dataclass(frozen=True)
+class ExportRequest:
+    """``spec3c run``'s export of each source it processes, made by the worker that processed it
+    (:func:`spec3c.process.process_store`'s ``export``); ``naming`` as :func:`export_request` completes it."""
+
+    out_dir: str
+    naming: ProductNaming
+    suffixes: tuple[str, ...]
+
+
+def export_request(store: Store, out_dir: str | os.PathLike[str], naming: ProductNaming,
+                   suffixes: Iterable[str] = DEFAULT_SUFFIXES) -> ExportRequest:
+    """The request of an export of ``store``'s sources to ``out_dir`` (absolute), made while they are processed."""
+    return ExportRequest(str(Path(out_dir).resolve()), _resolved_once(store, naming), tuple(suffixes))
+
+
+def export_processed(store: Store, processed: ProcessedSource, request: ExportRequest) -> SourceExport:
+    """Write the products of a source just processed (its products are new: nothing is kept), from
+    what its processing read and wrote and, for the rest, from ``store``."""
+    cached = _CachedStore(store, processed)
+    return _export_source(cached, processed.source, request.naming, request.out_dir,  # type: ignore[arg-type]
+                          request.suffixes)
+
+
 def _export_one(source: str, store_path: str, naming: ProductNaming, out_dir: str,
                 suffixes: tuple[str, ...], previous: dict[str, Any] | None) -> SourceExport:
     with open_store(store_path) as store:
@@ -364,6 +419,7 @@ def export_store(  # noqa: PLR0913 - each is a CLI option
     progress: ProgressFn | None = None,
     workers: int | None = None,
     scheduler: str | None = None,
+    written_by_process: Mapping[str, SourceExport] | None = None,
 ) -> ExportedPaths:
     """Export every source (or ``sources``) of the store at ``store_path``.
 
@@ -371,7 +427,9 @@ def export_store(  # noqa: PLR0913 - each is a CLI option
     1 = in this process), or on a Dask cluster (``scheduler``, as
     :func:`spec3c.process.process_store`).  ``progress(source, done, total)``
     is called after each source.  Products still identical to what an earlier
-    export wrote for the same computation are left alone.
+    export wrote for the same computation are left alone.  ``written_by_process``: sources
+    whose products were written as they were processed (:func:`export_processed`),
+    only recorded here.
 
     Raises
     ------
@@ -397,8 +455,9 @@ def export_store(  # noqa: PLR0913 - each is a CLI option
     per_source = any(layouts[s] != ASSOCIATION for s in suffixes if s in layouts)
     wanted = tuple(suffixes)
     # decided here, so that a folder already up to date needs no workers at all
-    kept = {s: done for s in (keys if per_source else [])
-            if (done := _up_to_date(s, out_dir, manifest.get(s), runs.get(s), wanted))}
+    kept = {s: done for s, done in (written_by_process or {}).items() if s in keys and per_source}
+    kept |= {s: done for s in (keys if per_source else []) if s not in kept
+             if (done := _up_to_date(s, out_dir, manifest.get(s), runs.get(s), wanted))}
     jobs = {s: (str(store_path), resolved, str(out_dir), wanted, manifest.get(s))
             for s in (keys if per_source else []) if s not in kept}
     outcome = map_sources(_export_one, jobs, workers=workers, scheduler=scheduler, progress=progress)

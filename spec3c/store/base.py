@@ -190,6 +190,13 @@ class Store(ABC):
         for source, key, arrays, meta in results:
             self.put_result(source, key, arrays, meta)
 
+    def result_as_read(self, arrays: Mapping[str, np.ndarray], meta: Mapping[str, Any]
+                       ) -> tuple[dict[str, np.ndarray], dict[str, Any]] | None:
+        """What :meth:`get_result` would return for a result put with ``arrays`` and ``meta``,
+        made without the store (None: this backend cannot say; read it back).  A worker that has
+        just written a source's results exports them from this instead of reading them back."""
+        return None
+
     def get_results_of(self, source: str, keys: Sequence[str]) -> dict[str, tuple[dict[str, np.ndarray], dict[str, Any]]]:
         """The results ``keys`` of one source that exist, by key (backends read them in one go)."""
         out = {}

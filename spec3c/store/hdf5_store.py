@@ -202,6 +202,11 @@ class HDF5Store(Store):
                 opts = _COMPRESSION if arr.ndim and arr.size > 1 else {}
                 f.create_dataset(name, data=arr, **opts)
 
+    def result_as_read(self, arrays: Mapping[str, np.ndarray], meta: Mapping[str, Any]
+                       ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+        # h5py lists a group's datasets by name, and reads a 0-d dataset as a numpy scalar
+        return {k: np.array(arrays[k])[()] for k in sorted(arrays)}, loads_meta(dumps_meta(meta))
+
     def get_result(self, source: str, key: str) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
         path = self._result_file(source, key)
         if not path.exists():

@@ -86,6 +86,10 @@ class MemoryStore(Store):
             copy.deepcopy(dict(meta)),
         )
 
+    def result_as_read(self, arrays: Mapping[str, np.ndarray], meta: Mapping[str, Any]
+                       ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+        return {k: np.array(v) for k, v in arrays.items()}, copy.deepcopy(dict(meta))
+
     def get_result(self, source: str, key: str) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
         arrays, meta = self._results[(source, key)]
         return {k: v.copy() for k, v in arrays.items()}, copy.deepcopy(meta)

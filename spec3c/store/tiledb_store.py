@@ -529,6 +529,10 @@ class TileDBStore(Store):
                 "data": _objects([pack_arrays(latest[k][0]) for k in keys]),
             }
 
+    def result_as_read(self, arrays: Mapping[str, np.ndarray], meta: Mapping[str, Any]
+                       ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+        return unpack_arrays(pack_arrays(arrays)), loads_meta(dumps_meta(meta))
+
     def get_results(self, key: str) -> dict[tuple[str, str], tuple[dict[str, np.ndarray], dict[str, Any]]]:
         ranges = [key, slice(f"{key}/", f"{key}0")]  # the key and every "key/..." ('0' follows '/')
         rows = self._read_ranges("results", ["meta", "data"], (slice(None), ranges))

@@ -345,6 +345,24 @@ class StoreContract(ABC):
         with pytest.raises(KeyError):
             self.reopen(store).get_result("src/1", "x1d")
 
+    def test_result_as_read_is_what_a_read_returns(self, store: Store) -> None:
+        """A backend that says what a read of a result returns (for exports made without reading
+        results back) says exactly that: the same keys, values, dtypes and metadata."""
+        arrays = {"sci": np.arange(6, dtype=">f4").reshape(2, 3), "wave": np.linspace(1, 2, 3), "n": np.array(3),
+                  "dq": np.array([1, 2**31], np.uint32), "empty": np.zeros((0, 4))}
+        meta = {"status": "COMPLETE", "shape": (2, 3), "nested": {"a": [1.5, None]}, "n": np.int64(4)}
+        predicted = store.result_as_read(arrays, meta)
+        if predicted is None:
+            pytest.skip(f"{self.store_cls.__name__} does not say what a read returns")
+        writer = self.reopen(store, "a")
+        writer.put_result("src", "s2d", arrays, meta)
+        got, got_meta = self.reopen(store).get_result("src", "s2d")
+        assert predicted[1] == got_meta
+        assert list(predicted[0]) == list(got)
+        for key, value in got.items():
+            assert predicted[0][key].dtype == value.dtype and predicted[0][key].shape == value.shape
+            np.testing.assert_array_equal(predicted[0][key], value)
+
     def test_results_of_one_source_read_together(self, store: Store) -> None:
         writer = self.reopen(store, "a")
         for exposure in ("e1", "e2", "e3"):
