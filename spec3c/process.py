@@ -231,13 +231,15 @@ def run_source(store: Store, source: str, config: PipelineConfig,
         seconds = time.perf_counter() - t0
         report.steps[name] = outcome.record(seconds)
         outcome.log(name, source, seconds)
-    recording.flush()
     for key in sorted(before - recording.written - {STATUS}):
-        store.delete_result(source, key)
+        store.delete_result(source, key)  # results of an earlier run that this one did not make
     report.seconds = time.perf_counter() - start
-    store.put_result(source, STATUS, {}, {"steps": report.steps, "params": config.to_dict(),
-                                         "spec3c_version": __version__, "seconds": report.seconds,
-                                         "run": uuid.uuid4().hex, **(provenance or {})})
+    # the status goes last, in the same store write as the results still held (one TileDB fragment:
+    # both or neither are seen)
+    recording.put_result(source, STATUS, {}, {"steps": report.steps, "params": config.to_dict(),
+                                             "spec3c_version": __version__, "seconds": report.seconds,
+                                             "run": uuid.uuid4().hex, **(provenance or {})})
+    recording.flush()
     return report
 
 

@@ -77,6 +77,8 @@ class Resampled2D:
     wavelength: np.ndarray
     wcs_asdf: bytes
     meta: dict[str, Any] = field(default_factory=dict)
+    #: the output gwcs object while it is at hand (resample_spec made it); not stored
+    gwcs: Any = field(default=None, repr=False, compare=False)
 
     _ARRAYS = ("sci", "err", "wht", "con", "var_poisson", "var_rnoise", "var_flat", "wavelength")
 

@@ -12,7 +12,7 @@ import functools
 import os
 import threading
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +36,7 @@ from ..results import (
     load_association,
     x1d_exposure_key,
 )
+from ..steps.extract_1d import APERTURE_RADEC, extraction_position
 from ..steps.replay import replay_input_steps, replayed_steps
 from ..store import Store
 from ..store.records import OPTIONAL_PLANES, Cutout, CutoutInfo, ExposureRecord
@@ -632,27 +633,16 @@ def write_exposure_x1ds(
     return paths
 
 
-def _extraction_position(spectrum: Spectrum1D, wcs: Any) -> tuple[float, float] | None:
-    """(RA, Dec) at the centre of the extraction aperture (the reference's SLIT_RA/SLIT_DEC)."""
-    row, col = spectrum.meta.get("extraction_row"), spectrum.meta.get("extraction_col")
-    if row is None or col is None or wcs is None:
-        return None
-    x, y = (float(row), float(col)) if spectrum.meta.get("dispersion_direction") == 2 else (float(col), float(row))
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        world = wcs(x, y)
-    ra, dec = float(world[0]), float(world[1])
-    return (ra, dec) if np.isfinite(ra) and np.isfinite(dec) else None
-
-
-def _place(attrs: dict[str, Any], spectrum: Spectrum1D, record: ExposureRecord, wcs: Any) -> None:
+def _place(attrs: dict[str, Any], spectrum: Spectrum1D, record: ExposureRecord, wcs: Callable[[], Any]) -> None:
     """Extraction limits as the reference records them (x across, y along the dispersion when it
-    is along y), SLIT_RA/SLIT_DEC at the aperture centre, PA_APER; in place."""
+    is along y), SLIT_RA/SLIT_DEC at the aperture centre (as extraction found it, else from ``wcs()``,
+    the spectrum's gwcs), PA_APER; in place."""
     if attrs.get("dispersion_direction") == 2:
         for a, b in (("extraction_xstart", "extraction_ystart"), ("extraction_xstop", "extraction_ystop")):
             va, vb = attrs.pop(a, None), attrs.pop(b, None)
             attrs.update({k: v for k, v in ((a, vb), (b, va)) if v is not None})
-    centre = _extraction_position(spectrum, wcs)
+    found = APERTURE_RADEC in spectrum.meta
+    centre = spectrum.meta[APERTURE_RADEC] if found else extraction_position(spectrum.meta, wcs())
     if centre is not None:
         attrs["slit_ra"], attrs["slit_dec"] = centre
     angle = record.meta.get("meta.aperture.position_angle")
@@ -676,14 +666,15 @@ def _write_spectrum(store: Store, naming: ProductNaming, status: Mapping[str, An
     attrs = _spec_attributes(spectrum, cutouts, record)
     if s2d is not None:
         meta = _s2d_meta(naming, status, cutouts, records, s2d)[0]
-        wcs = meta["wcs"].wcs()
+        wcs = meta["wcs"].wcs
         if not _mode(naming, records).extraction.aperture_by_slit:
             attrs["name"] = naming.exp_type  # extract_1d names a resampled slit by its EXP_TYPE
         if image:
             attrs.pop("source_id", None)  # ImageModel inputs have no source id
     else:
         meta = top_level_meta(record, cutouts[0])
-        wcs = wcs_from_asdf(cutouts[0].wcs_asdf) if cutouts[0].wcs_asdf else None
+        wcs_asdf = cutouts[0].wcs_asdf
+        wcs = functools.partial(wcs_from_asdf, wcs_asdf) if wcs_asdf else lambda: None
         if image:
             for key in ("source_id", "source_type", "slitlet_id"):
                 attrs.pop(key, None)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import warnings
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -193,7 +194,7 @@ def transposed(s2d: Resampled2D) -> Resampled2D:
     """A dispersion-along-y spectrum seen with dispersion along x (as the reference transposes)."""
     arrays = {name: np.ascontiguousarray(getattr(s2d, name).T)
               for name in ("sci", "err", "wht", "var_poisson", "var_rnoise", "var_flat", "wavelength")}
-    return Resampled2D(**arrays, con=s2d.con, wcs_asdf=s2d.wcs_asdf, meta=s2d.meta)
+    return Resampled2D(**arrays, con=s2d.con, wcs_asdf=s2d.wcs_asdf, meta=s2d.meta, gwcs=s2d.gwcs)
 
 
 def transposed_reference(ref: dict[str, Any] | None) -> dict[str, Any] | None:
@@ -224,6 +225,24 @@ class Spectrum:
     located: bool = False  # resample_spec recorded the source row
 
 
+#: the spectrum meta's (RA, Dec) of the aperture centre (:func:`extraction_position`), when extraction had the gwcs
+APERTURE_RADEC = "aperture_radec"
+
+
+def extraction_position(meta: Mapping[str, Any], wcs: Any) -> list[float] | None:
+    """[RA, Dec] at the centre of the extraction aperture of a spectrum with ``meta`` (the
+    reference's SLIT_RA/SLIT_DEC), ``wcs`` the 2-D spectrum's gwcs; None where it is not on the sky."""
+    row, col = meta.get("extraction_row"), meta.get("extraction_col")
+    if row is None or col is None or wcs is None:
+        return None
+    x, y = (float(row), float(col)) if meta.get("dispersion_direction") == 2 else (float(col), float(row))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        world = wcs(x, y)
+    ra, dec = float(world[0]), float(world[1])
+    return [ra, dec] if np.isfinite(ra) and np.isfinite(dec) else None
+
+
 def extract_spectrum(s2d: Resampled2D, what: Spectrum, params: Extract1dParams,
                      ) -> tuple[StepOutcome, Spectrum1D | None]:
     """Extract one 2-D spectrum (resampled, or an unresampled exposure) with the step's parameters."""
@@ -249,6 +268,8 @@ def extract_spectrum(s2d: Resampled2D, what: Spectrum, params: Extract1dParams,
     spectrum.meta["aperture_file"] = reference
     if along_y:
         spectrum.meta["dispersion_direction"] = 2
+    if s2d.gwcs is not None:  # found now, with the gwcs at hand: the x1d's writer need not deserialise it
+        spectrum.meta[APERTURE_RADEC] = extraction_position(spectrum.meta, s2d.gwcs)
     notes = _aperture_correction(spectrum, s2d, what, params) if point else ()
     meta = spectrum.meta
     message = (f"{len(spectrum.columns['WAVELENGTH'])} columns, cross-dispersion aperture "

@@ -148,6 +148,6 @@ def resample(inputs: SourceInputs, build_grid: Callable[[GridOptions], Any], par
     s2d = Resampled2D(
         sci=planes["sci"], err=planes["err"], wht=planes["wht"], con=planes["con"],
         var_poisson=planes["var_poisson"], var_rnoise=planes["var_rnoise"], var_flat=planes["var_flat"],
-        wavelength=wavelength, wcs_asdf=wcs_to_asdf(wcs), meta=meta,
+        wavelength=wavelength, wcs_asdf=wcs_to_asdf(wcs), meta=meta, gwcs=wcs,
     )
     return StepOutcome(COMPLETE, f"{len(inputs)} inputs -> {grid.shape[0]}x{grid.shape[1]}"), s2d
