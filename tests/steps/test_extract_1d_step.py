@@ -5,7 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pytest
 
+from spec3c.gwcs_asdf import wcs_from_asdf
 from spec3c.results import COMPLETE, SKIPPED, Spectrum1D, x1d_exposure_key
 from spec3c.steps import extract_1d, resample_spec
 
@@ -26,6 +28,20 @@ def test_extracts_the_s2d(fs_store, make_context):
     spectrum = Spectrum1D.load(ctx.store, ctx.source)
     assert np.isfinite(spectrum.columns["FLUX"]).mean() > 0.9
     assert spectrum.meta["exp_type"] == ctx.inputs.exp_type()
+
+
+def test_the_aperture_centre_on_the_sky_is_found_with_the_s2d_gwcs(fs_store, make_context):
+    """SLIT_RA/SLIT_DEC's position is kept with the spectrum, from the gwcs resample_spec made; the
+    stored gwcs (what the x1d writer would otherwise deserialise) gives it to rounding."""
+    ctx = make_context(fs_store, FS_APERTURES)
+    resample_spec.run(ctx)
+    extract_1d.run(ctx)
+    spectrum = Spectrum1D.load(ctx.store, ctx.source)
+    ra, dec = spectrum.meta[extract_1d.APERTURE_RADEC]
+    assert extract_1d.extraction_position(spectrum.meta, wcs_from_asdf(ctx.s2d.wcs_asdf)) == pytest.approx(
+        [ra, dec], abs=1e-12)
+    assert abs(dec - ctx.inputs.cutouts[0].planes["dec"][np.isfinite(ctx.inputs.cutouts[0].planes["dec"])]
+               ).min() < 1e-3  # on the slit
 
 
 def test_unresampled_mode_extracts_every_exposure(slitless_store, make_context):
