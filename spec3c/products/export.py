@@ -29,6 +29,7 @@ from ..provenance import file_sha256
 from ..results import ASSOCIATION_SOURCE, S3D, STATUS, X1D, crf_key
 from ..store import Store, open_store
 from ..store.records import ALL_PLANES, Cutout
+from .fits_io import finished_in_background
 from .ifu_crf import write_ifu_crfs
 from .ifu_x1d import write_cube_x1ds
 from .meta import product_stamp, stamping, step_params, step_statuses
@@ -293,17 +294,19 @@ def _export_source(store: Store, source: str, naming: ProductNaming, out_dir: st
     done = SourceExport(source, None if status is None else status.get("run"))
     available = done.available = products_available(cached, source)  # type: ignore[arg-type]
     out = Path(out_dir)
-    with stamping(product_stamp(status, source)):
+    written: dict[str, list[Path]] = {}
+    with stamping(product_stamp(status, source)), finished_in_background():
         for suffix in (s for s in wanted if s in available):
             kept = _unchanged(out, previous, done.run, suffix)
             if kept is not None:
                 done.unchanged += kept
                 done.products[suffix] = {p.name: previous["products"][suffix][p.name] for p in kept}  # type: ignore[index]
                 continue
-            written = _writer(cached, suffix)(cached, source, naming, out_dir)  # type: ignore[arg-type]
-            files = written if isinstance(written, list) else [written]
-            done.written += files
-            done.products[suffix] = {p.name: file_sha256(p) for p in files}
+            files = _writer(cached, suffix)(cached, source, naming, out_dir)  # type: ignore[arg-type]
+            written[suffix] = files if isinstance(files, list) else [files]
+    for suffix, files in written.items():  # in place now (finished_in_background)
+        done.written += files
+        done.products[suffix] = {p.name: file_sha256(p) for p in files}
     _log.info("source %s: %d product(s) written, %d unchanged (%s)", source, len(done.written),
               len(done.unchanged), ", ".join(s for s in wanted if s in done.products))
     _log.debug("source %s: wrote %s", source, ", ".join(p.name for p in done.written))

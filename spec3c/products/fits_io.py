@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import errno
 import os
 import re
@@ -10,8 +11,11 @@ import socket
 import tempfile
 import time
 import warnings
+from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from stdatamodels.validate import ValidationWarning
 
@@ -21,7 +25,7 @@ from ..gwcs_asdf import materialised
 from .direct_fits import write_fits_direct
 from .meta import stamp_model
 
-__all__ = ["atomic_save", "remove_stale_temporaries", "validate_strict"]
+__all__ = ["atomic_save", "finished_in_background", "remove_stale_temporaries", "validate_strict"]
 
 #: a product being written: ``.<final name>.<host>.<pid>.<random>.tmp`` beside its final name
 _TEMPORARY = re.compile(r"^\.(?P<final>.+\.fits)\.(?P<host>[^.]*)\.(?P<pid>\d+)\.[^.]+\.tmp$")
@@ -157,16 +161,72 @@ def atomic_save(model: Any, path: str | os.PathLike[str], *, fast: bool = False,
     try:
         _write_then_rename(model, path, fast, direct and direct_writing())
     except Exception as exc:
-        os_error = _os_error_of(exc)
-        if os_error is None:
-            raise
-        # a short write (astropy: "N requested and M written", no errno) is a full disk or file-size limit too
-        short = os_error.errno is None and "written" in str(os_error)
-        reason = "File too large or disk full (a short write)" if short else (os_error.strerror or str(os_error))
-        hint = ("; free space (or raise the file-size limit) and export again: the products already "
-                "written are complete" if short or os_error.errno in _NO_SPACE else "")
-        raise Spec3cError(f"{path}: the product could not be written: {reason}{hint}") from exc
+        raise _product_error(path, exc) from exc
     return path
+
+
+def _product_error(path: Path, exc: Exception) -> Exception:
+    """The error to raise for a product that could not be written: a :class:`Spec3cError` naming the
+    file and the reason when an OSError is behind ``exc``, else ``exc``."""
+    os_error = _os_error_of(exc)
+    if os_error is None:
+        return exc
+    # a short write (astropy: "N requested and M written", no errno) is a full disk or file-size limit too
+    short = os_error.errno is None and "written" in str(os_error)
+    reason = "File too large or disk full (a short write)" if short else (os_error.strerror or str(os_error))
+    hint = ("; free space (or raise the file-size limit) and export again: the products already "
+            "written are complete" if short or os_error.errno in _NO_SPACE else "")
+    return Spec3cError(f"{path}: the product could not be written: {reason}{hint}")
+
+
+# -- a product's last steps (sync to disk, then rename) in the background ----------------------
+
+@dataclass
+class _Finishing:
+    """A :func:`finished_in_background` block: its thread, and the products it is finishing."""
+
+    thread: ThreadPoolExecutor
+    pending: list[tuple[Path, Future[None]]] = field(default_factory=list)
+
+
+_FINISHING: contextvars.ContextVar[_Finishing | None] = contextvars.ContextVar("spec3c_finishing", default=None)
+
+
+@contextlib.contextmanager
+def finished_in_background() -> Iterator[None]:
+    """Products written in the block are synced to disk and renamed into place by a background
+    thread while the block goes on writing (a sync is a wait of ~3 ms a file, not work); the
+    block's end waits for them all, and raises the first failure (its file not left behind).
+    Inside the block, a product's file appears at its path only by the block's end."""
+    # a thread of the block's own: none is left running after it (nor copied into a forked worker)
+    block = _Finishing(ThreadPoolExecutor(max_workers=1, thread_name_prefix="spec3c-sync"))
+    token = _FINISHING.set(block)
+    failure: BaseException | None = None
+    try:
+        yield
+    finally:
+        _FINISHING.reset(token)
+        for path, future in block.pending:
+            try:
+                future.result()
+            except Exception as exc:  # every file is waited for; the first failure is raised
+                failure = failure or _product_error(path, exc)
+        block.thread.shutdown()
+    if failure is not None:
+        raise failure
+
+
+def _finish(f: IO[bytes], tmp: Path, path: Path) -> None:
+    """Sync the written temporary ``tmp`` to disk and rename it to ``path``; removed on failure."""
+    try:
+        with f:
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; products get the usual mode
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def _validate_with_wcs_objects(model: Any) -> None:
@@ -209,19 +269,23 @@ def _write_then_rename(model: Any, path: Path, fast: bool, direct: bool) -> None
     prefix = f".{path.name}.{_host()}.{os.getpid()}."
     fd, tmp_name = tempfile.mkstemp(prefix=prefix, suffix=".tmp", dir=path.parent)
     tmp = Path(tmp_name)
+    f = os.fdopen(fd, "wb")
     try:
-        with os.fdopen(fd, "wb") as f:
-            # a file object (not a path) keeps meta.filename = the final name
-            # the writers' trees are valid (the test suite validates every product type): asdf need not check
-            with asdf_write_unvalidated():
-                if not (direct and write_fits_direct(model, f)):
-                    _with_wcs_objects(model)  # stdatamodels writes gwcs objects only
-                    with indexed_hdus() if fast else contextlib.nullcontext():
-                        model.to_fits(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; products get the usual mode
-        os.replace(tmp, path)
+        # a file object (not a path) keeps meta.filename = the final name
+        # the writers' trees are valid (the test suite validates every product type): asdf need not check
+        with asdf_write_unvalidated():
+            if not (direct and write_fits_direct(model, f)):
+                _with_wcs_objects(model)  # stdatamodels writes gwcs objects only
+                with indexed_hdus() if fast else contextlib.nullcontext():
+                    model.to_fits(f)
+        f.flush()
     except BaseException:
+        with contextlib.suppress(OSError):  # closing flushes what is buffered: a full disk fails again
+            f.close()
         tmp.unlink(missing_ok=True)
         raise
+    block = _FINISHING.get()
+    if block is None:
+        _finish(f, tmp, path)
+    else:
+        block.pending.append((path, block.thread.submit(_finish, f, tmp, path)))

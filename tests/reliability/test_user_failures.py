@@ -12,6 +12,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import threading
 import time
 import warnings
 from pathlib import Path
@@ -29,7 +30,7 @@ from harness import (
 
 from spec3c.check import check_store
 from spec3c.errors import Spec3cError
-from spec3c.products.fits_io import atomic_save, remove_stale_temporaries
+from spec3c.products.fits_io import atomic_save, finished_in_background, remove_stale_temporaries
 
 #: a file-size limit between the small products (x1d ~50 kB, s2d ~250 kB) and the large (cal, crf ~600 kB)
 FSIZE_LIMIT = 400_000
@@ -87,6 +88,51 @@ def test_disk_full_leaves_no_partial_product(fs_output, tmp_path, monkeypatch):
         atomic_save(model, target)
     assert target.read_bytes() == b"the earlier, complete product"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["product_x1d.fits"]
+
+
+def test_products_synced_in_the_background_are_in_place_when_the_block_ends(fs_output, tmp_path, monkeypatch):
+    """finished_in_background: the sync and rename of each product go on (in another thread) while
+    the next is written; by the block's end every product is at its name, with the usual mode, and
+    nothing else is left."""
+    model = _a_product(fs_output)
+    real_fsync, threads = os.fsync, []
+
+    def fsync(fd: int) -> None:
+        threads.append(threading.current_thread())
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    with finished_in_background():
+        for name in ("a_x1d.fits", "b_x1d.fits", "c_x1d.fits"):
+            atomic_save(model, tmp_path / name)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a_x1d.fits", "b_x1d.fits", "c_x1d.fits"]
+    mask = os.umask(0o022)
+    os.umask(mask)
+    expected = (tmp_path / "a_x1d.fits").read_bytes()
+    for path in tmp_path.iterdir():
+        assert path.stat().st_mode & 0o777 == 0o666 & ~mask
+        assert len(path.read_bytes()) == len(expected) > 2880
+    assert len(threads) == 3 and threading.main_thread() not in threads
+
+
+def test_a_failed_sync_in_the_background_is_raised_at_the_block_end(fs_output, tmp_path, monkeypatch):
+    """ENOSPC from the sync of the second of three products: the block ends with an error naming it,
+    the other two are in place, the failed one is not, and no temporary is left."""
+    model = _a_product(fs_output)
+    real_fsync, calls = os.fsync, []
+
+    def fsync(fd: int) -> None:
+        calls.append(fd)
+        if len(calls) == 2:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    with pytest.raises(Spec3cError, match="b_x1d.fits: the product could not be written: No space left"):
+        with finished_in_background():
+            for name in ("a_x1d.fits", "b_x1d.fits", "c_x1d.fits"):
+                atomic_save(model, tmp_path / name)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a_x1d.fits", "c_x1d.fits"]
 
 
 def test_temporaries_of_dead_writers_are_removed(tmp_path):
