@@ -146,6 +146,8 @@ class _RecordingStore:
 
 #: a source's results larger than this (bytes) are not kept for its export: it reads them back
 _KEPT_RESULT_BYTES = 16 * 2**20
+#: nor are its cutouts when they are larger than this (bytes) all together: a copy would double them
+_KEPT_CUTOUT_BYTES = 256 * 2**20
 
 
 class _KeepingStore:
@@ -161,7 +163,8 @@ class _KeepingStore:
 
     def read_cutouts(self, source: str, planes: Any = None) -> list[Cutout]:
         cutouts = self._store.read_cutouts(source, planes)
-        if source == self.kept.source and planes is None:
+        size = sum(a.nbytes for c in cutouts for a in c.planes.values())
+        if source == self.kept.source and planes is None and size <= _KEPT_CUTOUT_BYTES:
             self.kept.cutouts = [Cutout(c.source, c.exposure, c.slit, copy.deepcopy(c.meta),
                                         {name: a.copy() for name, a in c.planes.items()}, c.wcs_asdf)
                                  for c in cutouts]

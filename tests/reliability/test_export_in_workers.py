@@ -77,3 +77,28 @@ def test_a_source_the_worker_could_not_export_is_exported_after(mos_input, tmp_p
     res = CliRunner().invoke(main, ["run", str(mos_input), "-o", str(tmp_path / "out"), "--workers", "1"])
     assert res.exit_code == 0, res.output
     assert len(calls) == 4 and "wrote 16 products" in res.output
+
+
+def test_what_is_too_large_to_keep_is_read_back(mos_input, tmp_path, monkeypatch):
+    """Cutouts and results over the keeping limits are read back from the store by the worker's
+    export: the same products as when everything is kept."""
+    import spec3c.process as process_module
+
+    kept, read_back = tmp_path / "kept", tmp_path / "read_back"
+    res = CliRunner().invoke(main, ["run", str(mos_input), "-o", str(kept), "--workers", "1"])
+    assert res.exit_code == 0, res.output
+    reads = []
+    real_read = export_module._CachedStore.read_cutouts
+
+    def counted(self, source, planes=None):  # type: ignore[no-untyped-def]
+        reads.append(source)
+        return real_read(self, source, planes)
+
+    monkeypatch.setattr(process_module, "_KEPT_CUTOUT_BYTES", 0)
+    monkeypatch.setattr(process_module, "_KEPT_RESULT_BYTES", 0)
+    monkeypatch.setattr(export_module._CachedStore, "read_cutouts", counted)
+    res = CliRunner().invoke(main, ["run", str(mos_input), "-o", str(read_back), "--workers", "1"])
+    assert res.exit_code == 0, res.output
+    assert reads, "the export read the cutouts back"
+    assert data_differences(product_data(read_back), product_data(kept)) == []
+    assert _headers(read_back) == _headers(kept)
