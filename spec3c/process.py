@@ -163,8 +163,9 @@ class _KeepingStore:
 
     def read_cutouts(self, source: str, planes: Any = None) -> list[Cutout]:
         cutouts = self._store.read_cutouts(source, planes)
-        size = sum(a.nbytes for c in cutouts for a in c.planes.values())
-        if source == self.kept.source and planes is None and size <= _KEPT_CUTOUT_BYTES:
+        if source != self.kept.source or planes is not None:
+            return cutouts
+        if sum(a.nbytes for c in cutouts for a in c.planes.values()) <= _KEPT_CUTOUT_BYTES:
             self.kept.cutouts = [Cutout(c.source, c.exposure, c.slit, copy.deepcopy(c.meta),
                                         {name: a.copy() for name, a in c.planes.items()}, c.wcs_asdf)
                                  for c in cutouts]

@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, NoReturn
 
 from stdatamodels.validate import ValidationWarning
 
@@ -161,22 +161,22 @@ def atomic_save(model: Any, path: str | os.PathLike[str], *, fast: bool = False,
     try:
         _write_then_rename(model, path, fast, direct and direct_writing())
     except Exception as exc:
-        raise _product_error(path, exc) from exc
+        _raise_product_error(path, exc)
     return path
 
 
-def _product_error(path: Path, exc: Exception) -> Exception:
-    """The error to raise for a product that could not be written: a :class:`Spec3cError` naming the
-    file and the reason when an OSError is behind ``exc``, else ``exc``."""
+def _raise_product_error(path: Path, exc: Exception) -> NoReturn:
+    """Raise what a product that could not be written because of ``exc`` raises: a
+    :class:`Spec3cError` naming the file and the reason when an OSError is behind ``exc``, else ``exc``."""
     os_error = _os_error_of(exc)
     if os_error is None:
-        return exc
+        raise exc
     # a short write (astropy: "N requested and M written", no errno) is a full disk or file-size limit too
     short = os_error.errno is None and "written" in str(os_error)
     reason = "File too large or disk full (a short write)" if short else (os_error.strerror or str(os_error))
     hint = ("; free space (or raise the file-size limit) and export again: the products already "
             "written are complete" if short or os_error.errno in _NO_SPACE else "")
-    return Spec3cError(f"{path}: the product could not be written: {reason}{hint}")
+    raise Spec3cError(f"{path}: the product could not be written: {reason}{hint}") from exc
 
 
 # -- a product's last steps (sync to disk, then rename) in the background ----------------------
@@ -201,7 +201,7 @@ def finished_in_background() -> Iterator[None]:
     # a thread of the block's own: none is left running after it (nor copied into a forked worker)
     block = _Finishing(ThreadPoolExecutor(max_workers=1, thread_name_prefix="spec3c-sync"))
     token = _FINISHING.set(block)
-    failure: BaseException | None = None
+    failure: tuple[Path, Exception] | None = None
     try:
         yield
     finally:
@@ -210,10 +210,10 @@ def finished_in_background() -> Iterator[None]:
             try:
                 future.result()
             except Exception as exc:  # every file is waited for; the first failure is raised
-                failure = failure or _product_error(path, exc)
+                failure = failure or (path, exc)
         block.thread.shutdown()
     if failure is not None:
-        raise failure
+        _raise_product_error(*failure)
 
 
 def _finish(f: IO[bytes], tmp: Path, path: Path) -> None:
