@@ -19,6 +19,7 @@ from . import __version__
 from . import log as logs
 from .asdf_plugins import load_only_jwst_plugins
 from .errors import Spec3cError
+from .import_hooks import defer_unused_imports
 
 if TYPE_CHECKING:
     from tqdm import tqdm
@@ -162,6 +163,7 @@ def main(ctx: click.Context, log_level: str, log_file: Path | None, quiet: bool,
     global _DEBUG
     _DEBUG = debug
     load_only_jwst_plugins()  # asdf then skips plugins JWST files never use (1-2 s of imports)
+    defer_unused_imports()  # fitters and solvers few runs use wait until one does; no scipy for tables
     try:
         logs.configure("DEBUG" if debug else log_level, log_file, quiet=quiet, debug=debug)
     except OSError as exc:

@@ -45,6 +45,7 @@ from typing import Any, Generic, TypeVar
 
 from .asdf_plugins import load_only_jwst_plugins
 from .errors import Spec3cError
+from .import_hooks import defer_unused_imports
 from .interrupt import interrupted
 from .log import (
     LogForwarder,
@@ -169,6 +170,7 @@ def _init_local_worker(threads: int, running_dir: str, logging_settings: WorkerL
     os.environ["OMP_NUM_THREADS"] = str(threads)
     _RUNNING_DIR = running_dir
     load_only_jwst_plugins()  # as the spec3c command does
+    defer_unused_imports()
     forget_parent_logging()  # a forked worker has the parent's handlers
     configure_worker(logging_settings)  # its records go to the parent's handlers
 

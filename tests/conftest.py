@@ -1,8 +1,10 @@
 """Shared test configuration: this folder is on ``sys.path`` (pytest's prepend import mode),
 so helper modules here (``apcorr_files``) are importable from every test package."""
 
+import atexit
 import os
 import shutil
+import tempfile
 
 import pytest
 
@@ -14,6 +16,12 @@ pytest.register_assert_rewrite("spec3c.testing")
 # every product a test writes is validated against its datamodel schema (a run skips it): with this
 # set in every test process (and the CLI subprocesses they start), validity is the suite's guarantee
 os.environ["SPEC3C_VALIDATE_PRODUCTS"] = "1"
+
+# the class schemas products are made with are built and kept in a cache of this test process (and of the
+# CLI subprocesses it starts), not in the developer's ~/.cache/spec3c
+_SCHEMA_CACHE = tempfile.mkdtemp(prefix="spec3c-test-cache-")
+os.environ["SPEC3C_CACHE_DIR"] = _SCHEMA_CACHE
+atexit.register(shutil.rmtree, _SCHEMA_CACHE, ignore_errors=True)
 
 
 @pytest.fixture(autouse=True)

@@ -24,7 +24,6 @@ from __future__ import annotations
 import warnings
 
 import numpy as np
-from scipy.optimize import minimize
 
 from .. import dqflags
 
@@ -158,6 +157,8 @@ def _fit_scale(template: np.ndarray, cleaned: np.ndarray, norm: np.ndarray,
     cur_norm = cur / peak
     if (np.nanmedian(norm) != 1.0) and (np.nanmax(np.abs(tmpl)) < 1e20) \
             and (np.nanmax(np.abs(cur_norm)) < 1e20):
+        from scipy.optimize import minimize  # here: scipy.optimize is deferred at start-up
+
         result = minimize(_profile_mse, x0=np.abs(np.nanmax(cur_norm)),
                           args=(np.abs(tmpl), np.abs(cur_norm)), method="Nelder-Mead")
         return result.x, peak

@@ -22,6 +22,7 @@ from stdatamodels import schema as dm_schema
 from stdatamodels.jwst import datamodels as dm
 
 from .fits_image import fits_table_dtype
+from .models import class_schema
 
 __all__ = ["HDRTAB", "attach_hdrtab", "blend_rules", "blended_values", "hdrtab_columns", "hdrtab_table",
            "s_region_slit_band"]
@@ -53,8 +54,7 @@ def _schema_blending(model_type: str = "SlitModel") -> tuple[tuple[tuple[str, st
         if sub.get("blend_table"):
             columns[attr] = str(sub.get("fits_keyword", attr))
 
-    with getattr(dm, model_type)() as model:
-        dm_schema.walk_schema(model.schema, visit, None)
+    dm_schema.walk_schema(class_schema(getattr(dm, model_type)), visit, None)
     return tuple(columns.items()), tuple(rules.items())
 
 

@@ -26,7 +26,7 @@ from ..algorithms.combine1d import CombinedSpectrum
 from ..results import COMPLETE
 from .fits_io import atomic_save
 from .meta import merge_tree
-from .models import new_model
+from .models import new_model, schema_model
 from .wcs import spectral_gwcs
 
 __all__ = ["DEFAULT_UNITS", "write_c1d"]
@@ -39,7 +39,8 @@ _SOURCE_TYPES = ("EXTENDED", "POINT", "UNKNOWN")
 
 def _combined_table(spectrum: CombinedSpectrum, flux_unit: str | None, sb_unit: str | None) -> fits.FITS_rec:
     """The COMBINE1D table as a FITS_rec with TUNITn set (stdatamodels casts DQ to uint32)."""
-    with dm.CombinedSpecModel(spec_table=spectrum.table()) as model:
+    with schema_model(dm.CombinedSpecModel) as model:  # the table is spec3c's own: not validated here
+        model.spec_table = spectrum.table()
         table = model.spec_table
     units = {"WAVELENGTH": "um", "FLUX": flux_unit, "ERROR": flux_unit,
              "SURF_BRIGHT": sb_unit, "SB_ERROR": sb_unit}  # fmt: skip

@@ -28,6 +28,7 @@ from ..steps.master_background import load_for_source, subtract_from_frames
 from ..store import Store
 from .fits_io import atomic_save
 from .meta import cal_steps_for, flat_to_tree, merge_tree, step_statuses
+from .models import schema_model
 from .writers import PathLike, _asn_meta, _cutouts, _nan_flagged, _records, _resolved, _status
 
 #: stored frame plane -> IFUImageModel attribute
@@ -69,7 +70,7 @@ def write_ifu_crfs(
                     meta["wcs"] = add_moving_target_frame(meta["wcs"].wcs(), mt_ra, mt_dec, *mean)
                     merge_tree(meta, {"wcsinfo": {"mt_avra": mean[0], "mt_avdec": mean[1]}})
             path = Path(out_dir) / exposure_product_filename(Path(record.filename).name, naming.asn_id, suffix)
-            with dm.IFUImageModel(node, validate_on_assignment=False) as model:
+            with schema_model(dm.IFUImageModel, node) as model:
                 model.instance["meta"] = merge_tree(dict(model.instance.get("meta", {})), meta)
                 model.meta.filename = path.name
                 paths.append(atomic_save(model, path, fast=True, direct=True))

@@ -28,7 +28,7 @@ from ..store import Cutout, ExposureRecord, Store
 from .c1d import write_c1d
 from .fits_io import atomic_save
 from .meta import merge_tree, primary_meta, top_level_meta
-from .models import class_schema
+from .models import class_schema, schema_model
 from .writers import _asn_meta, _exposure_node, _resolved
 
 __all__ = ["write_master_background_products"]
@@ -92,10 +92,9 @@ def _write_2d(master: MasterBackground, mode: Mode, record: ExposureRecord,
         nodes.append(node)
     path = out / exposure_product_filename(Path(record.filename).name, naming.asn_id, "masterbg2d")
     if mode.image_exposures:  # the background of the whole image
-        image = dm.ImageModel({k: v for k, v in nodes[0].items() if k in _IMAGE_ARRAYS},
-                              validate_on_assignment=False)
+        image = schema_model(dm.ImageModel, {k: v for k, v in nodes[0].items() if k in _IMAGE_ARRAYS})
         return _save(image, record, path, naming, wcs=nodes[0]["meta"].get("wcs"))
-    return _save(dm.MultiSlitModel({"slits": nodes}, validate_on_assignment=False), record, path, naming)
+    return _save(schema_model(dm.MultiSlitModel, {"slits": nodes}), record, path, naming)
 
 
 def _write_ifu_2d(store: Store, master: MasterBackground, record: ExposureRecord, cutouts: list[Cutout],
@@ -108,7 +107,7 @@ def _write_ifu_2d(store: Store, master: MasterBackground, record: ExposureRecord
     node["data"] = frame_background(master, frames, record.meta)
     path = out / exposure_product_filename(Path(record.filename).name, naming.asn_id, "masterbg2d")
     wcs = wcs_from_asdf(cutouts[0].wcs_asdf) if cutouts else None
-    return _save(dm.IFUImageModel(node, validate_on_assignment=False), record, path, naming, wcs=wcs)
+    return _save(schema_model(dm.IFUImageModel, node), record, path, naming, wcs=wcs)
 
 
 #: stored frame plane -> IFUImageModel attribute of the background copy

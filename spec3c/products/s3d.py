@@ -40,6 +40,7 @@ from ..store.records import ExposureRecord
 from .blend import attach_hdrtab, blended_values, hdrtab_table
 from .fits_io import validate_strict, validating
 from .meta import cal_steps_for, flat_to_tree, merge_tree, stamp_model, top_level_meta
+from .models import schema_model
 from .writers import (
     PathLike,
     _asn_meta,
@@ -206,7 +207,7 @@ def _model(cube: IfuCube, meta: dict[str, Any], planes: dict[str, np.ndarray]) -
         tree[attr] = planes[plane]
     if not cube.meta.get("linear", True):
         tree["wavedim"] = f"(1,{cube.shape[0]:d})"
-    model = dm.IFUCubeModel(tree, validate_on_assignment=False)
+    model = schema_model(dm.IFUCubeModel, tree)
     wave = None if cube.meta.get("linear", True) else _wavetable(cube)["wavelength"].reshape(-1)
     model.meta.wcs = cube_gwcs(cube.meta["wcsinfo"], cube.shape, wave)
     model.meta.wcsinfo.s_region = _s_region(model.meta.wcs)

@@ -57,7 +57,7 @@ from .meta import (
     step_params,
     top_level_meta,
 )
-from .models import class_schema, new_model
+from .models import class_schema, new_model, schema_model
 from .wcs import WCS_TABLE, WCS_TABLE_COLUMN, s2d_fits_wcs, spectral_gwcs, wcs_table
 
 __all__ = ["product_path", "write_s2d", "write_source_cal", "write_source_crf", "write_x1d"]
@@ -546,7 +546,7 @@ def spec_table(spectrum: Spectrum1D, units: Mapping[str, str] = CALIBRATED_UNITS
     """
     spec = getattr(_SPEC_MODELS, "model", None)
     if spec is None:
-        spec = _SPEC_MODELS.model = dm.SpecModel(validate_on_assignment=False)
+        spec = _SPEC_MODELS.model = schema_model(dm.SpecModel)
     spec.spec_table = spectrum.table()
     table = spec.spec_table
     del spec.spec_table
@@ -730,7 +730,7 @@ def write_exposure_crfs(
         meta = merge_tree(flat_to_tree(record.meta), extra)
         meta["wcs"] = StoredWcs(cutout.wcs_asdf)
         path = Path(out_dir) / exposure_product_filename(Path(record.filename).name, naming.asn_id, suffix)
-        with (dm.SlitModel if slit_model else dm.ImageModel)(node, validate_on_assignment=False) as model:
+        with new_model(dm.SlitModel, node) if slit_model else schema_model(dm.ImageModel, node) as model:
             # all of the input's metadata, SCI keywords (BUNIT, PIXAR_*, WCS) included, as the reference
             model.instance["meta"] = merge_tree(dict(model.instance.get("meta", {})), meta)
             model.meta.filename = path.name

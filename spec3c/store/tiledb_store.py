@@ -78,6 +78,9 @@ _WRITE_BYTES = 16 * 2**20
 _READ_ATTEMPTS = 5
 #: query-result bytes read before the cycle collector is run to free them (see _release)
 _RELEASE_BYTES = 64 * 2**20
+#: reads of images and results this large are released at once (an IFU exposure's frames, a cube): IFU
+#: runs hold little else, and their peak memory is what they read
+_RELEASE_AT_ONCE = 4 * 2**20
 
 
 def _config(threads: int = 2) -> tiledb.Config:
@@ -275,12 +278,12 @@ class TileDBStore(Store):
                 time.sleep(0.02 * (attempt + 1))
         raise AssertionError("unreachable")
 
-    def _release(self, nbytes: int) -> None:
+    def _release(self, nbytes: int, at_once: int = _RELEASE_BYTES) -> None:
         """tiledb-py frees query buffers only in the cycle collector: run it once ``_RELEASE_BYTES``
-        were read (a full collection costs ~0.1-2 s in a process holding many objects, so not after
-        every small read)."""
+        were read, or at once after a read of ``at_once`` bytes or more (a full collection costs
+        ~0.03-2 s in a process holding many objects, so not after every small read)."""
         self._unreleased += nbytes
-        if self._unreleased >= _RELEASE_BYTES:
+        if self._unreleased >= _RELEASE_BYTES or nbytes >= at_once:
             gc.collect()
             self._unreleased = 0
 
@@ -465,7 +468,7 @@ class TileDBStore(Store):
                 else:
                     image = np.frombuffer(bytes(blob), dtype=m["dtype"]).reshape(m["shape"]).copy()
                 del rows
-                gc.collect()
+                self._release(image.nbytes, at_once=_RELEASE_AT_ONCE)
                 return image
         raise KeyError(f"exposure {exposure!r} has no image plane {plane!r}")
 
@@ -485,7 +488,7 @@ class TileDBStore(Store):
         del rows
         for folder, attrs in frames.items():
             out.update(self._read_frames(folder, attrs))
-        gc.collect()
+        self._release(sum(a.nbytes for a in out.values()), at_once=_RELEASE_AT_ONCE)
         return out
 
     def _read_frames(self, folder: str, attrs: Mapping[str, str]) -> dict[str, np.ndarray]:
@@ -540,7 +543,7 @@ class TileDBStore(Store):
                zip(_text(rows["source"]), _text(rows["key"]), rows["meta"], rows["data"], strict=True)
                if k == key or k.startswith(f"{key}/")}
         del rows
-        gc.collect()
+        self._release(sum(a.nbytes for arrays, _ in out.values() for a in arrays.values()), at_once=_RELEASE_AT_ONCE)
         return out
 
     def get_results_of(self, source: str, keys: Sequence[str]) -> dict[str, tuple[dict[str, np.ndarray], dict[str, Any]]]:

@@ -257,3 +257,19 @@ def test_gwcs_matches_grid_and_saves(tmp_path):
     model.save(path)
     with dm.open(path) as back:
         np.testing.assert_allclose(back.meta.wcs(cols, rows)[2], got[2], rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("n", [2, 7, 64, 387])
+@pytest.mark.parametrize("psr", [1.0, 0.5, 1.37])
+def test_line_fit_is_astropys_linear_fitter_bit_for_bit(n, psr):
+    """The tangent lines are fitted without astropy.modeling.fitting, with the same arithmetic."""
+    from astropy.modeling import fitting
+    from astropy.modeling import models as am
+
+    from spec3c.algorithms.lrs_grid import _fit_line
+
+    rng = np.random.default_rng(n)
+    values = 1e-3 * np.arange(n) * 0.83 + 12.5 + rng.normal(scale=1e-6, size=n)
+    idx = np.linspace(0, n * psr, n, endpoint=False)
+    fit = fitting.LinearLSQFitter()(am.Linear1D(), idx, values)
+    assert _fit_line(values, psr) == (float(fit.slope.value), float(fit.intercept.value))

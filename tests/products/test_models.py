@@ -65,3 +65,86 @@ def test_the_schema_is_built_once_and_shared() -> None:
     second = new_model(dm.SlitModel, {})
     assert first.schema is second.schema is class_schema(dm.SlitModel)
     assert first.instance is not second.instance
+
+
+# -- the schema cache -------------------------------------------------------------------------
+
+
+@pytest.fixture
+def cache_folder(tmp_path, monkeypatch):
+    """An empty schema cache in ``tmp_path`` and no class schema built in this process yet."""
+    from spec3c.products import models
+
+    monkeypatch.setenv("SPEC3C_CACHE_DIR", str(tmp_path / "cache"))
+    models.class_schema.cache_clear()
+    yield tmp_path / "cache" / "schemas"
+    models.class_schema.cache_clear()
+
+
+def test_schemas_are_kept_and_read_back(cache_folder):
+    from spec3c.products import models
+
+    built = class_schema(dm.SlitModel)
+    assert built == dm.SlitModel().schema
+    kept = list(cache_folder.glob("*.marshal"))
+    assert len(kept) == 1
+    models.class_schema.cache_clear()
+    read = class_schema(dm.SlitModel)
+    assert read == built and read is not built
+    assert list(cache_folder.glob("*.marshal")) == kept and not list(cache_folder.glob(".schema-*"))
+
+
+def test_a_changed_schema_or_a_damaged_file_builds_again(cache_folder, monkeypatch):
+    from spec3c.products import models
+
+    built = class_schema(dm.MultiSpecModel)
+    (kept,) = cache_folder.glob("*.marshal")
+    kept.write_bytes(b"\x00 not marshal")
+    models.class_schema.cache_clear()
+    assert class_schema(dm.MultiSpecModel) == built  # damaged: built and kept again
+    assert models._read_cached(kept, models._cache_entry(dm.MultiSpecModel)[1]) == built
+    # another key (stdatamodels's schema files changed): the entry is another file, built afresh
+    monkeypatch.setattr(models, "_schema_files_key", lambda: "another version")
+    models.class_schema.cache_clear()
+    assert class_schema(dm.MultiSpecModel) == built
+    assert len(list(cache_folder.glob("*.marshal"))) == 2
+    # a file holding another key is not taken
+    path, key = models._cache_entry(dm.MultiSpecModel)
+    assert models._read_cached(path, key + " x") is None
+
+
+def test_no_cache_or_an_unwritable_one_still_gives_the_schema(cache_folder, monkeypatch):
+    from spec3c.products import models
+
+    monkeypatch.setenv("SPEC3C_CACHE_DIR", "")
+    assert models.schema_cache_folder() is None
+    assert class_schema(dm.SpecModel) == dm.SpecModel().schema
+    models.class_schema.cache_clear()
+    blocker = cache_folder.parent.parent / "file"
+    blocker.write_text("a file where the folder would be")
+    monkeypatch.setenv("SPEC3C_CACHE_DIR", str(blocker))
+    assert class_schema(dm.SpecModel) == dm.SpecModel().schema
+
+
+def test_schema_model_is_the_classes_model():
+    """schema_model runs the class's own initialiser (ImageModel's default arrays) around the shared schema."""
+    from spec3c.products.models import schema_model
+
+    data = np.ones((3, 4), np.float32)
+    tree = {"data": data, "dq": np.zeros((3, 4), np.uint32), "meta": {"filename": "x.fits"}}
+    ours, theirs = schema_model(dm.ImageModel, dict(tree)), dm.ImageModel(dict(tree))
+    assert type(ours) is dm.ImageModel and ours.schema == theirs.schema
+    assert set(_without_date(ours.instance)) == set(_without_date(theirs.instance))
+    assert ours.meta.model_type == theirs.meta.model_type == "ImageModel"
+    assert ours.err is None and theirs.err is None and (ours.data == theirs.data).all()
+
+
+def test_exposure_crfs_of_slit_and_image_inputs_are_written(tmp_path):
+    """The crf writer makes SlitModel exposures with new_model (SlitModel takes no schema argument)."""
+    from spec3c.products.models import new_model, schema_model
+
+    node = {"data": np.ones((3, 4), np.float32), "name": "S200A1", "meta": {"filename": "x.fits"}}
+    with new_model(dm.SlitModel, dict(node)) as slit, schema_model(dm.ImageModel, {"data": node["data"]}) as image:
+        assert slit.name == "S200A1" and image.data.shape == (3, 4)
+    with pytest.raises(AttributeError):
+        schema_model(dm.SlitModel, dict(node))
