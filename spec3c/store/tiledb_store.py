@@ -44,9 +44,11 @@ import tiledb
 from ..errors import Spec3cWarning, StoreError
 from .base import (
     ALL_PLANES,
+    Chained,
     Cutout,
     CutoutInfo,
     ExposureRecord,
+    LazyCutouts,
     Store,
     cutout_keys,
     dumps_meta,
@@ -314,6 +316,21 @@ class TileDBStore(Store):
             arr[np.array([record.name])] = {"record": np.array([record.to_json()])}
         if self._writable:
             self._remove_frames(record.name, keep=self._frames_folder(record.name))
+
+    def _commit_exposures(self, exposures: Sequence[tuple[ExposureRecord, LazyCutouts]]) -> None:
+        """All their cutouts in one write, then all their records in one (the commit point of all)."""
+        if len(exposures) < 2:
+            super()._commit_exposures(exposures)
+            return
+        for record, cutouts in exposures:
+            self._delete_stale(record.name, {(source, slit) for source, _, slit in cutout_keys(cutouts)}, set())
+        self._write_cutouts(Chained([cutouts for _, cutouts in exposures]))
+        with self._open("exposures", "w") as arr:
+            arr[np.array([record.name for record, _ in exposures])] = {
+                "record": np.array([record.to_json() for record, _ in exposures])}
+        if self._writable:
+            for record, _ in exposures:
+                self._remove_frames(record.name, keep=None)
 
     def _write_cutouts(self, cutouts: Sequence[Cutout]) -> None:
         """In writes of at most :data:`_WRITE_BYTES` of planes each (libtiledb holds about twice a

@@ -195,6 +195,27 @@ class StoreContract(ABC):
         with pytest.raises(KeyError, match="no source"):
             s.source("zzz")
 
+    def test_exposures_committed_together(self, store: Store) -> None:
+        """commit_exposures: the same store as one commit_exposure each; a bad exposure commits none."""
+        cuts = {name: [make_cutout(src, name, f"slit{src}", shape=(4, 5 + k), seed=k) for src in ("a", "b")]
+                for k, name in enumerate(("e0", "e1", "e2"))}
+        store.commit_exposure(make_record("e2", sha="1" * 64), [make_cutout("c", "e2", "old")])  # replaced
+        store.commit_exposures([(make_record(name), cuts[name]) for name in cuts])
+        s = self.reopen(store)
+        assert [r.name for r in s.list_exposures()] == ["e0", "e1", "e2"]
+        assert s.get_exposure("e2").sha256 == "0" * 64  # type: ignore[union-attr]
+        assert s.sources() == ["a", "b"]  # e2's old cutout is gone
+        for src in ("a", "b"):
+            got = s.read_cutouts(src)
+            assert [c.exposure for c in got] == ["e0", "e1", "e2"]
+            for c, want in zip(got, [cuts[n][0 if src == "a" else 1] for n in cuts], strict=True):
+                assert_cutouts_equal(c, want)
+        bad = make_cutout("a", "e4", "s")
+        del bad.planes["ra"]
+        with pytest.raises(StoreError, match="missing planes"):
+            store.commit_exposures([(make_record("e3"), [make_cutout("a", "e3", "s")]), (make_record("e4"), [bad])])
+        assert [r.name for r in self.reopen(store).list_exposures()] == ["e0", "e1", "e2"]
+
     def test_plane_selection(self, store: Store) -> None:
         store.commit_exposure(make_record("e1"), [make_cutout("a", "e1", "s")])
         [got] = self.reopen(store).read_cutouts("a", ["wavelength", "dq"])

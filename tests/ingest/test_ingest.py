@@ -136,9 +136,13 @@ KILL_SCRIPT = textwrap.dedent(
     """
     import os, signal, sys
     from pathlib import Path
+    import spec3c.ingest
     from spec3c.ingest import ingest
     from spec3c.store import tiledb_store
     commits = []
+    batched = len(sys.argv) > 4
+    if not batched:
+        spec3c.ingest.BATCH_BYTES = 0  # one commit per member: the second is killed half-way
 
     def kill():
         os.kill(os.getpid(), signal.SIGKILL)
@@ -147,10 +151,10 @@ KILL_SCRIPT = textwrap.dedent(
         write_cutouts = tiledb_store.TileDBStore._write_cutouts
 
         def write_then_die(self, cutouts):
-            write_cutouts(self, cutouts)  # the second exposure's cutouts are written ...
+            write_cutouts(self, cutouts)  # the second exposure's (or the batch's) cutouts are written ...
             commits.append(1)
-            if len(commits) == 2:
-                kill()  # ... but its record never is
+            if len(commits) == (1 if batched else 2):
+                kill()  # ... but its record (their records) never is
 
         tiledb_store.TileDBStore._write_cutouts = write_then_die
     else:
@@ -221,3 +225,38 @@ def test_cli_missing_member_writes_nothing(mos, tmp_path):
     assert res.exit_code == 1
     assert missing.name in res.output
     assert not (tmp_path / "s").exists()
+
+
+def test_small_members_are_committed_together(mos, tmp_path, monkeypatch):
+    """Small in-memory members go into the store in one write and one commit; the store is the one
+    that committing them one by one makes."""
+    import spec3c.ingest as ingest_module
+    from spec3c.store import tiledb_store
+
+    writes: list[int] = []
+    write_cells = tiledb_store._write_cells
+    monkeypatch.setattr(tiledb_store, "_write_cells", lambda arr, cutouts: (writes.append(len(cutouts)),
+                                                                             write_cells(arr, cutouts)))
+    together = ingest(mos.asn_path, tmp_path / "together")
+    assert len(together.ingested) == 3 and writes == [together.n_cutouts]  # one write of every cutout
+    writes.clear()
+    monkeypatch.setattr(ingest_module, "BATCH_BYTES", 0)  # each member on its own
+    apart = ingest(mos.asn_path, tmp_path / "apart")
+    assert len(writes) == 3
+    assert (together.ingested, together.n_cutouts) == (apart.ingested, apart.n_cutouts)
+    assert_stores_equal(tmp_path / "together", tmp_path / "apart")
+
+
+def test_ingest_killed_in_a_batched_commit_then_rerun(mos, tmp_path):
+    """Killed after a batch's cutouts were written and before its records: no exposure is seen, and
+    the next ingest reads them all."""
+    killed = subprocess.run(
+        [sys.executable, "-c", KILL_SCRIPT, str(mos.asn_path), str(tmp_path / "killed"), "tiledb", "batched"],
+        capture_output=True, text=True, check=False,
+    )
+    assert killed.returncode == -9, killed.stderr
+    assert open_store(tmp_path / "killed").list_exposures() == []
+    assert open_store(tmp_path / "killed").list_cutouts() == []
+    assert len(ingest(mos.asn_path, tmp_path / "killed").ingested) == 3
+    ingest(mos.asn_path, tmp_path / "clean")
+    assert_stores_equal(tmp_path / "killed", tmp_path / "clean")
