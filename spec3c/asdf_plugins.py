@@ -28,6 +28,8 @@ from collections.abc import Sequence
 from types import ModuleType
 from typing import Any
 
+from .import_hooks import AfterImportLoader
+
 #: distributions whose ASDF plugins JWST files need (normalised names)
 JWST_ASDF_PACKAGES = frozenset({
     "asdf", "asdf-standard", "asdf-astropy", "asdf-coordinates-schemas", "asdf-transform-schemas",
@@ -81,23 +83,6 @@ def _keep_jwst_plugins(module: ModuleType) -> None:
     module.entry_points = entry_points  # type: ignore[attr-defined]
 
 
-class _FilteringLoader(importlib.abc.Loader):
-    """Runs asdf's module as its own loader would, then filters its plugin listing."""
-
-    def __init__(self, inner: importlib.abc.Loader) -> None:
-        self._inner = inner
-
-    def create_module(self, spec: importlib.machinery.ModuleSpec) -> ModuleType | None:
-        return self._inner.create_module(spec)
-
-    def exec_module(self, module: ModuleType) -> None:
-        self._inner.exec_module(module)
-        _adjust(module)
-
-    def __getattr__(self, name: str) -> Any:  # get_source, get_code...: the inner loader's
-        return getattr(self._inner, name)
-
-
 class _OnAsdfImport(importlib.abc.MetaPathFinder):
     """Finds asdf's entry-point module with the ordinary path finder and wraps its loader (once)."""
 
@@ -108,7 +93,7 @@ class _OnAsdfImport(importlib.abc.MetaPathFinder):
         sys.meta_path.remove(self)
         spec = importlib.machinery.PathFinder.find_spec(fullname, path)
         if spec is not None and spec.loader is not None:
-            spec.loader = _FilteringLoader(spec.loader)
+            spec.loader = AfterImportLoader(spec.loader, _adjust)  # asdf's module runs, then is adjusted
         return spec
 
 

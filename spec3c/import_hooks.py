@@ -37,7 +37,7 @@ from typing import Any
 DEFERRED = frozenset({"astropy.modeling.fitting", "astropy.nddata", "scipy.optimize", "scipy.linalg",
                       "numpy.f2py", "numpy.testing"})
 
-__all__ = ["DEFERRED", "defer_unused_imports"]
+__all__ = ["DEFERRED", "AfterImportLoader", "defer_unused_imports"]
 
 _LOCK = threading.RLock()  # one thread runs a deferred module's code; another waits for it
 
@@ -64,6 +64,9 @@ class _DeferredLoader(importlib.abc.Loader):
     def exec_module(self, module: ModuleType) -> None:
         module.__dict__["__getattr__"] = _runs_on_first_use(module, self._inner)
 
+    def __getattr__(self, name: str) -> Any:  # get_source, get_resource_reader...: the inner loader's
+        return getattr(self._inner, name)
+
 
 def _runs_on_first_use(module: ModuleType, inner: importlib.abc.Loader) -> Any:
     """The module-level ``__getattr__`` (PEP 562) that runs ``module``'s code, then answers."""
@@ -86,7 +89,7 @@ def _runs_on_first_use(module: ModuleType, inner: importlib.abc.Loader) -> Any:
     return first_use
 
 
-class _AfterImportLoader(importlib.abc.Loader):
+class AfterImportLoader(importlib.abc.Loader):
     """Runs the module as ``inner`` would, then ``after(module)``."""
 
     def __init__(self, inner: importlib.abc.Loader, after: Callable[[ModuleType], None]) -> None:
@@ -99,6 +102,9 @@ class _AfterImportLoader(importlib.abc.Loader):
     def exec_module(self, module: ModuleType) -> None:
         self._inner.exec_module(module)
         self._after(module)
+
+    def __getattr__(self, name: str) -> Any:  # get_source, get_resource_reader...: the inner loader's
+        return getattr(self._inner, name)
 
 
 class _StartupFinder(importlib.abc.MetaPathFinder):
@@ -120,7 +126,7 @@ class _StartupFinder(importlib.abc.MetaPathFinder):
         if fullname in self.deferred:
             spec.loader = _DeferredLoader(inner)
         elif after is not None:
-            spec.loader = _AfterImportLoader(inner, after)
+            spec.loader = AfterImportLoader(inner, after)
         return spec
 
 
