@@ -298,14 +298,14 @@ def _commit(store: Store, asn: Association, todo: list[_Planned], staged: Stagin
     store.consolidate()
 
 
-#: staged exposures of cutouts only, held in memory, are committed together up to this many bytes of
-#: planes: one TileDB fragment and one commit for all (~30 ms an exposure otherwise, a small run's tenth)
+#: staged exposures held in memory are committed together up to this many bytes of planes and images:
+#: one TileDB write each of cutouts, images and records for all (~30 ms a write otherwise, a small run's tenth)
 BATCH_BYTES = 16 * 2**20
 
 
 def _commit_exposures(store: Store, plans: Iterator[_Planned], staged: Staging, report: IngestReport) -> None:
     """Commit every exposure staged so far (``plans``: the members they are, in order, consumed); small
-    ones of cutouts only in batches (:data:`BATCH_BYTES`), the others one at a time."""
+    ones in batches (:data:`BATCH_BYTES`), the others one at a time."""
     batch: list[tuple[_Planned, ExposureData]] = []
     size = 0
     for data in staged.drain():
@@ -325,17 +325,18 @@ def _commit_exposures(store: Store, plans: Iterator[_Planned], staged: Staging, 
 
 
 def _batchable_bytes(data: ExposureData) -> int | None:
-    """Bytes of ``data``'s planes if it can be committed with others (in memory, no images), else None."""
-    if data.images or isinstance(data.cutouts, LazyCutouts):
+    """Bytes of ``data``'s planes and images if it can be committed with others (held in memory), else None."""
+    if isinstance(data.cutouts, LazyCutouts):
         return None
-    return sum(plane.nbytes for cutout in data.cutouts for plane in cutout.planes.values())
+    return (sum(plane.nbytes for cutout in data.cutouts for plane in cutout.planes.values())
+            + sum(image.nbytes for image in (data.images or {}).values()))
 
 
 def _commit_batch(store: Store, batch: list[tuple[_Planned, ExposureData]], report: IngestReport) -> None:
     if len(batch) == 1:
         store.commit_exposure(batch[0][1].record, batch[0][1].cutouts, batch[0][1].images)
     else:
-        store.commit_exposures([(data.record, data.cutouts) for _, data in batch])
+        store.commit_exposures([(data.record, data.cutouts, data.images) for _, data in batch])
     for plan, data in batch:
         (report.replaced if plan.action == "replace" else report.ingested).append(plan.name)
         report.n_cutouts += len(data.cutouts)

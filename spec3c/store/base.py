@@ -102,11 +102,15 @@ class Store(ABC):
         """
         self._commit_exposure(record, _checked(record, cutouts), images or {})
 
-    def commit_exposures(self, exposures: Sequence[tuple[ExposureRecord, Sequence[Cutout]]]) -> None:
-        """Write several exposures of cutouts only (no images), each checked as :meth:`commit_exposure`
+    def commit_exposures(
+        self, exposures: Sequence[tuple[ExposureRecord, Sequence[Cutout], Mapping[str, np.ndarray] | None]]
+    ) -> None:
+        """Write several exposures ``(record, cutouts, images)``, each checked as :meth:`commit_exposure`
         checks it; a backend may write them together (readers then see all of them or none: the
-        TileDB store makes one fragment and one commit of small exposures, ~30 ms each otherwise)."""
-        self._commit_exposures([(record, _checked(record, cutouts)) for record, cutouts in exposures])
+        TileDB store makes one write of their cutouts, one of their images and one of their records,
+        ~30 ms a write whatever its size, when none has full-frame images)."""
+        self._commit_exposures([(record, _checked(record, cutouts), images or {})
+                                for record, cutouts, images in exposures])
 
     @abstractmethod
     def _commit_exposure(
@@ -115,11 +119,13 @@ class Store(ABC):
         """Write what :meth:`commit_exposure` checked; ``cutouts`` (a :class:`LazyCutouts`) are
         loaded when indexed: hold as few at once as the backend can."""
 
-    def _commit_exposures(self, exposures: Sequence[tuple[ExposureRecord, LazyCutouts]]) -> None:
+    def _commit_exposures(
+        self, exposures: Sequence[tuple[ExposureRecord, LazyCutouts, Mapping[str, np.ndarray]]]
+    ) -> None:
         """Write what :meth:`commit_exposures` checked: one exposure after another unless the backend
         does better."""
-        for record, cutouts in exposures:
-            self._commit_exposure(record, cutouts, {})
+        for record, cutouts, images in exposures:
+            self._commit_exposure(record, cutouts, images)
 
     @abstractmethod
     def delete_exposure(self, name: str) -> None:

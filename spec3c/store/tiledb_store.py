@@ -317,19 +317,26 @@ class TileDBStore(Store):
         if self._writable:
             self._remove_frames(record.name, keep=self._frames_folder(record.name))
 
-    def _commit_exposures(self, exposures: Sequence[tuple[ExposureRecord, LazyCutouts]]) -> None:
-        """All their cutouts in one write, then all their records in one (the commit point of all)."""
-        if len(exposures) < 2:
+    def _commit_exposures(
+        self, exposures: Sequence[tuple[ExposureRecord, LazyCutouts, Mapping[str, np.ndarray]]]
+    ) -> None:
+        """All their cutouts in one write, all their images in one, then all their records in one (the
+        commit point of all); one by one if any has full frames (each gets a dense array of its own)."""
+        if len(exposures) < 2 or any(_frame_planes(images) for _, _, images in exposures):
             super()._commit_exposures(exposures)
             return
-        for record, cutouts in exposures:
-            self._delete_stale(record.name, {(source, slit) for source, _, slit in cutout_keys(cutouts)}, set())
-        self._write_cutouts(Chained([cutouts for _, cutouts in exposures]))
+        for record, cutouts, images in exposures:
+            self._delete_stale(record.name, {(source, slit) for source, _, slit in cutout_keys(cutouts)},
+                               set(images))
+        if any(len(cutouts) for _, cutouts, _ in exposures):
+            self._write_cutouts(Chained([cutouts for _, cutouts, _ in exposures]))
+        if any(images for _, _, images in exposures):
+            self._write_image_cells([(record.name, images) for record, _, images in exposures])
         with self._open("exposures", "w") as arr:
-            arr[np.array([record.name for record, _ in exposures])] = {
-                "record": np.array([record.to_json() for record, _ in exposures])}
+            arr[np.array([record.name for record, _, _ in exposures])] = {
+                "record": np.array([record.to_json() for record, _, _ in exposures])}
         if self._writable:
-            for record, _ in exposures:
+            for record, _, _ in exposures:
                 self._remove_frames(record.name, keep=None)
 
     def _write_cutouts(self, cutouts: Sequence[Cutout]) -> None:
@@ -356,19 +363,25 @@ class TileDBStore(Store):
     def _write_images(self, exposure: str, images: Mapping[str, np.ndarray]) -> None:
         frames = _frame_planes(images)
         folder = self._write_frames(exposure, {n: images[n] for n in frames}) if frames else None
-        names = sorted(images)
-        metas, blobs = [], []
-        for n in names:
-            meta: dict[str, Any] = {"shape": list(images[n].shape), "dtype": images[n].dtype.str}
-            if n in frames:
-                meta.update(frame=folder, attr=frames[n])
-            metas.append(dumps_meta(meta))
-            blobs.append(b"" if n in frames else np.ascontiguousarray(images[n]).tobytes())
+        self._write_image_cells([(exposure, images)], {n: (folder, attr) for n, attr in frames.items()})
+
+    def _write_image_cells(self, exposures: Sequence[tuple[str, Mapping[str, np.ndarray]]],
+                           in_frames: Mapping[str, tuple[str | None, str]] | None = None) -> None:
+        """One write of the image cells of ``exposures``: each plane's array, or for a plane of
+        ``in_frames`` (one exposure's) where its frames array holds it."""
+        keys, names, metas, blobs = [], [], [], []
+        for exposure, images in exposures:
+            for n in sorted(images):
+                meta: dict[str, Any] = {"shape": list(images[n].shape), "dtype": images[n].dtype.str}
+                framed = (in_frames or {}).get(n)
+                if framed is not None:
+                    meta.update(frame=framed[0], attr=framed[1])
+                keys.append(exposure)
+                names.append(n)
+                metas.append(dumps_meta(meta))
+                blobs.append(b"" if framed is not None else np.ascontiguousarray(images[n]).tobytes())
         with self._open("images", "w") as arr:
-            arr[np.array([exposure] * len(names)), np.array(names)] = {
-                "meta": np.array(metas),
-                "data": _objects(blobs),
-            }
+            arr[np.array(keys), np.array(names)] = {"meta": np.array(metas), "data": _objects(blobs)}
 
     def _write_frames(self, exposure: str, planes: Mapping[str, np.ndarray]) -> str:
         """A new dense array holding ``planes`` (one shape); returns its folder name."""

@@ -200,7 +200,7 @@ class StoreContract(ABC):
         cuts = {name: [make_cutout(src, name, f"slit{src}", shape=(4, 5 + k), seed=k) for src in ("a", "b")]
                 for k, name in enumerate(("e0", "e1", "e2"))}
         store.commit_exposure(make_record("e2", sha="1" * 64), [make_cutout("c", "e2", "old")])  # replaced
-        store.commit_exposures([(make_record(name), cuts[name]) for name in cuts])
+        store.commit_exposures([(make_record(name), cuts[name], None) for name in cuts])
         s = self.reopen(store)
         assert [r.name for r in s.list_exposures()] == ["e0", "e1", "e2"]
         assert s.get_exposure("e2").sha256 == "0" * 64  # type: ignore[union-attr]
@@ -213,7 +213,8 @@ class StoreContract(ABC):
         bad = make_cutout("a", "e4", "s")
         del bad.planes["ra"]
         with pytest.raises(StoreError, match="missing planes"):
-            store.commit_exposures([(make_record("e3"), [make_cutout("a", "e3", "s")]), (make_record("e4"), [bad])])
+            store.commit_exposures([(make_record("e3"), [make_cutout("a", "e3", "s")], None),
+                                    (make_record("e4"), [bad], None)])
         assert [r.name for r in self.reopen(store).list_exposures()] == ["e0", "e1", "e2"]
 
     def test_plane_selection(self, store: Store) -> None:
@@ -284,6 +285,24 @@ class StoreContract(ABC):
         assert sorted(both) == ["dq", "sci"]
         np.testing.assert_array_equal(both["sci"], img)
         assert s.read_images("nope") == {}
+
+    def test_exposures_with_images_committed_together(self, store: Store) -> None:
+        """commit_exposures with images: spectra (1-D) and, in a second batch, full frames (2-D)."""
+        if not store.supports_images:
+            return
+        spectra = {f"b{k}": {"wavelength": np.linspace(1, 2, 5 + k), "flux": np.arange(5.0 + k)} for k in range(2)}
+        store.commit_exposures([(make_record("s0"), [make_cutout("a", "s0", "s")], None),
+                                *[(make_record(n, role="background"), [], spectra[n]) for n in spectra]])
+        frames = {f"f{k}": {"sci": np.full((3, 4), k, np.float32), "wave": np.arange(4.0)} for k in range(2)}
+        store.commit_exposures([(make_record(n), [], frames[n]) for n in frames])
+        s = self.reopen(store)
+        assert [r.name for r in s.list_exposures()] == ["b0", "b1", "f0", "f1", "s0"]
+        for name, images in {**spectra, **frames}.items():
+            assert s.list_images(name) == sorted(images)
+            got = s.read_images(name)
+            for plane, array in images.items():
+                np.testing.assert_array_equal(got[plane], array)
+        assert [c.exposure for c in s.read_cutouts("a")] == ["s0"]
 
     def test_full_frames_mixed_with_other_planes(self, store: Store) -> None:
         """IFU exposures: many full-frame planes of several dtypes beside 1-D and smaller planes;
