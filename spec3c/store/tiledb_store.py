@@ -74,8 +74,9 @@ _FRAME_TILE = (64, 512)
 #: than the last: on the results of a 1e9-voxel cube libtiledb still reads 0 cells with 8 GiB, after 70 s and 3 GB
 _CONSOLIDATION_BUDGETS = (64 * 2**20, 2 * 2**30)
 #: bytes of planes per write of cutouts: a bound on the memory a write takes, not so small that an
-#: exposure makes many fragments (consolidation merges them)
-_WRITE_BYTES = 16 * 2**20
+#: exposure makes many fragments (consolidation merges them) or pays a write's fixed ~25 ms too often
+#: (a 182 MB MOS member: 0.67 s in 16 MB writes, 0.49-0.54 s in 32 MB, the run's peak unchanged)
+_WRITE_BYTES = 32 * 2**20
 #: reads retried after a concurrent consolidation vacuumed the fragments they had opened
 _READ_ATTEMPTS = 5
 #: query-result bytes read before the cycle collector is run to free them (see _release)
