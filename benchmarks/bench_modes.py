@@ -15,12 +15,15 @@ file for both pipelines):
   combine_1d (the reference is run with ``resample_spec.skip=true``: jwst 3.0.0
   otherwise resamples non-TSO LRS slitless, unlike its documented flow).
 
-Printed per case: wall time and peak memory (PSS summed over the process
-tree, sampled every 50 ms by ``measure.py``, for both pipelines; spec3c: one
-``spec3c run`` command, store in the output folder), the ratio, and the
-agreement of the x1d (and c1d) products:
-median over spectra of the median |dflux|/flux where the reference's
-FLUX/FLUX_ERROR > 10, plus each pipeline's median flux / simulated truth.
+Printed per case: spec3c's start-up, ingest, process and export seconds (from
+its ``run:`` line; start-up is the rest of its wall time), wall time and peak
+memory (PSS summed over the process tree, sampled every 50 ms by
+``measure.py``, for both pipelines; spec3c: one ``spec3c run`` command, store
+in the output folder), the ratio, and the agreement of the products: x1d (and
+c1d), the median over spectra of the median |dflux|/flux where the
+reference's FLUX/FLUX_ERROR > 10; s2d (where the mode writes one), the median
+and 95th percentile of |dsci|/|sci| over pixels with weight > 0 (as
+``bench_slit.py``); and each pipeline's median flux / simulated truth.
 """
 
 from __future__ import annotations
@@ -36,7 +39,9 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from measure import Measured, load_oracle, measure, measure_reference  # noqa: E402
+from bench_slit import SpecRun, s2d_agreement  # noqa: E402 - the same measures as the MOS benchmark
+from bench_slit import run_spec3c as _run_spec3c  # noqa: E402
+from measure import load_oracle, measure_reference  # noqa: E402
 
 CASES = ("fs-background", "mos-moving", "lrs-fs", "lrs-fs-background", "lrs-slitless")
 
@@ -70,13 +75,10 @@ def _cases(mos_sources: int = 12) -> dict[str, Case]:
     )}
 
 
-def run_spec3c(asn: Path, aperture: Path, work: Path) -> Measured:
-    """``spec3c run`` (ingest, process, export in one command, as the reference is one call)."""
-    out = work / "spec3c_out"
-    shutil.rmtree(out, ignore_errors=True)
-    exe = str(Path(sys.executable).with_name("spec3c"))
-    return measure([exe, "run", str(asn), "--output-dir", str(out), "--workers", "2",
-                    f"--steps.extract_1d.override_extract1d={aperture}"])
+def run_spec3c(asn: Path, aperture: Path, work: Path) -> SpecRun:
+    """``spec3c run`` (ingest, process, export in one command, as the reference is one call), its
+    products in ``work/spec3c_out``, its stages from its ``run:`` line."""
+    return _run_spec3c(asn, aperture, work)
 
 
 def _spectra(path: Path) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
@@ -140,7 +142,8 @@ def run_case(case: Case, work: Path, reference: bool, oracle) -> dict:  # type: 
     ap = oracle.write_extract1d_json(work / "extract1d.json", aps, instrument=case.instrument, exp_type=case.exp_type)
     row = {"case": case.name, "inputs": len(json.loads(sim.asn_path.read_text())["products"][0]["members"])}
     ours = run_spec3c(sim.asn_path, ap, work)
-    row["spec3c_s"], row["spec3c_mb"] = ours.seconds, ours.peak_pss_mb
+    row["spec3c_s"], row["spec3c_mb"] = ours.measured.seconds, ours.measured.peak_pss_mb
+    row["stages"] = {"start-up": ours.startup, **ours.stages}
     out = work / "spec3c_out"
     suffix = "c1d" if case.name == "lrs-slitless" else "x1d"
     row["spec3c_truth"] = truth_ratio(out, suffix, truth)
@@ -150,6 +153,7 @@ def run_case(case: Case, work: Path, reference: bool, oracle) -> dict:  # type: 
             sys.exit(f"reference failed, see {ref.log_path}")
         row["jwst_s"], row["jwst_mb"] = ref.wall_seconds, ref.peak_pss_mb
         row["x1d_rel"], row["x1d_n"] = agreement(out, work / "reference", "x1d")
+        row["s2d_med"], row["s2d_p95"], row["s2d_n"] = s2d_agreement(out, work / "reference")
         if case.name == "lrs-slitless":
             row["c1d_rel"], _ = agreement(out, work / "reference", "c1d")
         row["jwst_truth"] = truth_ratio(work / "reference", suffix, truth)
@@ -173,16 +177,21 @@ def main() -> None:
 
 
 def _print(rows: list[dict]) -> None:
-    head = ("case", "inputs", "spec3c s", "spec3c MiB", "jwst s", "jwst MiB", "speed-up", "mem ratio",
-            "x1d |df|/f (n)", "c1d |df|/f", "flux/truth spec3c", "flux/truth jwst")
+    head = ("case", "inputs", "start-up/ingest/process/export s", "spec3c s", "spec3c MiB", "jwst s", "jwst MiB",
+            "speed-up", "mem ratio", "x1d |df|/f (n)", "c1d |df|/f", "s2d med/p95 (n)", "flux/truth spec3c",
+            "flux/truth jwst")
     print("  ".join(head))
+    nan = float("nan")
     for r in rows:
-        jwst_s, jwst_mb = r.get("jwst_s", float("nan")), r.get("jwst_mb", float("nan"))
+        jwst_s, jwst_mb = r.get("jwst_s", nan), r.get("jwst_mb", nan)
+        stages = "/".join(f"{r['stages'].get(k, nan):.2f}" for k in ("start-up", "ingest", "process", "export"))
+        s2d = (f"{r.get('s2d_med', nan):.1e}/{r.get('s2d_p95', nan):.1e} ({r.get('s2d_n', 0)})"
+               if r.get("s2d_n") else "-")
         print("  ".join([
-            r["case"], str(r["inputs"]), f"{r['spec3c_s']:.1f}", f"{r['spec3c_mb']:.0f}", f"{jwst_s:.1f}",
-            f"{jwst_mb:.0f}", f"{jwst_s / r['spec3c_s']:.1f}x", f"{r['spec3c_mb'] / jwst_mb:.2f}",
-            f"{r.get('x1d_rel', float('nan')):.1e} ({r.get('x1d_n', 0)})", f"{r.get('c1d_rel', float('nan')):.1e}",
-            f"{r['spec3c_truth']:.4f}", f"{r.get('jwst_truth', float('nan')):.4f}",
+            r["case"], str(r["inputs"]), stages, f"{r['spec3c_s']:.2f}", f"{r['spec3c_mb']:.0f}", f"{jwst_s:.2f}",
+            f"{jwst_mb:.0f}", f"{jwst_s / r['spec3c_s']:.2f}x", f"{r['spec3c_mb'] / jwst_mb:.2f}",
+            f"{r.get('x1d_rel', nan):.1e} ({r.get('x1d_n', 0)})", f"{r.get('c1d_rel', nan):.1e}", s2d,
+            f"{r['spec3c_truth']:.4f}", f"{r.get('jwst_truth', nan):.4f}",
         ]))
 
 
