@@ -333,10 +333,7 @@ def _batchable_bytes(data: ExposureData) -> int | None:
 
 
 def _commit_batch(store: Store, batch: list[tuple[_Planned, ExposureData]], report: IngestReport) -> None:
-    if len(batch) == 1:
-        store.commit_exposure(batch[0][1].record, batch[0][1].cutouts, batch[0][1].images)
-    else:
-        store.commit_exposures([(data.record, data.cutouts, data.images) for _, data in batch])
+    store.commit_exposures([(data.record, data.cutouts, data.images) for _, data in batch])
     for plan, data in batch:
         (report.replaced if plan.action == "replace" else report.ingested).append(plan.name)
         report.n_cutouts += len(data.cutouts)

@@ -308,37 +308,28 @@ class TileDBStore(Store):
     def _commit_exposure(
         self, record: ExposureRecord, cutouts: Sequence[Cutout], images: Mapping[str, np.ndarray]
     ) -> None:
-        self._delete_stale(record.name, {(source, slit) for source, _, slit in cutout_keys(cutouts)}, set(images))
-        if cutouts:
-            self._write_cutouts(cutouts)
-        if images:
-            self._write_images(record.name, images)
-        with self._open("exposures", "w") as arr:  # the commit point
-            arr[np.array([record.name])] = {"record": np.array([record.to_json()])}
-        if self._writable:
-            self._remove_frames(record.name, keep=self._frames_folder(record.name))
+        self._commit_exposures([(record, cutouts, images)])  # type: ignore[list-item]  # (a LazyCutouts)
 
     def _commit_exposures(
         self, exposures: Sequence[tuple[ExposureRecord, LazyCutouts, Mapping[str, np.ndarray]]]
     ) -> None:
-        """All their cutouts in one write, all their images in one, then all their records in one (the
-        commit point of all); one by one if any has full frames (each gets a dense array of its own)."""
-        if len(exposures) < 2 or any(_frame_planes(images) for _, _, images in exposures):
-            super()._commit_exposures(exposures)
-            return
+        """Their cutouts in writes of :data:`_WRITE_BYTES`, each one's full frames in a dense array of its
+        own, all their image cells in one write, then all their records in one: the commit point of all."""
         for record, cutouts, images in exposures:
             self._delete_stale(record.name, {(source, slit) for source, _, slit in cutout_keys(cutouts)},
                                set(images))
         if any(len(cutouts) for _, cutouts, _ in exposures):
             self._write_cutouts(Chained([cutouts for _, cutouts, _ in exposures]))
+        framed = {record.name: self._write_frames_of(record.name, images) for record, _, images in exposures}
         if any(images for _, _, images in exposures):
-            self._write_image_cells([(record.name, images) for record, _, images in exposures])
+            self._write_image_cells([(record.name, images) for record, _, images in exposures], framed)
         with self._open("exposures", "w") as arr:
             arr[np.array([record.name for record, _, _ in exposures])] = {
                 "record": np.array([record.to_json() for record, _, _ in exposures])}
         if self._writable:
             for record, _, _ in exposures:
-                self._remove_frames(record.name, keep=None)
+                folders = {folder for folder, _ in framed[record.name].values()}
+                self._remove_frames(record.name, keep=folders.pop() if folders else None)
 
     def _write_cutouts(self, cutouts: Sequence[Cutout]) -> None:
         """In writes of at most :data:`_WRITE_BYTES` of planes each (libtiledb holds about twice a
@@ -361,26 +352,29 @@ class TileDBStore(Store):
             if batch:
                 _write_cells(arr, batch)
 
-    def _write_images(self, exposure: str, images: Mapping[str, np.ndarray]) -> None:
+    def _write_frames_of(self, exposure: str, images: Mapping[str, np.ndarray]) -> dict[str, tuple[str, str]]:
+        """The full frames of ``images`` in a new dense array: ``{plane: (folder, attribute)}`` (none: {})."""
         frames = _frame_planes(images)
-        folder = self._write_frames(exposure, {n: images[n] for n in frames}) if frames else None
-        self._write_image_cells([(exposure, images)], {n: (folder, attr) for n, attr in frames.items()})
+        if not frames:
+            return {}
+        folder = self._write_frames(exposure, {n: images[n] for n in frames})
+        return {n: (folder, attr) for n, attr in frames.items()}
 
     def _write_image_cells(self, exposures: Sequence[tuple[str, Mapping[str, np.ndarray]]],
-                           in_frames: Mapping[str, tuple[str | None, str]] | None = None) -> None:
+                           framed: Mapping[str, Mapping[str, tuple[str, str]]]) -> None:
         """One write of the image cells of ``exposures``: each plane's array, or for a plane of
-        ``in_frames`` (one exposure's) where its frames array holds it."""
+        ``framed[exposure]`` where its frames array holds it."""
         keys, names, metas, blobs = [], [], [], []
         for exposure, images in exposures:
             for n in sorted(images):
                 meta: dict[str, Any] = {"shape": list(images[n].shape), "dtype": images[n].dtype.str}
-                framed = (in_frames or {}).get(n)
-                if framed is not None:
-                    meta.update(frame=framed[0], attr=framed[1])
+                in_frames = framed.get(exposure, {}).get(n)
+                if in_frames is not None:
+                    meta.update(frame=in_frames[0], attr=in_frames[1])
                 keys.append(exposure)
                 names.append(n)
                 metas.append(dumps_meta(meta))
-                blobs.append(b"" if framed is not None else np.ascontiguousarray(images[n]).tobytes())
+                blobs.append(b"" if in_frames is not None else np.ascontiguousarray(images[n]).tobytes())
         with self._open("images", "w") as arr:
             arr[np.array(keys), np.array(names)] = {"meta": np.array(metas), "data": _objects(blobs)}
 
@@ -527,14 +521,6 @@ class TileDBStore(Store):
         with tiledb.open(self._uri(f"{_FRAMES}/{folder}"), ctx=self.ctx) as arr:
             data = arr.query(attrs=list(attrs.values()))[:]
         return {name: data[attr] for name, attr in attrs.items()}
-
-    def _frames_folder(self, exposure: str) -> str | None:
-        rows = self._read_ranges("images", ["meta"], ([exposure], slice(None)))
-        for meta in rows["meta"]:
-            m = loads_meta(meta)
-            if "frame" in m:
-                return str(m["frame"])
-        return None
 
     def list_images(self, exposure: str) -> list[str]:
         return sorted(_text(self._image_rows(exposure, ["meta"])["plane"]))
