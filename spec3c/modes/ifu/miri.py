@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from ...errors import InputError
+from ...fast_transform import FastWcs
 from ...store.records import Cutout
 from .frames import (
     CORNER_PLANES,
@@ -88,18 +89,18 @@ def _rotation(wcs: Any, lam: np.ndarray, columns: slice) -> float:
     return rotation_angle(float(ra1), float(dec1), float(ra2), float(dec2))
 
 
-def _lambda_passes_through(wcs: Any, x: np.ndarray, y: np.ndarray, lam: np.ndarray) -> bool:
+def _lambda_passes_through(wcs: FastWcs, x: np.ndarray, y: np.ndarray, lam: np.ndarray) -> bool:
     """Whether the world wavelength is the ``detector -> alpha_beta`` one (true of jwst's MRS WCS:
     the later transforms pass it through), checked on up to 1000 of the pixels."""
     pick = np.linspace(0, x.size - 1, min(x.size, 1000)).astype(np.intp)
-    det = wcs.get_transform(wcs.available_frames[0], "alpha_beta")
-    local = np.asarray(det(x[pick], y[pick])[2], dtype=np.float64)
+    local = np.asarray(wcs.transform(wcs.wcs.available_frames[0], "alpha_beta", x[pick], y[pick])[2],
+                       dtype=np.float64)
     return bool(np.allclose(local, lam[pick], rtol=1e-13, atol=0, equal_nan=True))
 
 
-def _local(wcs: Any, x: np.ndarray, y: np.ndarray, full_chain_lambda: bool) -> tuple[np.ndarray, ...]:
+def _local(wcs: FastWcs, x: np.ndarray, y: np.ndarray, full_chain_lambda: bool) -> tuple[np.ndarray, ...]:
     """α at ``x ∓ 0.4999``, the slice's β and ``dwave = |λ(y - 0.4999) - λ(y + 0.4999)|``."""
-    det = wcs.available_frames[0]
+    det = wcs.wcs.available_frames[0]
 
     def one(xc: np.ndarray, yc: np.ndarray) -> tuple[np.ndarray, ...]:
         alpha1, beta, _ = wcs.transform(det, "alpha_beta", xc - HALF, yc)
@@ -114,11 +115,11 @@ def _local(wcs: Any, x: np.ndarray, y: np.ndarray, full_chain_lambda: bool) -> t
     return evaluate(one, x, y, chunk=FRAME_CHUNK)
 
 
-def _corners_world(wcs: Any, a1: np.ndarray, a2: np.ndarray, b: np.ndarray, db: np.ndarray,
+def _corners_world(wcs: FastWcs, a1: np.ndarray, a2: np.ndarray, b: np.ndarray, db: np.ndarray,
                    lam: np.ndarray) -> list[np.ndarray]:
     """The corners ``(α1, β ∓ Δβ/2)``, ``(α2, β ± Δβ/2)`` mapped ``alpha_beta -> world`` at the pixel's λ
     (ra1, dec1 ... ra4, dec4)."""
-    out = wcs.output_frame
+    out = wcs.wcs.output_frame.name
     lo, hi = b - db / 2.0, b + db / 2.0
     ra1, dec1, _ = wcs.transform("alpha_beta", out, a1, lo, lam)
     ra2, dec2, _ = wcs.transform("alpha_beta", out, a1, hi, lam)
@@ -127,7 +128,7 @@ def _corners_world(wcs: Any, a1: np.ndarray, a2: np.ndarray, b: np.ndarray, db: 
     return [np.asarray(v, dtype=np.float64).reshape(-1) for v in (ra1, dec1, ra2, dec2, ra3, dec3, ra4, dec4)]
 
 
-def _corner_frames(wcs: Any, shape: tuple[int, int], index: np.ndarray, centre: tuple[np.ndarray, np.ndarray],
+def _corner_frames(wcs: FastWcs, shape: tuple[int, int], index: np.ndarray, centre: tuple[np.ndarray, np.ndarray],
                    local: tuple[np.ndarray, ...], lam: np.ndarray) -> dict[str, np.ndarray]:
     """The corner offset planes (float32, NaN off the mapped pixels ``index``), made a chunk at a
     time: the eight float64 corner arrays of every mapped pixel are never held at once.
@@ -150,19 +151,19 @@ def read_miri_frames(model: Any, name: str, path: Path) -> tuple[list[Cutout], d
     limits = {c: channel_limits(wcs, c) for c in channels}
     slices = label_map(model, wcs, shape, path)
 
+    fast = FastWcs(wcs)
     yy, xx = np.indices(shape, dtype=np.float64)
-    ra, dec, lam = (v.reshape(shape) for v in evaluate(lambda x, y: wcs(x, y), xx.ravel(), yy.ravel(),
-                                                        chunk=FRAME_CHUNK))
+    ra, dec, lam = (v.reshape(shape) for v in evaluate(fast, xx.ravel(), yy.ravel(), chunk=FRAME_CHUNK))
     owner = np.broadcast_to(_channel_of_column(shape, limits), shape)
     index = np.flatnonzero((owner > 0) & np.isfinite(ra))
     x, y, lam_valid = xx.ravel()[index], yy.ravel()[index], lam.ravel()[index]
     del xx, yy
-    alpha1, alpha2, beta, dwave = _local(wcs, x, y, not _lambda_passes_through(wcs, x, y, lam_valid))
+    alpha1, alpha2, beta, dwave = _local(fast, x, y, not _lambda_passes_through(fast, x, y, lam_valid))
     del x, y
     widths = {k: _slice_width(beta[owner.ravel()[index] == k]) for k in range(1, len(channels) + 1)}
     width_of_owner = np.array([np.nan, *(widths[k] for k in range(1, len(channels) + 1))], dtype=np.float64)
     dbeta = width_of_owner[owner.ravel()[index]]
-    corners = _corner_frames(wcs, shape, index, (ra.ravel()[index], dec.ravel()[index]),
+    corners = _corner_frames(fast, shape, index, (ra.ravel()[index], dec.ravel()[index]),
                              (alpha1, alpha2, beta, dbeta), lam_valid)
     del alpha1, alpha2, beta, dbeta, lam_valid
 

@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 
 from ...errors import InputError
+from ...fast_transform import FastTransform
 from ...store.records import Cutout
 from .frames import (
     CORNER_PLANES,
@@ -58,6 +59,9 @@ class SliceTransforms:
         self.legacy = "gwa" in wcs.available_frames
         self.det2slicer = wcs.get_transform(wcs.available_frames[0], "slicer")
         self.slicer2world = wcs.get_transform("slicer", wcs.output_frame.name)
+        if not self.legacy:  # called as models (no bounding box), compiled
+            self._det2slicer = FastTransform(self.det2slicer, self.det2slicer, with_bounding_box=False)
+            self._slicer2world = FastTransform(self.slicer2world, self.slicer2world, with_bounding_box=False)
         self.nslices = int(instrument_table()["nirspec"]["nslices"])
         self.path = path
 
@@ -89,13 +93,13 @@ class SliceTransforms:
 
     def to_slicer(self, x: np.ndarray, y: np.ndarray, k: int | None = None) -> tuple[np.ndarray, ...]:
         if not self.legacy:
-            return tuple(np.asarray(v) for v in self.det2slicer(x, y))
+            return self._det2slicer(x, y)
         return _call_named(self.det2slicer, k, x, y)
 
     def to_world(self, across: np.ndarray, along: np.ndarray, lam: np.ndarray,
                  k: int | None = None) -> tuple[np.ndarray, ...]:
         if not self.legacy:
-            return tuple(np.asarray(v) for v in self.slicer2world(across, along, lam))
+            return self._slicer2world(across, along, lam)
         return _call_named(self.slicer2world, k, across, along, lam)
 
 
