@@ -90,3 +90,28 @@ def test_a_source_run_writes_its_results_in_few_store_writes(monkeypatch):
     recording.flush()
     assert recording.written == {"a", "b", "c", "d", "big"}
     assert [k for _, k in store.list_results("s")] == ["a", "b", "big", "c", "d"]
+
+
+def test_a_source_run_lists_its_results_once_until_it_changes_them(monkeypatch):
+    """IFU cube building lists the source's results for every exposure it reads: the listing is
+    kept until the run writes or deletes a result, and always says what the store holds."""
+    from spec3c import process as proc
+    from spec3c.store.memory import MemoryStore
+
+    store = MemoryStore()
+    store.put_result("s", "old", {}, {})
+    store.put_result("t", "other", {}, {})
+    listings = []
+    real = store.list_results
+    monkeypatch.setattr(store, "list_results", lambda source=None: listings.append(source) or real(source))
+    recording = proc._RecordingStore(store)
+    assert recording.list_results("s") == recording.list_results("s") == [("s", "old")]
+    assert listings == ["s"]
+    recording.put_result("s", "new", {"x": np.ones(2)}, {})  # held, then written by the listing
+    assert recording.list_results("s") == recording.list_results("s") == [("s", "new"), ("s", "old")]
+    assert listings == ["s", "s"]
+    recording.delete_result("s", "old")
+    assert recording.list_results("s") == [("s", "new")]
+    recording.delete_results("s")
+    assert recording.list_results("s") == [] and recording.list_results("t") == [("t", "other")]
+    assert recording.list_results(None) == [("t", "other")]
