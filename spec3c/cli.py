@@ -546,6 +546,15 @@ def _export_request(store_path: Path, output_dir: Path, suffixes: Sequence[str])
         return export_request(store, output_dir, _store_naming(store_path), suffixes)
 
 
+def _exports_in_parts(store_path: Path) -> bool:
+    """Whether the store's sources' products are written in parts (IFU: cube by cube, exposure by exposure)."""
+    from .products.export import exports_in_parts
+    from .store import open_store
+
+    with open_store(store_path) as store:
+        return exports_in_parts(store)
+
+
 def _export(store_path: Path, output_dir: Path, suffix: str, sources: str | None,  # noqa: PLR0913
             workers: int | None = None, scheduler: str | None = None,
             exported: Mapping[str, SourceExport] | None = None) -> ExportedPaths:
@@ -701,7 +710,9 @@ def run(ctx: click.Context, asn: Path, output_dir: Path, backend: str | None, so
         seconds["ingest"], start = time.perf_counter() - start, time.perf_counter()
         # each source's products are written by the worker that processed it, from what it holds;
         # the export stage records them and writes the rest (association products, any it could not)
-        request = _export_request(store_path, output_dir, DEFAULT_SUFFIXES)
+        request: ExportRequest | None = _export_request(store_path, output_dir, DEFAULT_SUFFIXES)
+        if in_process and (workers or 1) > 1 and _exports_in_parts(store_path):
+            request = None  # the export stage writes them, in parts, with a helper process on the other core
         processed = _run_process(ctx, store_path, sources, workers, config_file, skip, force, scheduler, request)
         failed = processed.failed
         seconds["process"], start = time.perf_counter() - start, time.perf_counter()

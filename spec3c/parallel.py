@@ -61,7 +61,8 @@ ProgressFn = Callable[[str, int, int], None]
 Jobs = Mapping[str, tuple[Any, ...]]
 
 __all__ = ["INLINE_BYTES", "INLINE_BYTES_ENV", "DaskExecutor", "Executor", "JobResults", "LocalExecutor",
-           "ProgressFn", "allow_fork_start", "data_bytes", "executor_for", "map_sources", "open_executor", "run_job", "shared_executor", "shared_workers_running",
+           "ProgressFn", "allow_fork_start", "data_bytes", "executor_for", "map_sources", "open_executor", "run_job",
+           "share_with_helper", "shared_executor", "shared_workers_running",
            "worker_count", "workers_for"]
 
 #: whether :meth:`LocalExecutor.warm` may fork workers from this process (:func:`allow_fork_start`)
@@ -507,6 +508,43 @@ def executor_for(n_jobs: int, workers: int | None = None, scheduler: str | None 
         return
     with open_executor(scheduler, workers, n_jobs=n_jobs) as executor:
         yield executor
+
+
+def share_with_helper(func: Callable[..., T], item: str, parts: Sequence[tuple[Any, ...]],
+                      modules: Sequence[str] = ()) -> list[T]:
+    """``func(item, *part)`` for every part, in this process and one spawned helper process.
+
+    For one large job in a process with a second core and no pool (an IFU source's products):
+    the helper takes parts from the front (after importing ``modules``), this process from the
+    back, until they meet, so neither waits for the other however long the helper takes to
+    start.  Results in the order of ``parts``.  A part that raises raises here; the parts of a
+    helper that died are run in this process.
+    """
+    if len(parts) < 2:
+        return [func(item, *part) for part in parts]
+    running_dir = tempfile.mkdtemp(prefix="spec3c-helper-")
+    logs = LogForwarder()
+    pool = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"),
+                               initializer=_init_local_worker, initargs=(1, running_dir, worker_logging(logs)))
+    try:
+        pool.submit(warm_worker, tuple(modules))
+        futures = [pool.submit(run_job, func, item, part, 1) for part in parts]
+        results: dict[int, T] = {}
+        for k in reversed(range(len(parts))):
+            if not futures[k].cancel():  # the helper has it: it has all those before it too
+                break
+            results[k] = func(item, *parts[k])
+        for k, fut in enumerate(futures):
+            if k not in results:
+                try:
+                    results[k] = fut.result()
+                except BrokenProcessPool:
+                    results[k] = func(item, *parts[k])
+        return [results[k] for k in range(len(parts))]
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+        logs.close()
+        shutil.rmtree(running_dir, ignore_errors=True)
 
 
 def map_sources(func: Callable[..., T], jobs: Jobs, *, workers: int | None = None, scheduler: str | None = None,

@@ -14,7 +14,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import os
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,13 +24,19 @@ from ..log import logger
 from ..modes.base import ASSOCIATION, CUBE, EXPOSURE, SOURCE, Layout
 from ..modes.registry import mode_of_store
 from ..naming import ProductNaming
-from ..parallel import ProgressFn, map_sources
+from ..parallel import (
+    JobResults,
+    ProgressFn,
+    map_sources,
+    share_with_helper,
+    shared_workers_running,
+)
 from ..provenance import file_sha256
-from ..results import ASSOCIATION_SOURCE, S3D, STATUS, X1D, crf_key
+from ..results import ASSOCIATION_SOURCE, S3D, STATUS, X1D, IfuCube, crf_key
 from ..store import Store, open_store
 from ..store.records import ALL_PLANES, Cutout
 from .fits_io import finished_in_background
-from .ifu_crf import write_ifu_crfs
+from .ifu_crf import crf_exposures, write_ifu_crfs
 from .ifu_x1d import write_cube_x1ds
 from .meta import product_stamp, stamping, step_params, step_statuses
 from .s3d import write_s3d
@@ -280,8 +286,10 @@ def _up_to_date(source: str, out_dir: Path, previous: Mapping[str, Any] | None, 
     return done
 
 
-def _export_source(store: Store, source: str, naming: ProductNaming, out_dir: str | os.PathLike[str],
-                   suffixes: Iterable[str], previous: Mapping[str, Any] | None = None) -> SourceExport:
+def _export_source(store: Store, source: str, naming: ProductNaming, out_dir: str | os.PathLike[str],  # noqa: PLR0913
+                   suffixes: Iterable[str], previous: Mapping[str, Any] | None = None,
+                   only: Mapping[str, Collection[str]] | None = None) -> SourceExport:
+    """``only``: suffix -> the items of it to write (:func:`_product_items`), the others' not."""
     wanted = list(suffixes)
     unknown = [s for s in wanted if s not in _SUFFIXES]
     if unknown:
@@ -302,13 +310,17 @@ def _export_source(store: Store, source: str, naming: ProductNaming, out_dir: st
                 done.unchanged += kept
                 done.products[suffix] = {p.name: previous["products"][suffix][p.name] for p in kept}  # type: ignore[index]
                 continue
-            files = _writer(cached, suffix)(cached, source, naming, out_dir)  # type: ignore[arg-type]
+            write = _writer(cached, suffix)  # type: ignore[arg-type]
+            if only is not None:
+                write = functools.partial(write, only=only.get(suffix, ()))  # type: ignore[call-arg]
+            files = write(cached, source, naming, out_dir)  # type: ignore[arg-type]
             written[suffix] = files if isinstance(files, list) else [files]
     for suffix, files in written.items():  # in place now (finished_in_background)
         done.written += files
         done.products[suffix] = {p.name: file_sha256(p) for p in files}
-    _log.info("source %s: %d product(s) written, %d unchanged (%s)", source, len(done.written),
-              len(done.unchanged), ", ".join(s for s in wanted if s in done.products))
+    if only is None:  # (a part's: the whole source's is said once, _export_in_parts)
+        _log.info("source %s: %d product(s) written, %d unchanged (%s)", source, len(done.written),
+                  len(done.unchanged), ", ".join(s for s in wanted if s in done.products))
     _log.debug("source %s: wrote %s", source, ", ".join(p.name for p in done.written))
     return done
 
@@ -355,6 +367,75 @@ def _export_one(source: str, store_path: str, naming: ProductNaming, out_dir: st
                 suffixes: tuple[str, ...], previous: dict[str, Any] | None) -> SourceExport:
     with open_store(store_path) as store:
         return _export_source(store, source, naming, out_dir, suffixes, previous)
+
+
+# -- one source's products in parts (IFU) -------------------------------------------------
+
+#: the IFU products written one item at a time: suffix -> the items of a source, in writing order
+_ITEMS: dict[str, Callable[[Store, str], list[str]]] = {
+    "s3d": IfuCube.names,
+    "crf": crf_exposures,
+    "x1d": IfuCube.names,
+}
+#: parts of a source's products at most: each opens the store and reads the source's status again
+_MAX_PARTS = 16
+
+
+def exports_in_parts(store: Store) -> bool:
+    """Whether the store's products can be written in parts (an IFU mode's: :func:`_product_items`)."""
+    return mode_of_store(store).cube is not None
+
+
+def _product_items(store: Store, source: str, suffixes: Sequence[str]) -> list[tuple[str, str]]:
+    """``(suffix, item)`` of every product of an IFU source that can be written on its own (a
+    cube's ``s3d`` and ``x1d``, an exposure's ``crf``), the large ones first; none for other modes."""
+    if not exports_in_parts(store):
+        return []
+    available = products_available(store, source)
+    return [(suffix, item) for suffix in _ITEMS if suffix in suffixes and suffix in available
+            for item in _ITEMS[suffix](store, source)]
+
+
+def _export_part(source: str, store_path: str, naming: ProductNaming, out_dir: str,
+                 items: tuple[tuple[str, str], ...]) -> SourceExport:
+    only: dict[str, list[str]] = {}
+    for suffix, item in items:
+        only.setdefault(suffix, []).append(item)
+    with open_store(store_path) as store:
+        return _export_source(store, source, naming, out_dir, list(only), only=only)
+
+
+def _export_in_parts(source: str, store_path: str, naming: ProductNaming, out_dir: str,
+                     items: list[tuple[str, str]]) -> SourceExport:
+    """A source's products written by this process and a helper process, part by part
+    (:func:`~spec3c.parallel.share_with_helper`)."""
+    size = -(-len(items) // _MAX_PARTS)
+    parts = [(store_path, naming, out_dir, tuple(items[k:k + size])) for k in range(0, len(items), size)]
+    done: SourceExport | None = None
+    for part in share_with_helper(_export_part, source, parts, ("spec3c.products.export",)):
+        if done is None:
+            done = SourceExport(source, part.run, available=part.available)
+        done.written += part.written
+        for suffix, files in part.products.items():
+            done.products.setdefault(suffix, {}).update(files)
+    assert done is not None
+    _log.info("source %s: %d product(s) written in %d parts (%s)", source, len(done.written), len(parts),
+              ", ".join(done.products))
+    return done
+
+
+def _split_export(store_path: Path, jobs: Mapping[str, tuple[Any, ...]], workers: int | None,
+                  scheduler: str | None) -> tuple[str, list[tuple[str, str]]] | None:
+    """(source, items) when the one source to export is best written in parts beside a helper
+    process: an IFU source, nothing of it to keep from an earlier export, a second core and no pool."""
+    if len(jobs) != 1 or scheduler is not None or shared_workers_running() or (workers or os.cpu_count() or 1) < 2:
+        return None
+    source, (_, _, _, wanted, previous) = next(iter(jobs.items()))
+    if previous:
+        return None
+    with open_store(store_path) as store:
+        items = _product_items(store, source, wanted)
+    return (source, items) if len(items) > 1 else None
 
 
 # -- what an output folder holds (kept in the store) -------------------------------------
@@ -463,7 +544,11 @@ def export_store(  # noqa: PLR0913 - each is a CLI option
              if (done := _up_to_date(s, out_dir, manifest.get(s), runs.get(s), wanted))}
     jobs = {s: (str(store_path), resolved, str(out_dir), wanted, manifest.get(s))
             for s in (keys if per_source else []) if s not in kept}
-    outcome = map_sources(_export_one, jobs, workers=workers, scheduler=scheduler, progress=progress)
+    split = _split_export(store_path, jobs, workers, scheduler)
+    if split is None:
+        outcome = map_sources(_export_one, jobs, workers=workers, scheduler=scheduler, progress=progress)
+    else:
+        outcome = _exported_in_parts(split[0], store_path, resolved, out_dir, split[1], progress)
     written: list[Path] = []
     unchanged: list[Path] = []
     for source in keys:
@@ -485,3 +570,15 @@ def export_store(  # noqa: PLR0913 - each is a CLI option
     if exported.failed:
         raise ExportIncomplete(exported, out_dir)
     return exported
+
+
+def _exported_in_parts(source: str, store_path: Path, naming: ProductNaming, out_dir: Path,
+                       items: list[tuple[str, str]], progress: ProgressFn | None) -> JobResults[SourceExport]:
+    outcome: JobResults[SourceExport] = JobResults()
+    try:
+        outcome.results[source] = _export_in_parts(source, str(store_path), naming, str(out_dir), items)
+    except Exception as exc:  # noqa: BLE001 - a source's error is reported with the others'
+        outcome.errors[source] = f"{type(exc).__name__}: {exc}"
+    if progress is not None:
+        progress(source, 1, 1)
+    return outcome

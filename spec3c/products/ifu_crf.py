@@ -13,6 +13,7 @@ of the input's metadata and its WCS.  spec3c keeps the frames in the store
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from pathlib import Path
 
 import numpy as np
@@ -36,10 +37,19 @@ FRAME_PLANES = {"sci": "data", "err": "err", "var_poisson": "var_poisson", "var_
                 "var_flat": "var_flat"}
 
 
+def crf_exposures(store: Store, source: str) -> list[str]:
+    """The exposures of ``source`` that have a ``_crf`` product (its science exposures)."""
+    records = _records(store)
+    return [c.exposure for c in store.list_cutouts(source)
+            if (r := records.get(c.exposure)) is not None and r.role == "science"]
+
+
 def write_ifu_crfs(
-    store: Store, source: str, naming: ProductNaming, out_dir: PathLike, suffix: str = "crf"
+    store: Store, source: str, naming: ProductNaming, out_dir: PathLike, suffix: str = "crf",
+    only: Collection[str] | None = None,
 ) -> list[Path]:
-    """One IFUImageModel ``<exposure>_<asn_id>_crf.fits`` per exposure of ``source`` (see the module)."""
+    """One IFUImageModel ``<exposure>_<asn_id>_crf.fits`` per exposure of ``source`` (see the
+    module); ``only``: of these exposures."""
     naming = _resolved(store, naming)
     status = _status(store, source)
     records = _records(store)
@@ -52,7 +62,7 @@ def write_ifu_crfs(
     with long_lived_objects_frozen():  # a full collection follows each exposure's frames read
         for cutout in _cutouts(store, source):
             record = records.get(cutout.exposure)
-            if record is None or record.role != "science":
+            if record is None or record.role != "science" or (only is not None and cutout.exposure not in only):
                 continue
             frames = store.read_images(cutout.exposure, planes=(*FRAME_PLANES, "dq"))
             subtract_from_frames(store, source, cutout.exposure, frames, record.meta, master)

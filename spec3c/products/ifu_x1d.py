@@ -12,6 +12,7 @@ with S_EXTR1D, and S_SPLEAK where spectral_leak ran (MIRI MRS).
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from pathlib import Path
 from typing import Any
 
@@ -113,8 +114,9 @@ def _write_one(store: Store, source: str, naming: ProductNaming, cube: IfuCube, 
 
 
 def write_cube_x1ds(store: Store, source: str, naming: ProductNaming, out_dir: PathLike,
-                    suffix: str = "x1d") -> list[Path]:
-    """Write the spectrum of every cube of the source that has one, as ``<cube product>_x1d.fits``."""
+                    suffix: str = "x1d", only: Collection[str] | None = None) -> list[Path]:
+    """Write the spectrum of every cube of the source that has one (``only``: of these cube
+    names), as ``<cube product>_x1d.fits``."""
     naming = _resolved(store, naming)
     traits = mode_of_store(store).cube
     if traits is None:
@@ -123,6 +125,8 @@ def write_cube_x1ds(store: Store, source: str, naming: ProductNaming, out_dir: P
     Path(out_dir).mkdir(parents=True, exist_ok=True)
     paths = []
     for name in IfuCube.names(store, source):
+        if only is not None and name not in only:
+            continue
         try:
             spectrum = Spectrum1D.load(store, source, x1d_cube_key(name))
         except KeyError:

@@ -23,7 +23,7 @@ import os
 import socket
 import tempfile
 import warnings
-from collections.abc import Iterator, Mapping
+from collections.abc import Collection, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -271,8 +271,10 @@ def _save(model: Any, cube: IfuCube, store: Store, source: str, path: Path) -> P
     return path
 
 
-def write_s3d(store: Store, source: str, naming: ProductNaming, out_dir: PathLike, suffix: str = "s3d") -> list[Path]:
-    """Write every cube of the source as ``<product>_<bands>_s3d.fits`` (``IFUCubeModel``)."""
+def write_s3d(store: Store, source: str, naming: ProductNaming, out_dir: PathLike, suffix: str = "s3d",
+              only: Collection[str] | None = None) -> list[Path]:
+    """Write every cube of the source (``only``: of these names) as ``<product>_<bands>_s3d.fits``
+    (``IFUCubeModel``)."""
     naming = _resolved(store, naming)
     traits = mode_of_store(store).cube
     if traits is None:
@@ -281,6 +283,8 @@ def write_s3d(store: Store, source: str, naming: ProductNaming, out_dir: PathLik
     Path(out_dir).mkdir(parents=True, exist_ok=True)
     paths = []
     for name in IfuCube.names(store, source):
+        if only is not None and name not in only:
+            continue
         cube = IfuCube.load(store, source, name)
         bands = [(str(a), str(b)) for a, b in cube.meta["bands"]]
         stem = traits.cube_name(base, bands, cube.meta.get("coord_system") == "internal_cal")
