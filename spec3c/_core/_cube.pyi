@@ -56,3 +56,14 @@ def slice_extents(
     c1max: _F64,
     c2max: _F64,
 ) -> None: ...
+
+def mark_slice_lines(
+    out: npt.NDArray[np.uint32],
+    nx: int,
+    plane: npt.NDArray[np.int64],
+    x1: npt.NDArray[np.int64],
+    y1: npt.NDArray[np.int64],
+    x2: npt.NDArray[np.int64],
+    y2: npt.NDArray[np.int64],
+    flag: int,
+) -> None: ...

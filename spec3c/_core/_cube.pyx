@@ -646,3 +646,39 @@ def slice_extents(
                     _lower(&c2min[key], eta[i])
                     _raise(&c1max[key], xi[i])
                     _raise(&c2max[key], eta[i])
+
+
+
+# ------------------------------------------------------- NIRSpec slice lines
+cdef inline int64_t _floor_div(int64_t a, int64_t b) noexcept nogil:
+    """``a // b`` as Python floors it (``b > 0``)."""
+    return a // b if a >= 0 else -((-a + b - 1) // b)
+
+
+def mark_slice_lines(
+    uint32_t[:, ::1] out, Py_ssize_t nx, const int64_t[::1] plane, const int64_t[::1] x1,
+    const int64_t[::1] y1, const int64_t[::1] x2, const int64_t[::1] y2, uint32_t flag,
+):
+    """OR ``flag`` into ``out[plane[i], y * nx + x]`` for every spaxel ``(x, y)`` of line ``i``: the
+    points :func:`spec3c.algorithms.cube_fov.slice_lines` lists (``x1 <= x2``, ``y1 <= y2``).  A
+    point whose flat index falls outside the plane (``out`` is ``(planes, ny * nx)``) is dropped."""
+    cdef Py_ssize_t i, n = plane.shape[0]
+    cdef int64_t size = out.shape[1], j, dx, dy, x, y, index, step
+    cdef bint steep, straight
+    with nogil:
+        for i in range(n):
+            dx = x2[i] - x1[i]
+            dy = y2[i] - y1[i]
+            steep = (dy if dy >= 0 else -dy) > (dx if dx >= 0 else -dx)
+            straight = dx == 0 or dy == 0
+            for j in range((dy if steep else dx) + 1):
+                if steep:  # the reference's swap makes a steep line the diagonal x = y
+                    x = y1[i] + j
+                    y = x
+                else:
+                    x = x1[i] + j
+                    step = 0 if straight else -_floor_div(dx // 2 - j * dy, dx)
+                    y = y1[i] + (step if step > 0 else 0)
+                index = y * nx + x
+                if 0 <= index < size:
+                    out[plane[i], index] |= flag

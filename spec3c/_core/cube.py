@@ -45,6 +45,7 @@ __all__ = [
     "CubePlanes",
     "good_spaxel_counts",
     "plane_widths",
+    "mark_slice_lines",
     "slice_extents",
     "spectral_tear_planes",
     "wipe_planes",
@@ -566,6 +567,24 @@ def slice_extents(zcoord: np.ndarray, planes: tuple[int, int], xi: np.ndarray, e
     out = SliceExtents(*(np.full(size, initial[k // 2], np.float64) for k in range(4)))
     _cube.slice_extents(w, x, y, labels, z, float(roiw), p0, p1, out.c1min, out.c2min, out.c1max, out.c2max)
     return out
+
+
+def mark_slice_lines(out: np.ndarray, plane: np.ndarray, x1: np.ndarray, y1: np.ndarray, x2: np.ndarray,
+                     y2: np.ndarray, flag: int) -> None:
+    """OR ``flag`` into ``out`` ``(planes, ny, nx)`` (uint32, C order) on the spaxels of each line from
+    ``(x1, y1)`` to ``(x2, y2)`` in plane ``plane`` (``x1 <= x2``, ``y1 <= y2``), the points
+    :func:`spec3c.algorithms.cube_fov.slice_lines` lists; points outside the plane are dropped."""
+    if out.dtype != np.uint32 or out.ndim != 3 or not out.flags.c_contiguous:
+        raise ValueError("out must be a C-contiguous (planes, ny, nx) uint32 array")
+    ends = [np.ascontiguousarray(a, dtype=np.int64) for a in (plane, x1, y1, x2, y2)]
+    if any(a.shape != ends[0].shape or a.ndim != 1 for a in ends):
+        raise ValueError("plane, x1, y1, x2 and y2 must be 1-D arrays of one length")
+    if ends[0].size and (ends[0].min() < 0 or ends[0].max() >= out.shape[0]):
+        raise ValueError(f"line planes must be within the {out.shape[0]} planes of out")
+    if np.any(ends[1] > ends[3]) or np.any(ends[2] > ends[4]):
+        raise ValueError("lines must run from their minima to their maxima (x1 <= x2, y1 <= y2)")
+    plane_, x1_, y1_, x2_, y2_ = ends
+    _cube.mark_slice_lines(out.reshape(out.shape[0], -1), out.shape[2], plane_, x1_, y1_, x2_, y2_, int(flag))
 
 
 def good_spaxel_counts(dq: np.ndarray) -> np.ndarray:

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .._core.cube import FOV_PARTIAL, NIRSPEC_SLICES, CubeGrid, slice_extents
+from .._core.cube import FOV_PARTIAL, NIRSPEC_SLICES, CubeGrid, mark_slice_lines, slice_extents
 
 __all__ = ["nirspec_fov", "slice_lines"]
 
@@ -60,11 +60,7 @@ def nirspec_fov(grid: CubeGrid, planes: tuple[int, int], xi: np.ndarray, eta: np
     ends = [v[k].astype(np.float32).astype(np.float64) for v in (c1min, c2min, c1max, c2max)]
     x1, x2 = (np.trunc((ends[i] - xstart) / grid.cdelt1).astype(np.int64) for i in (0, 2))
     y1, y2 = (np.trunc((ends[i] - ystart) / grid.cdelt2).astype(np.int64) for i in (1, 3))
-    line, xs, ys = slice_lines(x1, y1, x2, y2)
-    index = ys * nx + xs
-    inside = (index >= 0) & (index < ny * nx)
-    flat = out.reshape(p1 - p0, ny * nx)
-    flat[(k // NIRSPEC_SLICES)[line[inside]], index[inside]] |= np.uint32(FOV_PARTIAL)
+    mark_slice_lines(out, k // NIRSPEC_SLICES, x1, y1, x2, y2, FOV_PARTIAL)  # slice_lines' points, compiled
 
 
 def slice_lines(x1: np.ndarray, y1: np.ndarray, x2: np.ndarray, y2: np.ndarray

@@ -74,6 +74,32 @@ def test_slice_lines_are_each_slice_line():
         assert points == _c_line(int(x1[i]), int(y1[i]), int(x2[i]), int(y2[i]))
 
 
+def test_marked_slice_lines_are_the_slice_lines_points():
+    """The compiled marking ORs the flag on exactly the points slice_lines lists (their flat index in
+    the plane, the others dropped), each line in its own plane, leaving other bits alone."""
+    from spec3c._core.cube import mark_slice_lines
+
+    rng = np.random.default_rng(5)
+    n, planes, ny, nx = 3000, 4, 23, 31
+    x1, y1 = rng.integers(-8, 40, n), rng.integers(-8, 30, n)
+    x2, y2 = x1 + rng.integers(0, 30, n), y1 + rng.integers(0, 30, n)
+    x2[:300], y2[300:600], x2[600:650], y2[600:650] = x1[:300], y1[300:600], x1[600:650], y1[600:650]
+    plane = rng.integers(0, planes, n)
+    got = np.full((planes, ny, nx), 8, np.uint32)
+    mark_slice_lines(got, plane, x1, y1, x2, y2, 4)
+    line, xs, ys = slice_lines(x1, y1, x2, y2)
+    index = ys * nx + xs
+    inside = (index >= 0) & (index < ny * nx)
+    expected = np.full((planes, ny * nx), 8, np.uint32)
+    expected[plane[line[inside]], index[inside]] |= np.uint32(4)
+    np.testing.assert_array_equal(got.reshape(planes, -1), expected)
+    assert (got == 12).sum() > 1000
+    with pytest.raises(ValueError, match="minima to their maxima"):
+        mark_slice_lines(got, plane[:1], x2[:1] + 1, y1[:1], x1[:1], y2[:1], 4)
+    with pytest.raises(ValueError, match="within the 4 planes"):
+        mark_slice_lines(got, np.array([4]), x1[:1], y1[:1], x2[:1], y2[:1], 4)
+
+
 def test_slice_extents_are_the_min_and_max_over_each_plane_and_slice():
     """The kernel's extents equal numpy's minimum/maximum.at over every (pixel, plane within roiw)
     pair: NaN coordinates win, non-finite waves and slices outside 1-30 are skipped, the planes are
