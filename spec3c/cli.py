@@ -677,7 +677,8 @@ def run(ctx: click.Context, asn: Path, output_dir: Path, backend: str | None, so
 
     Each source's products are written as it is processed, by the worker that processed it (slit
     and slitless modes); the export stage then writes the association's products and any a worker
-    could not.  The last line says how long each stage took (``run: ingest 4.4 s, process 9.4 s,
+    could not.  An IFU association's products (its one source's cubes, spectra and exposures) are
+    written at the export stage by this process and a helper process on another core.  The last line says how long each stage took (``run: ingest 4.4 s, process 9.4 s,
     export 0.1 s``).
     """
     from .ingest import ingest as run_ingest
@@ -711,7 +712,7 @@ def run(ctx: click.Context, asn: Path, output_dir: Path, backend: str | None, so
         # each source's products are written by the worker that processed it, from what it holds;
         # the export stage records them and writes the rest (association products, any it could not)
         request: ExportRequest | None = _export_request(store_path, output_dir, DEFAULT_SUFFIXES)
-        if in_process and (workers or 1) > 1 and _exports_in_parts(store_path):
+        if in_process and (workers or os.cpu_count() or 1) > 1 and _exports_in_parts(store_path):
             request = None  # the export stage writes them, in parts, with a helper process on the other core
         processed = _run_process(ctx, store_path, sources, workers, config_file, skip, force, scheduler, request)
         failed = processed.failed
