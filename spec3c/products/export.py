@@ -405,14 +405,31 @@ def _export_part(source: str, store_path: str, naming: ProductNaming, out_dir: s
         return _export_source(store, source, naming, out_dir, list(only), only=only)
 
 
+def _export_part_job(item: str, store_path: str, naming: ProductNaming, out_dir: str,
+                     items: tuple[tuple[str, str], ...]) -> SourceExport:
+    """:func:`_export_part` as a pool job (``item``: ``<source>#<part number>``)."""
+    return _export_part(item.rsplit("#", 1)[0], store_path, naming, out_dir, items)
+
+
+def _on_pool(source: str, parts: list[tuple[Any, ...]], workers: int | None) -> list[SourceExport]:
+    """The parts as jobs of the open local pool, in the order of ``parts``; the first failure raised."""
+    jobs = {f"{source}#{k}": part for k, part in enumerate(parts)}
+    outcome = map_sources(_export_part_job, jobs, workers=workers)
+    if outcome.errors:
+        raise Spec3cError(next(iter(outcome.errors.values())))
+    return [outcome.results[item] for item in jobs]
+
+
 def _export_in_parts(source: str, store_path: str, naming: ProductNaming, out_dir: str,
-                     items: list[tuple[str, str]]) -> SourceExport:
-    """A source's products written by this process and a helper process, part by part
-    (:func:`~spec3c.parallel.share_with_helper`)."""
+                     items: list[tuple[str, str]], workers: int | None = None) -> SourceExport:
+    """A source's products written part by part: by the open local pool's workers, else by this
+    process and a helper process (:func:`~spec3c.parallel.share_with_helper`)."""
     size = -(-len(items) // _MAX_PARTS)
     parts = [(store_path, naming, out_dir, tuple(items[k:k + size])) for k in range(0, len(items), size)]
     done: SourceExport | None = None
-    for part in share_with_helper(_export_part, source, parts, ("spec3c.products.export",)):
+    written = (_on_pool(source, parts, workers) if shared_workers_running()
+               else share_with_helper(_export_part, source, parts, ("spec3c.products.export",)))
+    for part in written:
         if done is None:
             done = SourceExport(source, part.run, available=part.available)
         done.written += part.written
@@ -426,9 +443,10 @@ def _export_in_parts(source: str, store_path: str, naming: ProductNaming, out_di
 
 def _split_export(store_path: Path, jobs: Mapping[str, tuple[Any, ...]], workers: int | None,
                   scheduler: str | None) -> tuple[str, list[tuple[str, str]]] | None:
-    """(source, items) when the one source to export is best written in parts beside a helper
-    process: an IFU source, nothing of it to keep from an earlier export, a second core and no pool."""
-    if len(jobs) != 1 or scheduler is not None or shared_workers_running() or (workers or os.cpu_count() or 1) < 2:
+    """(source, items) when the one source to export is best written in parts, by the local pool's
+    workers or beside a helper process: an IFU source, nothing of it to keep from an earlier
+    export, a second core."""
+    if len(jobs) != 1 or scheduler is not None or (workers or os.cpu_count() or 1) < 2:
         return None
     source, (_, _, _, wanted, previous) = next(iter(jobs.items()))
     if previous:
@@ -548,7 +566,7 @@ def export_store(  # noqa: PLR0913 - each is a CLI option
     if split is None:
         outcome = map_sources(_export_one, jobs, workers=workers, scheduler=scheduler, progress=progress)
     else:
-        outcome = _exported_in_parts(split[0], store_path, resolved, out_dir, split[1], progress)
+        outcome = _exported_in_parts(split[0], store_path, resolved, out_dir, split[1], progress, workers)
     written: list[Path] = []
     unchanged: list[Path] = []
     for source in keys:
@@ -572,11 +590,12 @@ def export_store(  # noqa: PLR0913 - each is a CLI option
     return exported
 
 
-def _exported_in_parts(source: str, store_path: Path, naming: ProductNaming, out_dir: Path,
-                       items: list[tuple[str, str]], progress: ProgressFn | None) -> JobResults[SourceExport]:
+def _exported_in_parts(source: str, store_path: Path, naming: ProductNaming, out_dir: Path,  # noqa: PLR0913
+                       items: list[tuple[str, str]], progress: ProgressFn | None,
+                       workers: int | None) -> JobResults[SourceExport]:
     outcome: JobResults[SourceExport] = JobResults()
     try:
-        outcome.results[source] = _export_in_parts(source, str(store_path), naming, str(out_dir), items)
+        outcome.results[source] = _export_in_parts(source, str(store_path), naming, str(out_dir), items, workers)
     except Exception as exc:  # noqa: BLE001 - a source's error is reported with the others'
         outcome.errors[source] = f"{type(exc).__name__}: {exc}"
     if progress is not None:

@@ -76,13 +76,13 @@ def _same_files(a: Path, b: Path) -> None:
                     assert np.array_equal(x.data, y.data, equal_nan=True), (name, x.name)
 
 
-def test_run_writes_an_ifu_source_in_parts_as_one_process_would(tmp_path, monkeypatch):
+def test_run_and_export_write_an_ifu_source_in_parts_as_one_process_would(tmp_path, monkeypatch):
     sim = simulate("miri-mrs", tmp_path / "in", SimOptions(seed=8, n_exposures=2, channels=(1, 2), bands=("SHORT",)))
     monkeypatch.setenv("SPEC3C_INLINE_BYTES", "0")  # keep two workers for this small association
     parts: list[int] = []
     real = export_module._export_in_parts
     monkeypatch.setattr(export_module, "_export_in_parts",
-                        lambda *a: parts.append(len(a[-1])) or real(*a))
+                        lambda *a: parts.append(len(a[4])) or real(*a))
     args = ["run", str(sim.asn_path), "-o", str(tmp_path / "run"), "--workers", "2"]
     for step, params in reference_file_paths(sim.asn_path).jwst_overrides().items():
         args += [f"--steps.{step}.{k}={v}" for k, v in params.items()]
@@ -93,6 +93,12 @@ def test_run_writes_an_ifu_source_in_parts_as_one_process_would(tmp_path, monkey
                                     "--workers", "1"], catch_exceptions=False)
     assert one.exit_code == 0, one.output
     _same_files(tmp_path / "run", tmp_path / "one")
+    # spec3c export with a pool of two: the parts are the pool's jobs
+    two = CliRunner().invoke(main, ["export", str(tmp_path / "run" / "spec3c.store"), "-o", str(tmp_path / "two"),
+                                    "--workers", "2"], catch_exceptions=False)
+    assert two.exit_code == 0, two.output
+    assert parts == [6, 6]
+    _same_files(tmp_path / "two", tmp_path / "one")
     # every part's files are in the folder's manifest: exporting again leaves them all alone
     again = CliRunner().invoke(main, ["export", str(tmp_path / "run" / "spec3c.store"), "-o", str(tmp_path / "run"),
                                       "--workers", "1"], catch_exceptions=False)
