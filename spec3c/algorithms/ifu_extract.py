@@ -38,6 +38,7 @@ import numpy as np
 
 from .. import dqflags
 from .._core.aperture import METHODS, ApertureWeights, circle_weights
+from .._core.clipstats import clipped_range_f32
 from ..errors import InputError
 from .cube_wcs import CubeWcs
 from .interp import linear_extrapolated
@@ -167,7 +168,10 @@ def _sorted_median(ordered: np.ndarray) -> Any:
 
 def clipped_range(values: np.ndarray, sigma: float, maxiters: int = CLIP_ITERATIONS) -> tuple[float, float]:
     """``mean -+ sigma * std`` of the clipped ``values`` (:func:`clipped_stats`): the background
-    spaxels the reference keeps."""
+    spaxels the reference keeps.  Cube planes (float32) are clipped by a compiled kernel with the
+    same float32 arithmetic (:func:`spec3c._core.clipstats.clipped_range_f32`, the same bits)."""
+    if np.asarray(values).dtype == np.float32:
+        return clipped_range_f32(values, sigma, maxiters)  # type: ignore[return-value]
     mean, _, std = clipped_stats(values, sigma, maxiters)
     return mean - sigma * std, mean + sigma * std
 

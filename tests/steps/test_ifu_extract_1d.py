@@ -505,3 +505,64 @@ def test_mrs_simulator_emission_lines_within_two_percent(tmp_path):
             assert line_flux(lam, flux, centre, sigma) == pytest.approx(true, rel=0.02), centre
             measured += 1
     assert measured >= 2
+
+
+def _numpy_range(values, sigma, maxiters=5):
+    import warnings
+
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # numpy's means of empty slices (NaN)
+        mean, _, std = clipped_stats(values, sigma, maxiters)
+    return mean - sigma * std, mean + sigma * std
+
+
+def _cases(rng):
+    """float32 planes of many sizes (numpy's pairwise-sum blocks: 8, 128 and halves above), with
+    outliers, NaN and inf, constant, sorted and reversed values."""
+    for trial in range(1500):
+        n = int(rng.choice([1, 2, 3, 7, 8, 9, 16, 17, 127, 128, 129, 255, 256, 257, 300, 513, 1000, 2200]))
+        v = rng.normal(rng.uniform(-5, 5), 10 ** rng.uniform(-3, 2), n).astype(np.float32)
+        kind = trial % 7
+        if kind == 1:
+            v[rng.integers(0, n, max(1, n // 10))] *= 50
+        elif kind == 2:
+            v[rng.integers(0, n, max(1, n // 5))] = np.nan
+        elif kind == 3:
+            v[:] = v[0]
+        elif kind == 4:
+            v[rng.integers(0, n, 1)] = np.inf
+            v.sort()
+        elif kind == 5:
+            v = np.ascontiguousarray(np.sort(v)[::-1])
+        elif kind == 6:
+            v[:] = np.nan
+        yield v, float(rng.choice([0.5, 1.1, 2.0, 2.5, 3.0]))
+
+
+def test_compiled_clipped_range_is_the_numpy_range_bit_for_bit():
+    """The kernel's (low, high) are the numpy path's values and types, NaN where nothing is left."""
+    from spec3c._core.clipstats import clipped_range_f32
+
+    for values, sigma in _cases(np.random.default_rng(17)):
+        want = _numpy_range(values, sigma)
+        got = clipped_range_f32(values, sigma, 5)
+        for g, w in zip(got, want, strict=True):
+            assert isinstance(g, np.float32)
+            assert (np.isnan(g) and np.isnan(w)) or (g == w and isinstance(w, np.float32)), (values.size, sigma, got, want)
+    assert clipped_range(np.array([1.0, 2.0, 30.0], np.float32), 2.0)[0].dtype == np.float32  # the kernel's
+    values = np.arange(20.0)
+    assert clipped_range(values, 2.0) == _numpy_range(values, 2.0)  # float64: numpy
+
+
+def test_compiled_clipped_range_refuses_other_dtypes_and_takes_any_layout():
+    from spec3c._core.clipstats import clipped_range_f32
+
+    with pytest.raises(TypeError, match="float32"):
+        clipped_range_f32(np.arange(5.0), 2.0, 5)
+    with pytest.raises(ValueError, match="maxiters"):
+        clipped_range_f32(np.zeros(3, np.float32), 2.0, -1)
+    plane = np.random.default_rng(2).normal(0, 1, (40, 30)).astype(np.float32)
+    want = _numpy_range(plane[:, ::2].ravel(), 3.0)
+    assert clipped_range_f32(plane[:, ::2], 3.0, 5) == want  # strided 2-D: flattened as ravel does
+    assert clipped_range_f32(plane[:, ::2].ravel().astype(">f4"), 3.0, 5) == want  # big-endian
+    assert all(np.isnan(clipped_range_f32(np.zeros(0, np.float32), 3.0, 5)))
