@@ -31,3 +31,11 @@ def flag_direct(
     out: npt.NDArray[np.uint8],
     workers: int,
 ) -> None: ...
+def min_neighbour_difference(
+    sci: npt.NDArray[_Float],
+    bad: npt.NDArray[np.uint8],
+    axis: int,
+    running: npt.NDArray[np.float64],
+    first: bool,
+    workers: int,
+) -> None: ...

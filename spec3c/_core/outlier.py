@@ -12,7 +12,7 @@ from . import _outlier
 from ._validate import check_workers
 from .params import OutlierThresholds
 
-__all__ = ["flag_direct", "flag_resampled_crs"]
+__all__ = ["flag_direct", "flag_resampled_crs", "min_neighbour_difference"]
 
 
 def _coerce_same(arrays: dict[str, object]) -> list[np.ndarray]:
@@ -109,3 +109,30 @@ def flag_direct(
     if s.size:
         _outlier.flag_direct(s, m, e, float(snr1), out, workers)
     return out.view(bool)
+
+
+def min_neighbour_difference(sci: np.ndarray, bad: np.ndarray, axis: int, running: np.ndarray | None = None,
+                             *, workers: int = 0) -> np.ndarray:
+    """The smaller absolute difference of each pixel of ``sci`` ``(ny, nx)`` to its two neighbours
+    along ``axis`` (0 or 1; a missing neighbour of an edge pixel counts as 0), pixels ``bad`` taken as
+    NaN, in float64 (:func:`spec3c.algorithms.ifu_outlier.neighbour_difference`, the same values).
+    With ``running`` (float64, C order, the frame's shape): ``numpy.fmin`` of it and that, in place."""
+    frame = np.asarray(sci)
+    if frame.ndim != 2:
+        raise ValueError(f"sci must be 2-D, got shape {frame.shape}")
+    if axis not in (0, 1):
+        raise ValueError(f"axis must be 0 or 1, got {axis}")
+    if frame.dtype not in (np.float32, np.float64):
+        frame = frame.astype(np.float64)
+    frame = np.ascontiguousarray(frame, dtype=frame.dtype.newbyteorder("="))
+    mask = np.ascontiguousarray(bad, dtype=bool)
+    if mask.shape != frame.shape:
+        raise ValueError(f"bad must have the shape of sci {frame.shape}, got {mask.shape}")
+    first = running is None
+    if running is None:
+        running = np.empty(frame.shape, dtype=np.float64)
+    elif running.shape != frame.shape or running.dtype != np.float64 or not running.flags.c_contiguous:
+        raise ValueError(f"running must be a C-contiguous float64 array of shape {frame.shape}")
+    if frame.size:
+        _outlier.min_neighbour_difference(frame, mask.view(np.uint8), int(axis), running, first, check_workers(workers))
+    return running

@@ -196,15 +196,21 @@ def plane_tiles(shape: tuple[int, int, int], budget: int, pixels: int) -> list[t
 def _project(frame: SkyFrame, pix: Pixels, reach: np.ndarray, drizzle: bool) -> tuple[np.ndarray, np.ndarray]:
     """Tangent-plane coordinates of the pixels that can reach the tile (NaN for the others):
     centres ``(n,)`` (msm/emsm) or corners ``(n, 4)`` (drizzle)."""
+    every = bool(reach.all())  # (an untiled cube: no selection to copy the coordinates through)
     if not drizzle:
+        if every:
+            return frame.project(pix.ra, pix.dec)
         xi = np.full(pix.wave.size, np.nan)
         eta = np.full(pix.wave.size, np.nan)
         xi[reach], eta[reach] = frame.project(pix.ra[reach], pix.dec[reach])
         return xi, eta
-    xs = np.full((pix.wave.size, 4), np.nan)
-    ys = np.full((pix.wave.size, 4), np.nan)
+    xs = np.empty((pix.wave.size, 4)) if every else np.full((pix.wave.size, 4), np.nan)
+    ys = np.empty((pix.wave.size, 4)) if every else np.full((pix.wave.size, 4), np.nan)
     for k in range(4):
-        xs[reach, k], ys[reach, k] = frame.project(pix.corners[2 * k][reach], pix.corners[2 * k + 1][reach])
+        if every:
+            xs[:, k], ys[:, k] = frame.project(pix.corners[2 * k], pix.corners[2 * k + 1])
+        else:
+            xs[reach, k], ys[reach, k] = frame.project(pix.corners[2 * k][reach], pix.corners[2 * k + 1][reach])
     return xs, ys
 
 

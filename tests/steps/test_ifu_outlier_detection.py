@@ -88,6 +88,34 @@ def test_neighbour_difference_takes_the_smaller_side_and_the_edge_value():
     np.testing.assert_array_equal(neighbour_difference(sci.T, bad.T, axis=0), got.T)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, ">f4"])
+def test_compiled_running_minimum_is_numpys(dtype):
+    """MinimumDifference's compiled fold equals numpy's fmin of neighbour_difference over the
+    exposures, along either axis: NaN, DO_NOT_USE, infinities, edges, one-pixel frames."""
+    from spec3c._core.outlier import min_neighbour_difference
+
+    rng = np.random.default_rng(9)
+    for shape in [(37, 53), (1, 9), (9, 1), (1, 1)]:
+        for axis in (0, 1):
+            frames = [rng.normal(5, 3, shape).astype(dtype) for _ in range(4)]
+            bads = [rng.random(shape) < 0.1 for _ in range(4)]
+            frames[1][rng.random(shape) < 0.1] = np.nan
+            frames[2].flat[0] = np.inf
+            want = None
+            running = None
+            for sci, bad in zip(frames, bads, strict=True):
+                diff = neighbour_difference(sci, bad, axis)
+                want = diff if want is None else np.fmin(want, diff)
+                running = min_neighbour_difference(sci, bad, axis, running)
+            np.testing.assert_array_equal(running, want)
+            fold = MinimumDifference(axis)
+            for sci, bad in zip(frames, bads, strict=True):
+                fold.add(sci, bad)
+            np.testing.assert_array_equal(fold.finalize(), want)
+    with pytest.raises(ValueError, match="differ in shape"):
+        fold.add(np.zeros((2, 2)), np.zeros((2, 2), bool))
+
+
 def _frames(n: int, seed: int = 0, shape=(64, 80)) -> list[np.ndarray]:
     """Smooth slices (constant along x within 8-pixel stripes, a slope along y) plus noise."""
     rng = np.random.default_rng(seed)
