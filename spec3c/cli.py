@@ -678,8 +678,8 @@ def run(ctx: click.Context, asn: Path, output_dir: Path, backend: str | None, so
     Each source's products are written as it is processed, by the worker that processed it (slit
     and slitless modes); the export stage then writes the association's products and any a worker
     could not.  An IFU association's products (its one source's cubes, spectra and exposures) are
-    written at the export stage by this process and a helper process on another core.  The last line says how long each stage took (``run: ingest 4.4 s, process 9.4 s,
-    export 0.1 s``).
+    written at the export stage by this process and a helper process on another core.  The last
+    line says how long each stage took (``run: ingest 4.4 s, process 9.4 s, export 0.1 s``).
     """
     from .ingest import ingest as run_ingest
     from .parallel import data_bytes, shared_executor, workers_for

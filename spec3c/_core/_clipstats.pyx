@@ -13,6 +13,8 @@ computes with numpy.
 from libc.math cimport NAN, isfinite, sqrtf
 from libc.stdlib cimport free, malloc
 
+from ._shared cimport lower_bound, upper_bound
+
 #: numpy's pairwise-summation block (loops_utils.h)
 cdef Py_ssize_t BLOCK = 128
 
@@ -107,30 +109,6 @@ cdef void _sort(float* a, Py_ssize_t n) noexcept nogil:
         a[j + 1] = t
 
 
-cdef Py_ssize_t _left(const float* s, Py_ssize_t n, float v) noexcept nogil:
-    """``numpy.searchsorted(s, v, side="left")``."""
-    cdef Py_ssize_t lo = 0, hi = n, mid
-    while lo < hi:
-        mid = (lo + hi) // 2
-        if s[mid] < v:
-            lo = mid + 1
-        else:
-            hi = mid
-    return lo
-
-
-cdef Py_ssize_t _right(const float* s, Py_ssize_t n, float v) noexcept nogil:
-    """``numpy.searchsorted(s, v, side="right")``."""
-    cdef Py_ssize_t lo = 0, hi = n, mid
-    while lo < hi:
-        mid = (lo + hi) // 2
-        if s[mid] <= v:
-            lo = mid + 1
-        else:
-            hi = mid
-    return lo
-
-
 cdef void _clipped(const float[::1] values, float k, int maxiters, float* kept, float* ordered,
                    float* scratch, float* out) noexcept nogil:
     """``out[0:2]``: the range of :func:`clipped_range` (the kept values are always ``ordered[first:stop]``)."""
@@ -160,8 +138,8 @@ cdef void _clipped(const float[::1] values, float k, int maxiters, float* kept, 
         if kept_now == nk:
             break
         nk = kept_now
-        first = max(first, _left(ordered, total, low))
-        stop = min(stop, _right(ordered, total, high))
+        first = max(first, lower_bound(ordered, total, low))
+        stop = min(stop, upper_bound(ordered, total, high))
     if nk == 0:
         return
     mean = _mean(kept, nk)

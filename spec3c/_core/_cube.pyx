@@ -37,7 +37,7 @@ from libc.stdint cimport int32_t, int64_t, uint32_t
 from libc.stdlib cimport free, malloc
 
 from ._geometry cimport quad_square_overlap
-from ._shared cimport resolve_threads
+from ._shared cimport lower_bound, resolve_threads, upper_bound
 
 cdef extern from "<math.h>":
     const double NAN
@@ -101,33 +101,9 @@ ctypedef struct pix_t:
 
 
 # ----------------------------------------------------------------- searches
-cdef inline Py_ssize_t _lower_bound(const double* z, Py_ssize_t n, double v) noexcept nogil:
-    """First index ``i`` with ``z[i] >= v`` (``n`` if none); ``z`` increasing."""
-    cdef Py_ssize_t lo = 0, hi = n, mid
-    while lo < hi:
-        mid = (lo + hi) >> 1
-        if z[mid] < v:
-            lo = mid + 1
-        else:
-            hi = mid
-    return lo
-
-
-cdef inline Py_ssize_t _upper_bound(const double* z, Py_ssize_t n, double v) noexcept nogil:
-    """First index ``i`` with ``z[i] > v`` (``n`` if none); ``z`` increasing."""
-    cdef Py_ssize_t lo = 0, hi = n, mid
-    while lo < hi:
-        mid = (lo + hi) >> 1
-        if z[mid] <= v:
-            lo = mid + 1
-        else:
-            hi = mid
-    return lo
-
-
 cdef inline Py_ssize_t _nearest(const double* z, Py_ssize_t n, double v) noexcept nogil:
     """Index of the plane nearest ``v``, the lower one on a tie (``argmin |z - v|``)."""
-    cdef Py_ssize_t i = _lower_bound(z, n, v)
+    cdef Py_ssize_t i = lower_bound(z, n, v)
     if i == 0:
         return 0
     if i == n:
@@ -186,8 +162,8 @@ cdef int32_t _plane_range(const pix_t* p, const grid_t* g, const acc_t* a,
         half = fabs(p.dwave[k]) + g.max_dz
     else:
         half = p.roiw[_nearest(g.zc, g.nz, w)]
-    lo = _lower_bound(g.zc, g.nz, w - half) - 1
-    up = _upper_bound(g.zc, g.nz, w + half) + 1
+    lo = lower_bound(g.zc, g.nz, w - half) - 1
+    up = upper_bound(g.zc, g.nz, w + half) + 1
     if lo < a.p0:
         lo = a.p0
     if up > a.p1:
@@ -633,8 +609,8 @@ def slice_extents(
             s = slice_no[i] - 1
             if not isfinite(w) or s < 0 or s >= 30:
                 continue
-            lo = _upper_bound(&z[0], nz, w - roiw)
-            hi = _lower_bound(&z[0], nz, w + roiw)
+            lo = upper_bound(&z[0], nz, w - roiw)
+            hi = lower_bound(&z[0], nz, w + roiw)
             if lo < p0:
                 lo = p0
             if hi > p1:

@@ -34,7 +34,6 @@ def flag_direct(
 def min_neighbour_difference(
     sci: npt.NDArray[_Float],
     bad: npt.NDArray[np.uint8],
-    axis: int,
     running: npt.NDArray[np.float64],
     first: bool,
     workers: int,

@@ -126,28 +126,19 @@ cdef inline double _nan_min(double a, double b) noexcept nogil:
     return a if a <= b else b
 
 
-def min_neighbour_difference(const floating_t[:, ::1] sci, const unsigned char[:, ::1] bad, int axis,
-                             double[:, ::1] running, bint first, int workers):
+def min_neighbour_difference(const floating_t[:, :] sci, const unsigned char[:, :] bad, double[:, :] running,
+                             bint first, int workers):
     """``running = fmin(running, d)`` (``first``: ``running = d``), ``d`` the smaller absolute difference
-    of each pixel to its two neighbours along ``axis`` (a missing neighbour of an edge pixel counts
-    as 0), pixels ``bad`` taken as NaN, in float64."""
-    cdef Py_ssize_t ny = sci.shape[0], nx = sci.shape[1], i, j, n, k
+    of each pixel to its two neighbours along a row (a missing neighbour of an edge pixel counts as
+    0), pixels ``bad`` taken as NaN, in float64.  Columns are rows of the transposed views."""
+    cdef Py_ssize_t rows = sci.shape[0], n = sci.shape[1], i, k
     cdef double here, before, after, d
     cdef int nthreads = resolve_threads(workers)
-    n = nx if axis == 1 else ny
-    for i in prange(ny if axis == 1 else nx, nogil=True, num_threads=nthreads, schedule="static"):
+    for i in prange(rows, nogil=True, num_threads=nthreads, schedule="static"):
         for k in range(n):
-            if axis == 1:
-                here = NAN if bad[i, k] else <double>sci[i, k]
-                before = (NAN if bad[i, k - 1] else <double>sci[i, k - 1]) if k > 0 else 0.0
-                after = (NAN if bad[i, k + 1] else <double>sci[i, k + 1]) if k < n - 1 else 0.0
-            else:
-                here = NAN if bad[k, i] else <double>sci[k, i]
-                before = (NAN if bad[k - 1, i] else <double>sci[k - 1, i]) if k > 0 else 0.0
-                after = (NAN if bad[k + 1, i] else <double>sci[k + 1, i]) if k < n - 1 else 0.0
+            here = NAN if bad[i, k] else <double>sci[i, k]
+            before = (NAN if bad[i, k - 1] else <double>sci[i, k - 1]) if k > 0 else 0.0
+            after = (NAN if bad[i, k + 1] else <double>sci[i, k + 1]) if k < n - 1 else 0.0
             d = _nan_min(fabs(here - before) if k > 0 else fabs(here),
                          fabs(after - here) if k < n - 1 else fabs(here))
-            if axis == 1:
-                running[i, k] = d if first else _nan_min(running[i, k], d)
-            else:
-                running[k, i] = d if first else _nan_min(running[k, i], d)
+            running[i, k] = d if first else _nan_min(running[i, k], d)

@@ -52,3 +52,29 @@ cdef inline int resolve_threads(int workers) noexcept nogil:
     if workers > 0:
         return workers
     return spec3c_omp_max_threads()
+
+
+cdef inline Py_ssize_t lower_bound(const floating_t* z, Py_ssize_t n, floating_t v) noexcept nogil:
+    """First index ``i`` with ``z[i] >= v`` (``n`` if none); ``z`` increasing
+    (``numpy.searchsorted(z, v, side="left")``)."""
+    cdef Py_ssize_t lo = 0, hi = n, mid
+    while lo < hi:
+        mid = (lo + hi) >> 1
+        if z[mid] < v:
+            lo = mid + 1
+        else:
+            hi = mid
+    return lo
+
+
+cdef inline Py_ssize_t upper_bound(const floating_t* z, Py_ssize_t n, floating_t v) noexcept nogil:
+    """First index ``i`` with ``z[i] > v`` (``n`` if none); ``z`` increasing
+    (``numpy.searchsorted(z, v, side="right")``)."""
+    cdef Py_ssize_t lo = 0, hi = n, mid
+    while lo < hi:
+        mid = (lo + hi) >> 1
+        if z[mid] <= v:
+            lo = mid + 1
+        else:
+            hi = mid
+    return lo

@@ -133,6 +133,11 @@ def min_neighbour_difference(sci: np.ndarray, bad: np.ndarray, axis: int, runnin
         running = np.empty(frame.shape, dtype=np.float64)
     elif running.shape != frame.shape or running.dtype != np.float64 or not running.flags.c_contiguous:
         raise ValueError(f"running must be a C-contiguous float64 array of shape {frame.shape}")
-    if frame.size:
-        _outlier.min_neighbour_difference(frame, mask.view(np.uint8), int(axis), running, first, check_workers(workers))
+    if frame.size:  # the kernel runs along rows: along columns, it is given the transposed views
+        flags = mask.view(np.uint8)
+        if axis == 0:
+            frame, flags, along = frame.T, flags.T, running.T
+        else:
+            along = running
+        _outlier.min_neighbour_difference(frame, flags, along, first, check_workers(workers))
     return running

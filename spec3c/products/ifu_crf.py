@@ -13,7 +13,7 @@ of the input's metadata and its WCS.  spec3c keeps the frames in the store
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from pathlib import Path
 
 import numpy as np
@@ -27,6 +27,7 @@ from ..results import COMPLETE, crf_key
 from ..steps.assign_mtwcs import cutout_position
 from ..steps.master_background import load_for_source, subtract_from_frames
 from ..store import Store
+from ..store.records import ExposureRecord
 from .fits_io import atomic_save
 from .meta import cal_steps_for, flat_to_tree, merge_tree, step_statuses
 from .models import schema_model
@@ -37,9 +38,10 @@ FRAME_PLANES = {"sci": "data", "err": "err", "var_poisson": "var_poisson", "var_
                 "var_flat": "var_flat"}
 
 
-def crf_exposures(store: Store, source: str) -> list[str]:
-    """The exposures of ``source`` that have a ``_crf`` product (its science exposures)."""
-    records = _records(store)
+def crf_exposures(store: Store, source: str, records: Mapping[str, ExposureRecord] | None = None) -> list[str]:
+    """The exposures of ``source`` that have a ``_crf`` product (its science exposures);
+    ``records``: the store's exposure records, when already read."""
+    records = _records(store) if records is None else records
     return [c.exposure for c in store.list_cutouts(source)
             if (r := records.get(c.exposure)) is not None and r.role == "science"]
 
@@ -58,12 +60,13 @@ def write_ifu_crfs(
     master = load_for_source(store, source) if done.get("master_background") == COMPLETE else None
     mean = _moving_target_mean(status) if done.get("assign_mtwcs") == COMPLETE else None
     extra = {**_asn_meta(naming), **({"cal_step": s} if (s := cal_steps_for("crf", status)) else {})}
+    exposures = {e for e in crf_exposures(store, source, records) if only is None or e in only}
     paths = []
     with long_lived_objects_frozen():  # a full collection follows each exposure's frames read
         for cutout in _cutouts(store, source):
-            record = records.get(cutout.exposure)
-            if record is None or record.role != "science" or (only is not None and cutout.exposure not in only):
+            if cutout.exposure not in exposures:
                 continue
+            record = records[cutout.exposure]
             frames = store.read_images(cutout.exposure, planes=(*FRAME_PLANES, "dq"))
             subtract_from_frames(store, source, cutout.exposure, frames, record.meta, master)
             node = {attr: np.array(frames[plane], dtype=np.float32) for plane, attr in FRAME_PLANES.items()
