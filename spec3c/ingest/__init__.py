@@ -117,8 +117,11 @@ def ingest(  # noqa: PLR0913 - each flag is a user option
     store's backend and creates TileDB stores.  Large members (IFU frames), and
     every member inside a shared executor's block (``spec3c run``, whose
     workers are started anyway), are read in ``workers`` processes (default:
-    one per core) or on ``scheduler`` (:func:`spec3c.parallel.open_executor`);
-    the store is written by this process only.
+    one per core) or on ``scheduler`` (:func:`spec3c.parallel.open_executor`).
+    The store is written by this process, except that local workers reading
+    into a new TileDB store write each member's full frames into it
+    themselves (a dense array nothing refers to until this process commits
+    the member; a failed ingest removes the new store with them).
     """
     start = time.perf_counter()
     asn = read_association(asn_path, allow_outside=allow_outside)
@@ -180,9 +183,12 @@ def _read_member(plan: _Planned, sink: StagedFile | None = None) -> ExposureData
     return data
 
 
-def _read_job(name: str, plan: _Planned, folder: str | None) -> ExposureData | str | InputError:
+def _read_job(name: str, plan: _Planned, folder: str | None,
+              frames_into: str | None = None) -> ExposureData | str | InputError:
     """One member read in a worker: spilled into the staging ``folder`` (its path returned) or, without
-    a folder (a remote worker), returned.  A broken member's :class:`InputError` is returned."""
+    a folder (a remote worker), returned.  A broken member's :class:`InputError` is returned.
+    ``frames_into``: the new TileDB store its full frames are written into here (they are not staged;
+    the committing process only names them)."""
     if folder is None:
         try:
             return _read_member(plan)
@@ -190,7 +196,13 @@ def _read_job(name: str, plan: _Planned, folder: str | None) -> ExposureData | s
             return exc  # returned, not raised: the executor would keep only its text
     staged = StagedFile(Path(folder) / f"member-{name}.pickle")  # the cutouts go there as they are laid out
     try:
-        staged.finish(_read_member(plan, staged))
+        data = _read_member(plan, staged)
+        if frames_into is not None:
+            from ..store.tiledb_store import write_frames_beforehand
+
+            data.written, data.images = write_frames_beforehand(frames_into, data.record.name, data.images)
+        staged.finish(data)
+        del data
     except BaseException as exc:
         staged.discard()
         if isinstance(exc, InputError):
@@ -217,7 +229,9 @@ def _ingest_new_store(asn: Association, todo: list[_Planned], store_path: Path, 
             def commit_staged() -> None:
                 _commit_exposures(store, pending, staged, report)
 
-            _read_parallel(todo, staged, workers, scheduler, progress, on_staged=commit_staged)
+            frames_into = str(store_path) if store.takes_written_frames else None
+            _read_parallel(todo, staged, workers, scheduler, progress, on_staged=commit_staged,
+                           frames_into=frames_into)
             commit_staged()
             store.consolidate()
     except BaseException:
@@ -238,22 +252,25 @@ def _remove_new_store(path: Path, existed: bool) -> None:
             child.unlink(missing_ok=True)
 
 
-def _read_parallel(todo: list[_Planned], staged: Staging, workers: int | None, scheduler: str | None,
-                   progress: ProgressFn | None, on_staged: Callable[[], None] | None = None) -> None:
+def _read_parallel(todo: list[_Planned], staged: Staging, workers: int | None, scheduler: str | None,  # noqa: PLR0913
+                   progress: ProgressFn | None, on_staged: Callable[[], None] | None = None,
+                   frames_into: str | None = None) -> None:
     """Read the members in worker processes, at most as many at once as a quarter of the RAM holds;
     staged in the association's order as they arrive (``on_staged()`` called after each, until a
-    member is broken).  The first broken member (in that order) is raised once all are read."""
+    member is broken).  The first broken member (in that order) is raised once all are read.
+    ``frames_into``: a new TileDB store local workers write the members' full frames into."""
     largest = max(_read_bytes(plan) for plan in todo)
     with executor_for(len(todo), workers, scheduler) as executor:
         local = isinstance(executor, LocalExecutor)
         folder = str(staged.folder()) if local and executor.slots > 1 else None
+        frames_into = frames_into if folder is not None else None
         batch = max(1, min(len(todo), quarter_of_ram() // max(largest, 1)))
         batch = len(todo) if batch >= executor.slots else batch  # the memory holds every worker's member
         arrived: dict[str, tuple[bool, Any]] = {}
         n_read = n_staged = 0
         for start in range(0, len(todo), batch):
             part = todo[start:start + batch]
-            for name, ok, value in executor.completed(_read_job, {p.name: (p, folder) for p in part}):
+            for name, ok, value in executor.completed(_read_job, {p.name: (p, folder, frames_into) for p in part}):
                 arrived[name] = (ok, value)
                 n_read += 1
                 if progress:
@@ -333,7 +350,8 @@ def _batchable_bytes(data: ExposureData) -> int | None:
 
 
 def _commit_batch(store: Store, batch: list[tuple[_Planned, ExposureData]], report: IngestReport) -> None:
-    store.commit_exposures([(data.record, data.cutouts, data.images) for _, data in batch])
+    store.commit_exposures([(data.record, data.cutouts, data.images) for _, data in batch],
+                           written={data.record.name: data.written for _, data in batch if data.written})
     for plan, data in batch:
         (report.replaced if plan.action == "replace" else report.ingested).append(plan.name)
         report.n_cutouts += len(data.cutouts)

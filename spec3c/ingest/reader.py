@@ -13,7 +13,7 @@ import numpy as np
 
 from ..errors import InputError, Spec3cError
 from ..log import logger
-from ..store.records import Cutout, ExposureRecord
+from ..store.records import Cutout, ExposureRecord, WrittenFrames
 from .cutouts import model_meta
 
 if TYPE_CHECKING:
@@ -29,6 +29,7 @@ class ExposureData:
     record: ExposureRecord
     cutouts: Sequence[Cutout]  # a staged exposure's are loaded one at a time (LazyCutouts)
     images: dict[str, np.ndarray]
+    written: WrittenFrames | None = None  # its full frames, written into the new store by the worker that read it
 
 
 def sha256_of(path: Path, chunk: int = 1 << 22) -> str:

@@ -75,7 +75,7 @@ class StagedFile:
     :meth:`finish` with the exposure's record and images.
 
     The file: 8 bytes (the header's offset), the pickled cutouts, the pickled header (record,
-    images, each cutout's offset and key).  Read back by :func:`load_staged`.
+    images, each cutout's offset and key, the frames written beforehand).  Read back by :func:`load_staged`.
     """
 
     def __init__(self, path: Path) -> None:
@@ -102,7 +102,7 @@ class StagedFile:
         for cutout in data.cutouts:
             self.add(cutout)
         header = self._file.tell()
-        pickle.dump((data.record, data.images, self._offsets, self._keys), self._file,
+        pickle.dump((data.record, data.images, self._offsets, self._keys, data.written), self._file,
                     protocol=pickle.HIGHEST_PROTOCOL)
         self._file.seek(0)
         self._file.write(header.to_bytes(_OFFSET_BYTES, "little"))
@@ -148,13 +148,13 @@ def load_staged(path: Path) -> ExposureData:
     file = open(path, "rb")  # noqa: SIM115 - kept by the returned cutouts
     try:
         file.seek(int.from_bytes(file.read(_OFFSET_BYTES), "little"))
-        record, images, offsets, keys = pickle.load(file)
+        record, images, offsets, keys, written = pickle.load(file)
     except BaseException:
         file.close()
         raise
     finally:
         path.unlink(missing_ok=True)
-    return ExposureData(record, _StagedCutouts(file, offsets, [tuple(k) for k in keys]), images)
+    return ExposureData(record, _StagedCutouts(file, offsets, [tuple(k) for k in keys]), images, written)
 
 
 class Staging:

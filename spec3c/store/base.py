@@ -39,6 +39,7 @@ from .records import (  # noqa: F401 - re-exported: the store's value types
     ExposureRecord,
     LazyCutouts,
     SourceStack,
+    WrittenFrames,
     _json_default,
     cutout_keys,
 )
@@ -102,15 +103,37 @@ class Store(ABC):
         """
         self._commit_exposure(record, _checked(record, cutouts), images or {})
 
+    #: whether :meth:`commit_exposures` takes frames written beforehand (:meth:`write_frames_beforehand`)
+    takes_written_frames: ClassVar[bool] = False
+
     def commit_exposures(
-        self, exposures: Sequence[tuple[ExposureRecord, Sequence[Cutout], Mapping[str, np.ndarray] | None]]
+        self, exposures: Sequence[tuple[ExposureRecord, Sequence[Cutout], Mapping[str, np.ndarray] | None]],
+        written: Mapping[str, WrittenFrames] | None = None,
     ) -> None:
         """Write several exposures ``(record, cutouts, images)``, each checked as :meth:`commit_exposure`
         checks it; a backend may write them together (readers then see all of them or none: the
         TileDB store makes one write of their cutouts, one of their images and one of their records,
-        ~30 ms a write whatever its size, when none has full-frame images)."""
-        self._commit_exposures([(record, _checked(record, cutouts), images or {})
-                                for record, cutouts, images in exposures])
+        ~30 ms a write whatever its size, when none has full-frame images).  ``written``: per exposure
+        name, full frames another process wrote into this store beforehand (backends that
+        :attr:`takes_written_frames`), committed as the exposure's images too."""
+        written = dict(written or {})
+        if written and not self.takes_written_frames:
+            raise StoreError(f"the {self.backend} store does not take frames written beforehand")
+        unknown = set(written) - {record.name for record, _, _ in exposures}
+        if unknown:
+            raise StoreError(f"frames written beforehand for exposures not committed: {sorted(unknown)}")
+        checked = [(record, _checked(record, cutouts), images or {}) for record, cutouts, images in exposures]
+        if written:
+            self._commit_with_written(checked, written)
+        else:
+            self._commit_exposures(checked)
+
+    def _commit_with_written(
+        self, exposures: Sequence[tuple[ExposureRecord, LazyCutouts, Mapping[str, np.ndarray]]],
+        written: Mapping[str, WrittenFrames],
+    ) -> None:
+        """:meth:`commit_exposures` with frames written beforehand (backends that take them)."""
+        raise StoreError(f"the {self.backend} store does not take frames written beforehand")
 
     @abstractmethod
     def _commit_exposure(

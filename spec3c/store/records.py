@@ -173,6 +173,18 @@ def cutout_keys(cutouts: Sequence[Cutout]) -> list[tuple[str, str, str]]:
 
 
 @dataclass(frozen=True)
+class WrittenFrames:
+    """An exposure's full frames already written into a store's dense array by the process that
+    read them (an ingest worker), not yet part of the store: committing the exposure with them
+    makes them so (:meth:`~spec3c.store.base.Store.commit_exposures`).
+
+    ``planes``: plane name -> (attribute of the array, shape, dtype string)."""
+
+    folder: str
+    planes: dict[str, tuple[str, tuple[int, ...], str]]
+
+
+@dataclass(frozen=True)
 class CutoutInfo:
     """A cutout's identity, shape and metadata, without its arrays."""
 

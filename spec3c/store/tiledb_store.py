@@ -21,11 +21,14 @@ cutouts and images are written first and its record last, so readers (which
 only see cutouts of recorded exposures) never see a half-written exposure;
 re-ingesting overwrites the orphaned cells (no duplicates allowed: the newest
 fragment wins).  A re-ingested exposure gets a new frames array; the old one is
-removed once the new record is committed.
+removed once the new record is committed.  A frames array may be written by
+another process before the commit (:func:`write_frames_beforehand`: an ingest
+worker), which then only names it.
 """
 
 from __future__ import annotations
 
+import functools
 import gc
 import os
 import shutil
@@ -51,6 +54,7 @@ from .base import (
     ExposureRecord,
     LazyCutouts,
     Store,
+    WrittenFrames,
     cutout_keys,
     dumps_meta,
     loads_meta,
@@ -314,25 +318,44 @@ class TileDBStore(Store):
         self._commit_exposures([(record, cutouts, images)])  # type: ignore[list-item]  # (a LazyCutouts)
 
     def _commit_exposures(
-        self, exposures: Sequence[tuple[ExposureRecord, LazyCutouts, Mapping[str, np.ndarray]]]
+        self, exposures: Sequence[tuple[ExposureRecord, LazyCutouts, Mapping[str, np.ndarray]]],
+        written: Mapping[str, WrittenFrames] | None = None,
     ) -> None:
         """Their cutouts in writes of :data:`_WRITE_BYTES`, each one's full frames in a dense array of its
-        own, all their image cells in one write, then all their records in one: the commit point of all."""
+        own (or the one ``written`` names), all their image cells in one write, then all their records in
+        one: the commit point of all."""
+        written = written or {}
         for record, cutouts, images in exposures:
-            self._delete_stale(record.name, {(source, slit) for source, _, slit in cutout_keys(cutouts)},
-                               set(images))
+            planes = set(images) | set(written[record.name].planes if record.name in written else ())
+            self._delete_stale(record.name, {(source, slit) for source, _, slit in cutout_keys(cutouts)}, planes)
         if any(len(cutouts) for _, cutouts, _ in exposures):
             self._write_cutouts(Chained([cutouts for _, cutouts, _ in exposures]))
-        framed = {record.name: self._write_frames_of(record.name, images) for record, _, images in exposures}
-        if any(images for _, _, images in exposures):
-            self._write_image_cells([(record.name, images) for record, _, images in exposures], framed)
+        cells = []
+        for record, _, images in exposures:
+            if record.name in written:
+                cells.append(_written_cells(record.name, images, written[record.name]))
+            else:
+                cells.append(_image_cells(record.name, images, self._write_frames_of(record.name, images)))
+        if any(names for _, names, _, _ in cells):
+            self._write_image_cells(cells)
         with self._open("exposures", "w") as arr:
             arr[np.array([record.name for record, _, _ in exposures])] = {
                 "record": np.array([record.to_json() for record, _, _ in exposures])}
         if self._writable:
-            for record, _, _ in exposures:
-                folders = {folder for folder, _ in framed[record.name].values()}
-                self._remove_frames(record.name, keep=folders.pop() if folders else None)
+            for exposure, _, metas, _ in cells:
+                folders = {meta["frame"] for meta in map(loads_meta, metas) if "frame" in meta}
+                self._remove_frames(exposure, keep=folders.pop() if folders else None)
+
+    takes_written_frames = True
+
+    def _commit_with_written(
+        self, exposures: Sequence[tuple[ExposureRecord, LazyCutouts, Mapping[str, np.ndarray]]],
+        written: Mapping[str, WrittenFrames],
+    ) -> None:
+        for name, frames in written.items():
+            if not Path(self._uri(f"{_FRAMES}/{frames.folder}")).is_dir():
+                raise StoreError(f"exposure {name!r}: its frames array {frames.folder!r} is not in {self.path}")
+        self._commit_exposures(exposures, written)
 
     def _write_cutouts(self, cutouts: Sequence[Cutout]) -> None:
         """In writes of at most :data:`_WRITE_BYTES` of planes each (libtiledb holds about twice a
@@ -363,43 +386,18 @@ class TileDBStore(Store):
         folder = self._write_frames(exposure, {n: images[n] for n in frames})
         return {n: (folder, attr) for n, attr in frames.items()}
 
-    def _write_image_cells(self, exposures: Sequence[tuple[str, Mapping[str, np.ndarray]]],
-                           framed: Mapping[str, Mapping[str, tuple[str, str]]]) -> None:
-        """One write of the image cells of ``exposures``: each plane's array, or for a plane of
-        ``framed[exposure]`` where its frames array holds it."""
-        keys, names, metas, blobs = [], [], [], []
-        for exposure, images in exposures:
-            for n in sorted(images):
-                meta: dict[str, Any] = {"shape": list(images[n].shape), "dtype": images[n].dtype.str}
-                in_frames = framed.get(exposure, {}).get(n)
-                if in_frames is not None:
-                    meta.update(frame=in_frames[0], attr=in_frames[1])
-                keys.append(exposure)
-                names.append(n)
-                metas.append(dumps_meta(meta))
-                blobs.append(b"" if in_frames is not None else np.ascontiguousarray(images[n]).tobytes())
+    def _write_image_cells(self, cells: Sequence[tuple[str, list[str], list[str], list[bytes]]]) -> None:
+        """One write of the image cells of several exposures (:func:`_image_cells`)."""
+        keys = [exposure for exposure, names, _, _ in cells for _ in names]
+        names = [name for _, names, _, _ in cells for name in names]
         with self._open("images", "w") as arr:
-            arr[np.array(keys), np.array(names)] = {"meta": np.array(metas), "data": _objects(blobs)}
+            arr[np.array(keys), np.array(names)] = {
+                "meta": np.array([m for _, _, metas, _ in cells for m in metas]),
+                "data": _objects([b for _, _, _, blobs in cells for b in blobs])}
 
     def _write_frames(self, exposure: str, planes: Mapping[str, np.ndarray]) -> str:
         """A new dense array holding ``planes`` (one shape); returns its folder name."""
-        folder = f"{quote(exposure, safe='')}.{uuid.uuid4().hex[:12]}"
-        uri = self._uri(f"{_FRAMES}/{folder}")
-        Path(self._uri(_FRAMES)).mkdir(exist_ok=True)
-        shape = next(iter(planes.values())).shape
-        names, tiles = ("z", "y", "x")[-len(shape):], (1, *_FRAME_TILE)[-len(shape):]  # a stack: one frame per tile
-        domain = tiledb.Domain(*[
-            tiledb.Dim(name, domain=(0, size - 1), tile=min(tile, size), dtype=np.int32, ctx=self.ctx)
-            for name, size, tile in zip(names, shape, tiles, strict=True)], ctx=self.ctx)
-        attrs = _frame_attrs(planes)
-        schema = tiledb.ArraySchema(domain=domain, sparse=False, ctx=self.ctx, attrs=[
-            tiledb.Attr(attr, dtype=planes[name].dtype.newbyteorder("="), filters=_filters(), ctx=self.ctx)
-            for name, attr in attrs.items()])
-        tiledb.Array.create(uri, schema, ctx=self.ctx)
-        with tiledb.open(uri, "w", ctx=self.ctx) as arr:
-            arr[:] = {attr: np.ascontiguousarray(planes[name], dtype=planes[name].dtype.newbyteorder("="))
-                      for name, attr in attrs.items()}
-        return folder
+        return _new_frames_array(Path(self._uri(".")), self.ctx, exposure, planes)
 
     def _remove_frames(self, exposure: str, keep: str | None = None) -> None:
         """Remove the frames arrays of ``exposure`` but ``keep``."""
@@ -641,6 +639,76 @@ class TileDBStore(Store):
                 continue
             tiledb.vacuum(uri, config=cfg, ctx=self.ctx)
             return
+
+
+def _new_frames_array(root: Path, ctx: tiledb.Ctx, exposure: str, planes: Mapping[str, np.ndarray]) -> str:
+    """A new dense array under ``root/frames`` holding ``planes`` (one shape); returns its folder name."""
+    folder = f"{quote(exposure, safe='')}.{uuid.uuid4().hex[:12]}"
+    uri = str(root / _FRAMES / folder)
+    (root / _FRAMES).mkdir(exist_ok=True)
+    shape = next(iter(planes.values())).shape
+    names, tiles = ("z", "y", "x")[-len(shape):], (1, *_FRAME_TILE)[-len(shape):]  # a stack: one frame per tile
+    domain = tiledb.Domain(*[
+        tiledb.Dim(name, domain=(0, size - 1), tile=min(tile, size), dtype=np.int32, ctx=ctx)
+        for name, size, tile in zip(names, shape, tiles, strict=True)], ctx=ctx)
+    attrs = _frame_attrs(planes)
+    schema = tiledb.ArraySchema(domain=domain, sparse=False, ctx=ctx, attrs=[
+        tiledb.Attr(attr, dtype=planes[name].dtype.newbyteorder("="), filters=_filters(), ctx=ctx)
+        for name, attr in attrs.items()])
+    tiledb.Array.create(uri, schema, ctx=ctx)
+    with tiledb.open(uri, "w", ctx=ctx) as arr:
+        arr[:] = {attr: np.ascontiguousarray(planes[name], dtype=planes[name].dtype.newbyteorder("="))
+                  for name, attr in attrs.items()}
+    return folder
+
+
+@functools.cache
+def _writer_context(threads: int) -> tiledb.Ctx:
+    """This process's context for :func:`write_frames_beforehand` (made once: it starts thread pools)."""
+    return new_context(_config(threads))
+
+
+def write_frames_beforehand(root: str | os.PathLike[str], exposure: str, images: Mapping[str, np.ndarray],
+                            threads: int = 1) -> tuple[WrittenFrames | None, dict[str, np.ndarray]]:
+    """Write the full frames of ``images`` (:func:`_frame_planes`) into a new dense array of the TileDB
+    store at ``root``, from any process (an ingest worker: the frames then need not be passed to
+    the process committing them).  Nothing refers to the array until the exposure is committed with
+    it (:meth:`Store.commit_exposures`); the caller removes it if that does not happen.  Returns the
+    array's :class:`WrittenFrames` (None: no frames) and the other images."""
+    frames = _frame_planes(images)
+    rest = {n: a for n, a in images.items() if n not in frames}
+    if not frames:
+        return None, rest
+    folder = _new_frames_array(Path(root), _writer_context(threads), exposure, {n: images[n] for n in frames})
+    return WrittenFrames(folder, {n: (attr, tuple(images[n].shape), images[n].dtype.str)
+                                  for n, attr in frames.items()}), rest
+
+
+def _image_cells(exposure: str, images: Mapping[str, np.ndarray],
+                 framed: Mapping[str, tuple[str, str]]) -> tuple[str, list[str], list[str], list[bytes]]:
+    """The image cells of ``exposure`` (plane names, metas, data): each plane's array, or for a plane of
+    ``framed`` where its frames array holds it."""
+    names, metas, blobs = [], [], []
+    for n in sorted(images):
+        meta: dict[str, Any] = {"shape": list(images[n].shape), "dtype": images[n].dtype.str}
+        in_frames = framed.get(n)
+        if in_frames is not None:
+            meta.update(frame=in_frames[0], attr=in_frames[1])
+        names.append(n)
+        metas.append(dumps_meta(meta))
+        blobs.append(b"" if in_frames is not None else np.ascontiguousarray(images[n]).tobytes())
+    return exposure, names, metas, blobs
+
+
+def _written_cells(exposure: str, images: Mapping[str, np.ndarray],
+                   written: WrittenFrames) -> tuple[str, list[str], list[str], list[bytes]]:
+    """:func:`_image_cells` of an exposure whose full frames were written beforehand."""
+    _, names, metas, blobs = _image_cells(exposure, {n: a for n, a in images.items() if n not in written.planes}, {})
+    for n, (attr, shape, dtype) in written.planes.items():
+        names.append(n)
+        metas.append(dumps_meta({"shape": list(shape), "dtype": dtype, "frame": written.folder, "attr": attr}))
+        blobs.append(b"")
+    return exposure, names, metas, blobs
 
 
 def _frame_planes(images: Mapping[str, np.ndarray]) -> dict[str, str]:

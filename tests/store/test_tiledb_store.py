@@ -228,3 +228,57 @@ def test_lazy_cutouts_are_committed_one_at_a_time(tmp_path):
         assert sorted(lazy.loads) == list(range(5))  # each once
         for c in cutouts:
             assert_cutouts_equal(store.read_cutouts(c.source)[0], c)
+
+
+def _frames_of(seed: int) -> dict:
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    return {"sci": rng.normal(size=(70, 600)).astype(np.float32), "dq": rng.integers(0, 9, (70, 600)).astype(np.uint32),
+            "spectrum": rng.normal(size=7)}
+
+
+def test_frames_written_beforehand_are_committed_as_the_exposures_images(tmp_path):
+    """An ingest worker writes a member's frames into the new store; the commit only names them, and
+    replaces an earlier array of the exposure."""
+    import numpy as np
+    import pytest
+
+    from spec3c.errors import StoreError
+    from spec3c.store.tiledb_store import write_frames_beforehand
+    from spec3c.testing.store import make_record
+
+    store = create_store(tmp_path / "store", "tiledb")
+    store.commit_exposures([(make_record("e1"), [], _frames_of(0))])  # an earlier ingest of e1
+    images = _frames_of(1)
+    written, rest = write_frames_beforehand(tmp_path / "store", "e1", images)
+    assert written is not None and set(written.planes) == {"sci", "dq"} and set(rest) == {"spectrum"}
+    assert store.read_images("e1")["sci"][0, 0] == _frames_of(0)["sci"][0, 0]  # not seen before the commit
+    with pytest.raises(StoreError, match="not committed"):
+        store.commit_exposures([(make_record("e2"), [], {})], written={"e1": written})
+    store.commit_exposures([(make_record("e1"), [], rest)], written={"e1": written})
+    got = store.read_images("e1")
+    assert sorted(got) == sorted(images)
+    for name, value in images.items():
+        np.testing.assert_array_equal(got[name], value)
+    assert [p.name for p in (tmp_path / "store" / "frames").iterdir()] == [written.folder]
+    store.close()
+
+
+def test_frames_written_beforehand_must_exist_and_need_a_backend_that_takes_them(tmp_path):
+    import pytest
+
+    from spec3c.errors import StoreError
+    from spec3c.store.records import WrittenFrames
+    from spec3c.testing.store import make_record
+
+    missing = WrittenFrames("e1.000000000000", {"sci": ("p0", (70, 600), "<f4")})
+    store = create_store(tmp_path / "store", "tiledb")
+    with pytest.raises(StoreError, match="not in"):
+        store.commit_exposures([(make_record("e1"), [], {})], written={"e1": missing})
+    assert store.list_exposures() == []
+    hdf5 = create_store(tmp_path / "store.h5", "hdf5")
+    with pytest.raises(StoreError, match="does not take frames written beforehand"):
+        hdf5.commit_exposures([(make_record("e1"), [], {})], written={"e1": missing})
+    store.close()
+    hdf5.close()
