@@ -153,3 +153,44 @@ def test_reingest_is_a_no_op_and_keeps_the_frames(tmp_path_factory):
     with open_store(ingested.store) as store:
         assert store.sources() == ["1"]
         assert "corner4_ddec" in store.list_images(store.list_exposures()[0].name)
+
+
+def test_world_centres_evaluates_only_the_labelled_pixels_and_agrees_with_all(monkeypatch):
+    from ifu_inputs import miri_wcs
+
+    from spec3c.fast_transform import FastWcs
+    from spec3c.modes.ifu import frames
+
+    wcs, regions, _ = miri_wcs("12", 40, 80.5, -69.5, pa=20.0)
+    shape = regions.shape
+    yy, xx = np.indices(shape, dtype=np.float64)
+    everywhere = [v.reshape(shape) for v in FastWcs(wcs)(xx.ravel(), yy.ravel())]
+    sizes: list[int] = []
+    real = frames.evaluate
+    monkeypatch.setattr(frames, "evaluate", lambda f, x, *a, **k: sizes.append(x.size) or real(f, x, *a, **k))
+    got = frames.world_centres(FastWcs(wcs), wcs, shape)
+    assert sizes[0] == np.count_nonzero(regions > 0) and sum(sizes[1:]) <= frames.UNLABELLED_SAMPLE
+    for g, want in zip(got, everywhere, strict=True):
+        np.testing.assert_array_equal(g, want)
+    assert np.isnan(got[0][regions == 0]).all() and np.isfinite(got[0][regions > 0]).all()
+
+
+def test_world_centres_evaluates_every_pixel_when_unlabelled_ones_map_somewhere():
+    """A selector whose label 0 has a transform of its own: nothing is assumed NaN."""
+    from gwcs import selector
+
+    from spec3c.modes.ifu import frames
+
+    shape = (6, 8)
+    labels = np.zeros(shape, dtype=np.int32)
+    labels[:, :4] = 1
+
+    class Wcs:
+        pipeline = [type("Step", (), {"transform": type("T", (), {"label_mapper": selector.LabelMapperArray(labels)})()})()]
+
+    def fast(x, y):
+        return (x + 10 * y,)
+
+    (got,) = frames.world_centres(fast, Wcs(), shape)
+    yy, xx = np.indices(shape, dtype=np.float64)
+    np.testing.assert_array_equal(got, xx + 10 * yy)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import math
+import warnings
 from collections.abc import Callable, Sequence
 from functools import cache
 from pathlib import Path
@@ -108,11 +109,44 @@ def label_map(model: Any, wcs: Any, shape: tuple[int, ...], path: Path) -> np.nd
     regions = getattr(model, "regions", None) if model.hasattr("regions") else None
     if regions is not None and np.shape(regions) == shape and np.any(np.asarray(regions) > 0):
         return np.asarray(regions, dtype=np.int32)
+    mapper = selector_labels(wcs, shape)
+    if mapper is not None:
+        return np.asarray(mapper, dtype=np.int32)
+    raise InputError(path, "no slice map: neither a REGIONS array nor a label-mapper array in the WCS")
+
+
+def selector_labels(wcs: Any, shape: tuple[int, ...]) -> np.ndarray | None:
+    """The label-mapper array of the WCS's slice selector, if it has one of the frame's ``shape``
+    (its pixels labelled 0 are in no slice), else None."""
     for step in wcs.pipeline:
         mapper = getattr(getattr(step.transform, "label_mapper", None), "mapper", None)
         if isinstance(mapper, np.ndarray) and mapper.shape == shape:
-            return np.asarray(mapper, dtype=np.int32)
-    raise InputError(path, "no slice map: neither a REGIONS array nor a label-mapper array in the WCS")
+            return mapper
+    return None
+
+
+#: unlabelled pixels checked to map to NaN before only the labelled ones are evaluated
+UNLABELLED_SAMPLE = 1024
+
+
+def world_centres(fast: Callable[..., Any], wcs: Any, shape: tuple[int, int]) -> tuple[np.ndarray, ...]:
+    """The forward transform of every pixel centre as full frames (float64), evaluated on the pixels
+    of a slice only (a third of an MRS detector is in none) when the WCS's slice selector says which
+    they are and a sample of the others maps to NaN, as the selector makes them."""
+    yy, xx = np.indices(shape, dtype=np.float64)
+    x, y = xx.ravel(), yy.ravel()
+    labels = selector_labels(wcs, shape)
+    if labels is not None:
+        inside = np.flatnonzero(labels.ravel() > 0)
+        values = evaluate(fast, x[inside], y[inside], chunk=FRAME_CHUNK)
+        outside = np.flatnonzero(labels.ravel() <= 0)
+        pick = outside[np.linspace(0, outside.size - 1, min(outside.size, UNLABELLED_SAMPLE)).astype(np.intp)]
+        with warnings.catch_warnings():  # (astropy: "All data is outside the valid range")
+            warnings.simplefilter("ignore")
+            unlabelled = evaluate(fast, x[pick], y[pick]) if pick.size else ()
+        if all(np.isnan(v).all() for v in unlabelled):
+            return tuple(scatter(shape, inside, v) for v in values)
+    return tuple(v.reshape(shape) for v in evaluate(fast, x, y, chunk=FRAME_CHUNK))
 
 
 def box_pixels(box: Sequence[float], shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:

@@ -35,6 +35,7 @@ from .frames import (
     s_region,
     scatter,
     science_planes,
+    world_centres,
 )
 
 #: half a pixel, as the reference steps to a pixel's edges
@@ -152,12 +153,11 @@ def read_miri_frames(model: Any, name: str, path: Path) -> tuple[list[Cutout], d
     slices = label_map(model, wcs, shape, path)
 
     fast = FastWcs(wcs)
-    yy, xx = np.indices(shape, dtype=np.float64)
-    ra, dec, lam = (v.reshape(shape) for v in evaluate(fast, xx.ravel(), yy.ravel(), chunk=FRAME_CHUNK))
+    ra, dec, lam = world_centres(fast, wcs, shape)
     owner = np.broadcast_to(_channel_of_column(shape, limits), shape)
     index = np.flatnonzero((owner > 0) & np.isfinite(ra))
-    x, y, lam_valid = xx.ravel()[index], yy.ravel()[index], lam.ravel()[index]
-    del xx, yy
+    y, x = (v.astype(np.float64) for v in np.divmod(index, shape[1]))
+    lam_valid = lam.ravel()[index]
     alpha1, alpha2, beta, dwave = _local(fast, x, y, not _lambda_passes_through(fast, x, y, lam_valid))
     del x, y
     widths = {k: _slice_width(beta[owner.ravel()[index] == k]) for k in range(1, len(channels) + 1)}
