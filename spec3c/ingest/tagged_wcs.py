@@ -29,7 +29,7 @@ import yaml
 
 from ..gwcs_asdf import BLOCK_MAGIC, YAML_END, asdf_blocks, wcs_to_asdf
 
-__all__ = ["TaggedWcsWriter"]
+__all__ = ["TaggedWcsWriter", "read_blocks", "written_blocks"]
 
 _NDARRAY = "tag:stsci.edu:asdf/core/ndarray-"
 _NDARRAY_KEYS = {"source", "datatype", "byteorder", "shape"}
@@ -37,8 +37,8 @@ _BLOCK_HEADER = struct.Struct(">I4sQQQ16s")  # flags, compression, allocated, us
 _TAG_DIRECTIVE = re.compile(rb"^%TAG (\S+) (\S+)$", re.MULTILINE)
 
 
-class _Unusual(Exception):
-    """A tree this writer leaves to :func:`wcs_to_asdf`."""
+class _Unusual(ValueError):
+    """A tree (or blocks) this writer leaves to :func:`wcs_to_asdf`."""
 
 
 @functools.cache
@@ -98,12 +98,12 @@ class TaggedWcsWriter:
         if at < 0:
             raise _Unusual("no wcs key in the dump")
         yaml_part = head + text[at + 1:]
-        return yaml_part + _written_blocks([blocks[source] for source in sources], len(yaml_part))
+        return yaml_part + written_blocks([blocks[source] for source in sources], len(yaml_part))
 
     def _blocks(self) -> list[bytes]:
         """The data of the file's ASDF blocks, uncompressed."""
         if self._block_data is None:
-            self._block_data = _read_blocks(self._blob)
+            self._block_data = read_blocks(self._blob)
         return self._block_data
 
 
@@ -147,7 +147,7 @@ def _head(expected: bytes) -> tuple[bytes, dict[str, str]] | None:
     return expected[:at + 1], handles
 
 
-def _read_blocks(blob: bytes) -> list[bytes]:
+def read_blocks(blob: bytes) -> list[bytes]:
     """The uncompressed data of each ASDF block of ``blob`` (an ASDF file), in order."""
     end = blob.find(YAML_END)
     blocks = asdf_blocks(blob, blob.find(BLOCK_MAGIC, end)) if end >= 0 and BLOCK_MAGIC in blob[end:] else []
@@ -170,14 +170,15 @@ def _read_blocks(blob: bytes) -> list[bytes]:
     return out
 
 
-def _written_blocks(data: list[bytes], offset: int) -> bytes:
+def written_blocks(data: list[bytes], offset: int, level: int = zlib.Z_DEFAULT_COMPRESSION) -> bytes:
     """``data`` as asdf writes arrays with ``all_array_compression="zlib"``: one block each, then the
-    block index (offsets from the file's start, ``offset`` being where the first block goes)."""
+    block index (offsets from the file's start, ``offset`` being where the first block goes);
+    ``level``: zlib's (asdf's is the default)."""
     if not data:
         return b""
     out, offsets = [], []
     for item in data:
-        packed = zlib.compress(item)
+        packed = zlib.compress(item, level)
         checksum = hashlib.md5(packed, usedforsecurity=False).digest()
         header = _BLOCK_HEADER.pack(0, b"zlib", len(packed), len(packed), len(item), checksum)
         offsets.append(offset)

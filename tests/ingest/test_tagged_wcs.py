@@ -80,8 +80,8 @@ def test_compressed_and_plain_blocks_read_back(tmp_path):
     for compression in (None, "zlib"):
         buffer = tmp_path / f"{compression}.asdf"
         asdf.AsdfFile({"a": arrays[0], "b": arrays[1]}).write_to(buffer, all_array_compression=compression)
-        data = tagged_wcs._read_blocks(buffer.read_bytes())
+        data = tagged_wcs.read_blocks(buffer.read_bytes())
         assert data == [a.tobytes() for a in arrays]
-    written = tagged_wcs._written_blocks(data, 100)
+    written = tagged_wcs.written_blocks(data, 100)
     assert zlib.decompress(written[6 + 48:6 + 48 + int.from_bytes(written[14:22], "big")]) == arrays[0].tobytes()
     assert written.count(b"\xd3BLK") == 2 and written.endswith(b"...\n")

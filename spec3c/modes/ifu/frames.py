@@ -26,7 +26,7 @@ import numpy as np
 
 from ...algorithms.cube_setup import wrap_ra
 from ...errors import InputError
-from ...gwcs_asdf import wcs_to_asdf
+from ...ingest.file_wcs import stored_wcs_bytes
 from ...store.records import CUTOUT_PLANES, Cutout
 
 #: the one source of an IFU association (the reference runs no exp_to_source for IFUs)
@@ -207,10 +207,11 @@ def s_region(model: Any) -> tuple[str | None, bool]:
     return (str(text) if text else None), wcsinfo.get("spectral_region") is not None
 
 
-def marker_cutout(model: Any, name: str, ifu: dict[str, Any]) -> Cutout:
+def marker_cutout(model: Any, name: str, path: Path, ifu: dict[str, Any]) -> Cutout:
     """The exposure's entry in the association's one source: the exposure's slit-level
-    metadata, its gwcs and ``ifu`` (what cube_build needs to know without reading the
-    frames); its planes are empty (the frames are the exposure's images)."""
+    metadata, its gwcs (copied from the file ``path`` where it can be) and ``ifu`` (what
+    cube_build needs to know without reading the frames); its planes are empty (the frames
+    are the exposure's images)."""
     exp_type = str(model.meta.exposure.type)
     source_type = model.meta.target.source_type
     meta: dict[str, Any] = {
@@ -218,4 +219,4 @@ def marker_cutout(model: Any, name: str, ifu: dict[str, Any]) -> Cutout:
         "source_type": source_type, "ifu": ifu,
     }
     planes = {plane: np.zeros((0, 0), dtype) for plane, dtype in CUTOUT_PLANES.items()}
-    return Cutout(IFU_SOURCE_KEY, name, exp_type, meta, planes, wcs_to_asdf(model.meta.wcs))
+    return Cutout(IFU_SOURCE_KEY, name, exp_type, meta, planes, stored_wcs_bytes(model, path, np.shape(model.data)))

@@ -187,4 +187,4 @@ def read_miri_frames(model: Any, name: str, path: Path) -> tuple[list[Cutout], d
     planes = science_planes(model, path)
     planes.update({"wavelength": lam, "ra": ra, "dec": dec, "slice": slices.astype(np.int16), "dwave": dwave_frame})
     planes.update(corners)
-    return [marker_cutout(model, name, ifu)], planes
+    return [marker_cutout(model, name, path, ifu)], planes

@@ -270,4 +270,4 @@ def read_nirspec_frames(model: Any, name: str, path: Path) -> tuple[list[Cutout]
         "s_region": text,
         "spectral_region": spectral,
     }
-    return [marker_cutout(model, name, ifu)], planes
+    return [marker_cutout(model, name, path, ifu)], planes
