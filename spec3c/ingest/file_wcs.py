@@ -6,7 +6,7 @@ objects sends every model back through its converter: 0.27 s for a MIRI MRS
 exposure's WCS (about 1200 models), an eighth of reading the exposure.  The
 cal file already holds that tree, as YAML text and array blocks: here the
 ``meta.wcs`` node's text is cut out of the file's YAML (re-indented to the
-top level), its blocks copied (zlib-compressed, as the store's are) and
+top level, its anchors renamed as pyyaml names them), its blocks copied (zlib-compressed, as the store's are) and
 renumbered, and the file's header, library and ``history`` (the extensions
 its tags use) put before it.  The result is
 the file's own WCS, byte for byte in its YAML, readable by asdf and spliced
@@ -41,7 +41,7 @@ _log = logger("ingest")
 
 _WCS_LINE = re.compile(r"^  wcs: (!<tag:stsci\.edu:gwcs/wcs-[^>]+>)[ \t]*$", re.MULTILINE)
 _TOP_KEY = re.compile(r"^([A-Za-z_][^:\n]*):", re.MULTILINE)
-_ANCHOR_DEF = re.compile(r"(?<=[ \[{,])&(\S+)")
+_ANCHOR_DEF = re.compile(r"(?<=[ \[{,])&([^\s,\]}]+)")
 _ALIAS = re.compile(r"(?<=[ \[{,])\*([^\s,\]}]+)")
 #: an ndarray's block reference, block or flow style (as gwcs_asdf's splicing matches it)
 _SOURCE = re.compile(r"(?<=[ {,])source: ([^\n,}]+)(?=[\n,}])")
@@ -70,6 +70,9 @@ def file_wcs_bytes(path: Path) -> bytes | None:
         return None
     node = _node_text(node)
     if node is None or not _anchors_inside(node, text):
+        return None
+    node = _renumbered_anchors(node)
+    if node is None:
         return None
     renumbered = _renumbered_sources(node)
     if renumbered is None:
@@ -130,6 +133,18 @@ def _anchors_inside(node: str, text: str) -> bool:
         return False
     everywhere = _ANCHOR_DEF.findall(text)
     return all(name in defined and everywhere.count(name) == 1 for name in set(_ALIAS.findall(node)))
+
+
+def _renumbered_anchors(node: str) -> str | None:
+    """``node`` with its anchors named ``id001``, ``id002``... in the order their first aliases come,
+    as pyyaml names them when it dumps the objects (the file numbered them across its whole tree);
+    None if an anchor has no alias in ``node``."""
+    order = list(dict.fromkeys(_ALIAS.findall(node)))
+    if set(_ANCHOR_DEF.findall(node)) != set(order):
+        return None
+    name = {old: f"id{k:03d}" for k, old in enumerate(order, start=1)}
+    node = _ANCHOR_DEF.sub(lambda m: f"&{name[m.group(1)]}", node)
+    return _ALIAS.sub(lambda m: f"*{name[m.group(1)]}", node)
 
 
 def _renumbered_sources(node: str) -> tuple[str, list[int]] | None:

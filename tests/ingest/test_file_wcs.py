@@ -98,3 +98,10 @@ def test_a_copy_that_differs_from_the_objects_turns_copying_off(cal_files, monke
     with dm.open(path) as model:
         assert stored_wcs_bytes(model, path, model.data.shape) == file_wcs_bytes(path)
         assert file_wcs._verified is True
+
+
+def test_anchors_are_named_as_pyyaml_names_them():
+    """pyyaml names anchors id001, id002... in the order their first aliases come."""
+    node = "!<t>\n  a: &id007 [1]\n  b: &id003 {x: 1}\n  c: *id003\n  d: [*id007, *id003]\n"
+    assert file_wcs._renumbered_anchors(node) == "!<t>\n  a: &id002 [1]\n  b: &id001 {x: 1}\n  c: *id001\n  d: [*id002, *id001]\n"
+    assert file_wcs._renumbered_anchors("!<t>\n  a: &id001 [1]\n") is None  # aliased only outside the node
