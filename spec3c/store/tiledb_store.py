@@ -330,21 +330,24 @@ class TileDBStore(Store):
             self._delete_stale(record.name, {(source, slit) for source, _, slit in cutout_keys(cutouts)}, planes)
         if any(len(cutouts) for _, cutouts, _ in exposures):
             self._write_cutouts(Chained([cutouts for _, cutouts, _ in exposures]))
-        cells = []
+        cells: list[tuple[str, list[str], list[str], list[bytes]]] = []
+        folders: dict[str, str | None] = {}  # each exposure's frames array (None: it has none)
         for record, _, images in exposures:
             if record.name in written:
                 cells.append(_written_cells(record.name, images, written[record.name]))
+                folders[record.name] = written[record.name].folder
             else:
-                cells.append(_image_cells(record.name, images, self._write_frames_of(record.name, images)))
+                framed = self._write_frames_of(record.name, images)
+                cells.append(_image_cells(record.name, images, framed))
+                folders[record.name] = next(iter(framed.values()))[0] if framed else None
         if any(names for _, names, _, _ in cells):
             self._write_image_cells(cells)
         with self._open("exposures", "w") as arr:
             arr[np.array([record.name for record, _, _ in exposures])] = {
                 "record": np.array([record.to_json() for record, _, _ in exposures])}
         if self._writable:
-            for exposure, _, metas, _ in cells:
-                folders = {meta["frame"] for meta in map(loads_meta, metas) if "frame" in meta}
-                self._remove_frames(exposure, keep=folders.pop() if folders else None)
+            for exposure, folder in folders.items():
+                self._remove_frames(exposure, keep=folder)
 
     takes_written_frames = True
 
