@@ -23,6 +23,7 @@ This module is a leaf: it imports only the standard library.
 from __future__ import annotations
 
 import contextlib
+import hmac  # noqa: F401 - the handshake imports it: done here, not in a thread another may fork under
 import logging
 import os
 import socket
@@ -334,9 +335,15 @@ class LogForwarder:
     A private Unix socket (in a folder only this user can enter, with an
     authentication key); each worker process connects once and is read by its
     own thread, so a worker killed in the middle of a record blocks nobody.
+
+    ``accept=False`` listens without accepting until :meth:`start`: a pool
+    that forks its workers starts accepting after the last fork, so that no
+    thread of this process is in the middle of a handshake (an import, a lock)
+    that a forked worker would inherit half done.  The workers' connections
+    wait in the socket's backlog meanwhile.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, accept: bool = True) -> None:
         from multiprocessing.connection import Listener
 
         self.authkey = os.urandom(32)
@@ -345,7 +352,13 @@ class LogForwarder:
         self._closed = False
         self._readers: list[threading.Thread] = []
         self._accepting = threading.Thread(target=self._accept, name="spec3c-log-accept", daemon=True)
-        self._accepting.start()
+        if accept:
+            self.start()
+
+    def start(self) -> None:
+        """Start accepting the workers' connections (once)."""
+        if not self._accepting.is_alive() and not self._closed:
+            self._accepting.start()
 
     def _accept(self) -> None:
         from multiprocessing import AuthenticationError
@@ -377,6 +390,9 @@ class LogForwarder:
         if self._closed:
             return
         self._closed = True
+        if self._accepting.ident is None:  # never started: nobody was accepted
+            self._listener.close()
+            return
         # accept() does not return when the listener is closed under it: a last connection wakes it.  A bare
         # socket, not a Client: a Client waits for the handshake, forever if the accepting thread saw
         # ``_closed`` and ended before this connection (the handshake fails on the bare socket, as meant).

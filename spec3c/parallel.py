@@ -271,8 +271,8 @@ class LocalExecutor(Executor):
     def _get_pool(self) -> ProcessPoolExecutor:
         if self._pool is None:
             self._running_dir = tempfile.mkdtemp(prefix="spec3c-pool-")
-            if self._logs is None:
-                self._logs = LogForwarder()
+            if self._logs is None:  # (a forking pool's workers are accepted once all are forked: warm)
+                self._logs = LogForwarder(accept=self._start_method != "fork")
             context = multiprocessing.get_context(self._start_method)
             self._pool = ProcessPoolExecutor(max_workers=self.slots, mp_context=context,
                                              initializer=_init_local_worker,
@@ -296,6 +296,8 @@ class LocalExecutor(Executor):
         pool = self._get_pool()
         for _ in range(self.slots):  # (forked workers all start at the first submit)
             pool.submit(warm_worker, tuple(modules))
+        assert self._logs is not None
+        self._logs.start()  # after the last fork: no thread of this process was in a handshake then
 
     def _running(self) -> set[str]:
         """Jobs the pool's workers were running (read after the pool broke: those of dead workers)."""

@@ -88,12 +88,15 @@ def test_small_data_runs_in_this_process_unless_a_scheduler_is_named(tmp_path, m
 
 
 #: a program that warms a 2-worker pool with ``import_marker`` (forking it when ``allow_fork_start``
-#: was called), has item "x" kill its worker once, and prints what the jobs saw as JSON
+#: was called), has item "x" kill its worker once, and prints what the jobs saw as JSON (and the
+#: threads this process had at each of its forks)
 _WARM_PROGRAM = """
-import json, os, sys
+import json, os, sys, threading
 import dask_jobs
 from spec3c import log
 from spec3c.parallel import allow_fork_start, map_sources, shared_executor
+forks = []
+os.register_at_fork(before=lambda: forks.append(sorted(t.name for t in threading.enumerate())))
 if sys.argv[1] == "fork":
     allow_fork_start()
 log.configure()  # as the spec3c command does: the workers forward their records to these handlers
@@ -102,7 +105,7 @@ with shared_executor(None, 2, warm=("import_marker",)):
     handlers = map_sources(dask_jobs.log_handlers, {"h": ()}).results["h"]
     after = map_sources(dask_jobs.where_imported, {"x": (sys.argv[2], "x"), "y": (sys.argv[2], "x")})
 print(json.dumps({"parent": os.getpid(), "first": first.results, "after": after.results, "handlers": handlers,
-                  "errors": {**first.errors, **after.errors}}))
+                  "errors": {**first.errors, **after.errors}, "forks": forks}))
 """
 
 
@@ -125,6 +128,9 @@ def test_a_program_forks_its_warm_workers_and_spawns_a_restarted_pool(tmp_path):
     assert out["parent"] not in pids and len(pids) >= 1
     assert {imported for _, imported in out["first"].values()} == {out["parent"]}  # imported once, here
     assert out["handlers"] == ["_ForwardingHandler"]  # not the parent's handlers it was forked with
+    # the log forwarder accepts the workers only once both are forked: a forked worker once inherited
+    # the lock of an import (hmac) the accepting thread held for the first worker's handshake, and hung
+    assert len(out["forks"]) >= 2 and not any("spec3c-log-accept" in names for names in out["forks"][:2])
     pid, imported = out["after"]["x"]  # x ran again after its worker died: in the restarted pool
     assert pid == imported != out["parent"]  # spawned: it imported for itself
     assert (tmp_path / "x").exists()
