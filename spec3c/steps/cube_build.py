@@ -17,6 +17,7 @@ bits as a whole-cube build.
 from __future__ import annotations
 
 import warnings
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -66,7 +67,11 @@ from .cube_internal import build_internal_cube
 #: bytes per voxel while a tile is built: 4 float64 sums, the final planes, the FOV flags
 VOXEL_BYTES = 4 * 8 + 4 * 4 + 4
 #: bytes per detector pixel of one exposure while it is mapped (frames read + projected corners)
-PIXEL_BYTES = 260
+PIXEL_BYTES_PER_EXPOSURE = 260
+#: exposures mapped at once: the next one is read and projected while the kernel accumulates this one
+EXPOSURES_IN_FLIGHT = 2
+#: bytes per detector pixel of the largest exposure a pass holds
+PIXEL_BYTES = EXPOSURES_IN_FLIGHT * PIXEL_BYTES_PER_EXPOSURE
 
 
 @dataclass(frozen=True)
@@ -215,6 +220,16 @@ def _project(frame: SkyFrame, pix: Pixels, reach: np.ndarray, drizzle: bool) -> 
 
 
 @dataclass
+class Projected:
+    """One band's pixels of one exposure, projected for one tile (``x, y``: :func:`_project`)."""
+
+    pix: Pixels
+    reach: np.ndarray
+    x: np.ndarray
+    y: np.ndarray
+
+
+@dataclass
 class TileBuild:
     """One wavelength tile of a cube being accumulated."""
 
@@ -223,16 +238,24 @@ class TileBuild:
     fov: np.ndarray | None
     weighting: str
 
-    def add(self, pix: Pixels) -> None:
+    def project(self, pix: Pixels) -> Projected | None:
+        """The pixels that can reach the tile, projected (None: none can).  Reads the tile, writes
+        nothing: runs beside :meth:`add` of another exposure."""
         drizzle = self.weighting == "drizzle"
-        dwave = pix.dwave if drizzle else None
-        reach = self.acc.touches(pix.wave, dwave)
+        reach = self.acc.touches(pix.wave, pix.dwave if drizzle else None)
         if not reach.any():
-            return
+            return None
         x, y = _project(self.frame, pix, reach, drizzle)
-        self.acc.add(x, y, pix.wave, pix.flux, pix.err, dq=pix.dq, dwave=dwave)
+        pix.corners = []  # projected: the absolute corners are not needed any more
+        return Projected(pix, reach, x, y)
+
+    def add(self, item: Projected | None) -> None:
+        if item is None:
+            return
+        pix, dwave = item.pix, item.pix.dwave if self.weighting == "drizzle" else None
+        self.acc.add(item.x, item.y, pix.wave, pix.flux, pix.err, dq=pix.dq, dwave=dwave)
         if self.fov is not None:
-            self._fov(pix, reach, dwave)
+            self._fov(pix, item.reach, dwave)
 
     def _fov(self, pix: Pixels, reach: np.ndarray, dwave: np.ndarray | None) -> None:
         """The NIRSpec slice-line FOV flags of the pixels the reference maps."""
@@ -287,16 +310,28 @@ def accumulate(ctx: StepContext, jobs: list[tuple[CubeBuild, tuple[int, int]]], 
     exposures = list(dict.fromkeys(e for build, _ in jobs for e in build.spec.exposures))
     drizzled = any(build.weights.weighting == "drizzle" for build, _ in jobs)
     wanted = (*SKY, *CORNERS) if drizzled else SKY
-    for exposure in exposures:
+
+    def projected(exposure: str) -> list[tuple[TileBuild, Projected | None]]:
+        """The exposure's frames read and projected for every tile that uses them."""
         frames = read_frames(ctx, exposure, wanted)
         ifu = ifu_meta(ctx, exposure)
         shift = offsets.of(exposure_filename(ctx, exposure))
-        for (build, _), tile in zip(jobs, tiles, strict=True):
-            drizzle = build.weights.weighting == "drizzle"
-            for band, name in build.spec.files:
-                if name == exposure:
-                    tile.add(band_pixels(frames, ifu, band, traits, drizzle, shift))
-        del frames
+        return [(tile, tile.project(band_pixels(frames, ifu, band, traits, build.weights.weighting == "drizzle",
+                                                shift)))
+                for (build, _), tile in zip(jobs, tiles, strict=True)
+                for band, name in build.spec.files if name == exposure]
+
+    # the kernel (no GIL, every core) accumulates one exposure while a thread reads and projects the
+    # next (the store's reads and numpy release the GIL too): the exposures' order is kept
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="spec3c-cube-read") as reader:
+        ahead = reader.submit(projected, exposures[0]) if exposures else None
+        for following in [*exposures[1:], None]:
+            assert ahead is not None
+            work = ahead.result()
+            ahead = reader.submit(projected, following) if following is not None else None
+            for tile, item in work:
+                tile.add(item)
+            del work
     for (build, planes), tile in zip(jobs, tiles, strict=True):
         final = tile.finalize()
         build.counts.append(good_spaxel_counts(final.dq))
