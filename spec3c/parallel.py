@@ -45,6 +45,7 @@ from typing import Any, Generic, TypeVar
 
 from .asdf_plugins import load_only_jwst_plugins
 from .errors import Spec3cError
+from .heap import freeze_long_lived_objects
 from .import_hooks import defer_unused_imports
 from .interrupt import interrupted
 from .log import (
@@ -186,6 +187,8 @@ def _run_local_job(func: Callable[..., T], item: str, args: tuple[Any, ...], thr
         return run_job(func, item, args, threads)
     finally:
         os.unlink(note)
+        # (once) what the first job imported and cached stays out of the next jobs' collections
+        freeze_long_lived_objects()
 
 
 def _run_dask_job(func: Callable[..., T], item: str, args: tuple[Any, ...], host_threads: Mapping[str, int],

@@ -44,3 +44,22 @@ def test_a_frozen_process_is_left_as_it_is():
     finally:
         gc.unfreeze()
     assert any(o is before for o in gc.get_objects())
+
+
+def test_freezing_the_long_lived_objects_collects_first_and_happens_once():
+    from spec3c.heap import freeze_long_lived_objects
+
+    gc.unfreeze()
+    try:
+        kept = _Cycle()
+        garbage = _Cycle()
+        gone = weakref.ref(garbage)
+        del garbage
+        freeze_long_lived_objects()
+        assert gone() is None  # collected, not frozen
+        assert not any(o is kept for o in gc.get_objects())  # frozen for good
+        later = _Cycle()
+        freeze_long_lived_objects()  # already frozen: nothing more is
+        assert any(o is later for o in gc.get_objects())
+    finally:
+        gc.unfreeze()

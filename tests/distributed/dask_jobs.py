@@ -49,3 +49,10 @@ def log_handlers(item: str) -> list[str]:
     import logging
 
     return [type(h).__name__ for h in logging.getLogger().handlers]
+
+
+def freeze_count(item: str) -> int:
+    """Objects this worker froze before the job (:func:`spec3c.heap.freeze_long_lived_objects`)."""
+    import gc
+
+    return gc.get_freeze_count()

@@ -54,6 +54,13 @@ def test_pool_gives_up_on_a_job_that_always_kills_its_worker(tmp_path):
     assert "worker process died 3 times" in out.errors["bad"]
 
 
+def test_pool_workers_freeze_what_their_first_job_left():
+    """A spawned worker's first job imports the modules; the collections of its next jobs skip them."""
+    with LocalExecutor(workers=2) as ex:
+        counts = ex.map(dask_jobs.freeze_count, {str(k): () for k in range(6)}).results
+    assert len(counts) == 6 and max(counts.values()) > 0
+
+
 def test_shared_executor_is_reused():
     with shared_executor(None, 1) as outer, shared_executor(None, 2) as inner:
         assert inner is outer
