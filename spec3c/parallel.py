@@ -320,7 +320,9 @@ class LocalExecutor(Executor):
         pending, attempts = dict(jobs), dict.fromkeys(jobs, 0)
         while pending:
             pool = self._get_pool()
-            futures = {pool.submit(_run_local_job, func, item, args, self.threads): item
+            # fewer jobs than workers: each job's kernels get the cores of the idle workers too (one IFU source)
+            threads = max(self.threads, (os.cpu_count() or 1) // min(self.slots, len(pending)))
+            futures = {pool.submit(_run_local_job, func, item, args, threads): item
                        for item, args in pending.items()}
             lost: list[str] = []
             for fut in as_completed(futures):

@@ -7,6 +7,8 @@ import os
 import time
 from pathlib import Path
 
+from spec3c._core._openmp import max_threads
+
 
 def square(item: str, offset: int) -> int:
     return int(item) ** 2 + offset
@@ -56,3 +58,9 @@ def freeze_count(item: str) -> int:
     import gc
 
     return gc.get_freeze_count()
+
+
+def openmp_threads(item: str) -> int:
+    """The OpenMP threads a kernel of this job would use (libgomp is loaded with this module, as a
+    job's kernels are with its module: before the job's thread cap is set)."""
+    return max_threads()

@@ -61,6 +61,17 @@ def test_pool_workers_freeze_what_their_first_job_left():
     assert len(counts) == 6 and max(counts.values()) > 0
 
 
+def test_a_lone_job_gets_the_cores_of_the_idle_workers():
+    """Each of as many jobs as workers gets its share of the cores; fewer jobs get more (``spec3c
+    process`` of one IFU source in a 2-worker pool: both cores for its kernels)."""
+    cores = os.cpu_count() or 1
+    with LocalExecutor(workers=2) as ex:
+        alone = ex.map(dask_jobs.openmp_threads, {"a": ()}).results["a"]
+        shared = ex.map(dask_jobs.openmp_threads, {"a": (), "b": ()}).results
+    assert alone == cores
+    assert set(shared.values()) == {max(1, cores // 2)}
+
+
 def test_shared_executor_is_reused():
     with shared_executor(None, 1) as outer, shared_executor(None, 2) as inner:
         assert inner is outer
