@@ -28,8 +28,7 @@ def long_lived_objects_frozen() -> Iterator[None]:
     if gc.get_freeze_count():
         yield
         return
-    gc.collect()
-    gc.freeze()
+    freeze_long_lived_objects()
     try:
         yield
     finally:

@@ -357,7 +357,7 @@ class LogForwarder:
 
     def start(self) -> None:
         """Start accepting the workers' connections (once)."""
-        if not self._accepting.is_alive() and not self._closed:
+        if self._accepting.ident is None and not self._closed:
             self._accepting.start()
 
     def _accept(self) -> None:

@@ -17,7 +17,7 @@ bits as a whole-cube build.
 from __future__ import annotations
 
 import warnings
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -324,14 +324,13 @@ def accumulate(ctx: StepContext, jobs: list[tuple[CubeBuild, tuple[int, int]]], 
     # the kernel (no GIL, every core) accumulates one exposure while a thread reads and projects the
     # next (the store's reads and numpy release the GIL too): the exposures' order is kept
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="spec3c-cube-read") as reader:
-        ahead = reader.submit(projected, exposures[0]) if exposures else None
-        for following in [*exposures[1:], None]:
-            assert ahead is not None
-            work = ahead.result()
-            ahead = reader.submit(projected, following) if following is not None else None
-            for tile, item in work:
-                tile.add(item)
-            del work
+        current: Future[list[tuple[TileBuild, Projected | None]]] | None = None
+        for exposure in [*exposures, None]:
+            following = reader.submit(projected, exposure) if exposure is not None else None
+            if current is not None:
+                for tile, item in current.result():
+                    tile.add(item)
+            current = following  # (the accumulated exposure's pixels go with its future)
     for (build, planes), tile in zip(jobs, tiles, strict=True):
         final = tile.finalize()
         build.counts.append(good_spaxel_counts(final.dq))
