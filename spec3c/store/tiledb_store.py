@@ -72,8 +72,9 @@ _MERGED_WHEN_SUPERSEDED = ("cutouts", "results")
 _SUPERSEDED_SHARE = 0.1
 #: folder of the dense full-frame arrays, one per exposure (not consolidated: written once)
 _FRAMES = "frames"
-#: tile extents (rows, columns) of the full-frame arrays
-_FRAME_TILE = (64, 512)
+#: tile extents (rows, columns) of the full-frame arrays, read whole: whole rows, so that an MRS or
+#: NIRSpec frame is 4-8 tiles a plane (64 x 512 tiles: a ZSTD context and tile header per 32k pixels)
+_FRAME_TILE = (256, 2048)
 #: memory budgets tried in turn for a consolidation: a cell must fit the buffers.  The first is small (a
 #: consolidation's buffers were the peak of a MOS-50 run: 256 MiB cost ~80 MiB more and no time); not more
 #: than the last: on the results of a 1e9-voxel cube libtiledb still reads 0 cells with 8 GiB, after 70 s and 3 GB
@@ -127,6 +128,13 @@ def new_context(config: tiledb.Config) -> tiledb.Ctx:
 
 def _filters(level: int = 1) -> tiledb.FilterList:
     return tiledb.FilterList([tiledb.ByteShuffleFilter(), tiledb.ZstdFilter(level=level)])
+
+
+def _frame_filters() -> tiledb.FilterList:
+    """The full frames' compression: LZ4, written once at ingest and read whole by every step.  Against
+    ZSTD level 1 in 64 x 512 tiles, per MIRI MRS frames array (19 planes): written in 0.32 s instead
+    of 0.45 s, read in 0.10 s instead of 0.14 s, 30 % larger (29.5 MB against 22.6 MB)."""
+    return tiledb.FilterList([tiledb.ByteShuffleFilter(), tiledb.LZ4Filter()])
 
 
 def _dim(name: str, ctx: tiledb.Ctx) -> tiledb.Dim:
@@ -656,7 +664,7 @@ def _new_frames_array(root: Path, ctx: tiledb.Ctx, exposure: str, planes: Mappin
         for name, size, tile in zip(names, shape, tiles, strict=True)], ctx=ctx)
     attrs = _frame_attrs(planes)
     schema = tiledb.ArraySchema(domain=domain, sparse=False, ctx=ctx, attrs=[
-        tiledb.Attr(attr, dtype=planes[name].dtype.newbyteorder("="), filters=_filters(), ctx=ctx)
+        tiledb.Attr(attr, dtype=planes[name].dtype.newbyteorder("="), filters=_frame_filters(), ctx=ctx)
         for name, attr in attrs.items()])
     tiledb.Array.create(uri, schema, ctx=ctx)
     with tiledb.open(uri, "w", ctx=ctx) as arr:
