@@ -36,7 +36,7 @@ from libc.math cimport exp, fabs, floor, isfinite, isnan, pow, sqrt
 from libc.stdint cimport int32_t, int64_t, uint32_t
 from libc.stdlib cimport free, malloc
 
-from ._geometry cimport quad_square_overlap
+from ._geometry cimport clip_band, polygon_area
 from ._shared cimport lower_bound, resolve_threads, upper_bound
 
 cdef extern from "<math.h>":
@@ -54,6 +54,10 @@ cdef enum:
     DQ_NON_SCIENCE = 512
     FOV_FULL = 2
     FOV_PARTIAL = 4
+
+# planes of one pixel whose wavelength overlaps are computed once (more: per spaxel)
+cdef enum:
+    PLANES_AT_ONCE = 16
 
 # target size of the sums one plane block touches (4 float64 per voxel)
 cdef Py_ssize_t BLOCK_BYTES = 1 << 20
@@ -254,18 +258,38 @@ cdef inline double _wave_overlap(double w, double dw, double zc, double dz) noex
     return zo
 
 
+cdef double _plane_overlap(const grid_t* g, double w, double dw, Py_ssize_t j) noexcept nogil:
+    """Wavelength overlap of a pixel ``(w, dw)`` with plane ``j``: 0 outside the reference's window."""
+    if not (fabs(g.zc[j] - w) < fabs(dw + g.dz[j])):
+        return 0.0
+    return _wave_overlap(w, dw, g.zc[j], g.dz[j])
+
+
 cdef void _drizzle_pixel(const pix_t* p, const grid_t* g, const acc_t* a,
                          Py_ssize_t k, Py_ssize_t jlo, Py_ssize_t jhi) noexcept nogil:
-    """3-D drizzle of pixel ``k`` over planes ``[jlo, jhi)`` (``match_driz``)."""
+    """3-D drizzle of pixel ``k`` over planes ``[jlo, jhi)`` (``match_driz``).
+
+    The footprint is clipped to a spaxel column once, then that polygon to each
+    spaxel of the column (the reference clips the footprint to every spaxel:
+    the same areas, to rounding); a side the polygon does not cross is not
+    clipped.  The wavelength overlaps are the same for every spaxel.
+    """
     cdef double qx[4]
     cdef double qy[4]
-    cdef double sx[4]
-    cdef double sy[4]
+    cdef double cx[64]
+    cdef double cy[64]
+    cdef double sx[64]
+    cdef double sy[64]
+    cdef double tx[64]
+    cdef double ty[64]
+    cdef double zo[PLANES_AT_ONCE]
     cdef double w = p.wave[k], dw = p.dwave[k], f = p.flux[k], e = p.err[k]
-    cdef double xmin, xmax, ymin, ymax, xleft, xright, ybot, ytop
-    cdef double area, zo, aw, cell = g.cdelt1 * g.cdelt2
+    cdef double xmin, xmax, ymin, ymax, xleft, xright, ybot, ytop, cymin, cymax
+    cdef double area, aw, cell = g.cdelt1 * g.cdelt2
     cdef Py_ssize_t nxy = g.nx * g.ny
     cdef Py_ssize_t c, ix, iy, j, ix0, ix1, iy0, iy1, idx
+    cdef bint cached = jhi - jlo <= PLANES_AT_ONCE
+    cdef int ncol, nrow
     for c in range(4):
         qx[c] = p.x[4 * k + c]
         qy[c] = p.y[4 * k + c]
@@ -276,6 +300,9 @@ cdef void _drizzle_pixel(const pix_t* p, const grid_t* g, const acc_t* a,
         xmax = max(xmax, qx[c])
         ymin = min(ymin, qy[c])
         ymax = max(ymax, qy[c])
+    if cached:
+        for j in range(jlo, jhi):
+            zo[j - jlo] = _plane_overlap(g, w, dw, j)
     ix0 = _clamp_index((xmin - g.xc[0]) / g.cdelt1 - 1.5, g.nx)
     ix1 = _clamp_index((xmax - g.xc[0]) / g.cdelt1 + 2.5, g.nx)
     iy0 = _clamp_index((ymin - g.yc[0]) / g.cdelt2 - 1.5, g.ny)
@@ -285,23 +312,31 @@ cdef void _drizzle_pixel(const pix_t* p, const grid_t* g, const acc_t* a,
         xright = g.xc[ix] + g.cdelt1 * 0.5
         if not (xleft < xmax and xright > xmin):
             continue
+        # the footprint within the column, x in the spaxel's unit frame
+        for c in range(4):
+            cx[c] = (qx[c] - g.xc[ix]) / g.cdelt1
+            cy[c] = qy[c]
+        ncol = clip_band(cx, cy, 4, tx, ty, -0.5, 0.5)
+        if ncol < 3:
+            continue
+        cymin = cymax = cy[0]
+        for c in range(1, ncol):
+            cymin = min(cymin, cy[c])
+            cymax = max(cymax, cy[c])
         for iy in range(iy0, iy1):
             ybot = g.yc[iy] - g.cdelt2 * 0.5
             ytop = g.yc[iy] + g.cdelt2 * 0.5
-            if not (ybot < ymax and ytop > ymin):
+            if not (ybot < ymax and ytop > ymin) or not (ybot < cymax and ytop > cymin):
                 continue
-            # spaxel rectangle -> unit square at the origin (exact spaxel centre)
-            for c in range(4):
-                sx[c] = (qx[c] - g.xc[ix]) / g.cdelt1
-                sy[c] = (qy[c] - g.yc[iy]) / g.cdelt2
-            area = quad_square_overlap(sx, sy, 0.0, 0.0) * cell
+            for c in range(ncol):
+                sx[c] = cx[c]
+                sy[c] = (cy[c] - g.yc[iy]) / g.cdelt2
+            nrow = clip_band(sy, sx, ncol, ty, tx, -0.5, 0.5)
+            area = polygon_area(sx, sy, nrow) * cell
             if not (area > 0.0):
                 continue
             for j in range(jlo, jhi):
-                if not (fabs(g.zc[j] - w) < fabs(dw + g.dz[j])):
-                    continue
-                zo = _wave_overlap(w, dw, g.zc[j], g.dz[j])
-                aw = area * zo
+                aw = area * (zo[j - jlo] if cached else _plane_overlap(g, w, dw, j))
                 if aw > 0:
                     idx = (j - a.p0) * nxy + iy * g.nx + ix
                     _accumulate(a, idx, f, e, aw)

@@ -63,6 +63,49 @@ cdef inline int _clip_half(const double* xs, const double* ys, int n,
     return m
 
 
+cdef inline int clip_band(double* xs, double* ys, int n, double* tx, double* ty,
+                          double lo, double hi) noexcept nogil:
+    """Clip polygon ``(xs, ys)[:n]`` in place to ``lo <= xs <= hi``; returns the new count.
+
+    ``tx, ty`` are scratch (64 each, as ``xs, ys``).  A side no vertex lies beyond is
+    not clipped (clipping would return the same vertices in the same order), so the
+    result is the one of :func:`quad_square_overlap`'s clips.  Callers swap the x/y
+    pointers to clip in y.
+    """
+    cdef int k
+    cdef bint above = False, below = False
+    for k in range(n):
+        if xs[k] > hi:
+            above = True
+        if xs[k] < lo:
+            below = True
+    if above and below:
+        n = _clip_half(xs, ys, n, tx, ty, hi, 1.0)
+        return _clip_half(tx, ty, n, xs, ys, lo, -1.0)
+    if above:
+        n = _clip_half(xs, ys, n, tx, ty, hi, 1.0)
+    elif below:
+        n = _clip_half(xs, ys, n, tx, ty, lo, -1.0)
+    else:
+        return n
+    for k in range(n):
+        xs[k] = tx[k]
+        ys[k] = ty[k]
+    return n
+
+
+cdef inline double polygon_area(const double* xs, const double* ys, int n) noexcept nogil:
+    """Absolute area of polygon ``(xs, ys)[:n]`` (shoelace; 0 for fewer than 3 vertices)."""
+    cdef double area = 0.0
+    cdef int k
+    if n < 3:
+        return 0.0
+    for k in range(n - 1):
+        area += xs[k] * ys[k + 1] - xs[k + 1] * ys[k]
+    area += xs[n - 1] * ys[0] - xs[0] * ys[n - 1]
+    return fabs(0.5 * area)
+
+
 cdef inline double quad_square_overlap(const double* qx, const double* qy,
                                        double cx, double cy) noexcept nogil:
     """Area common to quadrilateral ``(qx, qy)[:4]`` and the unit square at ``(cx, cy)``.

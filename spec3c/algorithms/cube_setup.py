@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .._core.cube import CubeGrid
-from .._core.tangent import sky_to_tangent
+from .._core.tangent import corners_to_tangent, sky_to_tangent
 from .cube_grid import CubeGeometry, cube_geometry, table_range
 
 __all__ = [
@@ -269,6 +269,12 @@ class SkyFrame:
     def project(self, ra: np.ndarray, dec: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """:func:`radec_to_std` of many points (the compiled, parallel form; same bits)."""
         return sky_to_tangent(ra, dec, self.crval1, self.crval2, self.rot_angle)
+
+    def project_corners(self, ra: np.ndarray, dec: np.ndarray, index: np.ndarray, offsets: list[np.ndarray],
+                        reach: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`project` of pixels' footprint corners given as offsets from their centres
+        (:func:`~spec3c._core.tangent.corners_to_tangent`; same bits)."""
+        return corners_to_tangent(ra, dec, index, offsets, self.crval1, self.crval2, self.rot_angle, reach)
 
 
 def sky_geometry(corner_ra: np.ndarray, corner_dec: np.ndarray, setup: CubeSetup, *,  # noqa: PLR0913

@@ -209,6 +209,9 @@ def _project(frame: SkyFrame, pix: Pixels, reach: np.ndarray, drizzle: bool) -> 
         eta = np.full(pix.wave.size, np.nan)
         xi[reach], eta[reach] = frame.project(pix.ra[reach], pix.dec[reach])
         return xi, eta
+    if pix.corner_offsets:
+        assert pix.index is not None
+        return frame.project_corners(pix.ra, pix.dec, pix.index, pix.corner_offsets, None if every else reach)
     xs = np.empty((pix.wave.size, 4)) if every else np.full((pix.wave.size, 4), np.nan)
     ys = np.empty((pix.wave.size, 4)) if every else np.full((pix.wave.size, 4), np.nan)
     for k in range(4):
@@ -246,7 +249,7 @@ class TileBuild:
         if not reach.any():
             return None
         x, y = _project(self.frame, pix, reach, drizzle)
-        pix.corners = []  # projected: the absolute corners are not needed any more
+        pix.corners, pix.corner_offsets = [], []  # projected: the corners are not needed any more
         return Projected(pix, reach, x, y)
 
     def add(self, item: Projected | None) -> None:

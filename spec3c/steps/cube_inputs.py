@@ -7,7 +7,7 @@ Shared by the sky cubes of :mod:`.cube_build` and the slicer-plane cubes of
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -106,7 +106,9 @@ class Pixels:
     dec: np.ndarray
     dwave: np.ndarray
     slice_no: np.ndarray
-    corners: list[np.ndarray]  # ra1, dec1, ..., ra4, dec4 (absolute, deg)
+    corners: list[np.ndarray]  # ra1, dec1, ..., ra4, dec4 (absolute, deg), or:
+    corner_offsets: list[np.ndarray] = field(default_factory=list)  # the stored corner planes (whole frame)
+    index: np.ndarray | None = None  # the pixels' flat indices in the frame
 
 
 #: planes of the stored frames every cube reads (the variances only to find invalid pixels)
@@ -170,13 +172,16 @@ def band_pixels(frames: dict[str, np.ndarray], ifu: dict[str, Any], band: BandKe
             ("wavelength", "sci", "err", "dq", "ra", "dec", "dwave", "slice")}
     ra, dec = take["ra"], take["dec"]
     corners: list[np.ndarray] = []
-    if drizzle:
-        for k in range(1, 5):
-            corners.append(ra + frames[f"corner{k}_dra"].reshape(-1)[index].astype(np.float64) / 3600.0)
-            corners.append(dec + frames[f"corner{k}_ddec"].reshape(-1)[index].astype(np.float64) / 3600.0)
+    offsets = [frames[name] for name in CORNERS] if drizzle else []
+    if offsets and (shift is not None or any(o.dtype != np.float32 for o in offsets)):
+        for k in range(0, 8, 2):
+            corners.append(ra + offsets[k].reshape(-1)[index].astype(np.float64) / 3600.0)
+            corners.append(dec + offsets[k + 1].reshape(-1)[index].astype(np.float64) / 3600.0)
+        offsets = []
+    # (else the corners are projected straight from the stored offsets: cube_build._project)
     if shift is not None:
         ra, dec = offset_radec(ra, dec, *shift)
         for k in range(0, len(corners), 2):
             corners[k], corners[k + 1] = offset_radec(corners[k], corners[k + 1], *shift)
     return Pixels(take["wavelength"], take["sci"], take["err"], take["dq"], ra, dec, take["dwave"],
-                  take["slice"], corners)
+                  take["slice"], corners, offsets, index)

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from astropy.modeling import models as am
 
-from spec3c._core.tangent import sky_to_tangent
+from spec3c._core.tangent import corners_to_tangent, sky_to_tangent
 from spec3c.algorithms.cube_fov import nirspec_fov, slice_lines
 from spec3c.algorithms.cube_setup import (
     BandPars,
@@ -192,6 +192,37 @@ def test_tangent_plane_keeps_the_input_shape():
     assert np.shape(xi) == np.shape(eta) == ()
     xi2, _ = sky_to_tangent(np.full((2, 3), 80.501), np.full((2, 3), -69.5), 80.5, -69.5)
     assert xi2.shape == (2, 3) and np.all(xi2 == xi)
+
+
+@pytest.mark.parametrize("rot_angle", [None, 37.5])
+def test_corners_projected_from_offsets_have_the_bits_of_the_corners_projected(rot_angle):
+    rng = np.random.default_rng(4)
+    shape = (6, 7)
+    offsets = [rng.normal(0.0, 0.1, shape).astype(np.float32) for _ in range(8)]
+    index = np.array([3, 0, 41, 17, 17, 8])
+    ra = 80.5 + rng.normal(0.0, 1e-3, index.size)
+    dec = -69.5 + rng.normal(0.0, 1e-3, index.size)
+    reach = np.array([True, True, False, True, True, False])
+    xi, eta = corners_to_tangent(ra, dec, index, offsets, 80.5, -69.5, rot_angle, reach)
+    assert xi.shape == eta.shape == (6, 4)
+    for c in range(4):
+        cra = ra + offsets[2 * c].reshape(-1)[index].astype(np.float64) / 3600.0
+        cdec = dec + offsets[2 * c + 1].reshape(-1)[index].astype(np.float64) / 3600.0
+        want_xi, want_eta = sky_to_tangent(cra, cdec, 80.5, -69.5, rot_angle)
+        assert np.array_equal(xi[reach, c], want_xi[reach]) and np.array_equal(eta[reach, c], want_eta[reach])
+    assert np.isnan(xi[~reach]).all() and np.isnan(eta[~reach]).all()
+    every, _ = corners_to_tangent(ra, dec, index, offsets, 80.5, -69.5, rot_angle)
+    assert np.array_equal(every[reach], xi[reach]) and np.isfinite(every).all()
+
+
+def test_corners_to_tangent_rejects_bad_offsets():
+    offsets = [np.zeros((2, 2), np.float32)] * 8
+    with pytest.raises(ValueError, match="8 planes"):
+        corners_to_tangent(np.zeros(1), np.zeros(1), np.zeros(1, int), offsets[:6], 0.0, 0.0)
+    with pytest.raises(ValueError, match="float32"):
+        corners_to_tangent(np.zeros(1), np.zeros(1), np.zeros(1, int), [np.zeros((2, 2))] * 8, 0.0, 0.0)
+    with pytest.raises(ValueError, match="index out"):
+        corners_to_tangent(np.zeros(1), np.zeros(1), np.array([4]), offsets, 0.0, 0.0)
 
 
 def test_sky_geometry_and_wrap():
