@@ -341,6 +341,10 @@ def loads_meta(text: str | bytes) -> dict[str, Any]:
 _RAW_MAGIC = b"S3CA"
 
 
+#: byte alignment of the arrays in a packed blob (its header is padded with spaces, each array with zeros)
+_BLOB_ALIGN = 64
+
+
 def pack_arrays(arrays: Mapping[str, np.ndarray]) -> bytes:
     """Serialise named arrays into one blob: a JSON directory (name, dtype, shape, offset) and the raw bytes.
 
@@ -360,28 +364,36 @@ def pack_arrays(arrays: Mapping[str, np.ndarray]) -> bytes:
     for name, a in named.items():
         data = np.ascontiguousarray(a).tobytes()
         directory.append([name, a.dtype.str, list(a.shape), offset, len(data)])
-        parts.append(data)
-        offset += len(data)
+        padding = -len(data) % _BLOB_ALIGN  # every array starts aligned (unpack_arrays' views)
+        parts.extend([data, b"\0" * padding])
+        offset += len(data) + padding
     header = json.dumps(directory).encode()
+    header += b" " * (-(8 + len(header)) % _BLOB_ALIGN)
     return b"".join([_RAW_MAGIC, struct.pack("<I", len(header)), header, *parts])
 
 
-def unpack_arrays(blob: bytes) -> dict[str, np.ndarray]:
-    """Inverse of :func:`pack_arrays` (reads both blob formats)."""
+def unpack_arrays(blob: bytes | np.ndarray) -> dict[str, np.ndarray]:
+    """Inverse of :func:`pack_arrays` (reads both blob formats).
+
+    A blob given as a writable uint8 array the caller hands over (a store's query result) is not
+    copied: the arrays are views of it where they are aligned.  Anything else is copied out."""
     import io
     import struct
 
-    if not blob:
+    if len(blob) == 0:
         return {}
-    data = bytes(blob)
-    if data[:4] != _RAW_MAGIC:
-        with np.load(io.BytesIO(data), allow_pickle=False) as npz:
+    owned = isinstance(blob, np.ndarray) and blob.dtype == np.uint8 and blob.ndim == 1 \
+        and blob.flags.writeable and blob.flags.c_contiguous
+    data = blob if owned else bytes(blob)
+    if bytes(data[:4]) != _RAW_MAGIC:
+        with np.load(io.BytesIO(bytes(data)), allow_pickle=False) as npz:
             return {k: npz[k] for k in npz.files}
-    (size,) = struct.unpack("<I", data[4:8])
+    (size,) = struct.unpack("<I", bytes(data[4:8]))
     base = 8 + size
     out = {}
-    for name, dtype, shape, offset, nbytes in json.loads(data[8:base]):
+    for name, dtype, shape, offset, nbytes in json.loads(bytes(data[8:base])):
         dt = np.dtype(dtype)
         count = nbytes // dt.itemsize if dt.itemsize else 0
-        out[name] = np.frombuffer(data, dtype=dt, count=count, offset=base + offset).reshape(shape).copy()
+        array = np.frombuffer(data, dtype=dt, count=count, offset=base + offset).reshape(shape)
+        out[name] = array if owned and array.flags.aligned else array.copy()
     return out

@@ -568,7 +568,7 @@ class TileDBStore(Store):
     def get_results(self, key: str) -> dict[tuple[str, str], tuple[dict[str, np.ndarray], dict[str, Any]]]:
         ranges = [key, slice(f"{key}/", f"{key}0")]  # the key and every "key/..." ('0' follows '/')
         rows = self._read_ranges("results", ["meta", "data"], (slice(None), ranges))
-        out = {(src, k): (unpack_arrays(bytes(blob)), loads_meta(meta)) for src, k, meta, blob in
+        out = {(src, k): (unpack_arrays(blob), loads_meta(meta)) for src, k, meta, blob in
                zip(_text(rows["source"]), _text(rows["key"]), rows["meta"], rows["data"], strict=True)
                if k == key or k.startswith(f"{key}/")}
         del rows
@@ -579,7 +579,7 @@ class TileDBStore(Store):
         if not keys:
             return {}
         rows = self._read_ranges("results", ["meta", "data"], ([source], sorted(set(keys))))
-        out = {k: (unpack_arrays(bytes(blob)), loads_meta(meta))
+        out = {k: (unpack_arrays(blob), loads_meta(meta))
                for k, meta, blob in zip(_text(rows["key"]), rows["meta"], rows["data"], strict=True)}
         self._release(sum(len(blob) for blob in rows["data"]))
         return out
@@ -588,7 +588,7 @@ class TileDBStore(Store):
         rows = self._read_ranges("results", ["meta", "data"], ([source], [key]))
         if len(rows["meta"]) == 0:
             raise KeyError(f"no result {key!r} for source {source!r}")
-        return unpack_arrays(bytes(rows["data"][0])), loads_meta(rows["meta"][0])
+        return unpack_arrays(rows["data"][0]), loads_meta(rows["meta"][0])
 
     def list_results(self, source: str | None = None) -> list[tuple[str, str]]:
         if source is None:
