@@ -122,17 +122,19 @@ def read_frames(ctx: StepContext, exposure: str, planes: Sequence[str]) -> dict[
     subtracted if this run's master_background did, RA/Dec in the moving target's frame if this
     run's assign_mtwcs aligned the exposure, the outlier flags of a previous outlier_detection
     (``crf/<exposure>/<slit>``) when there are some, NaN/DO_NOT_USE made consistent."""
-    frames = ctx.store.read_images(exposure, planes=(*SCIENCE, *planes))
-    missing = [p for p in (*SCIENCE, *planes) if p not in frames]
+    slit = next(c.slit for c in ctx.inputs.cutouts if c.exposure == exposure)
+    key = crf_key(exposure, slit)
+    flagged = (ctx.source, key) in ctx.store.list_results(ctx.source)  # (the flags hold the stored DQ's bits)
+    wanted = tuple(p for p in (*SCIENCE, *planes) if not (flagged and p == "dq"))
+    frames = ctx.store.read_images(exposure, planes=wanted)
+    missing = [p for p in wanted if p not in frames]
     if missing:
         raise Spec3cError(f"exposure {exposure}: no stored {', '.join(missing)} frames: re-ingest the association")
+    if flagged:
+        frames["dq"] = np.asarray(ctx.store.get_result(ctx.source, key)[0]["dq"], dtype=np.uint32)
     subtract_in_run(ctx, exposure, frames)
     if "ra" in frames:
         to_moving_target(ctx, exposure, frames)
-    slit = next(c.slit for c in ctx.inputs.cutouts if c.exposure == exposure)
-    key = crf_key(exposure, slit)
-    if (ctx.source, key) in ctx.store.list_results(ctx.source):
-        frames["dq"] = np.asarray(ctx.store.get_result(ctx.source, key)[0]["dq"], dtype=np.uint32)
     match_nans_and_flags(frames["sci"], frames["dq"], frames["err"], frames["var_poisson"],
                          frames["var_rnoise"], frames["var_flat"], do_not_use=dqflags.DO_NOT_USE)
     for name in ("var_poisson", "var_rnoise", "var_flat"):
