@@ -20,7 +20,8 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -53,6 +54,8 @@ APCORR_MISSING = ("apply_apcorr is true but no APCORR file was given (override_a
 #: the note of a MIRI band cube's spectrum when ``ifu_rfcorr`` asks for the residual fringe correction
 RFCORR_MISSING = ("ifu_rfcorr: the 1-D residual fringe correction is not in spec3c yet; RF_FLUX, RF_SURF_BRIGHT "
                   "and RF_BACKGROUND are NaN (the reference's values with ifu_rfcorr=false)")
+#: cubes of at most this many bytes of planes are read by a thread while the cube before is extracted
+READ_AHEAD_BYTES = 256 << 20
 #: auto-centring leaves out the planes at longer wavelengths, where the MRS throughput is very low
 AUTOCEN_MAX_WAVELENGTH = 26.0
 
@@ -265,6 +268,31 @@ def extract_cube(cube: CubeSource, refs: CubeReferences, params: Extract1dParams
     return CubeSpectrum(Spectrum1D(columns, meta), message, notes)
 
 
+def _in_memory(cube: CubeSource) -> CubeSource:
+    """The cube with its slabs read now (the store's reads release the GIL)."""
+    slabs = list(cube.slabs())
+    return replace(cube, slabs=lambda: iter(slabs))
+
+
+def _read_ahead(ctx: StepContext, names: list[str]) -> Iterator[CubeSource]:
+    """The stored cubes in order.  While one is extracted, a thread reads the next one's planes,
+    if they are at most :data:`READ_AHEAD_BYTES` (larger cubes are read a slab at a time, as the
+    extraction goes: memory stays bounded by a slab)."""
+    cubes = [stored_cube(ctx, IfuCube.load(ctx.store, ctx.source, name)) for name in names]
+
+    def small(cube: CubeSource) -> bool:
+        return 3 * 4 * int(np.prod(cube.shape)) <= READ_AHEAD_BYTES  # SCI, ERR, WMAP, float32
+
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="spec3c-x1d-read") as reader:
+        following = reader.submit(_in_memory, cubes[0]) if cubes and small(cubes[0]) else None
+        for k, cube in enumerate(cubes):
+            current = following.result() if following is not None else cube
+            after = cubes[k + 1] if k + 1 < len(cubes) else None
+            following = reader.submit(_in_memory, after) if after is not None and small(after) else None
+            yield current
+            del current  # (its planes go before the one after next is read)
+
+
 def run(ctx: StepContext) -> StepOutcome:
     """The step: a spectrum from every cube of the source, saved as ``x1d/<cube>``."""
     rules = ctx.mode.extraction.ifu
@@ -278,8 +306,9 @@ def run(ctx: StepContext) -> StepOutcome:
     details = Extract1dIfuDetails()
     messages: list[str] = []
     notes: dict[str, None] = {}
-    for name in names:
-        done = extract_cube(stored_cube(ctx, IfuCube.load(ctx.store, ctx.source, name)), refs, params, rules)
+    for cube in _read_ahead(ctx, names):
+        name = cube.name
+        done = extract_cube(cube, refs, params, rules)
         messages.append(done.message)
         notes.update(dict.fromkeys(done.notes))
         if done.spectrum is not None:

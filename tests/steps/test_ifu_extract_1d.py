@@ -39,7 +39,7 @@ from spec3c.products.ifu_x1d import write_cube_x1ds
 from spec3c.products.s3d import write_s3d
 from spec3c.results import IfuCube, Spectrum1D, load_association, x1d_cube_key
 from spec3c.single_step.run import run_step
-from spec3c.steps import cube_build, extract_1d
+from spec3c.steps import cube_build, extract_1d, extract_1d_ifu
 from spec3c.steps.context import StepContext, science_inputs
 from spec3c.steps.extract_1d_ifu import APCORR_MISSING, RFCORR_MISSING
 from spec3c.store import open_store
@@ -326,6 +326,26 @@ def test_point_source_flux_matches_the_scene(tmp_path_factory, tmp_path, context
         np.testing.assert_allclose(c["FLUX"][inner], POINT_JY, rtol=0.015, err_msg=name)
         np.testing.assert_allclose(c["BACKGROUND"][inner], SCENE.flat, rtol=1e-3, err_msg=name)
         assert spec.meta["source_type"] == "POINT" and isinstance(spec.meta["extraction_x"], int)
+
+
+def test_cubes_read_ahead_or_a_slab_at_a_time_give_the_same_spectra(tmp_path_factory, tmp_path, context,
+                                                                     monkeypatch):
+    """The next cube is read by a thread while one is extracted when it is small; a large one is
+    read a slab at a time as the extraction goes: the spectra are the same bits."""
+    ref = write_extract1d(tmp_path / "x1d.asdf", 1.2, 1.4, 1.8)
+    ingested = ingested_set(tmp_path_factory, "miri", SCENE)
+    read: list[str] = []
+    in_memory = extract_1d_ifu._in_memory
+    monkeypatch.setattr(extract_1d_ifu, "_in_memory", lambda cube: read.append(cube.name) or in_memory(cube))
+    ahead = _spectra(_run(context(ingested, override_extract1d=str(ref))))
+    assert sorted(read) == sorted(ahead) and len(ahead) == 2
+    read.clear()
+    monkeypatch.setattr(extract_1d_ifu, "READ_AHEAD_BYTES", 0)
+    streamed = _spectra(_run(context(ingested, override_extract1d=str(ref))))
+    assert read == [] and ahead.keys() == streamed.keys()
+    for name, spec in ahead.items():
+        for column, values in spec.columns.items():
+            np.testing.assert_array_equal(values, streamed[name].columns[column], err_msg=f"{name} {column}")
 
 
 def test_parameters_move_scale_and_retype_the_extraction(tmp_path_factory, tmp_path, context):
