@@ -36,6 +36,8 @@ from .base import (
 from .layout import read_manifest, write_manifest
 
 _COMPRESSION = {"compression": "lzf", "shuffle": True}
+#: opens of a result file tried while it exists (a concurrent writer may replace or remove it)
+_OPEN_ATTEMPTS = 3
 
 
 def _safe(name: str) -> str:
@@ -209,10 +211,25 @@ class HDF5Store(Store):
 
     def get_result(self, source: str, key: str) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
         path = self._result_file(source, key)
-        if not path.exists():
-            raise KeyError(f"no result {key!r} for source {source!r}")
-        with self._open(path) as f:
+        with self._open_result(path, f"no result {key!r} for source {source!r}") as f:
             return {k: f[k][()] for k in f}, loads_meta(f.attrs["meta"])
+
+    def _open_result(self, path: Path, missing: str) -> h5py.File:
+        """A result file, opened; KeyError(``missing``) when there is none.  Another process may
+        remove it (``process --force``) between a reader's listing and its open, or while HDF5
+        opens it (which then fails on the file's name: "can't retrieve stat info"): an open that
+        fails is tried again while the file exists."""
+        for attempt in range(_OPEN_ATTEMPTS):
+            if not path.exists():
+                raise KeyError(missing)
+            try:
+                return self._open(path)
+            except OSError as exc:
+                if not path.exists():
+                    raise KeyError(missing) from exc
+                if attempt == _OPEN_ATTEMPTS - 1:
+                    raise
+        raise AssertionError("unreachable")
 
     def list_results(self, source: str | None = None) -> list[tuple[str, str]]:
         assert self.path is not None
