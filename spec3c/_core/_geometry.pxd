@@ -119,7 +119,6 @@ cdef inline double quad_square_overlap(const double* qx, const double* qy,
     cdef double ay[64]
     cdef double bx[64]
     cdef double by[64]
-    cdef double area = 0.0
     cdef int k, n = 4
     for k in range(4):
         ax[k] = qx[k] - cx
@@ -128,9 +127,4 @@ cdef inline double quad_square_overlap(const double* qx, const double* qy,
     n = _clip_half(bx, by, n, ax, ay, -0.5, -1.0)
     n = _clip_half(ay, ax, n, by, bx, 0.5, 1.0)
     n = _clip_half(by, bx, n, ay, ax, -0.5, -1.0)
-    if n < 3:
-        return 0.0
-    for k in range(n - 1):
-        area += ax[k] * ay[k + 1] - ax[k + 1] * ay[k]
-    area += ax[n - 1] * ay[0] - ax[0] * ay[n - 1]
-    return fabs(0.5 * area)
+    return polygon_area(ax, ay, n)
