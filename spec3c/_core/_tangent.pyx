@@ -71,29 +71,16 @@ def project_corners(const double[::1] ra, const double[::1] dec, const int64_t[:
     ``ra + float64(offset) / 3600``.  Pixels with ``reach[k] == 0`` get NaN
     (``reach`` empty: every pixel).
     """
-    cdef const float[::1] o0 = offsets[0]
-    cdef const float[::1] o1 = offsets[1]
-    cdef const float[::1] o2 = offsets[2]
-    cdef const float[::1] o3 = offsets[3]
-    cdef const float[::1] o4 = offsets[4]
-    cdef const float[::1] o5 = offsets[5]
-    cdef const float[::1] o6 = offsets[6]
-    cdef const float[::1] o7 = offsets[7]
+    cdef const float[::1] plane
+    cdef const float* planes[8]    # RA, Dec offsets of corner 1, ..., corner 4 (held by ``offsets``)
     cdef Py_ssize_t n = ra.shape[0], k, c
     cdef int64_t i
     cdef bint every = reach.shape[0] == 0
     cdef frame_t f = _frame(crval1, crval2, rotate, rot_angle)
     cdef int nthreads = resolve_threads(workers)
-    cdef const float* dra[4]
-    cdef const float* ddec[4]
-    dra[0] = &o0[0]
-    ddec[0] = &o1[0]
-    dra[1] = &o2[0]
-    ddec[1] = &o3[0]
-    dra[2] = &o4[0]
-    ddec[2] = &o5[0]
-    dra[3] = &o6[0]
-    ddec[3] = &o7[0]
+    for c in range(8):
+        plane = offsets[c]
+        planes[c] = &plane[0]
     for k in prange(n, nogil=True, num_threads=nthreads, schedule="static"):
         if not every and reach[k] == 0:
             for c in range(4):
@@ -102,5 +89,5 @@ def project_corners(const double[::1] ra, const double[::1] dec, const int64_t[:
             continue
         i = index[k]
         for c in range(4):
-            _project_one(&f, ra[k] + (<double>dra[c][i]) / 3600.0, dec[k] + (<double>ddec[c][i]) / 3600.0,
-                         &xi[k, c], &eta[k, c])
+            _project_one(&f, ra[k] + (<double>planes[2 * c][i]) / 3600.0,
+                         dec[k] + (<double>planes[2 * c + 1][i]) / 3600.0, &xi[k, c], &eta[k, c])

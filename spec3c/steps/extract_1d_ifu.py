@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Callable, Iterator, Mapping
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -280,17 +280,17 @@ def _read_ahead(ctx: StepContext, names: list[str]) -> Iterator[CubeSource]:
     extraction goes: memory stays bounded by a slab)."""
     cubes = [stored_cube(ctx, IfuCube.load(ctx.store, ctx.source, name)) for name in names]
 
-    def small(cube: CubeSource) -> bool:
-        return 3 * 4 * int(np.prod(cube.shape)) <= READ_AHEAD_BYTES  # SCI, ERR, WMAP, float32
-
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="spec3c-x1d-read") as reader:
-        following = reader.submit(_in_memory, cubes[0]) if cubes and small(cubes[0]) else None
+
+        def read(cube: CubeSource) -> Future[CubeSource] | None:
+            small = 3 * 4 * int(np.prod(cube.shape)) <= READ_AHEAD_BYTES  # SCI, ERR, WMAP, float32
+            return reader.submit(_in_memory, cube) if small else None
+
+        following = read(cubes[0]) if cubes else None
         for k, cube in enumerate(cubes):
             current = following.result() if following is not None else cube
-            after = cubes[k + 1] if k + 1 < len(cubes) else None
-            following = reader.submit(_in_memory, after) if after is not None and small(after) else None
+            following = read(cubes[k + 1]) if k + 1 < len(cubes) else None
             yield current
-            del current  # (its planes go before the one after next is read)
 
 
 def run(ctx: StepContext) -> StepOutcome:
