@@ -28,7 +28,8 @@ from ..results import save_association
 from ..store import Store, create_store, open_store
 from ..store.layout import LOCK, MANIFEST
 from ..store.records import LazyCutouts
-from .reader import ExposureData, exposure_name, file_mode, read_exposure, sha256_of
+from .reader import ExposureData, exposure_name, file_mode, read_exposure, set_up_of, sha256_of
+from .shared_coords import shared_in
 from .staging import StagedFile, Staging
 
 ProgressFn = Callable[[str, int, int], None]
@@ -196,7 +197,8 @@ def _read_job(name: str, plan: _Planned, folder: str | None,
             return exc  # returned, not raised: the executor would keep only its text
     staged = StagedFile(Path(folder) / f"member-{name}.pickle")  # the cutouts go there as they are laid out
     try:
-        data = _read_member(plan, staged)
+        with shared_in(Path(folder) / "coordinates"):  # shared by the workers reading this association
+            data = _read_member(plan, staged)
         if frames_into is not None:
             from ..store.tiledb_store import write_frames_beforehand
 
@@ -270,7 +272,8 @@ def _read_parallel(todo: list[_Planned], staged: Staging, workers: int | None, s
         n_read = n_staged = 0
         for start in range(0, len(todo), batch):
             part = todo[start:start + batch]
-            for name, ok, value in executor.completed(_read_job, {p.name: (p, folder, frames_into) for p in part}):
+            ordered = _reading_order(part) if folder is not None else part  # (coordinates shared in folder)
+            for name, ok, value in executor.completed(_read_job, {p.name: (p, folder, frames_into) for p in ordered}):
                 arrived[name] = (ok, value)
                 n_read += 1
                 if progress:
@@ -282,6 +285,21 @@ def _read_parallel(todo: list[_Planned], staged: Staging, workers: int | None, s
                     if on_staged is not None:
                         on_staged()
             _raise_first_broken(part, arrived)
+
+
+def _reading_order(part: list[_Planned]) -> list[_Planned]:
+    """The members in the order workers read them: the first exposure of each IFU detector set-up
+    first, so that the pointing-independent coordinates it saves are there for the others
+    (:mod:`spec3c.ingest.shared_coords`); the rest in the association's order."""
+    first: list[_Planned] = []
+    rest: list[_Planned] = []
+    seen: set[tuple[str, ...]] = set()
+    for plan in part:
+        key = set_up_of(plan.path, plan.role)
+        (rest if key is not None and key in seen else first).append(plan)
+        if key is not None:
+            seen.add(key)
+    return first + rest
 
 
 def _read_bytes(plan: _Planned) -> int:

@@ -136,6 +136,26 @@ def _own_reader(path: Path) -> Any:
     return None if mode is None else mode.read_file
 
 
+#: primary-header keywords that tell an IFU exposure's detector set-up (see :func:`set_up_of`)
+SET_UP_KEYWORDS = ("EXP_TYPE", "DETECTOR", "CHANNEL", "BAND", "GRATING", "FILTER")
+
+
+def set_up_of(path: Path, role: str) -> tuple[str, ...] | None:
+    """The detector set-up of a science file of a mode read as full frames (the primary header's
+    :data:`SET_UP_KEYWORDS`); None for other files.  Only a reading order depends on it: whether two
+    exposures share their coordinates is decided from their WCS (:mod:`.shared_coords`)."""
+    from astropy.io import fits
+
+    mode = file_mode(path) if role == "science" else None
+    if mode is None or mode.read_frames is None:
+        return None
+    try:
+        header = fits.getheader(path, ext=0)
+    except OSError:
+        return None
+    return tuple(str(header.get(k, "")) for k in SET_UP_KEYWORDS)
+
+
 def file_mode(path: Path) -> Any:
     """The mode serving the file's EXP_TYPE (primary header), None if the header or the mode is not
     found (the generic reader then says what is wrong with the file)."""

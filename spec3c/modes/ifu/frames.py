@@ -129,24 +129,30 @@ def selector_labels(wcs: Any, shape: tuple[int, ...]) -> np.ndarray | None:
 UNLABELLED_SAMPLE = 1024
 
 
-def world_centres(fast: Callable[..., Any], wcs: Any, shape: tuple[int, int]) -> tuple[np.ndarray, ...]:
-    """The forward transform of every pixel centre as full frames (float64), evaluated on the pixels
-    of a slice only (a third of an MRS detector is in none) when the WCS's slice selector says which
-    they are and a sample of the others maps to NaN, as the selector makes them."""
-    yy, xx = np.indices(shape, dtype=np.float64)
-    x, y = xx.ravel(), yy.ravel()
+def mapped_pixels(check: Callable[..., Any], wcs: Any, shape: tuple[int, int]) -> np.ndarray:
+    """Flat indices of the pixels whose coordinates are evaluated: those of a slice (a third of an
+    MRS detector is in none) when the WCS's slice selector says which they are and a sample of the
+    others maps to NaN through ``check`` (the forward transform, or its first step), as the selector
+    makes them; else every pixel."""
     labels = selector_labels(wcs, shape)
     if labels is not None:
-        inside = np.flatnonzero(labels.ravel() > 0)
-        values = evaluate(fast, x[inside], y[inside], chunk=FRAME_CHUNK)
         outside = np.flatnonzero(labels.ravel() <= 0)
         pick = outside[np.linspace(0, outside.size - 1, min(outside.size, UNLABELLED_SAMPLE)).astype(np.intp)]
+        y, x = (v.astype(np.float64) for v in np.divmod(pick, shape[1]))
         with warnings.catch_warnings():  # (astropy: "All data is outside the valid range")
             warnings.simplefilter("ignore")
-            unlabelled = evaluate(fast, x[pick], y[pick]) if pick.size else ()
+            unlabelled = evaluate(check, x, y) if pick.size else ()
         if all(np.isnan(v).all() for v in unlabelled):
-            return tuple(scatter(shape, inside, v) for v in values)
-    return tuple(v.reshape(shape) for v in evaluate(fast, x, y, chunk=FRAME_CHUNK))
+            return np.flatnonzero(labels.ravel() > 0)
+    return np.arange(int(np.prod(shape)))
+
+
+def world_centres(fast: Callable[..., Any], wcs: Any, shape: tuple[int, int]) -> tuple[np.ndarray, ...]:
+    """The forward transform of every pixel centre as full frames (float64), evaluated on the
+    :func:`mapped_pixels` only (NaN elsewhere)."""
+    inside = mapped_pixels(fast, wcs, shape)
+    y, x = (v.astype(np.float64) for v in np.divmod(inside, shape[1]))
+    return tuple(scatter(shape, inside, v) for v in evaluate(fast, x, y, chunk=FRAME_CHUNK))
 
 
 def box_pixels(box: Sequence[float], shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:

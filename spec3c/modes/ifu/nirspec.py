@@ -30,13 +30,13 @@ import numpy as np
 
 from ...errors import InputError
 from ...fast_transform import FastTransform
+from ...ingest.shared_coords import SAMPLE_PIXELS, chunks_of, fingerprint, sample_of
 from ...store.records import Cutout
 from .frames import (
     CORNER_PLANES,
     FRAME_CHUNK,
     box_pixels,
     corner_offsets,
-    evaluate,
     footprint,
     input_wcs,
     instrument_table,
@@ -59,9 +59,14 @@ class SliceTransforms:
         self.legacy = "gwa" in wcs.available_frames
         self.det2slicer = wcs.get_transform(wcs.available_frames[0], "slicer")
         self.slicer2world = wcs.get_transform("slicer", wcs.output_frame.name)
+        # where the pointing enters: slicer -> pivot is the same for every exposure of a set-up
+        self.pivot = "v2v3" if not self.legacy and "v2v3" in wcs.available_frames else "slicer"
         if not self.legacy:  # called as models (no bounding box), compiled
-            self._det2slicer = FastTransform(self.det2slicer, self.det2slicer, with_bounding_box=False)
-            self._slicer2world = FastTransform(self.slicer2world, self.slicer2world, with_bounding_box=False)
+            self._det2slicer = _compiled(self.det2slicer)
+            self._slicer2world = _compiled(self.slicer2world)
+        if self.pivot != "slicer":
+            self._slicer2pivot = _compiled(wcs.get_transform("slicer", self.pivot))
+            self._pivot2world = _compiled(wcs.get_transform(self.pivot, wcs.output_frame.name))
         self.nslices = int(instrument_table()["nirspec"]["nslices"])
         self.path = path
 
@@ -101,6 +106,24 @@ class SliceTransforms:
         if not self.legacy:
             return self._slicer2world(across, along, lam)
         return _call_named(self.slicer2world, k, across, along, lam)
+
+    def to_pivot(self, across: np.ndarray, along: np.ndarray, lam: np.ndarray,
+                 k: int | None = None) -> tuple[np.ndarray, ...]:
+        """slicer -> pivot (the first part of :meth:`to_world`)."""
+        if self.pivot == "slicer":
+            return across, along, lam
+        return self._slicer2pivot(across, along, lam)
+
+    def pivot_to_world(self, p1: np.ndarray, p2: np.ndarray, p3: np.ndarray,
+                       k: int | None = None) -> tuple[np.ndarray, ...]:
+        """pivot -> world (the rest of :meth:`to_world`: ``to_world = pivot_to_world . to_pivot``)."""
+        if self.pivot == "slicer":
+            return self.to_world(p1, p2, p3, k)
+        return self._pivot2world(p1, p2, p3)
+
+
+def _compiled(model: Any) -> FastTransform:
+    return FastTransform(model, model, with_bounding_box=False)
 
 
 def _call_named(transform: Any, name: int | None, *args: np.ndarray) -> tuple[np.ndarray, ...]:
@@ -153,37 +176,70 @@ def _slicer_lambda_scale(slam: np.ndarray, lam: np.ndarray) -> float | None:
     ok = np.isfinite(slam) & np.isfinite(lam)
     if not ok.any():
         return None
-    scale = 1.0e6 if np.nanmax(np.abs(slam[ok])) < 1.0e-4 else 1.0
+    scale = _metres_or_microns(slam[ok])
     return scale if np.array_equal(slam[ok] * scale, lam[ok]) else None
 
 
-def _evaluate_group(t: SliceTransforms, k: int | None, x: np.ndarray, y: np.ndarray,
-                    pitch: float) -> tuple[np.ndarray, ...]:
-    """Centre coordinates, dwave and corner RA/Dec of the pixels ``(x, y)``."""
+def _metres_or_microns(slam: np.ndarray) -> float:
+    """1e6 if the finite slicer wavelengths ``slam`` are in metres, else 1."""
+    return 1.0e6 if slam.size and np.nanmax(np.abs(slam)) < 1.0e-4 else 1.0
+
+
+def _dwave(t: SliceTransforms, k: int | None, x: np.ndarray, y: np.ndarray, scale: float | None) -> np.ndarray:
+    """``|λ(x - 0.4999) - λ(x + 0.4999)|``: slicer wavelengths times ``scale``, or through the whole
+    WCS (``scale`` None)."""
+    lo = t.to_slicer(x - HALF, y, k)
+    hi = t.to_slicer(x + HALF, y, k)
+    if scale is not None:  # the world wavelength is the slicer one scaled: skip two sky mappings
+        return np.abs(lo[2] * scale - hi[2] * scale)
+    return np.abs(t.to_world(lo[0], lo[1], lo[2], k)[2] - t.to_world(hi[0], hi[1], hi[2], k)[2])
+
+
+def _pointing_free(t: SliceTransforms, k: int | None, x: np.ndarray, y: np.ndarray,
+                   pitch: float) -> tuple[dict[str, np.ndarray], bool]:
+    """Everything but pivot -> world of the pixels ``(x, y)``: the centres and the four corners at the
+    pivot (``p1, p2, p3``, ``c<k>_1 .. c<k>_3``), the slicer coordinates, and ``dwave`` from the
+    slicer wavelengths times ``scale`` (valid where the world λ is the slicer one times it: the
+    caller checks)."""
     dy = float(instrument_table()["nirspec"]["corner_dy"])
+    across, along, slam = t.to_slicer(x, y, k)
+    p1, p2, p3 = t.to_pivot(across, along, slam, k)
+    scale = _metres_or_microns(slam[np.isfinite(slam) & np.isfinite(p3)])
+    arrays = {"p1": p1, "p2": p2, "p3": p3, "dwave": _dwave(t, k, x, y, scale), "scale": np.array([scale]),
+              "across": across, "slicer_along": along, "slicer_lam": slam}
+    a1, b1, l1 = t.to_slicer(x, y - dy, k)
+    a2, b2, l2 = t.to_slicer(x, y + dy, k)
+    half = pitch / 2.0
+    for c, (a, b, lam) in enumerate(((a1 - half, b1, l1), (a1 + half, b1, l1), (a2 + half, b2, l2),
+                                     (a2 - half, b2, l2)), start=1):
+        arrays.update(zip((f"c{c}_1", f"c{c}_2", f"c{c}_3"), t.to_pivot(a, b, lam, k), strict=True))
+    return arrays, True
 
-    def one(xc: np.ndarray, yc: np.ndarray) -> tuple[np.ndarray, ...]:
-        across, along, slam = t.to_slicer(xc, yc, k)
-        ra, dec, lam = t.to_world(across, along, slam, k)
-        lo = t.to_slicer(xc - HALF, yc, k)
-        hi = t.to_slicer(xc + HALF, yc, k)
-        scale = _slicer_lambda_scale(slam, lam)
-        if scale is not None:  # the world wavelength is the slicer one scaled: skip two sky mappings
-            lam_lo, lam_hi = lo[2] * scale, hi[2] * scale
-        else:
-            lam_lo = t.to_world(lo[0], lo[1], lo[2], k)[2]
-            lam_hi = t.to_world(hi[0], hi[1], hi[2], k)[2]
-        a1, b1, l1 = t.to_slicer(xc, yc - dy, k)
-        a2, b2, l2 = t.to_slicer(xc, yc + dy, k)
-        half = pitch / 2.0
-        ra1, dec1, _ = t.to_world(a1 - half, b1, l1, k)
-        ra2, dec2, _ = t.to_world(a1 + half, b1, l1, k)
-        ra3, dec3, _ = t.to_world(a2 + half, b2, l2, k)
-        ra4, dec4, _ = t.to_world(a2 - half, b2, l2, k)
-        return (ra, dec, lam, np.abs(lam_lo - lam_hi), across, along, slam,
-                ra1, dec1, ra2, dec2, ra3, dec3, ra4, dec4)
 
-    return evaluate(one, x, y)
+def _to_sky(t: SliceTransforms, k: int | None, free: dict[str, np.ndarray]) -> tuple[np.ndarray, ...]:
+    """Centre RA, Dec, λ and the corners' RA, Dec (ra1, dec1 ... ra4, dec4) from the pivot."""
+    ra, dec, lam = t.pivot_to_world(free["p1"], free["p2"], free["p3"], k)
+    corners: list[np.ndarray] = []
+    for c in range(1, 5):
+        corners += t.pivot_to_world(free[f"c{c}_1"], free[f"c{c}_2"], free[f"c{c}_3"], k)[:2]
+    return (ra, dec, lam, *corners)
+
+
+def _set_up_key(t: SliceTransforms, regions: np.ndarray, boxes: list, shape: tuple[int, int], pitch: float,
+                groups: list[tuple[int | None, np.ndarray]]) -> str:
+    """What makes two exposures' :func:`_pointing_free` arrays the same (see
+    :mod:`spec3c.ingest.shared_coords`): the slice map and boxes, the pitch, and the slicer and pivot
+    coordinates of a sample of every group's pixels at the centres and at the steps the arrays use."""
+    dy = float(instrument_table()["nirspec"]["corner_dy"])
+    values: list[np.ndarray] = []
+    for k, group in groups:
+        sample = sample_of(group, SAMPLE_PIXELS // len(groups))
+        y, x = (v.astype(np.float64) for v in np.divmod(sample, shape[1]))
+        for dx, ddy in ((0.0, 0.0), (-HALF, 0.0), (HALF, 0.0), (0.0, -dy), (0.0, dy)):
+            across, along, lam = t.to_slicer(x + dx, y + ddy, k)
+            values += [across, along, lam, *t.to_pivot(across, along, lam, k)]
+    return fingerprint("nirspec", t.pivot, repr(shape), regions, np.array(boxes, dtype=np.float64), repr(pitch),
+                       *values)
 
 
 def _rotation(t: SliceTransforms, boxes: list) -> float:
@@ -207,7 +263,7 @@ def _internal_footprint(across: np.ndarray, along: np.ndarray) -> list[float]:
     return [float(v) for v in (a[ia0], b[ia0], a[ia1], b[ia1], a[ib0], b[ib0], a[ib1], b[ib1])]
 
 
-#: centre planes (float64) in the order :func:`_evaluate_group` returns them, then the corners
+#: centre planes (float64), then the corners
 _CENTRE_PLANES = ("ra", "dec", "wavelength", "dwave", "across", "slicer_along", "slicer_lam")
 
 
@@ -217,21 +273,35 @@ def _frames(t: SliceTransforms, regions: np.ndarray, boxes: list, shape: tuple[i
     n = int(np.prod(shape))
     out = {name: np.full(n, np.nan) for name in _CENTRE_PLANES}
     out.update({name: np.full(n, np.nan, dtype=np.float32) for name in CORNER_PLANES})
-    for k, group in _groups(t, regions, boxes, shape):
-        # a chunk at a time into the frames: the 15 coordinate arrays of a whole group (every labelled
-        # pixel of a 2048^2 detector) were ~600 MB more per reading process; astropy.modeling's
-        # intermediates of a chunk are ~150 MB at CHUNK pixels, half that at FRAME_CHUNK
-        for index in (group[start:start + FRAME_CHUNK] for start in range(0, group.size, FRAME_CHUNK)):
-            y, x = np.divmod(index, shape[1])
-            values = _evaluate_group(t, k, x.astype(np.float64), y.astype(np.float64), pitch)
-            keep = np.isfinite(values[2])
-            where = index[keep]
-            for name, value in zip(_CENTRE_PLANES, values, strict=False):
-                out[name][where] = value[keep]
-            ra, dec = values[0][keep], values[1][keep]
-            offsets = corner_offsets(ra, dec, [v[keep] for v in values[len(_CENTRE_PLANES):]])
-            for name, value in offsets.items():
-                out[name][where] = value
+    groups = _groups(t, regions, boxes, shape)
+    key = _set_up_key(t, regions, boxes, shape, pitch, groups)
+    # a chunk at a time into the frames: the 15 coordinate arrays of a whole group (every labelled
+    # pixel of a 2048^2 detector) were ~600 MB more per reading process; astropy.modeling's
+    # intermediates of a chunk are ~150 MB at CHUNK pixels, half that at FRAME_CHUNK
+    chunks = [(k, group[start:start + FRAME_CHUNK]) for k, group in groups for start in range(0, group.size, FRAME_CHUNK)]
+
+    def pixels(c: int) -> tuple[np.ndarray, np.ndarray]:
+        y, x = np.divmod(chunks[c][1], shape[1])
+        return x.astype(np.float64), y.astype(np.float64)
+
+    def make(c: int) -> tuple[dict[str, np.ndarray], bool]:
+        return _pointing_free(t, chunks[c][0], *pixels(c), pitch)
+
+    for c, free in enumerate(chunks_of(key, len(chunks), make)):
+        k, index = chunks[c]
+        ra, dec, lam, *corners = _to_sky(t, k, free)
+        dwave = free["dwave"]
+        scale = _slicer_lambda_scale(free["slicer_lam"], lam)
+        if scale is None or scale != float(free["scale"][0]):  # the world λ is not the slicer one scaled
+            dwave = _dwave(t, k, *pixels(c), scale)
+        keep = np.isfinite(lam)
+        where = index[keep]
+        for name, value in zip(_CENTRE_PLANES, (ra, dec, lam, dwave, free["across"], free["slicer_along"],
+                                                 free["slicer_lam"]), strict=True):
+            out[name][where] = value[keep]
+        offsets = corner_offsets(ra[keep], dec[keep], [v[keep] for v in corners])
+        for name, value in offsets.items():
+            out[name][where] = value
     return {name: value.reshape(shape) for name, value in out.items()}
 
 
