@@ -228,11 +228,18 @@ def _stream(hdulist: fits.HDUList, cube: IfuCube, store: Store, source: str, pat
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="Card is too long")
         fits.HDUList([hdulist[0]]).writeto(path)
-        for hdu in hdulist[1:]:
-            if hdu.name not in streamed:
-                with fits.open(path, mode="append") as out:
-                    out.append(hdu)
+        pending: list[Any] = []  # HDUs that are not planes, appended together (an append re-reads the file's headers)
+        for hdu in [*hdulist[1:], None]:
+            if hdu is not None and hdu.name not in streamed:
+                pending.append(hdu)
                 continue
+            if pending:
+                with fits.open(path, mode="append") as out:
+                    for other in pending:
+                        out.append(other)
+                pending.clear()
+            if hdu is None:
+                break
             stream = fits.StreamingHDU(str(path), hdu.header)
             plane = streamed[hdu.name]
             for tile in cube.tiles:
