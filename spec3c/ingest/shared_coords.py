@@ -27,12 +27,15 @@ from pathlib import Path
 
 import numpy as np
 
+from ..log import logger
+
 __all__ = ["SAMPLE_PIXELS", "chunks_of", "fingerprint", "load_or_make", "sample_of", "shared_in"]
 
 #: about this many labelled pixels of an exposure are evaluated for its key
 SAMPLE_PIXELS = 8192
 
 _folder: Path | None = None
+_log = logger("ingest")
 
 
 @contextlib.contextmanager
@@ -75,28 +78,28 @@ def load_or_make(key: str, make: Callable[[], tuple[dict[str, np.ndarray], bool]
     where = None if _folder is None else _folder / f"coords-{key}"
     if where is None or not where.is_dir():
         arrays, shareable = make()
-        if where is None or not shareable:
+        if where is None or not shareable or not _save(where, arrays):
             return arrays
-        _save(where, arrays)
         del arrays
     return {p.stem: np.asarray(np.load(p, mmap_mode="r")) for p in sorted(where.glob("*.npy"))}
 
 
-def _save(where: Path, arrays: dict[str, np.ndarray]) -> None:
-    """Written under a temporary name, then renamed: a reader sees all the arrays or none.  Another
-    process that made the same arrays meanwhile keeps its own copy (the rename fails)."""
-    where.parent.mkdir(parents=True, exist_ok=True)
+def _save(where: Path, arrays: dict[str, np.ndarray]) -> bool:
+    """Written under a temporary name, then renamed: a reader sees all the arrays or none.  Whether
+    they are there: not when the folder's disk refused them (nothing is then shared; the exposure
+    is read all the same).  Another process that saved the same arrays meanwhile keeps its copy."""
     writing = where.with_name(f".{where.name}.{os.getpid()}")
-    writing.mkdir()
     try:
+        writing.mkdir(parents=True)
         for name, value in arrays.items():
             np.save(writing / f"{name}.npy", value, allow_pickle=False)
         writing.rename(where)
-    except OSError:
+    except OSError as exc:
         if not where.is_dir():
-            raise
+            _log.debug("coordinates not shared (%s): %s", where.name, exc)
     finally:
         shutil.rmtree(writing, ignore_errors=True)
+    return where.is_dir()
 
 
 def chunks_of(key: str, n_chunks: int,
@@ -110,17 +113,12 @@ def chunks_of(key: str, n_chunks: int,
             yield {p.name.split("-", 1)[1][:-4]: np.load(p) for p in sorted(where.glob(f"{k:06d}-*.npy"))}
         return
     writing = None if where is None else where.with_name(f".{where.name}.{os.getpid()}")
-    if writing is not None:
-        writing.mkdir(parents=True)
     try:
         for k in range(n_chunks):
             arrays, shareable = make(k)
-            if writing is not None and not shareable:
+            if writing is not None and not (shareable and _save_chunk(writing, k, arrays)):
                 shutil.rmtree(writing, ignore_errors=True)
                 writing = None
-            if writing is not None:
-                for name, value in arrays.items():
-                    np.save(writing / f"{k:06d}-{name}.npy", value, allow_pickle=False)
             yield arrays
         if writing is not None and where is not None:
             with contextlib.suppress(OSError):  # another process saved the same chunks meanwhile
@@ -128,3 +126,15 @@ def chunks_of(key: str, n_chunks: int,
     finally:
         if writing is not None:
             shutil.rmtree(writing, ignore_errors=True)
+
+
+def _save_chunk(writing: Path, k: int, arrays: dict[str, np.ndarray]) -> bool:
+    """Chunk ``k``'s arrays saved in the folder ``writing``; False if the disk refused them."""
+    try:
+        writing.mkdir(parents=True, exist_ok=True)
+        for name, value in arrays.items():
+            np.save(writing / f"{k:06d}-{name}.npy", value, allow_pickle=False)
+    except OSError as exc:
+        _log.debug("coordinates not shared (%s): %s", writing.name, exc)
+        return False
+    return True

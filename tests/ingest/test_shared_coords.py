@@ -119,3 +119,25 @@ def test_the_first_exposure_of_each_set_up_is_read_first(tmp_path):
     plans = [_Planned(path=f, role="science", name=f.stem, sha256="", action="new") for f in files]
     order = [p.name for p in _reading_order(plans)]
     assert order == [files[0].stem, files[3].stem, files[1].stem, files[2].stem, files[4].stem, files[5].stem]
+
+
+def test_a_disk_that_refuses_the_arrays_shares_nothing_and_reads_all_the_same(tmp_path, monkeypatch):
+    """A full temporary disk must not fail an ingest: each exposure makes its own arrays."""
+    import spec3c.ingest.shared_coords as shared
+
+    def full(*_a, **_k):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(shared.np, "save", full)
+    calls = []
+
+    def make(*_):
+        calls.append(1)
+        return {"v": np.arange(3.0)}, True
+
+    with shared_in(tmp_path / "shared"):
+        for _ in range(2):
+            np.testing.assert_array_equal(load_or_make("k", make)["v"], np.arange(3.0))
+            assert [c["v"].sum() for c in chunks_of("c", 2, make)] == [3.0, 3.0]
+    assert len(calls) == 2 * (1 + 2)
+    assert not (tmp_path / "shared").exists() or list((tmp_path / "shared").iterdir()) == []
