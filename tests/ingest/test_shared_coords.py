@@ -141,3 +141,27 @@ def test_a_disk_that_refuses_the_arrays_shares_nothing_and_reads_all_the_same(tm
             assert [c["v"].sum() for c in chunks_of("c", 2, make)] == [3.0, 3.0]
     assert len(calls) == 2 * (1 + 2)
     assert not (tmp_path / "shared").exists() or list((tmp_path / "shared").iterdir()) == []
+
+
+def test_a_pointing_part_that_changes_wavelengths_gets_its_own_arrays(tmp_path, monkeypatch):
+    """An exposure whose v2v3 -> world scales λ: the detector λ the saved ``dwave`` came from is not
+    its own, so it makes its arrays as if read alone."""
+    from astropy.modeling import models as am
+    from stdatamodels.jwst import datamodels as dm
+
+    first = miri_file(tmp_path / "a_mirifushort_cal.fits", SCENE, ny=24)
+    other = miri_file(tmp_path / "b_mirifushort_cal.fits", SCENE, ny=24, dither=DITHERS[1])
+    with dm.open(other) as model:
+        wcs = model.meta.wcs
+        wcs.set_transform("v2v3", "world", wcs.get_transform("v2v3", "world") | (am.Identity(2) & am.Scale(1.000001)))
+        model.meta.wcs = wcs
+        model.save(other)
+    alone = read_exposure(other, "science").images
+    made = _counting(monkeypatch, miri_reader, "_pointing_free")
+    with shared_in(tmp_path / "shared"):
+        read_exposure(first, "science")
+        got = read_exposure(other, "science").images
+    assert len(made) == 2
+    _assert_same_frames(got, alone)
+    first_alone = read_exposure(first, "science").images
+    assert not np.array_equal(got["dwave"], first_alone["dwave"], equal_nan=True)

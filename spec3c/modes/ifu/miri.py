@@ -209,10 +209,16 @@ def read_miri_frames(model: Any, name: str, path: Path) -> tuple[list[Cutout], d
     chain = _Chain(wcs)
     free = load_or_make(_set_up_key(chain, shape, owner, slices),
                         lambda: _pointing_free(chain, shape, owner, len(channels)))
+    world = chain.to_world(free["p1"], free["p2"], free["p3"])
+    if not np.array_equal(world[2], free["p3"], equal_nan=True):
+        # this exposure's pivot -> world changes λ: dwave, from the detector λ, may not be its own
+        free = _pointing_free(chain, shape, owner, len(channels))[0]
+        world = chain.to_world(free["p1"], free["p2"], free["p3"])
 
     mapped, finite = free.pop("mapped"), free.pop("finite")
     centre_pivot = (free.pop("p1"), free.pop("p2"), free.pop("p3"))
-    ra, dec, lam = (scatter(shape, mapped, v) for v in chain.to_world(*centre_pivot))
+    ra, dec, lam = (scatter(shape, mapped, v) for v in world)
+    del world
     index = mapped[finite]
     lam_valid = centre_pivot[2][finite]
     del centre_pivot, mapped
