@@ -291,6 +291,9 @@ def _reading_order(part: list[_Planned]) -> list[_Planned]:
     """The members in the order workers read them: the first exposure of each IFU detector set-up
     first, so that the pointing-independent coordinates it saves are there for the others
     (:mod:`spec3c.ingest.shared_coords`); the rest in the association's order."""
+    science = next((plan for plan in part if plan.role == "science"), None)
+    if science is None or set_up_of(science.path, science.role) is None:
+        return part  # not a mode read as full frames (one header read, not one a member)
     first: list[_Planned] = []
     rest: list[_Planned] = []
     seen: set[tuple[str, ...]] = set()

@@ -7,6 +7,8 @@ set-up must not load them.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 from ifu_inputs import MIRI_CHANNELS, Scene, miri_file, nirspec_file
@@ -165,3 +167,15 @@ def test_a_pointing_part_that_changes_wavelengths_gets_its_own_arrays(tmp_path, 
     _assert_same_frames(got, alone)
     first_alone = read_exposure(first, "science").images
     assert not np.array_equal(got["dwave"], first_alone["dwave"], equal_nan=True)
+
+
+def test_members_of_other_modes_keep_the_association_order(tmp_path, monkeypatch):
+    """Only a mode read as full frames is reordered, and the others' headers are read once, not per member."""
+    import spec3c.ingest as ingest_module
+
+    calls: list[Path] = []
+    monkeypatch.setattr(ingest_module, "set_up_of", lambda path, role: calls.append(path))
+    plans = [_Planned(path=tmp_path / f"{k}_cal.fits", role="science", name=str(k), sha256="", action="new")
+             for k in range(5)]
+    assert _reading_order(plans) == plans
+    assert calls == [plans[0].path]
