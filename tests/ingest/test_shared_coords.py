@@ -37,6 +37,19 @@ def _assert_same_frames(got: dict[str, np.ndarray], want: dict[str, np.ndarray])
         np.testing.assert_array_equal(got[name], value, err_msg=name)
 
 
+def _not_shared(tmp_path, monkeypatch, first, other) -> dict[str, np.ndarray]:
+    """``other`` read after ``first`` with sharing on, checked to have made its own arrays and to
+    get the frames of a read alone; its frames."""
+    alone = read_exposure(other, "science").images
+    made = _counting(monkeypatch, miri_reader, "_pointing_free")
+    with shared_in(tmp_path / "shared"):
+        read_exposure(first, "science")
+        got = read_exposure(other, "science").images
+    assert len(made) == 2
+    _assert_same_frames(got, alone)
+    return got
+
+
 def test_mrs_dithers_share_their_coordinates_and_get_the_frames_of_a_read_alone(tmp_path, monkeypatch):
     files = [miri_file(tmp_path / f"d{k}_mirifushort_cal.fits", SCENE, ny=24, dither=d, pa=20.0)
              for k, d in enumerate(DITHERS)]
@@ -73,14 +86,8 @@ def test_another_distortion_is_not_shared(tmp_path, monkeypatch):
     monkeypatch.setitem(MIRI_CHANNELS, "1", (ascale, width, lam0 + 1e-9, dlam))
     other = miri_file(tmp_path / "b_mirifushort_cal.fits", SCENE, ny=24, dither=DITHERS[1])
     monkeypatch.undo()
-    alone = read_exposure(other, "science").images
-    made = _counting(monkeypatch, miri_reader, "_pointing_free")
-    with shared_in(tmp_path / "shared"):
-        read_exposure(first, "science")
-        got = read_exposure(other, "science").images
-    assert len(made) == 2
+    _not_shared(tmp_path, monkeypatch, first, other)
     assert len(list((tmp_path / "shared").iterdir())) == 2
-    _assert_same_frames(got, alone)
 
 
 def test_arrays_that_depend_on_the_pointing_are_not_saved(tmp_path):
@@ -158,13 +165,7 @@ def test_a_pointing_part_that_changes_wavelengths_gets_its_own_arrays(tmp_path, 
         wcs.set_transform("v2v3", "world", wcs.get_transform("v2v3", "world") | (am.Identity(2) & am.Scale(1.000001)))
         model.meta.wcs = wcs
         model.save(other)
-    alone = read_exposure(other, "science").images
-    made = _counting(monkeypatch, miri_reader, "_pointing_free")
-    with shared_in(tmp_path / "shared"):
-        read_exposure(first, "science")
-        got = read_exposure(other, "science").images
-    assert len(made) == 2
-    _assert_same_frames(got, alone)
+    got = _not_shared(tmp_path, monkeypatch, first, other)
     first_alone = read_exposure(first, "science").images
     assert not np.array_equal(got["dwave"], first_alone["dwave"], equal_nan=True)
 
