@@ -155,7 +155,15 @@ def test_reingest_is_a_no_op_and_keeps_the_frames(tmp_path_factory):
         assert "corner4_ddec" in store.list_images(store.list_exposures()[0].name)
 
 
-def test_world_centres_evaluates_only_the_labelled_pixels_and_agrees_with_all(monkeypatch):
+def _centres(fast, index: np.ndarray, shape: tuple[int, int]) -> list[np.ndarray]:
+    """The forward transform of the pixels ``index`` as full frames (NaN elsewhere), as the MRS reader makes them."""
+    from spec3c.modes.ifu import frames
+
+    y, x = (v.astype(np.float64) for v in np.divmod(index, shape[1]))
+    return [frames.scatter(shape, index, v) for v in frames.evaluate(fast, x, y)]
+
+
+def test_mapped_pixels_are_only_the_labelled_ones_and_lose_nothing(monkeypatch):
     from ifu_inputs import miri_wcs
 
     from spec3c.fast_transform import FastWcs
@@ -168,14 +176,16 @@ def test_world_centres_evaluates_only_the_labelled_pixels_and_agrees_with_all(mo
     sizes: list[int] = []
     real = frames.evaluate
     monkeypatch.setattr(frames, "evaluate", lambda f, x, *a, **k: sizes.append(x.size) or real(f, x, *a, **k))
-    got = frames.world_centres(FastWcs(wcs), wcs, shape)
-    assert sizes[-1] == np.count_nonzero(regions > 0) and sum(sizes[:-1]) <= frames.UNLABELLED_SAMPLE
+    mapped = frames.mapped_pixels(FastWcs(wcs), wcs, shape)
+    assert sum(sizes) <= frames.UNLABELLED_SAMPLE
+    np.testing.assert_array_equal(mapped, np.flatnonzero(regions > 0))
+    got = _centres(FastWcs(wcs), mapped, shape)
     for g, want in zip(got, everywhere, strict=True):
         np.testing.assert_array_equal(g, want)
     assert np.isnan(got[0][regions == 0]).all() and np.isfinite(got[0][regions > 0]).all()
 
 
-def test_world_centres_evaluates_every_pixel_when_unlabelled_ones_map_somewhere():
+def test_every_pixel_is_mapped_when_unlabelled_ones_map_somewhere():
     """A selector whose label 0 has a transform of its own: nothing is assumed NaN."""
     from gwcs import selector
 
@@ -191,6 +201,6 @@ def test_world_centres_evaluates_every_pixel_when_unlabelled_ones_map_somewhere(
     def fast(x, y):
         return (x + 10 * y,)
 
-    (got,) = frames.world_centres(fast, Wcs(), shape)
+    (got,) = _centres(fast, frames.mapped_pixels(fast, Wcs(), shape), shape)
     yy, xx = np.indices(shape, dtype=np.float64)
     np.testing.assert_array_equal(got, xx + 10 * yy)

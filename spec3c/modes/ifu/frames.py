@@ -147,14 +147,6 @@ def mapped_pixels(check: Callable[..., Any], wcs: Any, shape: tuple[int, int]) -
     return np.arange(int(np.prod(shape)))
 
 
-def world_centres(fast: Callable[..., Any], wcs: Any, shape: tuple[int, int]) -> tuple[np.ndarray, ...]:
-    """The forward transform of every pixel centre as full frames (float64), evaluated on the
-    :func:`mapped_pixels` only (NaN elsewhere)."""
-    inside = mapped_pixels(fast, wcs, shape)
-    y, x = (v.astype(np.float64) for v in np.divmod(inside, shape[1]))
-    return tuple(scatter(shape, inside, v) for v in evaluate(fast, x, y, chunk=FRAME_CHUNK))
-
-
 def box_pixels(box: Sequence[float], shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
     """Row and column indices ``(y, x)`` of the pixels of a bounding box ``(x0, x1, y0, y1)``, as
     ``gwcs.wcstools.grid_from_bounding_box(center=True)`` lists them (``floor(lo + 0.5)`` to
