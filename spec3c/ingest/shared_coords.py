@@ -90,13 +90,9 @@ def _save(where: Path, arrays: dict[str, np.ndarray]) -> bool:
     is read all the same).  Another process that saved the same arrays meanwhile keeps its copy."""
     writing = where.with_name(f".{where.name}.{os.getpid()}")
     try:
-        writing.mkdir(parents=True)
-        for name, value in arrays.items():
-            np.save(writing / f"{name}.npy", value, allow_pickle=False)
-        writing.rename(where)
-    except OSError as exc:
-        if not where.is_dir():
-            _log.debug("coordinates not shared (%s): %s", where.name, exc)
+        if _write(writing, arrays):
+            with contextlib.suppress(OSError):  # (the other process's copy is there)
+                writing.rename(where)
     finally:
         shutil.rmtree(writing, ignore_errors=True)
     return where.is_dir()
@@ -116,7 +112,7 @@ def chunks_of(key: str, n_chunks: int,
     try:
         for k in range(n_chunks):
             arrays, shareable = make(k)
-            if writing is not None and not (shareable and _save_chunk(writing, k, arrays)):
+            if writing is not None and not (shareable and _write(writing, arrays, prefix=f"{k:06d}-")):
                 shutil.rmtree(writing, ignore_errors=True)
                 writing = None
             yield arrays
@@ -128,13 +124,13 @@ def chunks_of(key: str, n_chunks: int,
             shutil.rmtree(writing, ignore_errors=True)
 
 
-def _save_chunk(writing: Path, k: int, arrays: dict[str, np.ndarray]) -> bool:
-    """Chunk ``k``'s arrays saved in the folder ``writing``; False if the disk refused them."""
+def _write(folder: Path, arrays: dict[str, np.ndarray], prefix: str = "") -> bool:
+    """``arrays`` saved in ``folder`` as ``<prefix><name>.npy``; False if the disk refused them."""
     try:
-        writing.mkdir(parents=True, exist_ok=True)
+        folder.mkdir(parents=True, exist_ok=True)
         for name, value in arrays.items():
-            np.save(writing / f"{k:06d}-{name}.npy", value, allow_pickle=False)
+            np.save(folder / f"{prefix}{name}.npy", value, allow_pickle=False)
     except OSError as exc:
-        _log.debug("coordinates not shared (%s): %s", writing.name, exc)
+        _log.debug("coordinates not shared (%s): %s", folder.name, exc)
         return False
     return True
